@@ -59,7 +59,11 @@ impl SendWindow {
     /// Records that `n` bytes were sent. `n` must come from [`SendWindow::next_chunk`].
     pub fn spend(&mut self, n: usize) {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
-        assert!(n <= self.credit, "spent {n} bytes with {} credit", self.credit);
+        assert!(
+            n <= self.credit,
+            "spent {n} bytes with {} credit",
+            self.credit
+        );
         self.credit -= n;
     }
 
@@ -178,7 +182,10 @@ mod tests {
         rx.receive(8).unwrap();
         assert_eq!(
             rx.receive(3),
-            Err(FlowError::WindowExceeded { sent: 3, allowed: 2 })
+            Err(FlowError::WindowExceeded {
+                sent: 3,
+                allowed: 2
+            })
         );
     }
 

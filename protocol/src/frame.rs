@@ -160,9 +160,18 @@ mod tests {
     #[test]
     fn rejects_each_malformed_shape_with_its_own_error() {
         assert_eq!(Frame::decode(&[1, 0, 0]), Err(FrameError::Truncated(3)));
-        assert_eq!(Frame::decode(&[9, 0, 0, 0, 1]), Err(FrameError::UnknownKind(9)));
-        assert_eq!(Frame::decode(&[1, 0, 0, 0, 1]), Err(FrameError::EmptyData(1)));
-        assert_eq!(Frame::decode(&[2, 0, 0, 0, 1, 0, 0]), Err(FrameError::BadCredit(1)));
+        assert_eq!(
+            Frame::decode(&[9, 0, 0, 0, 1]),
+            Err(FrameError::UnknownKind(9))
+        );
+        assert_eq!(
+            Frame::decode(&[1, 0, 0, 0, 1]),
+            Err(FrameError::EmptyData(1))
+        );
+        assert_eq!(
+            Frame::decode(&[2, 0, 0, 0, 1, 0, 0]),
+            Err(FrameError::BadCredit(1))
+        );
         assert_eq!(
             Frame::decode(&[2, 0, 0, 0, 1, 0, 0, 0, 0]),
             Err(FrameError::BadCredit(1))
@@ -181,7 +190,13 @@ mod tests {
     #[test]
     fn accepts_a_payload_of_exactly_the_maximum() {
         let payload = vec![0x55; MAX_FRAME_PAYLOAD];
-        let bytes = Frame::Data { stream_id: 1, payload: &payload }.encode();
-        assert!(matches!(Frame::decode(&bytes), Ok(Frame::Data { payload: p, .. }) if p.len() == MAX_FRAME_PAYLOAD));
+        let bytes = Frame::Data {
+            stream_id: 1,
+            payload: &payload,
+        }
+        .encode();
+        assert!(
+            matches!(Frame::decode(&bytes), Ok(Frame::Data { payload: p, .. }) if p.len() == MAX_FRAME_PAYLOAD)
+        );
     }
 }

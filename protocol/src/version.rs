@@ -92,7 +92,10 @@ mod tests {
     #[test]
     fn same_major_is_compatible_whatever_the_minor() {
         let ours = ProtocolVersion { major: 1, minor: 0 };
-        assert!(ours.check_compatible(ProtocolVersion { major: 1, minor: 7 }).is_ok());
+        assert!(
+            ours.check_compatible(ProtocolVersion { major: 1, minor: 7 })
+                .is_ok()
+        );
     }
 
     #[test]
@@ -110,13 +113,21 @@ mod tests {
     #[test]
     fn parses_and_prints_major_dot_minor() {
         let v: ProtocolVersion = "3.14".parse().unwrap();
-        assert_eq!(v, ProtocolVersion { major: 3, minor: 14 });
+        assert_eq!(
+            v,
+            ProtocolVersion {
+                major: 3,
+                minor: 14
+            }
+        );
         assert_eq!(v.to_string(), "3.14");
     }
 
     #[test]
     fn rejects_malformed_versions() {
-        for bad in ["", "1", "1.", ".1", "1.2.3", "a.b", "+1.0", "1.-1", "99999.0"] {
+        for bad in [
+            "", "1", "1.", ".1", "1.2.3", "a.b", "+1.0", "1.-1", "99999.0",
+        ] {
             assert!(bad.parse::<ProtocolVersion>().is_err(), "{bad:?} accepted");
         }
     }

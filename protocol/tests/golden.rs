@@ -47,7 +47,12 @@ fn agent_samples() -> Vec<(&'static str, AgentMessage)> {
             "agent_heartbeat",
             AgentMessage::Heartbeat { active_sessions: 3 },
         ),
-        ("agent_ack", AgentMessage::Ack { command_id: COMMAND }),
+        (
+            "agent_ack",
+            AgentMessage::Ack {
+                command_id: COMMAND,
+            },
+        ),
         (
             "agent_completed",
             AgentMessage::Completed {
@@ -201,8 +206,14 @@ fn control_messages_match_their_golden_files() {
 #[test]
 fn unknown_message_types_decode_to_the_fallback_in_both_directions() {
     let text = r#"{"type":"telemetry","cpu":0.5}"#;
-    assert_eq!(AgentMessage::from_json(text).unwrap(), AgentMessage::Unknown);
-    assert_eq!(ControlMessage::from_json(text).unwrap(), ControlMessage::Unknown);
+    assert_eq!(
+        AgentMessage::from_json(text).unwrap(),
+        AgentMessage::Unknown
+    );
+    assert_eq!(
+        ControlMessage::from_json(text).unwrap(),
+        ControlMessage::Unknown
+    );
 }
 
 #[test]
@@ -221,7 +232,10 @@ fn unknown_command_actions_are_malformed() {
 
 #[test]
 fn oversize_text_is_refused_before_parsing() {
-    let text = format!(r#"{{"type":"goodbye","reason":"{}"}}"#, "x".repeat(MAX_TEXT_MESSAGE));
+    let text = format!(
+        r#"{{"type":"goodbye","reason":"{}"}}"#,
+        "x".repeat(MAX_TEXT_MESSAGE)
+    );
     assert!(matches!(
         AgentMessage::from_json(&text),
         Err(ProtocolError::TooLarge { .. })

@@ -48,23 +48,29 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
             text(),
             text(),
             proptest::option::of(text()),
-            (any::<u32>(), proptest::option::of(text()), proptest::option::of(text())),
+            (
+                any::<u32>(),
+                proptest::option::of(text()),
+                proptest::option::of(text())
+            ),
             proptest::collection::vec(report(), 0..4),
         )
-            .prop_map(|(protocol_version, agent_id, platform, region, cap, sessions)| {
-                AgentMessage::Hello {
-                    protocol_version,
-                    agent_id,
-                    platform,
-                    region,
-                    capacity: Capacity {
-                        max_sessions: cap.0,
-                        cpu: cap.1,
-                        memory: cap.2,
-                    },
-                    sessions,
+            .prop_map(
+                |(protocol_version, agent_id, platform, region, cap, sessions)| {
+                    AgentMessage::Hello {
+                        protocol_version,
+                        agent_id,
+                        platform,
+                        region,
+                        capacity: Capacity {
+                            max_sessions: cap.0,
+                            cpu: cap.1,
+                            memory: cap.2,
+                        },
+                        sessions,
+                    }
                 }
-            }),
+            ),
         any::<u32>().prop_map(|active_sessions| AgentMessage::Heartbeat { active_sessions }),
         uuid().prop_map(|command_id| AgentMessage::Ack { command_id }),
         (uuid(), report()).prop_map(|(command_id, r)| AgentMessage::Completed {
@@ -72,13 +78,13 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
             result: serde_json::to_value(r).unwrap(),
         }),
         (uuid(), text()).prop_map(|(command_id, error)| AgentMessage::Failed { command_id, error }),
-        (uuid(), state(), proptest::option::of(text())).prop_map(
-            |(session_id, state, message)| AgentMessage::SessionStatus {
+        (uuid(), state(), proptest::option::of(text())).prop_map(|(session_id, state, message)| {
+            AgentMessage::SessionStatus {
                 session_id,
                 state,
-                message
+                message,
             }
-        ),
+        }),
         (any::<u32>(), text())
             .prop_map(|(stream_id, reason)| AgentMessage::VncDisconnect { stream_id, reason }),
         text().prop_map(|reason| AgentMessage::Goodbye { reason }),
@@ -94,18 +100,23 @@ fn command() -> impl Strategy<Value = Command> {
             proptest::collection::btree_map(text(), text(), 0..3),
             (text(), text(), any::<bool>()),
         )
-            .prop_map(|(session_id, user, t, env, r)| Command::CreateSession(SessionSpec {
-                session_id,
-                user,
-                template: TemplateSpec {
-                    name: t.0,
-                    image: t.1,
-                    vnc_port: t.2,
-                    env,
-                },
-                resources: Resources { cpu: r.0, memory: r.1 },
-                persistent_home: r.2,
-            })),
+            .prop_map(|(session_id, user, t, env, r)| Command::CreateSession(
+                SessionSpec {
+                    session_id,
+                    user,
+                    template: TemplateSpec {
+                        name: t.0,
+                        image: t.1,
+                        vnc_port: t.2,
+                        env,
+                    },
+                    resources: Resources {
+                        cpu: r.0,
+                        memory: r.1
+                    },
+                    persistent_home: r.2,
+                }
+            )),
         (uuid(), any::<bool>()).prop_map(|(session_id, keep_home)| Command::DeleteSession {
             session_id,
             keep_home
@@ -133,8 +144,10 @@ fn control_message() -> impl Strategy<Value = ControlMessage> {
                 stream_window,
             }
         ),
-        (uuid(), command())
-            .prop_map(|(command_id, command)| ControlMessage::Command { command_id, command }),
+        (uuid(), command()).prop_map(|(command_id, command)| ControlMessage::Command {
+            command_id,
+            command
+        }),
         (text(), text()).prop_map(|(code, message)| ControlMessage::Error { code, message }),
     ]
 }

@@ -1,0 +1,159 @@
+//! The one error type HTTP handlers return: a status and a JSON body
+//! `{"error": "snake_case_code", "message": "…"}`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// An error as the API reports it. Each variant maps to one status on purpose.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed or a field is invalid.
+    #[error("{message}")]
+    BadRequest {
+        /// Machine-readable code.
+        code: &'static str,
+        /// For people.
+        message: String,
+    },
+    /// 401: no or invalid credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: authenticated, but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: no such thing (or not visible to the caller).
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: conflicts with existing state.
+    #[error("{0}")]
+    Conflict(String),
+    /// 503: a dependency (database, agents) is unavailable.
+    #[error("{message}")]
+    Unavailable {
+        /// Machine-readable code.
+        code: &'static str,
+        /// For people.
+        message: String,
+    },
+    /// 500: a bug or an unexpected failure; details are logged, not returned.
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    message: String,
+}
+
+impl ApiError {
+    /// The body's `error` field.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. } | ApiError::Unavailable { code, .. } => code,
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// A 400 with the `invalid_request` code.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code: "invalid_request",
+            message: message.into(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(detail) = self {
+            log::error!("internal error: {detail}");
+        }
+        HttpResponse::build(self.status_code()).json(Body {
+            error: self.code(),
+            message: self.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::to_bytes;
+
+    use super::*;
+
+    async fn body(e: ApiError) -> (u16, serde_json::Value) {
+        let response = e.error_response();
+        let status = response.status().as_u16();
+        let bytes = to_bytes(response.into_body()).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[actix_web::test]
+    async fn every_variant_has_its_status_and_a_json_body() {
+        let cases = [
+            (
+                ApiError::invalid("cpu: \"lots\" is not a quantity"),
+                400,
+                "invalid_request",
+            ),
+            (
+                ApiError::Unauthorized("bad password".into()),
+                401,
+                "unauthorized",
+            ),
+            (ApiError::Forbidden("admins only".into()), 403, "forbidden"),
+            (ApiError::NotFound("no session 1".into()), 404, "not_found"),
+            (
+                ApiError::Conflict("user alice exists".into()),
+                409,
+                "conflict",
+            ),
+            (
+                ApiError::Unavailable {
+                    code: "no_agent_available",
+                    message: "no online agent for platform local".into(),
+                },
+                503,
+                "no_agent_available",
+            ),
+        ];
+        for (error, status, code) in cases {
+            let message = error.to_string();
+            assert_eq!(
+                body(error).await,
+                (
+                    status,
+                    serde_json::json!({"error": code, "message": message})
+                )
+            );
+        }
+    }
+
+    #[actix_web::test]
+    async fn internal_errors_hide_their_detail() {
+        let (status, json) = body(ApiError::Internal("pool timed out at db:5432".into())).await;
+        assert_eq!(status, 500);
+        assert_eq!(
+            json,
+            serde_json::json!({"error": "internal", "message": "internal error"})
+        );
+    }
+}

@@ -1,0 +1,6 @@
+//! StreamSpace control plane.
+
+pub mod config;
+pub mod http;
+pub mod server;
+pub mod store;

@@ -1,0 +1,31 @@
+use std::process::ExitCode;
+
+use streamspace_control_plane::config::Config;
+use streamspace_control_plane::server;
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("streamspace-control-plane: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let running = match server::start(config) {
+        Ok(running) => running,
+        Err(e) => {
+            eprintln!("streamspace-control-plane: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    log::info!("listening on http://{}", running.addr);
+    match running.server.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("streamspace-control-plane: server failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

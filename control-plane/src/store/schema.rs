@@ -1,0 +1,127 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    agent_commands (id) {
+        id -> Uuid,
+        command_id -> Uuid,
+        agent_id -> Text,
+        session_id -> Nullable<Uuid>,
+        command_type -> Text,
+        payload -> Jsonb,
+        status -> Text,
+        result -> Nullable<Jsonb>,
+        error -> Nullable<Text>,
+        attempts -> Int4,
+        created_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+        acked_at -> Nullable<Timestamptz>,
+        completed_at -> Nullable<Timestamptz>,
+        timeout_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    agent_credentials (id) {
+        id -> Uuid,
+        agent_id -> Text,
+        token_hash -> Text,
+        token_prefix -> Text,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    agents (id) {
+        id -> Uuid,
+        agent_id -> Text,
+        platform -> Text,
+        region -> Nullable<Text>,
+        status -> Text,
+        capacity -> Jsonb,
+        metadata -> Jsonb,
+        websocket_conn_id -> Nullable<Text>,
+        last_heartbeat -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Int8,
+        at -> Timestamptz,
+        action -> Text,
+        actor_user_id -> Nullable<Uuid>,
+        actor_username -> Nullable<Text>,
+        actor_agent_id -> Nullable<Text>,
+        target_type -> Nullable<Text>,
+        target_id -> Nullable<Text>,
+        details -> Jsonb,
+        source_ip -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Uuid,
+        owner_id -> Uuid,
+        template_id -> Nullable<Uuid>,
+        template_name -> Text,
+        state -> Text,
+        state_reason -> Nullable<Text>,
+        resources -> Jsonb,
+        persistent_home -> Bool,
+        agent_id -> Nullable<Text>,
+        platform -> Text,
+        region -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        terminated_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    templates (id) {
+        id -> Uuid,
+        name -> Text,
+        display_name -> Text,
+        description -> Text,
+        image -> Text,
+        vnc_port -> Int4,
+        default_resources -> Jsonb,
+        env -> Jsonb,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        username -> Text,
+        password_hash -> Text,
+        role -> Text,
+        disabled -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(agent_commands -> sessions (session_id));
+diesel::joinable!(agent_credentials -> users (created_by));
+diesel::joinable!(sessions -> templates (template_id));
+diesel::joinable!(sessions -> users (owner_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    agent_commands,
+    agent_credentials,
+    agents,
+    audit_log,
+    sessions,
+    templates,
+    users,
+);

@@ -1,0 +1,53 @@
+//! The real binary and the real server: start-up, probes, configuration errors.
+
+mod common;
+
+use std::process::Command;
+
+#[actix_web::test]
+async fn probes_report_live_and_ready_against_a_real_database() {
+    let server = common::start(&[]);
+    let client = awc::Client::default();
+    for (path, status) in [("/healthz", "ok"), ("/readyz", "ready")] {
+        let mut response = client
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["status"], status);
+    }
+}
+
+#[test]
+fn a_bad_variable_stops_the_binary_with_one_line_naming_it() {
+    let output = Command::new(env!("CARGO_BIN_EXE_streamspace-control-plane"))
+        .env_clear()
+        .env("DATABASE_URL", "postgres://127.0.0.1:1/x")
+        .env("JWT_SECRET", "too-short")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        "streamspace-control-plane: configuration error: JWT_SECRET: is 9 bytes; at least 32 are required\n"
+    );
+}
+
+#[test]
+fn an_unreachable_database_stops_the_binary_naming_database_url() {
+    let output = Command::new(env!("CARGO_BIN_EXE_streamspace-control-plane"))
+        .env_clear()
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
+        .env("JWT_SECRET", "0123456789abcdef0123456789abcdef")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.starts_with("streamspace-control-plane: DATABASE_URL: cannot connect"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,216 @@
+//! Agent configuration, read once from the environment at start.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Where sessions run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    /// Pods, Services and PVCs in a Kubernetes namespace.
+    Kubernetes,
+    /// Xvnc and a desktop program as processes on this host.
+    Local,
+}
+
+impl Platform {
+    /// The name used on the wire and in `PLATFORM`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Kubernetes => "kubernetes",
+            Platform::Local => "local",
+        }
+    }
+}
+
+/// Everything the agent is told by its environment.
+#[derive(Clone)]
+pub struct Config {
+    /// `AGENT_ID` (required): this agent's name, bound to its credential.
+    pub agent_id: String,
+    /// `CONTROL_PLANE_URL` (required): `ws://` or `wss://` base URL of the control plane.
+    pub control_plane_url: String,
+    /// `AGENT_TOKEN`: the agent's credential, minted by an admin.
+    pub agent_token: Option<String>,
+    /// `PLATFORM` (default `kubernetes`).
+    pub platform: Platform,
+    /// `REGION` (optional): used for placement.
+    pub region: Option<String>,
+    /// `NAMESPACE` (default `streamspace`): where session objects live.
+    pub namespace: String,
+    /// `KUBECONFIG` (optional): otherwise in-cluster configuration is used.
+    pub kubeconfig: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Config {
+    // Hand-written so the token never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("agent_id", &self.agent_id)
+            .field("control_plane_url", &self.control_plane_url)
+            .field("platform", &self.platform)
+            .field("region", &self.region)
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A variable that is missing or malformed; the message names it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub variable: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+fn error(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
+}
+
+/// Kubernetes names: lowercase RFC 1123 labels, which also keeps ids safe in URLs and paths.
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let agent_id =
+            get("AGENT_ID").ok_or_else(|| error("AGENT_ID", "is required but not set"))?;
+        if !agent_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            || agent_id.len() > 63
+        {
+            return Err(error(
+                "AGENT_ID",
+                format!(
+                    "{agent_id:?} may only hold letters, digits, '.', '_' and '-' (at most 63)"
+                ),
+            ));
+        }
+        let control_plane_url = get("CONTROL_PLANE_URL")
+            .ok_or_else(|| error("CONTROL_PLANE_URL", "is required but not set"))?;
+        let rest = control_plane_url
+            .strip_prefix("ws://")
+            .or_else(|| control_plane_url.strip_prefix("wss://"))
+            .ok_or_else(|| {
+                error(
+                    "CONTROL_PLANE_URL",
+                    format!("{control_plane_url:?} must start with ws:// or wss://"),
+                )
+            })?;
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(error(
+                "CONTROL_PLANE_URL",
+                format!("{control_plane_url:?} has no host"),
+            ));
+        }
+        let platform = match get("PLATFORM").as_deref() {
+            None | Some("kubernetes") => Platform::Kubernetes,
+            Some("local") => Platform::Local,
+            Some(other) => {
+                return Err(error(
+                    "PLATFORM",
+                    format!("{other:?} is not kubernetes or local"),
+                ));
+            }
+        };
+        let namespace = get("NAMESPACE").unwrap_or_else(|| "streamspace".into());
+        if !is_dns_label(&namespace) {
+            return Err(error(
+                "NAMESPACE",
+                format!("{namespace:?} is not a valid namespace name"),
+            ));
+        }
+        Ok(Config {
+            agent_id,
+            control_plane_url: control_plane_url.trim_end_matches('/').to_owned(),
+            agent_token: get("AGENT_TOKEN"),
+            platform,
+            region: get("REGION"),
+            namespace,
+            kubeconfig: get("KUBECONFIG").map(PathBuf::from),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut env: HashMap<&str, &str> = [
+            ("AGENT_ID", "k8s-eu-1"),
+            ("CONTROL_PLANE_URL", "ws://cp:8080/"),
+        ]
+        .into();
+        env.extend(pairs.iter().copied());
+        Config::from_lookup(|name| env.get(name).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.platform, Platform::Kubernetes);
+        assert_eq!(c.namespace, "streamspace");
+        assert_eq!(c.control_plane_url, "ws://cp:8080");
+        assert_eq!(c.agent_token, None);
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable() {
+        for (var, value, message) in [
+            ("AGENT_ID", "", "AGENT_ID: is required but not set"),
+            (
+                "AGENT_ID",
+                "a b",
+                "AGENT_ID: \"a b\" may only hold letters, digits, '.', '_' and '-' (at most 63)",
+            ),
+            (
+                "CONTROL_PLANE_URL",
+                "http://cp",
+                "CONTROL_PLANE_URL: \"http://cp\" must start with ws:// or wss://",
+            ),
+            (
+                "CONTROL_PLANE_URL",
+                "ws://",
+                "CONTROL_PLANE_URL: \"ws://\" has no host",
+            ),
+            (
+                "PLATFORM",
+                "docker",
+                "PLATFORM: \"docker\" is not kubernetes or local",
+            ),
+            (
+                "NAMESPACE",
+                "Stream_Space",
+                "NAMESPACE: \"Stream_Space\" is not a valid namespace name",
+            ),
+        ] {
+            assert_eq!(config(&[(var, value)]).unwrap_err().to_string(), message);
+        }
+    }
+}

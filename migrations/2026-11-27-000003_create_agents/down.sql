@@ -1,0 +1,2 @@
+DROP TABLE agent_credentials;
+DROP TABLE agents;

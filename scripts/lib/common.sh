@@ -1,0 +1,90 @@
+# Shared by scripts/test and scripts/demo: install what is missing, start and stop services.
+# Everything started here is registered with `on_exit` and stopped when the script ends,
+# whether it succeeds, fails or is interrupted.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+CLEANUPS=()
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+on_exit() { CLEANUPS+=("$1"); }
+run_cleanups() {
+    local i
+    for ((i = ${#CLEANUPS[@]} - 1; i >= 0; i--)); do eval "${CLEANUPS[$i]}" || true; done
+    CLEANUPS=()
+}
+trap run_cleanups EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Debian packages the tests and the demo use, installed only when missing.
+DEB_PACKAGES=(postgresql libpq-dev tigervnc-standalone-server tigervnc-tools xterm x11-apps
+    chromium fonts-dejavu-core python3-venv)
+
+ensure_packages() {
+    local missing=() pkg
+    for pkg in "${DEB_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return
+    log "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        "${missing[@]}"
+}
+
+# noVNC for the viewer and playwright-core for the browser tests, exactly as locked.
+ensure_node_modules() {
+    local dir
+    for dir in static browser-tests; do
+        [ -f "$ROOT/$dir/package-lock.json" ] || continue
+        if [ ! -d "$ROOT/$dir/node_modules" ] \
+            || ! cmp -s "$ROOT/$dir/package-lock.json" "$ROOT/$dir/node_modules/.package-lock.json.copy"; then
+            log "npm ci in $dir"
+            (cd "$ROOT/$dir" && npm ci --no-audit --no-fund --loglevel=error)
+            cp "$ROOT/$dir/package-lock.json" "$ROOT/$dir/node_modules/.package-lock.json.copy"
+        fi
+    done
+}
+
+DIESEL_CLI_VERSION=2.3.14
+
+# diesel_cli regenerates schema.rs so drift from the migrations is caught.
+ensure_diesel_cli() {
+    if command -v diesel >/dev/null && diesel --version | grep -q "$DIESEL_CLI_VERSION"; then
+        return
+    fi
+    log "installing diesel_cli $DIESEL_CLI_VERSION"
+    cargo install diesel_cli --version "=$DIESEL_CLI_VERSION" --no-default-features \
+        --features postgres --locked --quiet
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Starts a throwaway Postgres on a free port and exports DATABASE_URL. Initdb refuses to
+# run as root, hence the postgres user; the data lives in a temp dir removed at exit.
+start_postgres() {
+    local pgbin dir port run=()
+    pgbin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+    [ -x "$pgbin/initdb" ] || die "no PostgreSQL server binaries under /usr/lib/postgresql"
+    dir="$(mktemp -d /tmp/streamspace-pg.XXXXXX)"
+    port="$(free_port)"
+    if [ "$(id -u)" = 0 ]; then
+        chown postgres: "$dir"
+        run=(runuser -u postgres --)
+    fi
+    on_exit "${run[*]} $pgbin/pg_ctl -D $dir/data -m immediate stop >/dev/null 2>&1; rm -rf $dir"
+    "${run[@]}" "$pgbin/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 \
+        --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log"; die "initdb failed"; }
+    "${run[@]}" "$pgbin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -o \
+        "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" \
+        start >/dev/null || { cat "$dir/log"; die "postgres did not start"; }
+    export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+    log "postgres on 127.0.0.1:$port"
+}
