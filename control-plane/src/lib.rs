@@ -1,6 +1,13 @@
 //! StreamSpace control plane.
 
+pub mod actors;
+pub mod auth;
 pub mod config;
 pub mod http;
+pub mod lifecycle;
+pub mod metrics;
+pub mod model;
+pub mod placement;
 pub mod server;
 pub mod store;
+pub mod validate;

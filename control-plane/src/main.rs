@@ -13,13 +13,17 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let running = match server::start(config) {
+    let running = match server::start(config).await {
         Ok(running) => running,
         Err(e) => {
             eprintln!("streamspace-control-plane: {e}");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(password) = &running.generated_admin_password {
+        // Printed once, on the start that created the account; it is stored only hashed.
+        println!("first admin created: user \"admin\", password \"{password}\" (shown only now)");
+    }
     log::info!("listening on http://{}", running.addr);
     match running.server.await {
         Ok(()) => ExitCode::SUCCESS,

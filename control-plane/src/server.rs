@@ -1,12 +1,22 @@
-//! Start-up: database, migrations, HTTP server.
+//! Start-up: database, migrations, first admin, actors, HTTP server.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use actix::Actor;
 use actix_web::{App, HttpServer, web};
 use thiserror::Error;
 
+use crate::actors::supervisor::{Supervisor, Timing};
+use crate::auth::{password, tokens::Keys};
 use crate::config::Config;
-use crate::store::{self, PgPool};
+use crate::http::AppState;
+use crate::metrics::Metrics;
+use crate::store::users::CreateFirstAdmin;
+use crate::store::{self, PgPool, StoreHandle};
+
+/// Threads running store queries (diesel is blocking).
+const STORE_THREADS: usize = 4;
 
 /// Why the control plane could not start.
 #[derive(Debug, Error)]
@@ -34,28 +44,49 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Resolves when the server stops.
     pub server: actix_web::dev::Server,
+    /// The generated password of the first admin, when this start created it without
+    /// `STREAMSPACE_ADMIN_PASSWORD`.
+    pub generated_admin_password: Option<String>,
 }
 
-/// Connects to the database, migrates it, and starts serving. Must run inside an actix system.
-pub fn start(config: Config) -> Result<Running, StartError> {
-    let pool = store::connect(&config.database_url, 8).map_err(StartError::Database)?;
+/// Connects, migrates, bootstraps and starts serving. Must run inside an actix system.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let pool = store::connect(&config.database_url, STORE_THREADS as u32 + 2)
+        .map_err(StartError::Database)?;
     migrate(&pool)?;
-    let data = web::Data::new(pool);
+    let store = StoreHandle::start(pool, STORE_THREADS);
+    let generated_admin_password = first_admin(&store, config.admin_password.clone()).await?;
+    let metrics = Arc::new(Metrics::default());
+    let timing = Timing {
+        heartbeat_interval: config.agent_heartbeat_interval,
+        agent_timeout: config.agent_timeout,
+        command_timeout: config.command_timeout,
+    };
+    let supervisor = Supervisor::new(store.clone(), metrics.clone(), timing).start();
+    let listen_addr = config.listen_addr;
+    let state = web::Data::new(AppState {
+        store,
+        supervisor,
+        keys: Keys::new(&config.jwt_secret),
+        metrics,
+        config,
+    });
     let server = HttpServer::new(move || {
         App::new()
-            .app_data(data.clone())
+            .app_data(state.clone())
             .wrap(actix_web::middleware::Logger::default())
             .configure(crate::http::configure)
     })
-    .bind(config.listen_addr)
+    .bind(listen_addr)
     .map_err(|source| StartError::Listen {
-        addr: config.listen_addr,
+        addr: listen_addr,
         source,
     })?;
     let addr = server.addrs()[0];
     Ok(Running {
         addr,
         server: server.run(),
+        generated_admin_password,
     })
 }
 
@@ -67,4 +98,22 @@ fn migrate(pool: &PgPool) -> Result<(), StartError> {
         .map_err(|e| StartError::Migrations(e.to_string()))?;
     log::info!("database ready ({applied} migrations applied)");
     Ok(())
+}
+
+/// Creates the `admin` user on an empty database.
+async fn first_admin(
+    store: &StoreHandle,
+    configured: Option<String>,
+) -> Result<Option<String>, StartError> {
+    let generated = configured.is_none();
+    let password = configured.unwrap_or_else(password::generate);
+    let to_hash = password.clone();
+    let password_hash = web::block(move || password::hash(&to_hash))
+        .await
+        .map_err(|e| StartError::Database(e.to_string()))?;
+    let created = store
+        .run(CreateFirstAdmin { password_hash })
+        .await
+        .map_err(|e| StartError::Database(e.to_string()))?;
+    Ok((created && generated).then_some(password))
 }

@@ -6,7 +6,7 @@ use std::process::Command;
 
 #[actix_web::test]
 async fn probes_report_live_and_ready_against_a_real_database() {
-    let server = common::start(&[]);
+    let server = common::start(&[]).await;
     let client = awc::Client::default();
     for (path, status) in [("/healthz", "ok"), ("/readyz", "ready")] {
         let mut response = client

@@ -14,8 +14,8 @@ pub enum ControlMessage {
     Welcome {
         /// The control plane's protocol version.
         protocol_version: ProtocolVersion,
-        /// Send a heartbeat this often.
-        heartbeat_interval_secs: u64,
+        /// Send a heartbeat this often, in milliseconds.
+        heartbeat_interval_ms: u64,
         /// Initial credit window for each new stream, in bytes.
         stream_window: u32,
     },

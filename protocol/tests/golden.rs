@@ -101,7 +101,7 @@ fn control_samples() -> Vec<(&'static str, ControlMessage)> {
             "control_welcome",
             ControlMessage::Welcome {
                 protocol_version: PROTOCOL_VERSION,
-                heartbeat_interval_secs: 30,
+                heartbeat_interval_ms: 30_000,
                 stream_window: DEFAULT_STREAM_WINDOW,
             },
         ),

@@ -138,9 +138,9 @@ fn command() -> impl Strategy<Value = Command> {
 fn control_message() -> impl Strategy<Value = ControlMessage> {
     prop_oneof![
         (version(), any::<u64>(), any::<u32>()).prop_map(
-            |(protocol_version, heartbeat_interval_secs, stream_window)| ControlMessage::Welcome {
+            |(protocol_version, heartbeat_interval_ms, stream_window)| ControlMessage::Welcome {
                 protocol_version,
-                heartbeat_interval_secs,
+                heartbeat_interval_ms,
                 stream_window,
             }
         ),

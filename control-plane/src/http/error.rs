@@ -93,6 +93,21 @@ impl ResponseError for ApiError {
     }
 }
 
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::NotFound => ApiError::NotFound("not found".into()),
+            StoreError::Conflict(message) => ApiError::Conflict(message),
+            StoreError::Unavailable(message) => ApiError::Unavailable {
+                code: "database_unavailable",
+                message: format!("database unavailable: {message}"),
+            },
+            StoreError::Database(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use actix_web::body::to_bytes;

@@ -1,11 +1,94 @@
-//! HTTP routes.
+//! HTTP routes: JSON API under `/api/v1`, probes, metrics, the agent WebSocket.
 
+pub mod agent_socket;
+pub mod agents;
+pub mod audit;
+pub mod auth;
+pub mod caller;
 pub mod error;
 pub mod health;
+pub mod metrics;
+pub mod sessions;
+pub mod templates;
+pub mod users;
 
-use actix_web::web;
+use std::sync::Arc;
 
-/// Registers every route.
+use actix::Addr;
+use actix_web::{HttpResponse, web};
+
+use self::error::ApiError;
+use crate::actors::supervisor::Supervisor;
+use crate::auth::tokens::Keys;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::StoreHandle;
+
+/// What every handler can reach.
+pub struct AppState {
+    /// The database.
+    pub store: StoreHandle,
+    /// Routing to agents.
+    pub supervisor: Addr<Supervisor>,
+    /// Token signing and verification.
+    pub keys: Keys,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// The configuration.
+    pub config: Config,
+}
+
+/// Largest JSON request body accepted.
+const MAX_JSON_BODY: usize = 64 * 1024;
+
+/// Registers every route, with JSON errors for malformed bodies, queries and paths.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(health::healthz).service(health::readyz);
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(MAX_JSON_BODY)
+            .error_handler(|e, _| ApiError::invalid(format!("request body: {e}")).into()),
+    )
+    .app_data(
+        web::QueryConfig::default()
+            .error_handler(|e, _| ApiError::invalid(format!("query string: {e}")).into()),
+    )
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|e, _| ApiError::invalid(format!("path: {e}")).into()),
+    )
+    .service(health::healthz)
+    .service(health::readyz)
+    .service(metrics::metrics)
+    .service(
+        web::scope("/api/v1")
+            .service(auth::login)
+            .service(auth::me)
+            .service(users::create)
+            .service(users::list)
+            .service(users::update)
+            .service(templates::create)
+            .service(templates::list)
+            .service(templates::get)
+            .service(templates::update)
+            .service(templates::delete)
+            .service(agent_socket::connect)
+            .service(agents::register)
+            .service(agents::list)
+            .service(agents::get)
+            .service(agents::delete)
+            .service(agents::list_credentials)
+            .service(agents::mint_credential)
+            .service(agents::rotate_credentials)
+            .service(agents::revoke_credential)
+            .service(sessions::create)
+            .service(sessions::list)
+            .service(sessions::get)
+            .service(sessions::delete)
+            .service(audit::list),
+    )
+    .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such endpoint".into()))
 }

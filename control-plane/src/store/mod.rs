@@ -1,10 +1,26 @@
 //! The Postgres store: the only module that speaks SQL.
+//!
+//! Each query is a struct implementing [`Query`], defined next to its table. The [`Store`]
+//! actor runs on a `SyncArbiter` (diesel is blocking) and executes whatever query it is sent;
+//! callers use a [`StoreHandle`] and never see a connection.
 
+pub mod agents;
+pub mod audit;
+pub mod commands;
+pub mod credentials;
+mod error;
 pub mod migrations;
 pub mod schema;
+pub mod sessions;
+pub mod stats;
+pub mod templates;
+pub mod users;
 
+use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
 use diesel::PgConnection;
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+
+pub use error::StoreError;
 
 /// Connection pool shared by the store's worker threads.
 pub type PgPool = Pool<ConnectionManager<PgConnection>>;
@@ -21,4 +37,77 @@ pub fn connect(database_url: &str, size: u32) -> Result<PgPool, String> {
         .connection_timeout(std::time::Duration::from_secs(5))
         .build(ConnectionManager::new(database_url))
         .map_err(|e| e.to_string())
+}
+
+/// A unit of database work: one or more statements, usually one transaction.
+pub trait Query: Send + 'static {
+    /// What it returns.
+    type Output: Send + 'static;
+    /// Runs it on a connection from the pool.
+    fn run(self, conn: &mut PgConnection) -> Result<Self::Output, StoreError>;
+}
+
+/// The store actor: one per worker thread, all sharing the pool.
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Actor for Store {
+    type Context = SyncContext<Self>;
+}
+
+/// Envelope that lets the store run any [`Query`].
+pub struct Run<Q: Query>(pub Q);
+
+impl<Q: Query> Message for Run<Q> {
+    type Result = Result<Q::Output, StoreError>;
+}
+
+impl<Q: Query> Handler<Run<Q>> for Store {
+    type Result = Result<Q::Output, StoreError>;
+
+    fn handle(&mut self, Run(query): Run<Q>, _: &mut SyncContext<Self>) -> Self::Result {
+        let mut conn = self
+            .pool
+            .get()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        query.run(&mut conn)
+    }
+}
+
+/// Cheap, cloneable access to the store.
+#[derive(Clone)]
+pub struct StoreHandle {
+    addr: Addr<Store>,
+}
+
+impl StoreHandle {
+    /// Starts `threads` store actors over `pool`. Must run inside an actix system.
+    pub fn start(pool: PgPool, threads: usize) -> Self {
+        let addr = SyncArbiter::start(threads, move || Store { pool: pool.clone() });
+        StoreHandle { addr }
+    }
+
+    /// Runs a query and waits for its result.
+    pub async fn run<Q: Query>(&self, query: Q) -> Result<Q::Output, StoreError>
+    where
+        Q::Output: Send,
+    {
+        self.addr
+            .send(Run(query))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
+    /// Runs a query without waiting (audit records, timestamps); failures are logged.
+    pub fn spawn<Q: Query>(&self, query: Q) {
+        let addr = self.addr.clone();
+        actix::spawn(async move {
+            match addr.send(Run(query)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => log::warn!("store: background query failed: {e}"),
+                Err(e) => log::warn!("store: unavailable: {e}"),
+            }
+        });
+    }
 }

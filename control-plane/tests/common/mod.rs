@@ -1,12 +1,22 @@
-//! Shared by the integration tests: a real control plane on a free port and a real database.
+//! Shared by the integration tests: a real control plane on a free port with its own real
+//! database, an HTTP client, and a scripted agent speaking the protocol over a real WebSocket.
 
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::time::Duration;
 
+use awc::ws;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
 use streamspace_control_plane::config::Config;
 use streamspace_control_plane::server;
+use streamspace_protocol::{
+    AgentMessage, Capacity, ControlMessage, PROTOCOL_VERSION, SessionReport,
+};
 use streamspace_testkit::TestDatabase;
+
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
 /// Configuration for a control plane on a free loopback port with its own database.
 pub fn config(db: &TestDatabase, overrides: &[(&str, &str)]) -> Config {
@@ -14,25 +24,332 @@ pub fn config(db: &TestDatabase, overrides: &[(&str, &str)]) -> Config {
         ("DATABASE_URL", db.url()),
         ("JWT_SECRET", "test-secret-test-secret-test-secret!"),
         ("LISTEN_ADDR", "127.0.0.1:0"),
+        ("STREAMSPACE_ADMIN_PASSWORD", ADMIN_PASSWORD),
     ]
     .into();
     env.extend(overrides.iter().copied());
     Config::from_lookup(|name| env.get(name).map(|v| v.to_string())).unwrap()
 }
 
-/// A running control plane; stops with the test's actix system.
+/// A running control plane.
 pub struct TestServer {
     pub db: TestDatabase,
     pub base: String,
+    pub admin: String,
+    handle: actix_web::dev::ServerHandle,
 }
 
-/// Starts the real server in the current actix system.
-pub fn start(overrides: &[(&str, &str)]) -> TestServer {
+fn install_crypto() {
     // awc is built with rustls in this workspace; it needs a provider chosen up front.
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Starts the real server in the current actix system and logs the admin in.
+pub async fn start(overrides: &[(&str, &str)]) -> TestServer {
+    install_crypto();
     let db = TestDatabase::create();
-    let running = server::start(config(&db, overrides)).expect("control plane starts");
+    let mut server = start_on(db, overrides).await;
+    server.admin = server.login("admin", ADMIN_PASSWORD).await;
+    server
+}
+
+/// Starts a server on an existing database (a restart).
+pub async fn start_on(db: TestDatabase, overrides: &[(&str, &str)]) -> TestServer {
+    install_crypto();
+    let running = server::start(config(&db, overrides))
+        .await
+        .expect("control plane starts");
     let base = format!("http://{}", running.addr);
+    let handle = running.server.handle();
     actix_web::rt::spawn(running.server);
-    TestServer { db, base }
+    let mut server = TestServer {
+        db,
+        base,
+        admin: String::new(),
+        handle,
+    };
+    server.admin = server.login("admin", ADMIN_PASSWORD).await;
+    server
+}
+
+impl TestServer {
+    /// Stops the HTTP server (connections are dropped) and hands back the database.
+    pub async fn stop(self) -> TestDatabase {
+        self.handle.stop(false).await;
+        self.db
+    }
+
+    pub fn ws_base(&self) -> String {
+        self.base.replacen("http://", "ws://", 1)
+    }
+
+    /// A JSON request; returns the status and the parsed body (`null` when empty).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let client = awc::Client::default();
+        let url = format!("{}{path}", self.base);
+        let mut request = client.request(method.parse().unwrap(), url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let mut response = match body {
+            Some(body) => request.send_json(&body).await,
+            None => request.send().await,
+        }
+        .unwrap();
+        let bytes = response.body().limit(16 * 1024 * 1024).await.unwrap();
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        (response.status().as_u16(), json)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.call("GET", path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.call("POST", path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
+        self.call("DELETE", path, Some(token), None).await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(status, 200, "login {username}: {body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a user and returns their login token.
+    pub async fn user(&self, username: &str) -> String {
+        let password = format!("{username}-password");
+        let (status, body) = self
+            .post(
+                "/api/v1/users",
+                &self.admin,
+                json!({"username": username, "password": password}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        self.login(username, &password).await
+    }
+
+    /// Registers an agent; returns its token.
+    pub async fn register_agent(&self, agent_id: &str, platform: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/api/v1/agents/register",
+                &self.admin,
+                json!({"agent_id": agent_id, "platform": platform, "region": "test-region"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["credential"]["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a template named `name`.
+    pub async fn template(&self, name: &str) {
+        let (status, body) = self
+            .post(
+                "/api/v1/templates",
+                &self.admin,
+                json!({"name": name, "image": "xterm", "default_resources": {"cpu": "1", "memory": "1Gi"}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    /// Polls `path` until `check` holds (a few seconds at most).
+    pub async fn wait_for(
+        &self,
+        path: &str,
+        token: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, body) = self.get(path, token).await;
+            if status == 200 && check(&body) {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; last: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+type WsConnection = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
+
+/// An agent written with the protocol crate, driven step by step by a test.
+pub struct ScriptedAgent {
+    pub agent_id: String,
+    conn: WsConnection,
+}
+
+/// Why a connection attempt or a link ended.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The HTTP upgrade was refused with this status.
+    Http(u16),
+    /// The WebSocket was closed with this reason.
+    Closed(Option<ws::CloseReason>),
+}
+
+impl ScriptedAgent {
+    /// Opens the WebSocket with a credential (no hello yet).
+    pub async fn open(server: &TestServer, agent_id: &str, token: &str) -> Result<Self, Refusal> {
+        let url = format!(
+            "{}/api/v1/agent/connect?agent_id={agent_id}",
+            server.ws_base()
+        );
+        let result = awc::Client::default()
+            .ws(url)
+            .bearer_auth(token)
+            .max_frame_size(2 * 1024 * 1024)
+            .connect()
+            .await;
+        match result {
+            Ok((_, conn)) => Ok(ScriptedAgent {
+                agent_id: agent_id.to_owned(),
+                conn,
+            }),
+            Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
+                Err(Refusal::Http(status.as_u16()))
+            }
+            Err(e) => panic!("websocket connect failed: {e}"),
+        }
+    }
+
+    /// Opens and says hello with `sessions`; returns after `welcome`.
+    pub async fn connect(
+        server: &TestServer,
+        agent_id: &str,
+        token: &str,
+        sessions: Vec<SessionReport>,
+    ) -> Self {
+        let mut agent = Self::open(server, agent_id, token).await.expect("connect");
+        agent.hello(sessions).await;
+        match agent.recv().await {
+            ControlMessage::Welcome {
+                protocol_version, ..
+            } => assert_eq!(protocol_version, PROTOCOL_VERSION),
+            other => panic!("expected welcome, got {other:?}"),
+        }
+        agent
+    }
+
+    pub async fn hello(&mut self, sessions: Vec<SessionReport>) {
+        let hello = AgentMessage::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            agent_id: self.agent_id.clone(),
+            platform: "local".into(),
+            region: Some("test-region".into()),
+            capacity: Capacity {
+                max_sessions: 10,
+                cpu: None,
+                memory: None,
+            },
+            sessions,
+        };
+        self.send(&hello).await;
+    }
+
+    pub async fn send(&mut self, message: &AgentMessage) {
+        self.send_text(message.to_json()).await;
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        self.conn
+            .send(ws::Message::Text(text.into()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.conn
+            .send(ws::Message::Binary(bytes.into()))
+            .await
+            .unwrap();
+    }
+
+    /// The next JSON message (answering pings), within five seconds.
+    pub async fn recv(&mut self) -> ControlMessage {
+        match self.next_frame(Duration::from_secs(5)).await {
+            Some(ws::Frame::Text(bytes)) => {
+                ControlMessage::from_json(std::str::from_utf8(&bytes).unwrap()).unwrap()
+            }
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+
+    /// The next command, answered with nothing yet.
+    pub async fn recv_command(&mut self) -> (uuid::Uuid, streamspace_protocol::Command) {
+        match self.recv().await {
+            ControlMessage::Command {
+                command_id,
+                command,
+            } => (command_id, command),
+            other => panic!("expected a command, got {other:?}"),
+        }
+    }
+
+    /// Whether anything but pings arrives within `wait`.
+    pub async fn quiet_for(&mut self, wait: Duration) -> bool {
+        self.next_frame(wait).await.is_none()
+    }
+
+    /// Waits for the server to close the link; returns its reason.
+    pub async fn closed(&mut self) -> Option<ws::CloseReason> {
+        loop {
+            match self.next_frame(Duration::from_secs(15)).await {
+                Some(ws::Frame::Close(reason)) => return reason,
+                Some(ws::Frame::Text(_)) => continue,
+                None => panic!("link not closed"),
+                Some(other) => panic!("expected close, got {other:?}"),
+            }
+        }
+    }
+
+    async fn next_frame(&mut self, wait: Duration) -> Option<ws::Frame> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.conn.next())
+                .await
+                .ok()??
+                .ok()?;
+            match frame {
+                ws::Frame::Ping(bytes) => {
+                    let _ = self.conn.send(ws::Message::Pong(bytes)).await;
+                }
+                ws::Frame::Pong(_) => {}
+                other => return Some(other),
+            }
+        }
+    }
+
+    /// Closes the link cleanly.
+    pub async fn close(mut self) {
+        let _ = self.conn.send(ws::Message::Close(None)).await;
+    }
 }

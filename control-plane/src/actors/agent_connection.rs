@@ -1,0 +1,309 @@
+//! One actor per agent WebSocket: reads and checks what the agent sends, forwards it to the
+//! Supervisor, writes what the Supervisor sends, and keeps the link alive with pings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_ws::{
+    AggregatedMessage, CloseCode, CloseReason, Message as WsMessage, ProtocolError as WsError,
+};
+use streamspace_protocol::{AgentMessage, ControlMessage, PROTOCOL_VERSION, ProtocolError};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::supervisor::{AgentDisconnected, AgentHello, FromAgent, Seen, Supervisor};
+use crate::metrics::{Metrics, SocketKind};
+
+/// How long a new connection may take to say `hello`.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sends a JSON message to the agent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Outgoing(pub ControlMessage);
+
+/// Closes the link with a reason the agent will log.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseLink {
+    /// WebSocket close code.
+    pub code: CloseCode,
+    /// Why (at most 123 bytes reach the agent).
+    pub reason: String,
+}
+
+/// What the writer task puts on the wire, in order.
+enum Outbound {
+    Frame(WsMessage),
+    Close(CloseReason),
+}
+
+/// The actor.
+pub struct AgentConnection {
+    agent_id: String,
+    credential_id: Uuid,
+    conn_id: String,
+    supervisor: Addr<Supervisor>,
+    metrics: Arc<Metrics>,
+    ping_interval: Duration,
+    // The writer task owns the WebSocket session; this queue keeps writes in order. Its size
+    // is bounded by the protocol: JSON messages are few and small, and stream bytes are
+    // limited by each stream's credit window.
+    outbox: mpsc::UnboundedSender<Outbound>,
+    greeted: bool,
+    closing: bool,
+}
+
+impl AgentConnection {
+    /// Wraps an upgraded WebSocket. `agent_id` and `credential_id` were authenticated before
+    /// the upgrade.
+    pub fn new(
+        agent_id: String,
+        credential_id: Uuid,
+        session: actix_ws::Session,
+        supervisor: Addr<Supervisor>,
+        metrics: Arc<Metrics>,
+        ping_interval: Duration,
+    ) -> Self {
+        let (outbox, mut queue) = mpsc::unbounded_channel();
+        actix::spawn(async move {
+            let mut session = session;
+            while let Some(item) = queue.recv().await {
+                let sent = match item {
+                    Outbound::Frame(WsMessage::Text(text)) => session.text(text).await,
+                    Outbound::Frame(WsMessage::Binary(bytes)) => session.binary(bytes).await,
+                    Outbound::Frame(WsMessage::Ping(bytes)) => session.ping(&bytes).await,
+                    Outbound::Frame(WsMessage::Pong(bytes)) => session.pong(&bytes).await,
+                    Outbound::Frame(_) => Ok(()),
+                    Outbound::Close(reason) => {
+                        let _ = session.close(Some(reason)).await;
+                        return;
+                    }
+                };
+                if sent.is_err() {
+                    return;
+                }
+            }
+            // The actor is gone without closing explicitly.
+            let _ = session.close(None).await;
+        });
+        AgentConnection {
+            agent_id,
+            credential_id,
+            conn_id: Uuid::new_v4().to_string(),
+            supervisor,
+            metrics,
+            ping_interval,
+            outbox,
+            greeted: false,
+            closing: false,
+        }
+    }
+
+    fn send(&self, message: &ControlMessage) {
+        let _ = self
+            .outbox
+            .send(Outbound::Frame(WsMessage::Text(message.to_json().into())));
+    }
+
+    fn close(&mut self, ctx: &mut Context<Self>, code: CloseCode, reason: impl Into<String>) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        let reason = reason.into();
+        log::info!("agent {}: closing link: {reason}", self.agent_id);
+        let _ = self.outbox.send(Outbound::Close(CloseReason {
+            code,
+            description: Some(reason),
+        }));
+        ctx.stop();
+    }
+
+    fn refuse(&mut self, ctx: &mut Context<Self>, reason: impl Into<String>) {
+        self.close(ctx, CloseCode::Policy, reason);
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        let message = match AgentMessage::from_json(text) {
+            Ok(message) => message,
+            Err(ProtocolError::TooLarge { size, limit }) => {
+                return self.close(
+                    ctx,
+                    CloseCode::Size,
+                    format!("message of {size} bytes exceeds {limit}"),
+                );
+            }
+            Err(e) if !self.greeted => return self.refuse(ctx, format!("expected hello: {e}")),
+            Err(e) => {
+                log::warn!("agent {}: {e}", self.agent_id);
+                return self.send(&ControlMessage::Error {
+                    code: "malformed_message".into(),
+                    message: e.to_string(),
+                });
+            }
+        };
+        match (self.greeted, message) {
+            (
+                false,
+                AgentMessage::Hello {
+                    protocol_version,
+                    agent_id,
+                    platform,
+                    region,
+                    capacity,
+                    sessions,
+                },
+            ) => {
+                if let Err(e) = PROTOCOL_VERSION.check_compatible(protocol_version) {
+                    return self.refuse(ctx, e.to_string());
+                }
+                if agent_id != self.agent_id {
+                    return self.refuse(
+                        ctx,
+                        format!(
+                            "credential is for agent {}, hello says {agent_id}",
+                            self.agent_id
+                        ),
+                    );
+                }
+                if platform != "kubernetes" && platform != "local" {
+                    return self.refuse(ctx, format!("unknown platform {platform:?}"));
+                }
+                let hello = AgentHello {
+                    agent_id,
+                    conn_id: self.conn_id.clone(),
+                    credential_id: self.credential_id,
+                    platform,
+                    region,
+                    capacity,
+                    sessions,
+                    addr: ctx.address(),
+                };
+                // Hold further messages until the Supervisor has registered us, so nothing
+                // the agent sends overtakes its own hello.
+                self.supervisor
+                    .send(hello)
+                    .into_actor(self)
+                    .map(|result, this, ctx| match result {
+                        Ok(Ok(())) => this.greeted = true,
+                        Ok(Err(reason)) => this.refuse(ctx, reason),
+                        Err(_) => {
+                            this.close(ctx, CloseCode::Error, "control plane is shutting down")
+                        }
+                    })
+                    .wait(ctx);
+            }
+            (false, _) => self.refuse(ctx, "expected hello as the first message"),
+            (true, AgentMessage::Hello { .. }) => self.send(&ControlMessage::Error {
+                code: "already_greeted".into(),
+                message: "hello was already received on this connection".into(),
+            }),
+            (true, AgentMessage::Unknown) => {
+                log::debug!(
+                    "agent {}: ignoring a message of unknown type",
+                    self.agent_id
+                );
+            }
+            (true, message) => self.supervisor.do_send(FromAgent {
+                agent_id: self.agent_id.clone(),
+                conn_id: self.conn_id.clone(),
+                message,
+            }),
+        }
+    }
+}
+
+impl Actor for AgentConnection {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.metrics.socket_opened(SocketKind::Agent);
+        ctx.run_later(HELLO_TIMEOUT, |this, ctx| {
+            if !this.greeted {
+                this.refuse(ctx, format!("no hello within {}s", HELLO_TIMEOUT.as_secs()));
+            }
+        });
+        ctx.run_interval(self.ping_interval, |this, _| {
+            let _ = this
+                .outbox
+                .send(Outbound::Frame(WsMessage::Ping(Default::default())));
+        });
+    }
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        self.metrics.socket_closed(SocketKind::Agent);
+        if self.greeted {
+            self.supervisor.do_send(AgentDisconnected {
+                agent_id: self.agent_id.clone(),
+                conn_id: self.conn_id.clone(),
+            });
+        }
+        Running::Stop
+    }
+}
+
+impl Handler<Outgoing> for AgentConnection {
+    type Result = ();
+    fn handle(&mut self, Outgoing(message): Outgoing, _: &mut Context<Self>) {
+        self.send(&message);
+    }
+}
+
+impl Handler<CloseLink> for AgentConnection {
+    type Result = ();
+    fn handle(&mut self, msg: CloseLink, ctx: &mut Context<Self>) {
+        self.close(ctx, msg.code, msg.reason);
+    }
+}
+
+impl StreamHandler<Result<AggregatedMessage, WsError>> for AgentConnection {
+    fn handle(&mut self, item: Result<AggregatedMessage, WsError>, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        match item {
+            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
+            Ok(AggregatedMessage::Binary(_)) if !self.greeted => {
+                self.refuse(ctx, "expected hello as the first message")
+            }
+            Ok(AggregatedMessage::Binary(_)) => {
+                // Stream frames: routed to VNC tunnels once those exist.
+                self.seen();
+            }
+            Ok(AggregatedMessage::Ping(bytes)) => {
+                let _ = self.outbox.send(Outbound::Frame(WsMessage::Pong(bytes)));
+            }
+            Ok(AggregatedMessage::Pong(_)) => self.seen(),
+            Ok(AggregatedMessage::Close(reason)) => {
+                log::info!("agent {} closed its link: {reason:?}", self.agent_id);
+                self.closing = true;
+                let _ = self.outbox.send(Outbound::Close(CloseReason {
+                    code: CloseCode::Normal,
+                    description: None,
+                }));
+                ctx.stop();
+            }
+            Err(WsError::Overflow) => self.close(ctx, CloseCode::Size, "frame too large"),
+            Err(e) => self.close(ctx, CloseCode::Protocol, format!("protocol error: {e}")),
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        // The TCP connection ended.
+        ctx.stop();
+    }
+}
+
+impl AgentConnection {
+    /// Anything from the agent proves it alive, pongs included.
+    fn seen(&self) {
+        if self.greeted {
+            self.supervisor.do_send(Seen {
+                agent_id: self.agent_id.clone(),
+                conn_id: self.conn_id.clone(),
+            });
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! One actor per command in flight: delivers it when its agent is connected, records each
+//! answer, and fails it when `COMMAND_TIMEOUT` passes. It stops when the command finishes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::supervisor::{CommandDone, SendToAgent, Supervisor};
+use crate::metrics::Metrics;
+use crate::store::StoreHandle;
+use crate::store::commands::{CommandRow, MarkSent, RecordReply, Reply, ReplyEffect};
+
+/// (Re)send the command if its agent is connected.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Deliver;
+
+/// The agent answered.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentReply {
+    /// The answering agent (checked against the command's).
+    pub agent_id: String,
+    /// The answer.
+    pub reply: Reply,
+}
+
+/// Stop without recording anything (the command's agent was deleted).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Cancel;
+
+/// The actor.
+pub struct CommandActor {
+    command: CommandRow,
+    supervisor: Addr<Supervisor>,
+    store: StoreHandle,
+    metrics: Arc<Metrics>,
+}
+
+impl CommandActor {
+    /// An actor for a persisted, unfinished command.
+    pub fn new(
+        command: CommandRow,
+        supervisor: Addr<Supervisor>,
+        store: StoreHandle,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        CommandActor {
+            command,
+            supervisor,
+            store,
+            metrics,
+        }
+    }
+
+    fn command_id(&self) -> Uuid {
+        self.command.command_id
+    }
+
+    /// Records a reply; stops the actor once the command is finished. Replies are handled
+    /// one at a time (`wait`), so `ack` is never recorded after `completed`.
+    fn record(&mut self, agent_id: Option<String>, reply: Reply, ctx: &mut Context<Self>) {
+        let query = RecordReply {
+            command_id: self.command_id(),
+            agent_id,
+            reply,
+        };
+        let store = self.store.clone();
+        async move { store.run(query).await }
+            .into_actor(self)
+            .map(|result, this, ctx| match result {
+                Ok(ReplyEffect::Recorded {
+                    command,
+                    session_state,
+                }) => {
+                    log::debug!(
+                        "command {} ({}) is {}{}",
+                        command.command_id,
+                        command.command_type,
+                        command.status,
+                        session_state
+                            .map(|s| format!("; session now {s}"))
+                            .unwrap_or_default()
+                    );
+                    if command.completed_at.is_some() {
+                        let elapsed = (Utc::now() - command.created_at).num_milliseconds().max(0);
+                        this.metrics
+                            .observe_command(&command.command_type, elapsed as f64 / 1000.0);
+                        ctx.stop();
+                    }
+                    this.command = *command;
+                }
+                Ok(ReplyEffect::Duplicate) => {
+                    log::debug!("command {}: duplicate answer ignored", this.command_id());
+                }
+                Ok(ReplyEffect::Unknown) => {
+                    log::warn!(
+                        "command {}: answer from an agent it was not sent to, ignored",
+                        this.command_id()
+                    );
+                }
+                Err(e) => log::error!("command {}: cannot record answer: {e}", this.command_id()),
+            })
+            .wait(ctx);
+    }
+}
+
+impl Actor for CommandActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let left = (self.command.timeout_at - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        ctx.run_later(left, |this, ctx| {
+            log::warn!(
+                "command {} ({}) to agent {} timed out",
+                this.command_id(),
+                this.command.command_type,
+                this.command.agent_id
+            );
+            this.record(None, Reply::TimedOut, ctx);
+        });
+        ctx.notify(Deliver);
+    }
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        self.supervisor.do_send(CommandDone(self.command_id()));
+        Running::Stop
+    }
+}
+
+impl Handler<Deliver> for CommandActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Deliver, ctx: &mut Context<Self>) {
+        let message = match self.command.message() {
+            Ok(message) => message,
+            Err(e) => {
+                log::error!(
+                    "command {}: stored payload unreadable: {e}",
+                    self.command_id()
+                );
+                return self.record(
+                    None,
+                    Reply::Failed(format!("stored payload unreadable: {e}")),
+                    ctx,
+                );
+            }
+        };
+        let send = SendToAgent {
+            agent_id: self.command.agent_id.clone(),
+            message,
+        };
+        self.supervisor
+            .send(send)
+            .into_actor(self)
+            .map(|sent, this, _| {
+                if sent.unwrap_or(false) {
+                    this.store.spawn(MarkSent(this.command_id()));
+                }
+            })
+            .wait(ctx);
+    }
+}
+
+impl Handler<AgentReply> for CommandActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentReply, ctx: &mut Context<Self>) {
+        self.record(Some(msg.agent_id), msg.reply, ctx);
+    }
+}
+
+impl Handler<Cancel> for CommandActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Cancel, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,7 @@
+//! The actors: one [`supervisor::Supervisor`] routing between one
+//! [`agent_connection::AgentConnection`] per agent WebSocket, one [`command::CommandActor`]
+//! per command in flight, and the store.
+
+pub mod agent_connection;
+pub mod command;
+pub mod supervisor;

@@ -1,0 +1,392 @@
+//! The agent link: hello, messages, disconnects, liveness, removal.
+
+use std::time::Instant;
+
+use actix::prelude::*;
+use actix_ws::CloseCode;
+use streamspace_protocol::{
+    AgentMessage, Capacity, ControlMessage, DEFAULT_STREAM_WINDOW, PROTOCOL_VERSION, SessionReport,
+};
+use uuid::Uuid;
+
+use super::Supervisor;
+use super::registry::Link;
+use crate::actors::agent_connection::{AgentConnection, CloseLink, Outgoing};
+use crate::actors::command::{AgentReply, Deliver};
+use crate::model::AgentStatus;
+use crate::store::agents::{MarkConnected, RecordHeartbeat, SetAgentStatus};
+use crate::store::audit::{NewAuditEntry, Record};
+use crate::store::commands::{RecordReply, Reply, UnfinishedCommands};
+use crate::store::sessions::{ApplyInventory, ApplySessionStatus};
+
+/// An authenticated connection said `hello`. Answered with `Err(reason)` to refuse it.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct AgentHello {
+    /// The agent (already matched to its credential).
+    pub agent_id: String,
+    /// The new connection.
+    pub conn_id: String,
+    /// The credential it used.
+    pub credential_id: Uuid,
+    /// Announced platform.
+    pub platform: String,
+    /// Announced region.
+    pub region: Option<String>,
+    /// Announced capacity.
+    pub capacity: Capacity,
+    /// The sessions it holds.
+    pub sessions: Vec<SessionReport>,
+    /// The connection actor.
+    pub addr: Addr<AgentConnection>,
+}
+
+/// A message from a greeted agent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FromAgent {
+    /// The agent.
+    pub agent_id: String,
+    /// The connection it came on.
+    pub conn_id: String,
+    /// What it said.
+    pub message: AgentMessage,
+}
+
+/// Something (a pong, a stream frame) arrived: the agent is alive.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Seen {
+    /// The agent.
+    pub agent_id: String,
+    /// The connection.
+    pub conn_id: String,
+}
+
+/// A greeted connection ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentDisconnected {
+    /// The agent.
+    pub agent_id: String,
+    /// The connection that ended.
+    pub conn_id: String,
+}
+
+/// An admin deleted the agent: close its link and drop its commands.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentRemoved(pub String);
+
+/// An admin revoked credentials: close a link that authenticated with one of them.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CredentialsRevoked {
+    /// The agent.
+    pub agent_id: String,
+    /// The revoked credentials.
+    pub ids: Vec<Uuid>,
+}
+
+impl Supervisor {
+    fn audit_agent(&self, action: &str, agent_id: &str, details: serde_json::Value) {
+        self.store.spawn(Record(
+            NewAuditEntry::by_agent(action, agent_id)
+                .target("agent", agent_id)
+                .details(details),
+        ));
+    }
+
+    /// Moves an agent to `status` in the store; `offline` degrades its running sessions.
+    fn record_status(&self, agent_id: &str, status: AgentStatus) {
+        log::info!("agent {agent_id} is {status}");
+        let store = self.store.clone();
+        let agent_id = agent_id.to_owned();
+        actix::spawn(async move {
+            match store
+                .run(SetAgentStatus {
+                    agent_id: agent_id.clone(),
+                    status,
+                })
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => log::warn!("agent {agent_id} offline: {n} sessions degraded"),
+                Err(e) => log::error!("agent {agent_id}: cannot record status {status}: {e}"),
+            }
+        });
+    }
+
+    /// Applies liveness: late heartbeats warn, silence past the timeout is offline.
+    pub(super) fn sweep(&mut self) {
+        let transitions = self.registry.sweep(
+            Instant::now(),
+            self.timing.heartbeat_interval,
+            self.timing.agent_timeout,
+        );
+        for transition in transitions {
+            if let Some(link) = transition.close {
+                link.do_send(CloseLink {
+                    code: CloseCode::Away,
+                    reason: format!("no heartbeat for {}s", self.timing.agent_timeout.as_secs()),
+                });
+            }
+            if transition.status == AgentStatus::Offline {
+                self.audit_agent("agent_offline", &transition.agent_id, serde_json::json!({}));
+            }
+            self.record_status(&transition.agent_id, transition.status);
+        }
+    }
+
+    fn route_reply(&mut self, agent_id: String, command_id: Uuid, reply: Reply) {
+        match self.commands.get(&command_id) {
+            Some((_, actor)) => actor.do_send(AgentReply { agent_id, reply }),
+            None => {
+                // Finished already (a duplicate) or never this agent's: the store decides.
+                let store = self.store.clone();
+                actix::spawn(async move {
+                    let query = RecordReply {
+                        command_id,
+                        agent_id: Some(agent_id.clone()),
+                        reply,
+                    };
+                    match store.run(query).await {
+                        Ok(effect) => {
+                            log::debug!("agent {agent_id}: late answer to {command_id}: {effect:?}")
+                        }
+                        Err(e) => log::error!(
+                            "agent {agent_id}: cannot record answer to {command_id}: {e}"
+                        ),
+                    }
+                });
+            }
+        }
+    }
+}
+
+impl Handler<AgentHello> for Supervisor {
+    type Result = ResponseActFuture<Self, Result<(), String>>;
+
+    fn handle(&mut self, hello: AgentHello, _: &mut Context<Self>) -> Self::Result {
+        let store = self.store.clone();
+        let mark = MarkConnected {
+            agent_id: hello.agent_id.clone(),
+            conn_id: hello.conn_id.clone(),
+            platform: hello.platform.clone(),
+            region: hello.region.clone(),
+            capacity: serde_json::to_value(&hello.capacity).unwrap_or_default(),
+        };
+        Box::pin(async move { store.run(mark).await }.into_actor(self).map(
+            move |marked, this, ctx| {
+                if let Err(e) = marked {
+                    log::error!("agent {}: cannot record connection: {e}", hello.agent_id);
+                    return Err(format!("agent {} is not registered", hello.agent_id));
+                }
+                let link = Link {
+                    conn_id: hello.conn_id.clone(),
+                    credential_id: hello.credential_id,
+                    handle: hello.addr.clone(),
+                };
+                if let Some(old) = this.registry.connect(&hello.agent_id, link, Instant::now()) {
+                    old.handle.do_send(CloseLink {
+                        code: CloseCode::Policy,
+                        reason: "replaced by a newer connection of the same agent".into(),
+                    });
+                }
+                hello.addr.do_send(Outgoing(ControlMessage::Welcome {
+                    protocol_version: PROTOCOL_VERSION,
+                    heartbeat_interval_ms: u64::try_from(
+                        this.timing.heartbeat_interval.as_millis(),
+                    )
+                    .unwrap_or(u64::MAX),
+                    stream_window: DEFAULT_STREAM_WINDOW,
+                }));
+                this.audit_agent(
+                    "agent_connect",
+                    &hello.agent_id,
+                    serde_json::json!({
+                        "platform": hello.platform,
+                        "region": hello.region,
+                        "sessions": hello.sessions.len(),
+                    }),
+                );
+                this.reconcile_and_redeliver(hello.agent_id, hello.sessions, ctx);
+                Ok(())
+            },
+        ))
+    }
+}
+
+impl Supervisor {
+    /// After `welcome`: reconcile the agent's inventory, then resend what it has not answered.
+    fn reconcile_and_redeliver(
+        &mut self,
+        agent_id: String,
+        sessions: Vec<SessionReport>,
+        ctx: &mut Context<Self>,
+    ) {
+        let store = self.store.clone();
+        let id = agent_id.clone();
+        async move {
+            let reconciled = store
+                .run(ApplyInventory {
+                    agent_id: id.clone(),
+                    inventory: sessions,
+                })
+                .await;
+            let unfinished = store.run(UnfinishedCommands(Some(id))).await;
+            (reconciled, unfinished)
+        }
+        .into_actor(self)
+        .map(move |(reconciled, unfinished), this, ctx| {
+            match reconciled {
+                Ok(changes) if !changes.is_empty() => {
+                    log::info!("agent {agent_id}: reconciled sessions {changes:?}");
+                }
+                Ok(_) => {}
+                Err(e) => log::error!("agent {agent_id}: cannot reconcile sessions: {e}"),
+            }
+            match unfinished {
+                Ok(commands) => {
+                    for command in commands {
+                        match this.commands.get(&command.command_id) {
+                            Some((_, actor)) => actor.do_send(Deliver),
+                            // Its actor starts by delivering.
+                            None => this.track(command, ctx),
+                        }
+                    }
+                }
+                Err(e) => log::error!("agent {agent_id}: cannot load unfinished commands: {e}"),
+            }
+        })
+        .spawn(ctx);
+    }
+}
+
+impl Handler<FromAgent> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: FromAgent, _: &mut Context<Self>) {
+        if !self
+            .registry
+            .touch(&msg.agent_id, &msg.conn_id, Instant::now())
+        {
+            log::debug!(
+                "agent {}: message on a replaced connection ignored",
+                msg.agent_id
+            );
+            return;
+        }
+        let agent_id = msg.agent_id;
+        match msg.message {
+            AgentMessage::Heartbeat { .. } => {
+                if self.registry.set_status(&agent_id, AgentStatus::Online)
+                    == Some(AgentStatus::Warning)
+                {
+                    log::info!("agent {agent_id} is online again");
+                }
+                self.store.spawn(RecordHeartbeat {
+                    agent_id,
+                    conn_id: msg.conn_id,
+                });
+            }
+            AgentMessage::Ack { command_id } => self.route_reply(agent_id, command_id, Reply::Ack),
+            AgentMessage::Completed { command_id, result } => {
+                self.route_reply(agent_id, command_id, Reply::Completed(result))
+            }
+            AgentMessage::Failed { command_id, error } => {
+                self.route_reply(agent_id, command_id, Reply::Failed(error))
+            }
+            AgentMessage::SessionStatus {
+                session_id,
+                state,
+                message,
+            } => {
+                let store = self.store.clone();
+                actix::spawn(async move {
+                    let report = SessionReport {
+                        session_id,
+                        state,
+                        vnc: None,
+                        message,
+                    };
+                    match store
+                        .run(ApplySessionStatus {
+                            agent_id: agent_id.clone(),
+                            report,
+                        })
+                        .await
+                    {
+                        Ok(Some(state)) => {
+                            log::info!("session {session_id} is now {state} (agent {agent_id})")
+                        }
+                        Ok(None) => {}
+                        Err(e) => log::error!("session {session_id}: cannot apply status: {e}"),
+                    }
+                });
+            }
+            AgentMessage::VncDisconnect { stream_id, reason } => {
+                log::debug!("agent {agent_id}: stream {stream_id} closed: {reason}");
+            }
+            AgentMessage::Goodbye { reason } => {
+                log::info!("agent {agent_id} says goodbye: {reason}");
+                self.audit_agent(
+                    "agent_goodbye",
+                    &agent_id,
+                    serde_json::json!({ "reason": reason }),
+                );
+            }
+            AgentMessage::Hello { .. } | AgentMessage::Unknown => {}
+        }
+    }
+}
+
+impl Handler<Seen> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Seen, _: &mut Context<Self>) {
+        self.registry
+            .touch(&msg.agent_id, &msg.conn_id, Instant::now());
+    }
+}
+
+impl Handler<AgentDisconnected> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentDisconnected, _: &mut Context<Self>) {
+        if self.registry.disconnect(&msg.agent_id, &msg.conn_id) {
+            self.audit_agent("agent_disconnect", &msg.agent_id, serde_json::json!({}));
+            self.record_status(&msg.agent_id, AgentStatus::Warning);
+        }
+    }
+}
+
+impl Handler<AgentRemoved> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, AgentRemoved(agent_id): AgentRemoved, _: &mut Context<Self>) {
+        if let Some(link) = self.registry.remove(&agent_id) {
+            link.handle.do_send(CloseLink {
+                code: CloseCode::Policy,
+                reason: "agent deleted by an administrator".into(),
+            });
+        }
+        // Its commands were deleted with it; their actors stop at their next step.
+        self.stop_commands_of(&agent_id);
+    }
+}
+
+impl Handler<CredentialsRevoked> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CredentialsRevoked, _: &mut Context<Self>) {
+        if let Some(link) = self.registry.link(&msg.agent_id)
+            && msg.ids.contains(&link.credential_id)
+        {
+            link.handle.do_send(CloseLink {
+                code: CloseCode::Policy,
+                reason: "credential revoked".into(),
+            });
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Commands: dispatch from the API, delivery to connections, and their actors' end.
+
+use actix::prelude::*;
+use streamspace_protocol::ControlMessage;
+use uuid::Uuid;
+
+use super::Supervisor;
+use crate::actors::agent_connection::Outgoing;
+use crate::actors::command::{Cancel, CommandActor};
+use crate::store::commands::CommandRow;
+
+/// A command was persisted: start its actor, which delivers it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Dispatch(pub CommandRow);
+
+/// Writes a message to an agent's live connection; answers whether there was one.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct SendToAgent {
+    /// The agent.
+    pub agent_id: String,
+    /// The message.
+    pub message: ControlMessage,
+}
+
+/// A command actor stopped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CommandDone(pub Uuid);
+
+impl Supervisor {
+    /// Starts an actor for a command unless one is running.
+    pub(super) fn track(&mut self, command: CommandRow, ctx: &mut Context<Self>) {
+        let id = command.command_id;
+        if self.commands.contains_key(&id) {
+            return;
+        }
+        let agent_id = command.agent_id.clone();
+        let actor = CommandActor::new(
+            command,
+            ctx.address(),
+            self.store.clone(),
+            self.metrics.clone(),
+        );
+        self.commands.insert(id, (agent_id, actor.start()));
+    }
+
+    /// Stops the actors of an agent's commands (their rows went with the agent).
+    pub(super) fn stop_commands_of(&mut self, agent_id: &str) {
+        self.commands.retain(|_, (agent, actor)| {
+            let keep = agent != agent_id;
+            if !keep {
+                actor.do_send(Cancel);
+            }
+            keep
+        });
+    }
+}
+
+impl Handler<Dispatch> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, Dispatch(command): Dispatch, ctx: &mut Context<Self>) {
+        self.track(command, ctx);
+    }
+}
+
+impl Handler<SendToAgent> for Supervisor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: SendToAgent, _: &mut Context<Self>) -> bool {
+        match self.registry.link(&msg.agent_id) {
+            Some(link) => {
+                link.handle.do_send(Outgoing(msg.message));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Handler<CommandDone> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, CommandDone(id): CommandDone, _: &mut Context<Self>) {
+        self.commands.remove(&id);
+    }
+}

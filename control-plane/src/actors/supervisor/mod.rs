@@ -1,0 +1,105 @@
+//! The Supervisor: one per process. It owns the registry of agent connections and command
+//! actors, routes messages between them and the store, and sweeps agent liveness.
+//!
+//! Message structs and their handlers live in files by topic: [`agents`] (the agent link)
+//! and [`commands`] (dispatch and delivery).
+
+mod agents;
+mod commands;
+pub mod registry;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use uuid::Uuid;
+
+pub use self::agents::{
+    AgentDisconnected, AgentHello, AgentRemoved, CredentialsRevoked, FromAgent, Seen,
+};
+pub use self::commands::{CommandDone, Dispatch, SendToAgent};
+use self::registry::Registry;
+use super::agent_connection::AgentConnection;
+use super::command::CommandActor;
+use crate::metrics::Metrics;
+use crate::store::StoreHandle;
+use crate::store::agents::AgentsBelievedAlive;
+use crate::store::commands::UnfinishedCommands;
+
+/// Timings from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// `AGENT_HEARTBEAT_INTERVAL`.
+    pub heartbeat_interval: Duration,
+    /// `AGENT_TIMEOUT`.
+    pub agent_timeout: Duration,
+    /// `COMMAND_TIMEOUT`.
+    pub command_timeout: Duration,
+}
+
+impl Timing {
+    /// How often liveness is swept: fine enough to notice silence within a tenth of the
+    /// timeout, never busier than 10 times a second.
+    fn sweep_every(&self) -> Duration {
+        (self.agent_timeout / 10).clamp(Duration::from_millis(100), Duration::from_secs(5))
+    }
+}
+
+/// The actor.
+pub struct Supervisor {
+    store: StoreHandle,
+    metrics: Arc<Metrics>,
+    timing: Timing,
+    registry: Registry<Addr<AgentConnection>>,
+    /// Command id → (agent id, actor).
+    commands: HashMap<Uuid, (String, Addr<CommandActor>)>,
+}
+
+impl Supervisor {
+    /// A supervisor over `store`.
+    pub fn new(store: StoreHandle, metrics: Arc<Metrics>, timing: Timing) -> Self {
+        Supervisor {
+            store,
+            metrics,
+            timing,
+            registry: Registry::default(),
+            commands: HashMap::new(),
+        }
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Agents the previous process knew are disconnected now: give them the timeout to
+        // come back. Unfinished commands get their actors back, with their deadlines.
+        let store = self.store.clone();
+        async move {
+            let expected = store.run(AgentsBelievedAlive).await;
+            let unfinished = store.run(UnfinishedCommands(None)).await;
+            (expected, unfinished)
+        }
+        .into_actor(self)
+        .map(|(expected, unfinished), this, ctx| {
+            let now = Instant::now();
+            match expected {
+                Ok(agents) => agents.iter().for_each(|a| this.registry.expect(a, now)),
+                Err(e) => log::error!("supervisor: cannot load agents: {e}"),
+            }
+            match unfinished {
+                Ok(commands) => {
+                    log::info!(
+                        "supervisor: {} unfinished commands restored",
+                        commands.len()
+                    );
+                    commands.into_iter().for_each(|c| this.track(c, ctx));
+                }
+                Err(e) => log::error!("supervisor: cannot load unfinished commands: {e}"),
+            }
+        })
+        .wait(ctx);
+        ctx.run_interval(self.timing.sweep_every(), |this, _| this.sweep());
+    }
+}

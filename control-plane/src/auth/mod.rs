@@ -1,0 +1,6 @@
+//! Passwords, tokens and agent credentials. No I/O: the HTTP layer and the agent channel
+//! call these and look things up in the store.
+
+pub mod agent_token;
+pub mod password;
+pub mod tokens;

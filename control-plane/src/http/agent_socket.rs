@@ -1,0 +1,87 @@
+//! `GET /api/v1/agent/connect?agent_id=…`: the agent's WebSocket. The credential
+//! (`Authorization: Bearer <token>`) is checked before the upgrade, and must belong to the
+//! agent named in the query.
+
+use actix::{Actor, AsyncContext};
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use serde::Deserialize;
+use streamspace_protocol::{FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD, MAX_TEXT_MESSAGE};
+
+use super::AppState;
+use super::caller::client_ip;
+use super::error::ApiError;
+use crate::actors::agent_connection::AgentConnection;
+use crate::auth::agent_token;
+use crate::store::audit::{NewAuditEntry, Record};
+use crate::store::credentials::AuthenticateAgent;
+
+/// The query string.
+#[derive(Deserialize)]
+pub struct ConnectQuery {
+    agent_id: String,
+}
+
+/// Upgrades an authenticated agent to the WebSocket link.
+#[get("/agent/connect")]
+pub async fn connect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Payload,
+    query: web::Query<ConnectQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let agent_id = query.into_inner().agent_id;
+    let token = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| {
+            ApiError::Unauthorized("missing Authorization: Bearer <agent token> header".into())
+        })?;
+    let credential = state
+        .store
+        .run(AuthenticateAgent {
+            token_hash: agent_token::hash(token),
+        })
+        .await?;
+    let refused = |reason: &str| {
+        state.store.spawn(Record(
+            NewAuditEntry::anonymous("agent_auth_failed")
+                .target("agent", &agent_id)
+                .details(serde_json::json!({ "reason": reason }))
+                .from_ip(client_ip(&req)),
+        ));
+    };
+    let Some(credential) = credential else {
+        refused("unknown or revoked credential");
+        return Err(ApiError::Unauthorized(
+            "unknown or revoked agent credential".into(),
+        ));
+    };
+    if credential.agent_id != agent_id {
+        refused("credential belongs to another agent");
+        return Err(ApiError::Forbidden(format!(
+            "this credential belongs to another agent, not {agent_id:?}"
+        )));
+    }
+    let (response, session, stream) = actix_ws::handle(&req, body)
+        .map_err(|e| ApiError::invalid(format!("websocket upgrade: {e}")))?;
+    let stream = stream
+        .max_frame_size(MAX_TEXT_MESSAGE.max(FRAME_HEADER_LEN + MAX_FRAME_PAYLOAD))
+        .aggregate_continuations()
+        .max_continuation_size(MAX_TEXT_MESSAGE);
+    let config = &state.config;
+    AgentConnection::create(|ctx| {
+        ctx.add_stream(stream);
+        AgentConnection::new(
+            agent_id,
+            credential.id,
+            session,
+            state.supervisor.clone(),
+            state.metrics.clone(),
+            config.agent_heartbeat_interval,
+        )
+    });
+    Ok(response)
+}

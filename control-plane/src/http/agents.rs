@@ -1,0 +1,313 @@
+//! Agents (admin): register, list, inspect, delete; mint, rotate and revoke credentials.
+
+use actix_web::{HttpResponse, delete as delete_route, get, post, web};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::AppState;
+use super::caller::Caller;
+use super::error::ApiError;
+use crate::actors::supervisor::{AgentRemoved, CredentialsRevoked};
+use crate::auth::agent_token;
+use crate::model::AgentStatus;
+use crate::store::agents::{AgentById, DeleteAgent, ListAgents, RegisterAgent};
+use crate::store::audit::{NewAuditEntry, Record};
+use crate::store::credentials::{
+    Credential, ListCredentials, MintCredential, NewCredential, RevokeCredential,
+};
+use crate::validate;
+
+/// Registration form.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    agent_id: String,
+    platform: String,
+    region: Option<String>,
+}
+
+fn audit(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    agent_id: &str,
+    details: serde_json::Value,
+) {
+    state.store.spawn(Record(
+        NewAuditEntry::by_user(action, caller.id, &caller.username)
+            .target("agent", agent_id)
+            .details(details)
+            .from_ip(caller.ip.clone()),
+    ));
+}
+
+fn no_agent(agent_id: &str) -> ApiError {
+    ApiError::NotFound(format!("no agent {agent_id:?}"))
+}
+
+fn new_credential(agent_id: &str, caller: &Caller) -> (agent_token::Minted, NewCredential) {
+    let minted = agent_token::mint();
+    let credential = NewCredential {
+        agent_id: agent_id.to_owned(),
+        token_hash: minted.hash.clone(),
+        token_prefix: minted.prefix.clone(),
+        created_by: Some(caller.id),
+    };
+    (minted, credential)
+}
+
+/// The one response that ever contains a token.
+fn shown_once(credential: &Credential, token: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": credential.id,
+        "token": token,
+        "token_prefix": credential.token_prefix,
+        "created_at": credential.created_at,
+        "note": "the token is shown only now; set it as AGENT_TOKEN on the agent",
+    })
+}
+
+/// `POST /api/v1/agents/register`: creates the agent and its first credential.
+#[post("/agents/register")]
+pub async fn register(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<Registration>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let Registration {
+        agent_id,
+        platform,
+        region,
+    } = body.into_inner();
+    validate::agent_id(&agent_id).map_err(ApiError::invalid)?;
+    validate::platform(&platform).map_err(ApiError::invalid)?;
+    let (minted, credential) = new_credential(&agent_id, &caller);
+    let agent = state
+        .store
+        .run(RegisterAgent {
+            agent_id: agent_id.clone(),
+            platform,
+            region,
+            credential,
+        })
+        .await?;
+    let credentials = state.store.run(ListCredentials(agent_id.clone())).await?;
+    audit(
+        &state,
+        &caller,
+        "agent_register",
+        &agent_id,
+        serde_json::json!({ "platform": agent.platform }),
+    );
+    audit(
+        &state,
+        &caller,
+        "credential_mint",
+        &agent_id,
+        serde_json::json!({ "prefix": minted.prefix }),
+    );
+    Ok(HttpResponse::Created().json(serde_json::json!({
+        "agent": agent,
+        "credential": shown_once(&credentials[0], &minted.token),
+    })))
+}
+
+/// Filters for the agent list.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentFilter {
+    platform: Option<String>,
+    status: Option<String>,
+    region: Option<String>,
+}
+
+/// `GET /api/v1/agents?platform=&status=&region=`
+#[get("/agents")]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<AgentFilter>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let AgentFilter {
+        platform,
+        status,
+        region,
+    } = query.into_inner();
+    let status = status
+        .map(|s| {
+            s.parse::<AgentStatus>()
+                .map_err(|e| ApiError::invalid(format!("status: {e}")))
+        })
+        .transpose()?;
+    let agents = state
+        .store
+        .run(ListAgents {
+            platform,
+            status,
+            region,
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "agents": agents })))
+}
+
+/// `GET /api/v1/agents/{agent_id}`: with active session count, capacity, last heartbeat.
+#[get("/agents/{agent_id}")]
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    agent_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let agent_id = agent_id.into_inner();
+    let agent = state
+        .store
+        .run(AgentById(agent_id.clone()))
+        .await?
+        .ok_or_else(|| no_agent(&agent_id))?;
+    Ok(HttpResponse::Ok().json(agent))
+}
+
+/// `DELETE /api/v1/agents/{agent_id}`: its link is closed, its sessions become `lost`.
+#[delete_route("/agents/{agent_id}")]
+pub async fn delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    agent_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let agent_id = agent_id.into_inner();
+    state
+        .store
+        .run(DeleteAgent(agent_id.clone()))
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::NotFound(_) => no_agent(&agent_id),
+            other => other,
+        })?;
+    state.supervisor.do_send(AgentRemoved(agent_id.clone()));
+    audit(
+        &state,
+        &caller,
+        "agent_delete",
+        &agent_id,
+        serde_json::json!({}),
+    );
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /api/v1/agents/{agent_id}/credentials`: never the tokens, only their prefixes.
+#[get("/agents/{agent_id}/credentials")]
+pub async fn list_credentials(
+    state: web::Data<AppState>,
+    caller: Caller,
+    agent_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let agent_id = agent_id.into_inner();
+    state
+        .store
+        .run(AgentById(agent_id.clone()))
+        .await?
+        .ok_or_else(|| no_agent(&agent_id))?;
+    let credentials = state.store.run(ListCredentials(agent_id)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "credentials": credentials })))
+}
+
+async fn mint(
+    state: &AppState,
+    caller: &Caller,
+    agent_id: String,
+    rotate: bool,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let (minted, credential) = new_credential(&agent_id, caller);
+    let (credential, revoked) = state
+        .store
+        .run(MintCredential {
+            credential,
+            revoke_others: rotate,
+        })
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::NotFound(_) => no_agent(&agent_id),
+            other => other,
+        })?;
+    if !revoked.is_empty() {
+        state.supervisor.do_send(CredentialsRevoked {
+            agent_id: agent_id.clone(),
+            ids: revoked.clone(),
+        });
+    }
+    let action = if rotate {
+        "credential_rotate"
+    } else {
+        "credential_mint"
+    };
+    audit(
+        state,
+        caller,
+        action,
+        &agent_id,
+        serde_json::json!({ "prefix": credential.token_prefix, "revoked": revoked }),
+    );
+    Ok(HttpResponse::Created().json(shown_once(&credential, &minted.token)))
+}
+
+/// `POST /api/v1/agents/{agent_id}/credentials`: an additional credential.
+#[post("/agents/{agent_id}/credentials")]
+pub async fn mint_credential(
+    state: web::Data<AppState>,
+    caller: Caller,
+    agent_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    mint(&state, &caller, agent_id.into_inner(), false).await
+}
+
+/// `POST /api/v1/agents/{agent_id}/credentials/rotate`: a new credential; all others are
+/// revoked and a link using one of them is closed.
+#[post("/agents/{agent_id}/credentials/rotate")]
+pub async fn rotate_credentials(
+    state: web::Data<AppState>,
+    caller: Caller,
+    agent_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    mint(&state, &caller, agent_id.into_inner(), true).await
+}
+
+/// `DELETE /api/v1/agents/{agent_id}/credentials/{id}`: revokes one credential.
+#[delete_route("/agents/{agent_id}/credentials/{id}")]
+pub async fn revoke_credential(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let (agent_id, id) = path.into_inner();
+    let credential = state
+        .store
+        .run(RevokeCredential {
+            agent_id: agent_id.clone(),
+            id,
+        })
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::NotFound(_) => {
+                ApiError::NotFound(format!("agent {agent_id:?} has no credential {id}"))
+            }
+            other => other,
+        })?;
+    state.supervisor.do_send(CredentialsRevoked {
+        agent_id: agent_id.clone(),
+        ids: vec![id],
+    });
+    audit(
+        &state,
+        &caller,
+        "credential_revoke",
+        &agent_id,
+        serde_json::json!({ "id": id, "prefix": credential.token_prefix }),
+    );
+    Ok(HttpResponse::Ok().json(credential))
+}

@@ -1,0 +1,78 @@
+//! `POST /api/v1/auth/login`, `GET /api/v1/auth/me`.
+
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use serde::Deserialize;
+
+use super::AppState;
+use super::caller::{Caller, client_ip};
+use super::error::ApiError;
+use crate::auth::password;
+use crate::store::audit::{NewAuditEntry, Record};
+use crate::store::users::UserByName;
+
+/// Login form.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    username: String,
+    password: String,
+}
+
+/// Exchanges a user name and password for a login token.
+#[post("/auth/login")]
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<Login>,
+) -> Result<HttpResponse, ApiError> {
+    let Login { username, password } = body.into_inner();
+    let ip = client_ip(&req);
+    let user = state.store.run(UserByName(username.clone())).await?;
+    // argon2 is deliberately slow: keep it off the async workers.
+    let (user, valid) = web::block(move || match user {
+        Some(user) => {
+            let valid = password::verify(&user.password_hash, &password);
+            (Some(user), valid)
+        }
+        None => {
+            password::verify_dummy(&password);
+            (None, false)
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let Some(user) = user.filter(|_| valid) else {
+        state.store.spawn(Record(
+            NewAuditEntry::anonymous("login_failed")
+                .details(serde_json::json!({ "username": username }))
+                .from_ip(ip),
+        ));
+        return Err(ApiError::Unauthorized(
+            "invalid username or password".into(),
+        ));
+    };
+    if user.disabled {
+        return Err(ApiError::Forbidden("this account is disabled".into()));
+    }
+    let (token, expires_at) = state.keys.login(user.id, &user.username, user.role());
+    state.store.spawn(Record(
+        NewAuditEntry::by_user("login", user.id, &user.username)
+            .target("user", user.id)
+            .from_ip(ip),
+    ));
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "token": token,
+        "expires_at": expires_at,
+        "user": user,
+    })))
+}
+
+/// The caller.
+#[get("/auth/me")]
+pub async fn me(caller: Caller) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "id": caller.id,
+        "username": caller.username,
+        "role": caller.role,
+    }))
+}

@@ -1,0 +1,260 @@
+//! Sessions: users create, list, inspect and delete their own; admins everyone's.
+//!
+//! Another user's session answers 404, exactly like a missing one, so ids cannot be probed.
+
+use actix_web::{HttpResponse, delete as delete_route, get, post, web};
+use serde::Deserialize;
+use streamspace_protocol::{Resources, SessionSpec, TemplateSpec};
+use uuid::Uuid;
+
+use super::AppState;
+use super::caller::Caller;
+use super::error::ApiError;
+use crate::actors::supervisor::Dispatch;
+use crate::model::{Role, SessionState};
+use crate::store::audit::{NewAuditEntry, Record};
+use crate::store::sessions::{
+    CreateSession, DeleteSession, Deletion, ListSessions, Placed, SessionById, SessionView,
+};
+use crate::store::templates::TemplateByName;
+use crate::validate;
+
+/// Resources used when neither the request nor the template says.
+const DEFAULT_CPU: &str = "1";
+const DEFAULT_MEMORY: &str = "2Gi";
+
+/// Requested CPU and memory; absent fields come from the template.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceRequest {
+    cpu: Option<String>,
+    memory: Option<String>,
+}
+
+/// A session request.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSession {
+    template: String,
+    #[serde(default)]
+    resources: ResourceRequest,
+    platform: Option<String>,
+    region: Option<String>,
+    #[serde(default = "default_true")]
+    persistent_home: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn audit(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    session: Uuid,
+    details: serde_json::Value,
+) {
+    state.store.spawn(Record(
+        NewAuditEntry::by_user(action, caller.id, &caller.username)
+            .target("session", session)
+            .details(details)
+            .from_ip(caller.ip.clone()),
+    ));
+}
+
+fn no_session(id: Uuid) -> ApiError {
+    ApiError::NotFound(format!("no session {id}"))
+}
+
+/// Loads a session the caller may see, or 404.
+pub async fn visible_session(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<SessionView, ApiError> {
+    state
+        .store
+        .run(SessionById(id))
+        .await?
+        .filter(|s| caller.may_access(s.session.owner_id))
+        .ok_or_else(|| no_session(id))
+}
+
+/// `POST /api/v1/sessions` → 202 with the session, placed on the least-loaded matching agent.
+#[post("/sessions")]
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<NewSession>,
+) -> Result<HttpResponse, ApiError> {
+    let request = body.into_inner();
+    if let Some(platform) = &request.platform {
+        validate::platform(platform).map_err(ApiError::invalid)?;
+    }
+    let template = state
+        .store
+        .run(TemplateByName(request.template.clone()))
+        .await?
+        .ok_or_else(|| ApiError::BadRequest {
+            code: "unknown_template",
+            message: format!("template: no template named {:?}", request.template),
+        })?;
+    let default = |field: &str, fallback: &str| {
+        template.default_resources[field]
+            .as_str()
+            .unwrap_or(fallback)
+            .to_owned()
+    };
+    let resources = Resources {
+        cpu: request
+            .resources
+            .cpu
+            .unwrap_or_else(|| default("cpu", DEFAULT_CPU)),
+        memory: request
+            .resources
+            .memory
+            .unwrap_or_else(|| default("memory", DEFAULT_MEMORY)),
+    };
+    validate::cpu(&resources.cpu).map_err(ApiError::invalid)?;
+    validate::memory(&resources.memory).map_err(ApiError::invalid)?;
+    let spec = SessionSpec {
+        session_id: Uuid::new_v4(),
+        user: caller.username.clone(),
+        template: TemplateSpec {
+            name: template.name.clone(),
+            image: template.image.clone(),
+            vnc_port: u16::try_from(template.vnc_port).unwrap_or(5900),
+            env: serde_json::from_value(template.env.clone()).unwrap_or_default(),
+        },
+        resources,
+        persistent_home: request.persistent_home,
+    };
+    let placed = state
+        .store
+        .run(CreateSession {
+            spec,
+            owner_id: caller.id,
+            template_id: template.id,
+            platform: request.platform,
+            region: request.region,
+            command_id: Uuid::new_v4(),
+            command_timeout: state.config.command_timeout,
+        })
+        .await?;
+    let (session, command) = match placed {
+        Placed::Created { session, command } => (*session, *command),
+        Placed::NoAgent(message) => {
+            return Err(ApiError::Unavailable {
+                code: "no_agent_available",
+                message,
+            });
+        }
+    };
+    state.supervisor.do_send(Dispatch(command));
+    audit(
+        &state,
+        &caller,
+        "session_create",
+        session.id,
+        serde_json::json!({ "template": session.template_name, "agent_id": session.agent_id }),
+    );
+    Ok(HttpResponse::Accepted().json(SessionView {
+        session,
+        owner: caller.username,
+    }))
+}
+
+/// List filters; `owner` is honoured for admins only.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionFilter {
+    state: Option<String>,
+    agent_id: Option<String>,
+    owner: Option<Uuid>,
+}
+
+/// `GET /api/v1/sessions`: the caller's own; admins see all, filtered.
+#[get("/sessions")]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<SessionFilter>,
+) -> Result<HttpResponse, ApiError> {
+    let SessionFilter {
+        state: session_state,
+        agent_id,
+        owner,
+    } = query.into_inner();
+    let session_state = session_state
+        .map(|s| {
+            s.parse::<SessionState>()
+                .map_err(|e| ApiError::invalid(format!("state: {e}")))
+        })
+        .transpose()?;
+    let owner_id = match caller.role {
+        Role::Admin => owner,
+        Role::User => Some(caller.id),
+    };
+    let sessions = state
+        .store
+        .run(ListSessions {
+            owner_id,
+            state: session_state,
+            agent_id,
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "sessions": sessions })))
+}
+
+/// `GET /api/v1/sessions/{id}`
+#[get("/sessions/{id}")]
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(visible_session(&state, &caller, id.into_inner()).await?))
+}
+
+/// `DELETE /api/v1/sessions/{id}` → 202 while the agent removes it, 200 if nothing was left
+/// to remove.
+#[delete_route("/sessions/{id}")]
+pub async fn delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let view = visible_session(&state, &caller, id.into_inner()).await?;
+    let deletion = state
+        .store
+        .run(DeleteSession {
+            id: view.session.id,
+            command_id: Uuid::new_v4(),
+            command_timeout: state.config.command_timeout,
+        })
+        .await?;
+    let (session, accepted) = match deletion {
+        Deletion::Requested { session, command } => {
+            state.supervisor.do_send(Dispatch(*command));
+            (*session, true)
+        }
+        Deletion::Finished(session) => (*session, false),
+    };
+    audit(
+        &state,
+        &caller,
+        "session_delete",
+        session.id,
+        serde_json::json!({ "state": session.state }),
+    );
+    let body = SessionView {
+        session,
+        owner: view.owner,
+    };
+    Ok(if accepted {
+        HttpResponse::Accepted().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    })
+}

@@ -1,0 +1,180 @@
+//! Templates: admins create, change and delete them; everyone lists them.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, delete as delete_route, get, post, put, web};
+use serde::Deserialize;
+
+use super::AppState;
+use super::caller::Caller;
+use super::error::ApiError;
+use crate::store::audit::{NewAuditEntry, Record};
+use crate::store::templates::{
+    CreateTemplate, DeleteTemplate, ListTemplates, TemplateByName, TemplateFields, UpdateTemplate,
+};
+use crate::validate;
+
+/// Default CPU and memory of a template.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceDefaults {
+    cpu: Option<String>,
+    memory: Option<String>,
+}
+
+/// A template as the API accepts it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateBody {
+    name: String,
+    display_name: Option<String>,
+    #[serde(default)]
+    description: String,
+    image: String,
+    #[serde(default = "default_vnc_port")]
+    vnc_port: u16,
+    default_resources: Option<ResourceDefaults>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+}
+
+fn default_vnc_port() -> u16 {
+    5900
+}
+
+impl TemplateBody {
+    fn into_fields(self) -> Result<TemplateFields, ApiError> {
+        validate::template_name(&self.name).map_err(ApiError::invalid)?;
+        if self.image.trim().is_empty() {
+            return Err(ApiError::invalid("image: must not be empty"));
+        }
+        if self.vnc_port == 0 {
+            return Err(ApiError::invalid("vnc_port: must be between 1 and 65535"));
+        }
+        let resources = self.default_resources.unwrap_or(ResourceDefaults {
+            cpu: None,
+            memory: None,
+        });
+        if let Some(cpu) = &resources.cpu {
+            validate::cpu(cpu).map_err(ApiError::invalid)?;
+        }
+        if let Some(memory) = &resources.memory {
+            validate::memory(memory).map_err(ApiError::invalid)?;
+        }
+        for name in self.env.keys() {
+            let valid = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !valid {
+                return Err(ApiError::invalid(format!(
+                    "env: {name:?} is not a valid variable name"
+                )));
+            }
+        }
+        Ok(TemplateFields {
+            display_name: self.display_name.unwrap_or_else(|| self.name.clone()),
+            name: self.name,
+            description: self.description,
+            image: self.image,
+            vnc_port: i32::from(self.vnc_port),
+            default_resources: serde_json::to_value(resources).unwrap_or_default(),
+            env: serde_json::to_value(self.env).unwrap_or_default(),
+        })
+    }
+}
+
+fn audit(state: &AppState, caller: &Caller, action: &str, name: &str) {
+    state.store.spawn(Record(
+        NewAuditEntry::by_user(action, caller.id, &caller.username)
+            .target("template", name)
+            .from_ip(caller.ip.clone()),
+    ));
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::NotFound(format!("no template named {name:?}"))
+}
+
+/// `POST /api/v1/templates` (admin)
+#[post("/templates")]
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<TemplateBody>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let fields = body.into_inner().into_fields()?;
+    let template = state.store.run(CreateTemplate(fields)).await?;
+    audit(&state, &caller, "template_create", &template.name);
+    Ok(HttpResponse::Created().json(template))
+}
+
+/// `GET /api/v1/templates`
+#[get("/templates")]
+pub async fn list(state: web::Data<AppState>, _caller: Caller) -> Result<HttpResponse, ApiError> {
+    let templates = state.store.run(ListTemplates).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "templates": templates })))
+}
+
+/// `GET /api/v1/templates/{name}`
+#[get("/templates/{name}")]
+pub async fn get(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    let template = state
+        .store
+        .run(TemplateByName(name.clone()))
+        .await?
+        .ok_or_else(|| not_found(&name))?;
+    Ok(HttpResponse::Ok().json(template))
+}
+
+/// `PUT /api/v1/templates/{name}` (admin): replaces the template.
+#[put("/templates/{name}")]
+pub async fn update(
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+    body: web::Json<TemplateBody>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let name = name.into_inner();
+    let fields = body.into_inner().into_fields()?;
+    let template = state
+        .store
+        .run(UpdateTemplate {
+            name: name.clone(),
+            fields,
+        })
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::NotFound(_) => not_found(&name),
+            other => other,
+        })?;
+    audit(&state, &caller, "template_update", &name);
+    Ok(HttpResponse::Ok().json(template))
+}
+
+/// `DELETE /api/v1/templates/{name}` (admin); sessions keep the template's name.
+#[delete_route("/templates/{name}")]
+pub async fn delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let name = name.into_inner();
+    state
+        .store
+        .run(DeleteTemplate(name.clone()))
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::NotFound(_) => not_found(&name),
+            other => other,
+        })?;
+    audit(&state, &caller, "template_delete", &name);
+    Ok(HttpResponse::NoContent().finish())
+}

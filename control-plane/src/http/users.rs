@@ -1,0 +1,152 @@
+//! Users (admin): create, list, change role or password, disable.
+
+use actix_web::{HttpResponse, get, patch, post, web};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::AppState;
+use super::caller::Caller;
+use super::error::ApiError;
+use crate::auth::password;
+use crate::model::Role;
+use crate::store::audit::{NewAuditEntry, Record};
+use crate::store::users::{CreateUser, ListUsers, UpdateUser, UserChanges};
+use crate::validate;
+
+/// A new user.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    username: String,
+    password: String,
+    #[serde(default = "default_role")]
+    role: Role,
+}
+
+fn default_role() -> Role {
+    Role::User
+}
+
+fn check_password(password: &str) -> Result<(), ApiError> {
+    if password.chars().count() < password::MIN_PASSWORD_LEN {
+        return Err(ApiError::invalid(format!(
+            "password: must be at least {} characters",
+            password::MIN_PASSWORD_LEN
+        )));
+    }
+    Ok(())
+}
+
+async fn hash(password: String) -> Result<String, ApiError> {
+    web::block(move || password::hash(&password))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// `POST /api/v1/users`
+#[post("/users")]
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<NewUser>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let NewUser {
+        username,
+        password,
+        role,
+    } = body.into_inner();
+    validate::username(&username).map_err(ApiError::invalid)?;
+    check_password(&password)?;
+    let password_hash = hash(password).await?;
+    let user = state
+        .store
+        .run(CreateUser {
+            username,
+            password_hash,
+            role,
+        })
+        .await?;
+    state.store.spawn(Record(
+        NewAuditEntry::by_user("user_create", caller.id, &caller.username)
+            .target("user", user.id)
+            .details(serde_json::json!({ "username": user.username, "role": user.role }))
+            .from_ip(caller.ip.clone()),
+    ));
+    Ok(HttpResponse::Created().json(user))
+}
+
+/// `GET /api/v1/users`
+#[get("/users")]
+pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let users = state.store.run(ListUsers).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "users": users })))
+}
+
+/// Changes to a user; absent fields stay as they are.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    password: Option<String>,
+    role: Option<Role>,
+    disabled: Option<bool>,
+}
+
+/// `PATCH /api/v1/users/{id}`: e.g. `{"disabled": true}`.
+#[patch("/users/{id}")]
+pub async fn update(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    body: web::Json<UserPatch>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let id = id.into_inner();
+    let UserPatch {
+        password,
+        role,
+        disabled,
+    } = body.into_inner();
+    if id == caller.id && (disabled == Some(true) || role == Some(Role::User)) {
+        return Err(ApiError::Conflict(
+            "an admin cannot disable or demote themselves; ask another admin".into(),
+        ));
+    }
+    let password_hash = match password {
+        Some(password) => {
+            check_password(&password)?;
+            Some(hash(password).await?)
+        }
+        None => None,
+    };
+    let changed_password = password_hash.is_some();
+    let changes = UserChanges {
+        password_hash,
+        role: role.map(|r| r.as_str().to_owned()),
+        disabled,
+    };
+    if changes.password_hash.is_none() && changes.role.is_none() && changes.disabled.is_none() {
+        return Err(ApiError::invalid(
+            "nothing to change: give password, role or disabled",
+        ));
+    }
+    let user =
+        state
+            .store
+            .run(UpdateUser { id, changes })
+            .await
+            .map_err(|e| match ApiError::from(e) {
+                ApiError::NotFound(_) => ApiError::NotFound(format!("no user {id}")),
+                other => other,
+            })?;
+    state.store.spawn(Record(
+        NewAuditEntry::by_user("user_update", caller.id, &caller.username)
+            .target("user", user.id)
+            .details(serde_json::json!({
+                "role": role, "disabled": disabled, "password_changed": changed_password,
+            }))
+            .from_ip(caller.ip.clone()),
+    ));
+    Ok(HttpResponse::Ok().json(user))
+}

@@ -1,0 +1,161 @@
+//! Domain states shared by the store, the actors and the API, with their text forms
+//! (as stored in the database and shown in JSON).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The text form, as stored and shown.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!(
+                        "{other:?} is not one of {}",
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// Liveness of an agent as the control plane sees it.
+    AgentStatus {
+        /// Connected, heartbeats on time.
+        Online = "online",
+        /// Heartbeat late or connection lost; may come back.
+        Warning = "warning",
+        /// Nothing heard for `AGENT_TIMEOUT`.
+        Offline = "offline",
+        /// Refused (e.g. incompatible protocol); needs an admin.
+        Error = "error",
+    }
+}
+
+text_enum! {
+    /// Lifecycle of a session.
+    SessionState {
+        /// Recorded, command not yet answered.
+        Pending = "pending",
+        /// The agent acknowledged and is creating it.
+        Creating = "creating",
+        /// Desktop up.
+        Running = "running",
+        /// Its agent is offline; it may still be running there.
+        Degraded = "degraded",
+        /// Its agent came back without it.
+        Lost = "lost",
+        /// Deletion requested.
+        Terminating = "terminating",
+        /// Gone.
+        Terminated = "terminated",
+        /// Could not be created or died; `state_reason` says why.
+        Failed = "failed",
+    }
+}
+
+text_enum! {
+    /// Lifecycle of a command sent to an agent.
+    CommandStatus {
+        /// Persisted, not yet handed to a connection.
+        Pending = "pending",
+        /// Written to the agent's WebSocket.
+        Sent = "sent",
+        /// The agent acknowledged it.
+        Ack = "ack",
+        /// The agent finished it.
+        Completed = "completed",
+        /// The agent could not carry it out.
+        Failed = "failed",
+        /// No answer within `COMMAND_TIMEOUT`.
+        Timeout = "timeout",
+    }
+}
+
+text_enum! {
+    /// What a user may do.
+    Role {
+        /// Own sessions only.
+        User = "user",
+        /// Everything.
+        Admin = "admin",
+    }
+}
+
+impl SessionState {
+    /// States that hold resources on an agent and count against its capacity.
+    pub const ACTIVE: &'static [SessionState] = &[
+        SessionState::Pending,
+        SessionState::Creating,
+        SessionState::Running,
+        SessionState::Degraded,
+        SessionState::Terminating,
+    ];
+
+    /// No further transition will happen.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            SessionState::Terminated | SessionState::Failed | SessionState::Lost
+        )
+    }
+}
+
+impl CommandStatus {
+    /// Still waiting for the agent: redelivered on reconnect, swept on timeout.
+    pub const UNFINISHED: &'static [CommandStatus] = &[
+        CommandStatus::Pending,
+        CommandStatus::Sent,
+        CommandStatus::Ack,
+    ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_forms_round_trip_and_match_serde() {
+        for state in SessionState::ALL {
+            assert_eq!(state.as_str().parse::<SessionState>(), Ok(*state));
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
+        for status in AgentStatus::ALL {
+            assert_eq!(status.as_str().parse::<AgentStatus>(), Ok(*status));
+        }
+    }
+
+    #[test]
+    fn unknown_text_lists_the_valid_values() {
+        assert_eq!(
+            "admn".parse::<Role>(),
+            Err("\"admn\" is not one of user, admin".to_owned())
+        );
+    }
+}

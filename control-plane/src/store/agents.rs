@@ -1,0 +1,310 @@
+//! `agents`: registered agents, their liveness and what they announced.
+
+use chrono::{DateTime, Utc};
+use diesel::dsl::{count_star, now};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::credentials::{NewCredential, insert_credential};
+use super::schema::{agents, sessions};
+use super::{Query, StoreError};
+use crate::model::{AgentStatus, SessionState};
+
+/// An agent as stored.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = agents)]
+pub struct Agent {
+    /// Surrogate key (not shown: the API names agents by `agent_id`).
+    #[serde(skip)]
+    pub id: uuid::Uuid,
+    /// The agent's name.
+    pub agent_id: String,
+    /// `kubernetes` or `local`.
+    pub platform: String,
+    /// Placement region.
+    pub region: Option<String>,
+    /// `online`, `warning`, `offline`, `error`.
+    pub status: String,
+    /// As announced in `hello`.
+    pub capacity: serde_json::Value,
+    /// Free-form.
+    pub metadata: serde_json::Value,
+    /// The live WebSocket, if any.
+    #[serde(skip)]
+    pub websocket_conn_id: Option<String>,
+    /// Last heartbeat or hello.
+    pub last_heartbeat: Option<DateTime<Utc>>,
+    /// Registered at.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An agent with how many sessions it holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentView {
+    /// The row.
+    #[serde(flatten)]
+    pub agent: Agent,
+    /// Sessions placed on it that still hold resources.
+    pub active_sessions: i64,
+}
+
+fn active_states() -> Vec<&'static str> {
+    SessionState::ACTIVE.iter().map(|s| s.as_str()).collect()
+}
+
+fn with_counts(conn: &mut PgConnection, agents: Vec<Agent>) -> Result<Vec<AgentView>, StoreError> {
+    let ids: Vec<&str> = agents.iter().map(|a| a.agent_id.as_str()).collect();
+    let counts: Vec<(Option<String>, i64)> = sessions::table
+        .filter(sessions::agent_id.eq_any(&ids))
+        .filter(sessions::state.eq_any(active_states()))
+        .group_by(sessions::agent_id)
+        .select((sessions::agent_id, count_star()))
+        .load(conn)?;
+    Ok(agents
+        .into_iter()
+        .map(|agent| {
+            let active_sessions = counts
+                .iter()
+                .find(|(id, _)| id.as_deref() == Some(agent.agent_id.as_str()))
+                .map_or(0, |(_, n)| *n);
+            AgentView {
+                agent,
+                active_sessions,
+            }
+        })
+        .collect())
+}
+
+/// Registers an agent together with its first credential.
+pub struct RegisterAgent {
+    /// Name.
+    pub agent_id: String,
+    /// Platform.
+    pub platform: String,
+    /// Region.
+    pub region: Option<String>,
+    /// Its first credential.
+    pub credential: NewCredential,
+}
+
+impl Query for RegisterAgent {
+    type Output = Agent;
+    fn run(self, conn: &mut PgConnection) -> Result<Agent, StoreError> {
+        conn.transaction(|conn| {
+            let agent = diesel::insert_into(agents::table)
+                .values((
+                    agents::agent_id.eq(&self.agent_id),
+                    agents::platform.eq(&self.platform),
+                    agents::region.eq(&self.region),
+                ))
+                .returning(Agent::as_returning())
+                .get_result(conn)
+                .map_err(|e| match StoreError::from(e) {
+                    StoreError::Conflict(_) => StoreError::Conflict(format!(
+                        "agent {:?} is already registered",
+                        self.agent_id
+                    )),
+                    other => other,
+                })?;
+            insert_credential(conn, &self.credential)?;
+            Ok(agent)
+        })
+    }
+}
+
+/// Agents matching optional filters, with session counts.
+#[derive(Default)]
+pub struct ListAgents {
+    /// Only this platform.
+    pub platform: Option<String>,
+    /// Only this status.
+    pub status: Option<AgentStatus>,
+    /// Only this region.
+    pub region: Option<String>,
+}
+
+impl Query for ListAgents {
+    type Output = Vec<AgentView>;
+    fn run(self, conn: &mut PgConnection) -> Result<Vec<AgentView>, StoreError> {
+        let mut query = agents::table.select(Agent::as_select()).into_boxed();
+        if let Some(platform) = &self.platform {
+            query = query.filter(agents::platform.eq(platform));
+        }
+        if let Some(status) = self.status {
+            query = query.filter(agents::status.eq(status.as_str()));
+        }
+        if let Some(region) = &self.region {
+            query = query.filter(agents::region.eq(region));
+        }
+        let agents = query.order(agents::agent_id).load(conn)?;
+        with_counts(conn, agents)
+    }
+}
+
+/// One agent with its session count.
+pub struct AgentById(pub String);
+
+impl Query for AgentById {
+    type Output = Option<AgentView>;
+    fn run(self, conn: &mut PgConnection) -> Result<Option<AgentView>, StoreError> {
+        let agent = agents::table
+            .filter(agents::agent_id.eq(&self.0))
+            .select(Agent::as_select())
+            .first(conn)
+            .optional()?;
+        Ok(match agent {
+            Some(agent) => with_counts(conn, vec![agent])?.pop(),
+            None => None,
+        })
+    }
+}
+
+/// Deletes an agent: its commands and credentials go with it; its active sessions become
+/// `lost` (nothing can reach them any more) and are detached.
+pub struct DeleteAgent(pub String);
+
+impl Query for DeleteAgent {
+    type Output = ();
+    fn run(self, conn: &mut PgConnection) -> Result<(), StoreError> {
+        conn.transaction(|conn| {
+            diesel::update(
+                sessions::table
+                    .filter(sessions::agent_id.eq(&self.0))
+                    .filter(sessions::state.eq_any(active_states())),
+            )
+            .set((
+                sessions::state.eq(SessionState::Lost.as_str()),
+                sessions::state_reason.eq(format!("agent {} was deleted", self.0)),
+            ))
+            .execute(conn)?;
+            match diesel::delete(agents::table.filter(agents::agent_id.eq(&self.0)))
+                .execute(conn)?
+            {
+                0 => Err(StoreError::NotFound),
+                _ => Ok(()),
+            }
+        })
+    }
+}
+
+/// A new connection said `hello`: record what it announced and make it the live one.
+pub struct MarkConnected {
+    /// Agent.
+    pub agent_id: String,
+    /// The new connection.
+    pub conn_id: String,
+    /// Announced platform.
+    pub platform: String,
+    /// Announced region.
+    pub region: Option<String>,
+    /// Announced capacity.
+    pub capacity: serde_json::Value,
+}
+
+impl Query for MarkConnected {
+    type Output = ();
+    fn run(self, conn: &mut PgConnection) -> Result<(), StoreError> {
+        let updated = diesel::update(agents::table.filter(agents::agent_id.eq(&self.agent_id)))
+            .set((
+                agents::status.eq(AgentStatus::Online.as_str()),
+                agents::websocket_conn_id.eq(&self.conn_id),
+                agents::platform.eq(&self.platform),
+                agents::region.eq(&self.region),
+                agents::capacity.eq(&self.capacity),
+                agents::last_heartbeat.eq(now),
+            ))
+            .execute(conn)?;
+        match updated {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A heartbeat arrived on the live connection.
+pub struct RecordHeartbeat {
+    /// Agent.
+    pub agent_id: String,
+    /// The connection it came on; a stale connection's heartbeat changes nothing.
+    pub conn_id: String,
+}
+
+impl Query for RecordHeartbeat {
+    type Output = ();
+    fn run(self, conn: &mut PgConnection) -> Result<(), StoreError> {
+        diesel::update(
+            agents::table
+                .filter(agents::agent_id.eq(&self.agent_id))
+                .filter(agents::websocket_conn_id.eq(&self.conn_id)),
+        )
+        .set((
+            agents::status.eq(AgentStatus::Online.as_str()),
+            agents::last_heartbeat.eq(now),
+        ))
+        .execute(conn)?;
+        Ok(())
+    }
+}
+
+/// Liveness changed. Going `offline` also marks the agent's running sessions `degraded`.
+pub struct SetAgentStatus {
+    /// Agent.
+    pub agent_id: String,
+    /// New status.
+    pub status: AgentStatus,
+}
+
+impl Query for SetAgentStatus {
+    /// How many sessions became degraded.
+    type Output = usize;
+    fn run(self, conn: &mut PgConnection) -> Result<usize, StoreError> {
+        conn.transaction(|conn| {
+            let target = agents::table.filter(agents::agent_id.eq(&self.agent_id));
+            if self.status == AgentStatus::Offline {
+                diesel::update(target)
+                    .set((
+                        agents::status.eq(self.status.as_str()),
+                        agents::websocket_conn_id.eq(None::<String>),
+                    ))
+                    .execute(conn)?;
+                Ok(diesel::update(
+                    sessions::table
+                        .filter(sessions::agent_id.eq(&self.agent_id))
+                        .filter(sessions::state.eq(SessionState::Running.as_str())),
+                )
+                .set((
+                    sessions::state.eq(SessionState::Degraded.as_str()),
+                    sessions::state_reason.eq(format!("agent {} is offline", self.agent_id)),
+                ))
+                .execute(conn)?)
+            } else {
+                diesel::update(target)
+                    .set(agents::status.eq(self.status.as_str()))
+                    .execute(conn)?;
+                Ok(0)
+            }
+        })
+    }
+}
+
+/// Agents the previous process left `online` or `warning`: at start they are all
+/// disconnected, so they are `warning` until they reconnect or time out.
+pub struct AgentsBelievedAlive;
+
+impl Query for AgentsBelievedAlive {
+    type Output = Vec<String>;
+    fn run(self, conn: &mut PgConnection) -> Result<Vec<String>, StoreError> {
+        let alive = [AgentStatus::Online.as_str(), AgentStatus::Warning.as_str()];
+        Ok(
+            diesel::update(agents::table.filter(agents::status.eq_any(alive)))
+                .set((
+                    agents::status.eq(AgentStatus::Warning.as_str()),
+                    agents::websocket_conn_id.eq(None::<String>),
+                ))
+                .returning(agents::agent_id)
+                .get_results(conn)?,
+        )
+    }
+}

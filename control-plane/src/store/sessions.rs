@@ -1,0 +1,417 @@
+//! `sessions`: desktops, their placement and state.
+
+use chrono::{DateTime, Utc};
+use diesel::dsl::{count_star, now};
+use diesel::prelude::*;
+use serde::Serialize;
+use streamspace_protocol::{Command, ControlMessage, SessionReport, SessionSpec};
+use uuid::Uuid;
+
+use super::commands::{CommandRow, insert_command};
+use super::schema::{agents, sessions, users};
+use super::{Query, StoreError};
+use crate::lifecycle;
+use crate::model::{AgentStatus, SessionState};
+use crate::placement::{self, Candidate};
+
+/// A session as stored.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = sessions)]
+pub struct Session {
+    /// Id.
+    pub id: Uuid,
+    /// Owner.
+    pub owner_id: Uuid,
+    /// Template row, while it exists.
+    #[serde(skip)]
+    pub template_id: Option<Uuid>,
+    /// Template name.
+    #[serde(rename = "template")]
+    pub template_name: String,
+    /// Lifecycle state.
+    pub state: String,
+    /// Why it is in that state.
+    pub state_reason: Option<String>,
+    /// `{"cpu": …, "memory": …}`.
+    pub resources: serde_json::Value,
+    /// Home on a volume that outlives the session.
+    pub persistent_home: bool,
+    /// The agent it was placed on.
+    pub agent_id: Option<String>,
+    /// Its platform.
+    pub platform: String,
+    /// Its region.
+    pub region: Option<String>,
+    /// Requested at.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// First running at.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Terminated at.
+    pub terminated_at: Option<DateTime<Utc>>,
+}
+
+impl Session {
+    /// The parsed state.
+    pub fn state(&self) -> SessionState {
+        self.state.parse().unwrap_or(SessionState::Failed)
+    }
+}
+
+/// A session with its owner's name, as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionView {
+    /// The row.
+    #[serde(flatten)]
+    pub session: Session,
+    /// Owner's login name.
+    pub owner: String,
+}
+
+/// Moves a session to `state`, stamping start and end times.
+pub(super) fn set_state(
+    conn: &mut PgConnection,
+    id: Uuid,
+    state: SessionState,
+    reason: Option<String>,
+) -> Result<(), StoreError> {
+    let target = sessions::table.find(id);
+    diesel::update(target)
+        .set((
+            sessions::state.eq(state.as_str()),
+            sessions::state_reason.eq(reason),
+        ))
+        .execute(conn)?;
+    match state {
+        SessionState::Running => {
+            diesel::update(target.filter(sessions::started_at.is_null()))
+                .set(sessions::started_at.eq(now))
+                .execute(conn)?;
+        }
+        s if s.is_final() => {
+            diesel::update(target)
+                .set(sessions::terminated_at.eq(now))
+                .execute(conn)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn active_states() -> Vec<&'static str> {
+    SessionState::ACTIVE.iter().map(|s| s.as_str()).collect()
+}
+
+/// Online agents with their load, rows locked so concurrent placements queue up.
+fn candidates(conn: &mut PgConnection) -> Result<Vec<Candidate>, StoreError> {
+    let online: Vec<(String, String, Option<String>, serde_json::Value)> = agents::table
+        .filter(agents::status.eq(AgentStatus::Online.as_str()))
+        .select((
+            agents::agent_id,
+            agents::platform,
+            agents::region,
+            agents::capacity,
+        ))
+        .for_update()
+        .load(conn)?;
+    let ids: Vec<&str> = online.iter().map(|a| a.0.as_str()).collect();
+    let counts: Vec<(Option<String>, i64)> = sessions::table
+        .filter(sessions::agent_id.eq_any(&ids))
+        .filter(sessions::state.eq_any(active_states()))
+        .group_by(sessions::agent_id)
+        .select((sessions::agent_id, count_star()))
+        .load(conn)?;
+    Ok(online
+        .into_iter()
+        .map(|(agent_id, platform, region, capacity)| {
+            let active = counts
+                .iter()
+                .find(|(id, _)| id.as_deref() == Some(agent_id.as_str()))
+                .map_or(0, |(_, n)| *n);
+            Candidate {
+                max_sessions: capacity["max_sessions"]
+                    .as_u64()
+                    .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+                active: u32::try_from(active).unwrap_or(u32::MAX),
+                agent_id,
+                platform,
+                region,
+            }
+        })
+        .collect())
+}
+
+/// Places a new session on an agent and persists it with its `create_session` command, in
+/// one transaction: the command exists before anything is sent.
+pub struct CreateSession {
+    /// What to run (its `session_id` becomes the row's id).
+    pub spec: SessionSpec,
+    /// Owner.
+    pub owner_id: Uuid,
+    /// Template row.
+    pub template_id: Uuid,
+    /// Required platform.
+    pub platform: Option<String>,
+    /// Required region.
+    pub region: Option<String>,
+    /// Command id for `create_session`.
+    pub command_id: Uuid,
+    /// `COMMAND_TIMEOUT`.
+    pub command_timeout: std::time::Duration,
+}
+
+/// Result of [`CreateSession`].
+pub enum Placed {
+    /// Persisted; send the command.
+    Created {
+        /// The session.
+        session: Box<Session>,
+        /// Its `create_session` command.
+        command: Box<CommandRow>,
+    },
+    /// Nobody can take it; the message names what was asked for.
+    NoAgent(String),
+}
+
+impl Query for CreateSession {
+    type Output = Placed;
+    fn run(self, conn: &mut PgConnection) -> Result<Placed, StoreError> {
+        conn.transaction(|conn| {
+            let candidates = candidates(conn)?;
+            let request = placement::Request {
+                platform: self.platform.as_deref(),
+                region: self.region.as_deref(),
+            };
+            let Some(agent) = placement::choose(&candidates, &request) else {
+                return Ok(Placed::NoAgent(placement::no_agent_message(&request)));
+            };
+            let session = diesel::insert_into(sessions::table)
+                .values((
+                    sessions::id.eq(self.spec.session_id),
+                    sessions::owner_id.eq(self.owner_id),
+                    sessions::template_id.eq(self.template_id),
+                    sessions::template_name.eq(&self.spec.template.name),
+                    sessions::resources
+                        .eq(serde_json::to_value(&self.spec.resources).unwrap_or_default()),
+                    sessions::persistent_home.eq(self.spec.persistent_home),
+                    sessions::agent_id.eq(&agent.agent_id),
+                    sessions::platform.eq(&agent.platform),
+                    sessions::region.eq(&agent.region),
+                ))
+                .returning(Session::as_returning())
+                .get_result(conn)?;
+            let message = ControlMessage::Command {
+                command_id: self.command_id,
+                command: Command::CreateSession(self.spec),
+            };
+            let command = insert_command(
+                conn,
+                &agent.agent_id,
+                Some(session.id),
+                &message,
+                self.command_timeout,
+            )?;
+            Ok(Placed::Created {
+                session: Box::new(session),
+                command: Box::new(command),
+            })
+        })
+    }
+}
+
+/// Filters for listing sessions.
+#[derive(Debug, Default)]
+pub struct ListSessions {
+    /// Only this owner's (always set for non-admins).
+    pub owner_id: Option<Uuid>,
+    /// Only in this state.
+    pub state: Option<SessionState>,
+    /// Only on this agent.
+    pub agent_id: Option<String>,
+}
+
+impl Query for ListSessions {
+    type Output = Vec<SessionView>;
+    fn run(self, conn: &mut PgConnection) -> Result<Vec<SessionView>, StoreError> {
+        let mut query = sessions::table
+            .inner_join(users::table)
+            .select((Session::as_select(), users::username))
+            .order(sessions::created_at.desc())
+            .into_boxed();
+        if let Some(owner) = self.owner_id {
+            query = query.filter(sessions::owner_id.eq(owner));
+        }
+        if let Some(state) = self.state {
+            query = query.filter(sessions::state.eq(state.as_str()));
+        }
+        if let Some(agent_id) = &self.agent_id {
+            query = query.filter(sessions::agent_id.eq(agent_id));
+        }
+        Ok(query
+            .load::<(Session, String)>(conn)?
+            .into_iter()
+            .map(|(session, owner)| SessionView { session, owner })
+            .collect())
+    }
+}
+
+/// One session with its owner's name.
+pub struct SessionById(pub Uuid);
+
+impl Query for SessionById {
+    type Output = Option<SessionView>;
+    fn run(self, conn: &mut PgConnection) -> Result<Option<SessionView>, StoreError> {
+        Ok(sessions::table
+            .inner_join(users::table)
+            .filter(sessions::id.eq(self.0))
+            .select((Session::as_select(), users::username))
+            .first::<(Session, String)>(conn)
+            .optional()?
+            .map(|(session, owner)| SessionView { session, owner }))
+    }
+}
+
+/// Result of [`DeleteSession`].
+pub enum Deletion {
+    /// Marked `terminating`; send this `delete_session` command.
+    Requested {
+        /// The session now.
+        session: Box<Session>,
+        /// Its `delete_session` command.
+        command: Box<CommandRow>,
+    },
+    /// Nothing to ask an agent: it was already over, or no agent holds it.
+    Finished(Box<Session>),
+}
+
+/// Asks for a session's deletion: `terminating` plus a persisted `delete_session` command.
+pub struct DeleteSession {
+    /// The session.
+    pub id: Uuid,
+    /// Command id for `delete_session`.
+    pub command_id: Uuid,
+    /// `COMMAND_TIMEOUT`.
+    pub command_timeout: std::time::Duration,
+}
+
+impl Query for DeleteSession {
+    type Output = Deletion;
+    fn run(self, conn: &mut PgConnection) -> Result<Deletion, StoreError> {
+        conn.transaction(|conn| {
+            let session: Session = sessions::table
+                .find(self.id)
+                .select(Session::as_select())
+                .for_update()
+                .first(conn)?;
+            let state = session.state();
+            let agent_id = match (&session.agent_id, state) {
+                (_, s) if s.is_final() => return Ok(Deletion::Finished(Box::new(session))),
+                (None, _) => {
+                    set_state(
+                        conn,
+                        self.id,
+                        SessionState::Terminated,
+                        Some("no agent held it".into()),
+                    )?;
+                    return Ok(Deletion::Finished(Box::new(reload(conn, self.id)?)));
+                }
+                (Some(agent_id), _) => agent_id.clone(),
+            };
+            set_state(conn, self.id, SessionState::Terminating, None)?;
+            let message = ControlMessage::Command {
+                command_id: self.command_id,
+                command: Command::DeleteSession {
+                    session_id: self.id,
+                    keep_home: session.persistent_home,
+                },
+            };
+            let command = insert_command(
+                conn,
+                &agent_id,
+                Some(self.id),
+                &message,
+                self.command_timeout,
+            )?;
+            Ok(Deletion::Requested {
+                session: Box::new(reload(conn, self.id)?),
+                command: Box::new(command),
+            })
+        })
+    }
+}
+
+fn reload(conn: &mut PgConnection, id: Uuid) -> Result<Session, StoreError> {
+    Ok(sessions::table
+        .find(id)
+        .select(Session::as_select())
+        .first(conn)?)
+}
+
+/// Reconciles the sessions placed on an agent with the inventory it reported in `hello`.
+pub struct ApplyInventory {
+    /// The agent.
+    pub agent_id: String,
+    /// What it holds.
+    pub inventory: Vec<SessionReport>,
+}
+
+impl Query for ApplyInventory {
+    /// The changes made.
+    type Output = Vec<(Uuid, SessionState)>;
+    fn run(self, conn: &mut PgConnection) -> Result<Vec<(Uuid, SessionState)>, StoreError> {
+        conn.transaction(|conn| {
+            let placed: Vec<(Uuid, String)> = sessions::table
+                .filter(sessions::agent_id.eq(&self.agent_id))
+                .filter(sessions::state.eq_any(active_states()))
+                .select((sessions::id, sessions::state))
+                .for_update()
+                .load(conn)?;
+            let placed: Vec<(Uuid, SessionState)> = placed
+                .into_iter()
+                .filter_map(|(id, state)| state.parse().ok().map(|s| (id, s)))
+                .collect();
+            let changes = lifecycle::reconcile(&placed, &self.inventory);
+            let mut applied = Vec::with_capacity(changes.len());
+            for (id, (state, reason)) in changes {
+                set_state(conn, id, state, reason)?;
+                applied.push((id, state));
+            }
+            Ok(applied)
+        })
+    }
+}
+
+/// Applies a `session_status` message; ignored unless the session is placed on that agent.
+pub struct ApplySessionStatus {
+    /// The reporting agent.
+    pub agent_id: String,
+    /// What it reported.
+    pub report: SessionReport,
+}
+
+impl Query for ApplySessionStatus {
+    /// The new state, or `None` if nothing changed or the session is not the agent's.
+    type Output = Option<SessionState>;
+    fn run(self, conn: &mut PgConnection) -> Result<Option<SessionState>, StoreError> {
+        conn.transaction(|conn| {
+            let current: Option<String> = sessions::table
+                .filter(sessions::id.eq(self.report.session_id))
+                .filter(sessions::agent_id.eq(&self.agent_id))
+                .select(sessions::state)
+                .for_update()
+                .first(conn)
+                .optional()?;
+            let Some(current) = current.and_then(|s| s.parse().ok()) else {
+                return Ok(None);
+            };
+            match lifecycle::session_after_status(current, &self.report) {
+                Some((state, reason)) => {
+                    set_state(conn, self.report.session_id, state, reason)?;
+                    Ok(Some(state))
+                }
+                None => Ok(None),
+            }
+        })
+    }
+}

@@ -1,0 +1,167 @@
+//! `users`: accounts with argon2id password hashes.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::schema::users;
+use super::{Query, StoreError};
+use crate::model::Role;
+
+/// A user as stored (the hash never leaves the server: it is skipped in JSON).
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = users)]
+pub struct User {
+    /// Primary key.
+    pub id: Uuid,
+    /// Login name.
+    pub username: String,
+    /// PHC-format argon2id hash.
+    #[serde(skip)]
+    pub password_hash: String,
+    /// `user` or `admin`.
+    pub role: String,
+    /// Disabled users cannot log in and their tokens stop working.
+    pub disabled: bool,
+    /// When created.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl User {
+    /// The parsed role (the column's CHECK constraint guarantees a known value).
+    pub fn role(&self) -> Role {
+        self.role.parse().unwrap_or(Role::User)
+    }
+}
+
+/// Creates a user.
+pub struct CreateUser {
+    /// Login name.
+    pub username: String,
+    /// Already hashed.
+    pub password_hash: String,
+    /// Role.
+    pub role: Role,
+}
+
+impl Query for CreateUser {
+    type Output = User;
+    fn run(self, conn: &mut PgConnection) -> Result<User, StoreError> {
+        diesel::insert_into(users::table)
+            .values((
+                users::username.eq(&self.username),
+                users::password_hash.eq(&self.password_hash),
+                users::role.eq(self.role.as_str()),
+            ))
+            .returning(User::as_returning())
+            .get_result(conn)
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict(format!("user {:?} already exists", self.username))
+                }
+                other => other,
+            })
+    }
+}
+
+/// Creates the first admin if there are no users at all; returns whether it did.
+pub struct CreateFirstAdmin {
+    /// Already hashed.
+    pub password_hash: String,
+}
+
+impl Query for CreateFirstAdmin {
+    type Output = bool;
+    fn run(self, conn: &mut PgConnection) -> Result<bool, StoreError> {
+        conn.transaction(|conn| {
+            // Serialize concurrent first starts of several replicas.
+            diesel::sql_query("LOCK TABLE users IN EXCLUSIVE MODE").execute(conn)?;
+            let count: i64 = users::table.count().get_result(conn)?;
+            if count > 0 {
+                return Ok(false);
+            }
+            diesel::insert_into(users::table)
+                .values((
+                    users::username.eq("admin"),
+                    users::password_hash.eq(&self.password_hash),
+                    users::role.eq(Role::Admin.as_str()),
+                ))
+                .execute(conn)?;
+            Ok(true)
+        })
+    }
+}
+
+/// Looks a user up by login name.
+pub struct UserByName(pub String);
+
+impl Query for UserByName {
+    type Output = Option<User>;
+    fn run(self, conn: &mut PgConnection) -> Result<Option<User>, StoreError> {
+        Ok(users::table
+            .filter(users::username.eq(&self.0))
+            .select(User::as_select())
+            .first(conn)
+            .optional()?)
+    }
+}
+
+/// Looks a user up by id.
+pub struct UserById(pub Uuid);
+
+impl Query for UserById {
+    type Output = Option<User>;
+    fn run(self, conn: &mut PgConnection) -> Result<Option<User>, StoreError> {
+        Ok(users::table
+            .find(self.0)
+            .select(User::as_select())
+            .first(conn)
+            .optional()?)
+    }
+}
+
+/// Every user, by name.
+pub struct ListUsers;
+
+impl Query for ListUsers {
+    type Output = Vec<User>;
+    fn run(self, conn: &mut PgConnection) -> Result<Vec<User>, StoreError> {
+        Ok(users::table
+            .order(users::username)
+            .select(User::as_select())
+            .load(conn)?)
+    }
+}
+
+/// Changes some fields of a user.
+#[derive(Default, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserChanges {
+    /// New hash.
+    pub password_hash: Option<String>,
+    /// New role.
+    pub role: Option<String>,
+    /// Disable or re-enable.
+    pub disabled: Option<bool>,
+}
+
+/// Applies [`UserChanges`].
+pub struct UpdateUser {
+    /// Which user.
+    pub id: Uuid,
+    /// What to change.
+    pub changes: UserChanges,
+}
+
+impl Query for UpdateUser {
+    type Output = User;
+    fn run(self, conn: &mut PgConnection) -> Result<User, StoreError> {
+        Ok(diesel::update(users::table.find(self.id))
+            .set(&self.changes)
+            .returning(User::as_returning())
+            .get_result(conn)?)
+    }
+}

@@ -1,0 +1,220 @@
+//! Login, tokens, users and roles against the real server and database.
+
+mod common;
+
+use serde_json::json;
+
+#[actix_web::test]
+async fn login_succeeds_with_the_right_password_and_me_names_the_user() {
+    let server = common::start(&[]).await;
+    let (status, body) = server.get("/api/v1/auth/me", &server.admin).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["username"], "admin");
+    assert_eq!(body["role"], "admin");
+}
+
+#[actix_web::test]
+async fn login_fails_the_same_way_for_a_wrong_password_and_an_unknown_user() {
+    let server = common::start(&[]).await;
+    for (username, password) in [("admin", "wrong-password"), ("nobody", "whatever-password")] {
+        let (status, body) = server
+            .call(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(status, 401);
+        assert_eq!(
+            body,
+            json!({"error": "unauthorized", "message": "invalid username or password"})
+        );
+    }
+    let (_, audit) = server
+        .get("/api/v1/audit?action=login_failed", &server.admin)
+        .await;
+    let failed: Vec<_> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["details"]["username"].clone())
+        .collect();
+    assert_eq!(failed, [json!("nobody"), json!("admin")]);
+}
+
+#[actix_web::test]
+async fn requests_without_or_with_bad_tokens_are_401_with_a_json_body() {
+    let server = common::start(&[]).await;
+    let (status, body) = server.call("GET", "/api/v1/sessions", None, None).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "unauthorized");
+    let (status, body) = server.get("/api/v1/sessions", "garbage").await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (401, Some("invalid token"))
+    );
+}
+
+#[actix_web::test]
+async fn malformed_bodies_and_unknown_routes_get_json_errors() {
+    let server = common::start(&[]).await;
+    let (status, body) = server
+        .post("/api/v1/users", &server.admin, json!({"username": 7}))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("request body:"),
+        "{body}"
+    );
+    let (status, body) = server.get("/api/v1/nothing-here", &server.admin).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+}
+
+#[actix_web::test]
+async fn users_are_admin_managed_and_disabling_one_ends_their_access() {
+    let server = common::start(&[]).await;
+    let alice = server.user("alice").await;
+
+    let (status, body) = server
+        .post(
+            "/api/v1/users",
+            &alice,
+            json!({"username": "eve", "password": "12345678"}),
+        )
+        .await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
+
+    let (status, body) = server
+        .post(
+            "/api/v1/users",
+            &server.admin,
+            json!({"username": "alice", "password": "another-password"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (409, Some("user \"alice\" already exists"))
+    );
+
+    let (status, body) = server
+        .post(
+            "/api/v1/users",
+            &server.admin,
+            json!({"username": "Bad Name", "password": "12345678"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = server
+        .post(
+            "/api/v1/users",
+            &server.admin,
+            json!({"username": "bob", "password": "short"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+
+    let (_, list) = server.get("/api/v1/users", &server.admin).await;
+    let alice_id = list["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "alice")
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .unwrap();
+    assert!(
+        list["users"][0].get("password_hash").is_none(),
+        "hashes never leave the server"
+    );
+
+    let (status, body) = server
+        .call(
+            "PATCH",
+            &format!("/api/v1/users/{alice_id}"),
+            Some(&server.admin),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!((status, body["disabled"].as_bool()), (200, Some(true)));
+    let (status, _) = server.get("/api/v1/auth/me", &alice).await;
+    assert_eq!(status, 401, "a disabled user's token stops working at once");
+    let (status, body) = server
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "alice", "password": "alice-password"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (403, Some("this account is disabled"))
+    );
+}
+
+#[actix_web::test]
+async fn an_admin_cannot_lock_themselves_out() {
+    let server = common::start(&[]).await;
+    let (_, me) = server.get("/api/v1/auth/me", &server.admin).await;
+    let (status, _) = server
+        .call(
+            "PATCH",
+            &format!("/api/v1/users/{}", me["id"].as_str().unwrap()),
+            Some(&server.admin),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(status, 409);
+}
+
+#[actix_web::test]
+async fn templates_are_listed_to_everyone_and_changed_by_admins_only() {
+    let server = common::start(&[]).await;
+    let alice = server.user("alice").await;
+    server.template("xterm").await;
+    let (status, body) = server.get("/api/v1/templates", &alice).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["templates"][0]["name"], "xterm");
+    assert_eq!(body["templates"][0]["vnc_port"], 5900);
+    let (status, _) = server.delete("/api/v1/templates/xterm", &alice).await;
+    assert_eq!(status, 403);
+    let (status, body) = server
+        .post(
+            "/api/v1/templates",
+            &server.admin,
+            json!({"name": "x", "image": "i", "default_resources": {"cpu": "lots"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (
+            400,
+            Some("cpu: \"lots\" is not a CPU quantity like 2, 0.5 or 1500m")
+        )
+    );
+    let (status, _) = server
+        .call(
+            "PUT",
+            "/api/v1/templates/xterm",
+            Some(&server.admin),
+            Some(json!({"name": "xterm", "image": "xterm -fg green"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, body) = server.get("/api/v1/templates/xterm", &alice).await;
+    assert_eq!(body["image"], "xterm -fg green");
+    assert_eq!(
+        server
+            .delete("/api/v1/templates/xterm", &server.admin)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(server.get("/api/v1/templates/xterm", &alice).await.0, 404);
+}
