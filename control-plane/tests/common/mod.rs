@@ -353,3 +353,63 @@ impl ScriptedAgent {
         let _ = self.conn.send(ws::Message::Close(None)).await;
     }
 }
+
+/// A session report as an agent sends it.
+pub fn report(
+    session_id: uuid::Uuid,
+    state: streamspace_protocol::AgentSessionState,
+) -> SessionReport {
+    SessionReport {
+        session_id,
+        state,
+        vnc: None,
+        message: None,
+    }
+}
+
+/// The commands stored for a session, read through the store's own query.
+pub fn commands_of(
+    server: &TestServer,
+    session_id: uuid::Uuid,
+) -> Vec<streamspace_control_plane::store::commands::CommandRow> {
+    use streamspace_control_plane::store::Query;
+    use streamspace_control_plane::store::commands::CommandsForSession;
+    CommandsForSession(session_id)
+        .run(&mut server.db.connect())
+        .unwrap()
+}
+
+/// Creates a session as `token` and returns its id.
+pub async fn create_session(server: &TestServer, token: &str, template: &str) -> uuid::Uuid {
+    let (status, body) = server
+        .post("/api/v1/sessions", token, json!({"template": template}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    body["id"].as_str().unwrap().parse().unwrap()
+}
+
+/// Polls a session until it reaches `state`.
+pub async fn session_reaches(server: &TestServer, id: uuid::Uuid, state: &str) -> Value {
+    let path = format!("/api/v1/sessions/{id}");
+    server
+        .wait_for(
+            &path,
+            &server.admin,
+            &format!("session {id} {state}"),
+            |s| s["state"] == state,
+        )
+        .await
+}
+
+/// Polls an agent until it reaches `status`.
+pub async fn agent_reaches(server: &TestServer, agent_id: &str, status: &str) -> Value {
+    let path = format!("/api/v1/agents/{agent_id}");
+    server
+        .wait_for(
+            &path,
+            &server.admin,
+            &format!("agent {agent_id} {status}"),
+            |a| a["status"] == status,
+        )
+        .await
+}

@@ -1,0 +1,144 @@
+//! Hostile or broken input on the agent link: never a panic, always a clear reason.
+
+mod common;
+
+use std::time::Duration;
+
+use common::ScriptedAgent;
+use streamspace_protocol::{AgentMessage, Capacity, ControlMessage, ProtocolVersion};
+
+async fn connected() -> (common::TestServer, ScriptedAgent) {
+    let server = common::start(&[]).await;
+    let token = server.register_agent("local-1", "local").await;
+    let agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    (server, agent)
+}
+
+async fn opened() -> (common::TestServer, ScriptedAgent) {
+    let server = common::start(&[]).await;
+    let token = server.register_agent("local-1", "local").await;
+    let agent = ScriptedAgent::open(&server, "local-1", &token)
+        .await
+        .unwrap();
+    (server, agent)
+}
+
+#[actix_web::test]
+async fn malformed_json_gets_an_error_message_and_the_link_stays_up() {
+    let (server, mut agent) = connected().await;
+    agent.send_text("{not json".into()).await;
+    match agent.recv().await {
+        ControlMessage::Error { code, message } => {
+            assert_eq!(code, "malformed_message");
+            assert!(message.starts_with("malformed message:"), "{message}");
+        }
+        other => panic!("expected an error message, got {other:?}"),
+    }
+    agent.send_text(r#"{"type":"ack"}"#.into()).await;
+    assert!(matches!(agent.recv().await, ControlMessage::Error { .. }));
+    agent
+        .send(&AgentMessage::Heartbeat { active_sessions: 0 })
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (_, row) = server.get("/api/v1/agents/local-1", &server.admin).await;
+    assert_eq!(row["status"], "online");
+}
+
+#[actix_web::test]
+async fn unknown_message_types_are_ignored() {
+    let (server, mut agent) = connected().await;
+    agent
+        .send_text(r#"{"type":"telemetry_v9","gpu":1}"#.into())
+        .await;
+    assert!(
+        agent.quiet_for(Duration::from_millis(300)).await,
+        "no reply expected"
+    );
+    assert_eq!(
+        server.get("/api/v1/agents/local-1", &server.admin).await.1["status"],
+        "online"
+    );
+}
+
+#[actix_web::test]
+async fn an_oversize_frame_closes_the_link_with_a_reason() {
+    let (_server, mut agent) = connected().await;
+    let huge = format!(
+        r#"{{"type":"goodbye","reason":"{}"}}"#,
+        "x".repeat(1_200_000)
+    );
+    agent.send_text(huge).await;
+    let reason = agent.closed().await.unwrap();
+    assert_eq!(reason.code, awc::ws::CloseCode::Size);
+    assert_eq!(reason.description.as_deref(), Some("frame too large"));
+}
+
+#[actix_web::test]
+async fn a_link_that_does_not_start_with_hello_is_closed() {
+    let (_server, mut agent) = opened().await;
+    agent
+        .send(&AgentMessage::Heartbeat { active_sessions: 0 })
+        .await;
+    let reason = agent.closed().await.unwrap();
+    assert_eq!(reason.code, awc::ws::CloseCode::Policy);
+    assert_eq!(
+        reason.description.as_deref(),
+        Some("expected hello as the first message")
+    );
+}
+
+#[actix_web::test]
+async fn garbage_and_binary_before_hello_close_the_link() {
+    let (_server, mut agent) = opened().await;
+    agent.send_binary(vec![1, 0, 0, 0, 1, 42]).await;
+    assert_eq!(
+        agent.closed().await.unwrap().description.as_deref(),
+        Some("expected hello as the first message")
+    );
+    let (_server, mut agent) = opened().await;
+    agent.send_text("\u{0}\u{1}garbage".into()).await;
+    let reason = agent.closed().await.unwrap().description.unwrap();
+    assert!(
+        reason.starts_with("expected hello: malformed message"),
+        "{reason}"
+    );
+}
+
+#[actix_web::test]
+async fn an_incompatible_protocol_version_is_refused_naming_the_compatible_ones() {
+    let (_server, mut agent) = opened().await;
+    let hello = AgentMessage::Hello {
+        protocol_version: ProtocolVersion { major: 2, minor: 0 },
+        agent_id: "local-1".into(),
+        platform: "local".into(),
+        region: None,
+        capacity: Capacity {
+            max_sessions: 1,
+            cpu: None,
+            memory: None,
+        },
+        sessions: vec![],
+    };
+    agent.send(&hello).await;
+    let reason = agent.closed().await.unwrap().description.unwrap();
+    assert_eq!(
+        reason,
+        "peer speaks protocol 2.0, this side speaks 1.0; only 1.x versions are compatible"
+    );
+}
+
+#[actix_web::test]
+async fn binary_frames_after_hello_do_not_disturb_the_link() {
+    let (server, mut agent) = connected().await;
+    for bytes in [vec![], vec![9, 9], vec![1, 0, 0, 0, 7, 1, 2, 3]] {
+        agent.send_binary(bytes).await;
+    }
+    agent
+        .send(&AgentMessage::Heartbeat { active_sessions: 0 })
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        server.get("/api/v1/agents/local-1", &server.admin).await.1["status"],
+        "online"
+    );
+}

@@ -1,0 +1,230 @@
+//! Agent registration, listing, credentials and the authentication of the agent link.
+
+mod common;
+
+use common::{Refusal, ScriptedAgent};
+use serde_json::json;
+
+#[actix_web::test]
+async fn agents_are_registered_listed_filtered_inspected_and_deleted() {
+    let server = common::start(&[]).await;
+    let token = server.register_agent("local-1", "local").await;
+    server.register_agent("k8s-1", "kubernetes").await;
+    assert!(token.starts_with("ssa_"));
+
+    let (status, body) = server
+        .post(
+            "/api/v1/agents/register",
+            &server.admin,
+            json!({"agent_id": "local-1", "platform": "local"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (409, Some("agent \"local-1\" is already registered"))
+    );
+    let (status, body) = server
+        .post(
+            "/api/v1/agents/register",
+            &server.admin,
+            json!({"agent_id": "x", "platform": "docker"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (400, Some("platform: \"docker\" is not kubernetes or local"))
+    );
+
+    let (_, all) = server.get("/api/v1/agents", &server.admin).await;
+    assert_eq!(all["agents"].as_array().unwrap().len(), 2);
+    let (_, local) = server
+        .get("/api/v1/agents?platform=local", &server.admin)
+        .await;
+    assert_eq!(local["agents"].as_array().unwrap().len(), 1);
+    assert_eq!(local["agents"][0]["agent_id"], "local-1");
+    let (_, offline) = server
+        .get(
+            "/api/v1/agents?status=offline&region=test-region",
+            &server.admin,
+        )
+        .await;
+    assert_eq!(offline["agents"].as_array().unwrap().len(), 2);
+    let (status, body) = server
+        .get("/api/v1/agents?status=sleepy", &server.admin)
+        .await;
+    assert_eq!(status, 400, "{body}");
+
+    let agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    let (status, one) = server.get("/api/v1/agents/local-1", &server.admin).await;
+    assert_eq!(status, 200);
+    assert_eq!(one["status"], "online");
+    assert_eq!(one["active_sessions"], 0);
+    assert_eq!(one["capacity"]["max_sessions"], 10);
+    assert!(one["last_heartbeat"].is_string());
+    let (_, online) = server
+        .get("/api/v1/agents?status=online", &server.admin)
+        .await;
+    assert_eq!(online["agents"].as_array().unwrap().len(), 1);
+
+    let alice = server.user("alice").await;
+    assert_eq!(server.get("/api/v1/agents", &alice).await.0, 403);
+
+    let mut agent = agent;
+    assert_eq!(
+        server
+            .delete("/api/v1/agents/local-1", &server.admin)
+            .await
+            .0,
+        204
+    );
+    let reason = agent.closed().await.unwrap();
+    assert_eq!(
+        reason.description.as_deref(),
+        Some("agent deleted by an administrator")
+    );
+    assert_eq!(
+        server.get("/api/v1/agents/local-1", &server.admin).await.0,
+        404
+    );
+    assert_eq!(
+        server
+            .delete("/api/v1/agents/local-1", &server.admin)
+            .await
+            .0,
+        404
+    );
+}
+
+#[actix_web::test]
+async fn a_credential_for_agent_a_is_refused_as_agent_b() {
+    let server = common::start(&[]).await;
+    let token_a = server.register_agent("agent-a", "local").await;
+    server.register_agent("agent-b", "local").await;
+    match ScriptedAgent::open(&server, "agent-b", &token_a).await {
+        Err(Refusal::Http(403)) => {}
+        other => panic!("expected 403, got {:?}", other.map(|_| ())),
+    }
+    match ScriptedAgent::open(&server, "agent-a", "ssa_not-a-real-token").await {
+        Err(Refusal::Http(401)) => {}
+        other => panic!("expected 401, got {:?}", other.map(|_| ())),
+    }
+    let (_, audit) = server
+        .get("/api/v1/audit?action=agent_auth_failed", &server.admin)
+        .await;
+    assert_eq!(audit["entries"].as_array().unwrap().len(), 2);
+}
+
+#[actix_web::test]
+async fn a_hello_naming_another_agent_is_refused() {
+    let server = common::start(&[]).await;
+    let token = server.register_agent("agent-a", "local").await;
+    server.register_agent("agent-b", "local").await;
+    let mut agent = ScriptedAgent::open(&server, "agent-a", &token)
+        .await
+        .unwrap();
+    agent.agent_id = "agent-b".into();
+    agent.hello(vec![]).await;
+    let reason = agent.closed().await.unwrap();
+    assert_eq!(
+        reason.description.as_deref(),
+        Some("credential is for agent agent-a, hello says agent-b")
+    );
+}
+
+#[actix_web::test]
+async fn rotation_revokes_old_credentials_and_closes_their_link() {
+    let server = common::start(&[]).await;
+    let old = server.register_agent("agent-a", "local").await;
+    let mut agent = ScriptedAgent::connect(&server, "agent-a", &old, vec![]).await;
+
+    let (status, minted) = server
+        .post(
+            "/api/v1/agents/agent-a/credentials/rotate",
+            &server.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 201, "{minted}");
+    let new = minted["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        agent.closed().await.unwrap().description.as_deref(),
+        Some("credential revoked")
+    );
+    assert!(matches!(
+        ScriptedAgent::open(&server, "agent-a", &old).await,
+        Err(Refusal::Http(401))
+    ));
+    let agent = ScriptedAgent::connect(&server, "agent-a", &new, vec![]).await;
+
+    let (_, list) = server
+        .get("/api/v1/agents/agent-a/credentials", &server.admin)
+        .await;
+    let credentials = list["credentials"].as_array().unwrap();
+    assert_eq!(credentials.len(), 2);
+    assert!(
+        credentials
+            .iter()
+            .all(|c| c.get("token").is_none() && c.get("token_hash").is_none())
+    );
+    assert!(credentials[1]["revoked_at"].is_string() && credentials[0]["revoked_at"].is_null());
+
+    // A second credential, then revoking the one in use closes the link.
+    let (status, extra) = server
+        .post(
+            "/api/v1/agents/agent-a/credentials",
+            &server.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let mut agent = agent;
+    let in_use = credentials[0]["id"].as_str().unwrap();
+    let (status, _) = server
+        .delete(
+            &format!("/api/v1/agents/agent-a/credentials/{in_use}"),
+            &server.admin,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        agent.closed().await.unwrap().description.as_deref(),
+        Some("credential revoked")
+    );
+    ScriptedAgent::connect(&server, "agent-a", extra["token"].as_str().unwrap(), vec![]).await;
+
+    let (_, audit) = server.get("/api/v1/audit", &server.admin).await;
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for action in [
+        "credential_rotate",
+        "credential_mint",
+        "credential_revoke",
+        "agent_connect",
+        "agent_register",
+    ] {
+        assert!(
+            actions.contains(&action),
+            "{action} not audited: {actions:?}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_reconnect_replaces_the_old_link_without_its_cleanup_marking_the_agent_offline() {
+    let server = common::start(&[]).await;
+    let token = server.register_agent("agent-a", "local").await;
+    let mut first = ScriptedAgent::connect(&server, "agent-a", &token, vec![]).await;
+    let _second = ScriptedAgent::connect(&server, "agent-a", &token, vec![]).await;
+    assert_eq!(
+        first.closed().await.unwrap().description.as_deref(),
+        Some("replaced by a newer connection of the same agent")
+    );
+    // The replaced link's cleanup has run by now; the agent must still be online.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (_, agent) = server.get("/api/v1/agents/agent-a", &server.admin).await;
+    assert_eq!(agent["status"], "online");
+}

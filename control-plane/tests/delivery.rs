@@ -1,0 +1,265 @@
+//! Command delivery across disconnects, timeouts, duplicates and control-plane restarts;
+//! agent liveness and inventory reconciliation.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ScriptedAgent, agent_reaches, commands_of, create_session, report, session_reaches};
+use streamspace_protocol::{AgentMessage, AgentSessionState, Command};
+
+/// Fast liveness so the tests see warning and offline within a second or two.
+const FAST: &[(&str, &str)] = &[
+    ("AGENT_HEARTBEAT_INTERVAL", "200ms"),
+    ("AGENT_TIMEOUT", "1s"),
+];
+
+async fn running_session(server: &common::TestServer, agent: &mut ScriptedAgent) -> uuid::Uuid {
+    let id = create_session(server, &server.admin, "xterm").await;
+    let (command_id, _) = agent.recv_command().await;
+    let result = serde_json::to_value(report(id, AgentSessionState::Running)).unwrap();
+    agent
+        .send(&AgentMessage::Completed { command_id, result })
+        .await;
+    session_reaches(server, id, "running").await;
+    id
+}
+
+#[actix_web::test]
+async fn a_command_for_a_disconnected_agent_is_delivered_when_it_reconnects() {
+    let server = common::start(&[]).await;
+    server.template("xterm").await;
+    let token = server.register_agent("local-1", "local").await;
+    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    let id = running_session(&server, &mut agent).await;
+    agent.close().await;
+    agent_reaches(&server, "local-1", "warning").await;
+
+    let (status, _) = server
+        .delete(&format!("/api/v1/sessions/{id}"), &server.admin)
+        .await;
+    assert_eq!(status, 202);
+    let pending = commands_of(&server, id);
+    assert_eq!(
+        pending[1].status, "pending",
+        "persisted before any agent could see it"
+    );
+
+    let running = vec![report(id, AgentSessionState::Running)];
+    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, running).await;
+    let (command_id, command) = agent.recv_command().await;
+    assert_eq!(command_id, pending[1].command_id);
+    assert!(matches!(command, Command::DeleteSession { session_id, .. } if session_id == id));
+    agent
+        .send(&AgentMessage::Completed {
+            command_id,
+            result: serde_json::json!({}),
+        })
+        .await;
+    session_reaches(&server, id, "terminated").await;
+}
+
+#[actix_web::test]
+async fn an_unanswered_command_is_redelivered_with_the_same_id_after_a_reconnect() {
+    let server = common::start(&[]).await;
+    server.template("xterm").await;
+    let token = server.register_agent("local-1", "local").await;
+    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    let id = create_session(&server, &server.admin, "xterm").await;
+    let (first, _) = agent.recv_command().await;
+    agent.send(&AgentMessage::Ack { command_id: first }).await;
+    session_reaches(&server, id, "creating").await;
+    agent.close().await;
+
+    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    let (again, _) = agent.recv_command().await;
+    assert_eq!(
+        again, first,
+        "the agent dedups by id, so the id must not change"
+    );
+    let result = serde_json::to_value(report(id, AgentSessionState::Running)).unwrap();
+    agent
+        .send(&AgentMessage::Completed {
+            command_id: again,
+            result,
+        })
+        .await;
+    session_reaches(&server, id, "running").await;
+    assert_eq!(commands_of(&server, id)[0].attempts, 2);
+}
+
+#[actix_web::test]
+async fn duplicate_answers_change_nothing() {
+    let server = common::start(&[]).await;
+    server.template("xterm").await;
+    let token = server.register_agent("local-1", "local").await;
+    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    let id = running_session(&server, &mut agent).await;
+    let before = commands_of(&server, id).remove(0);
+
+    // A second completion saying failed, and a late ack, for the same command id.
+    agent
+        .send(&AgentMessage::Failed {
+            command_id: before.command_id,
+            error: "late".into(),
+        })
+        .await;
+    agent
+        .send(&AgentMessage::Ack {
+            command_id: before.command_id,
+        })
+        .await;
+    // A heartbeat after them: once it is processed, so are they.
+    agent
+        .send(&AgentMessage::Heartbeat { active_sessions: 1 })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let after = commands_of(&server, id).remove(0);
+    assert_eq!(after.status, "completed");
+    assert_eq!(after.completed_at, before.completed_at);
+    assert_eq!(after.error, None);
+    session_reaches(&server, id, "running").await;
+}
+
+#[actix_web::test]
+async fn an_agent_cannot_answer_another_agents_command() {
+    let server = common::start(&[]).await;
+    server.template("xterm").await;
+    let a = server.register_agent("agent-a", "local").await;
+    let mut agent_a = ScriptedAgent::connect(&server, "agent-a", &a, vec![]).await;
+    let id = create_session(&server, &server.admin, "xterm").await;
+    let (command_id, _) = agent_a.recv_command().await;
+    agent_a.close().await;
+    agent_reaches(&server, "agent-a", "warning").await;
+
+    let b = server.register_agent("agent-b", "local").await;
+    let mut agent_b = ScriptedAgent::connect(&server, "agent-b", &b, vec![]).await;
+    let failed = AgentMessage::Failed {
+        command_id,
+        error: "forged".into(),
+    };
+    agent_b.send(&failed).await;
+    agent_b
+        .send(&AgentMessage::SessionStatus {
+            session_id: id,
+            state: AgentSessionState::Failed,
+            message: None,
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, session) = server
+        .get(&format!("/api/v1/sessions/{id}"), &server.admin)
+        .await;
+    assert_eq!(session["state"], "pending");
+    assert_eq!(commands_of(&server, id)[0].status, "sent");
+}
+
+#[actix_web::test]
+async fn a_command_nobody_finishes_times_out_and_fails_its_session() {
+    let server = common::start(&[("COMMAND_TIMEOUT", "1s")]).await;
+    server.template("xterm").await;
+    let token = server.register_agent("local-1", "local").await;
+    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    let id = create_session(&server, &server.admin, "xterm").await;
+    let (command_id, _) = agent.recv_command().await;
+    agent.send(&AgentMessage::Ack { command_id }).await;
+    let failed = session_reaches(&server, id, "failed").await;
+    assert!(
+        failed["state_reason"]
+            .as_str()
+            .unwrap()
+            .contains("COMMAND_TIMEOUT"),
+        "{failed}"
+    );
+    let command = commands_of(&server, id).remove(0);
+    assert_eq!(command.status, "timeout");
+    // A completion after the deadline is a duplicate.
+    let result = serde_json::to_value(report(id, AgentSessionState::Running)).unwrap();
+    agent
+        .send(&AgentMessage::Completed { command_id, result })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(commands_of(&server, id)[0].status, "timeout");
+}
+
+#[actix_web::test]
+async fn a_killed_agent_goes_warning_then_offline_and_its_sessions_degrade_until_it_returns() {
+    let server = common::start(FAST).await;
+    server.template("xterm").await;
+    let token = server.register_agent("local-1", "local").await;
+    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    let kept = running_session(&server, &mut agent).await;
+    let gone = running_session(&server, &mut agent).await;
+
+    drop(agent); // the process dies: TCP closes with no WebSocket close frame
+    agent_reaches(&server, "local-1", "warning").await;
+    agent_reaches(&server, "local-1", "offline").await;
+    let degraded = session_reaches(&server, kept, "degraded").await;
+    assert_eq!(degraded["state_reason"], "agent local-1 is offline");
+    session_reaches(&server, gone, "degraded").await;
+
+    let inventory = vec![report(kept, AgentSessionState::Running)];
+    let _agent = ScriptedAgent::connect(&server, "local-1", &token, inventory).await;
+    agent_reaches(&server, "local-1", "online").await;
+    session_reaches(&server, kept, "running").await;
+    let lost = session_reaches(&server, gone, "lost").await;
+    assert_eq!(
+        lost["state_reason"],
+        "the agent reconnected without this session"
+    );
+}
+
+#[actix_web::test]
+async fn a_silent_but_connected_agent_is_warned_then_dropped() {
+    let server = common::start(FAST).await;
+    let token = server.register_agent("local-1", "local").await;
+    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    // The test does not read, so the agent answers no pings: it is silent.
+    agent_reaches(&server, "local-1", "warning").await;
+    agent_reaches(&server, "local-1", "offline").await;
+    let reason = agent.closed().await.unwrap();
+    assert_eq!(reason.description.as_deref(), Some("no heartbeat for 1s"));
+}
+
+#[actix_web::test]
+async fn heartbeats_keep_an_agent_online() {
+    let server = common::start(FAST).await;
+    let token = server.register_agent("local-1", "local").await;
+    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    for _ in 0..15 {
+        agent
+            .send(&AgentMessage::Heartbeat { active_sessions: 0 })
+            .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, status) = server.get("/api/v1/agents/local-1", &server.admin).await;
+    assert_eq!(status["status"], "online");
+}
+
+#[actix_web::test]
+async fn a_control_plane_restart_loses_no_command() {
+    let server = common::start(&[]).await;
+    server.template("xterm").await;
+    let token = server.register_agent("local-1", "local").await;
+    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    let id = create_session(&server, &server.admin, "xterm").await;
+    let (command_id, _) = agent.recv_command().await;
+    let db = server.stop().await;
+    drop(agent);
+
+    let server = common::start_on(db, &[]).await;
+    let (_, agent_row) = server.get("/api/v1/agents/local-1", &server.admin).await;
+    assert_eq!(
+        agent_row["status"], "warning",
+        "disconnected by the restart, not yet offline"
+    );
+    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    let (again, _) = agent.recv_command().await;
+    assert_eq!(again, command_id);
+    let result = serde_json::to_value(report(id, AgentSessionState::Running)).unwrap();
+    agent
+        .send(&AgentMessage::Completed { command_id, result })
+        .await;
+    session_reaches(&server, id, "running").await;
+}

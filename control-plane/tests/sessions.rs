@@ -1,0 +1,238 @@
+//! Sessions through the real API, carried out by a scripted agent over a real WebSocket.
+
+mod common;
+
+use common::{ScriptedAgent, commands_of, create_session, report, session_reaches};
+use serde_json::json;
+use streamspace_protocol::{AgentMessage, AgentSessionState, Command};
+
+#[actix_web::test]
+async fn create_session_is_persisted_delivered_acked_completed_and_running() {
+    let server = common::start(&[]).await;
+    server.template("xterm").await;
+    let token = server.register_agent("local-1", "local").await;
+    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    let alice = server.user("alice").await;
+
+    let (status, session) = server
+        .post(
+            "/api/v1/sessions",
+            &alice,
+            json!({"template": "xterm", "resources": {"memory": "3Gi"}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{session}");
+    assert_eq!(session["agent_id"], "local-1");
+    assert_eq!(session["platform"], "local");
+    assert_eq!(session["region"], "test-region");
+    assert_eq!(session["owner"], "alice");
+    assert_eq!(session["resources"], json!({"cpu": "1", "memory": "3Gi"}));
+    let id: uuid::Uuid = session["id"].as_str().unwrap().parse().unwrap();
+
+    let (command_id, command) = agent.recv_command().await;
+    let Command::CreateSession(spec) = command else {
+        panic!("expected create_session, got {command:?}");
+    };
+    assert_eq!(
+        (
+            spec.session_id,
+            spec.user.as_str(),
+            spec.template.name.as_str()
+        ),
+        (id, "alice", "xterm")
+    );
+    let stored = commands_of(&server, id);
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].command_id, command_id);
+    assert_eq!(stored[0].command_type, "create_session");
+
+    agent.send(&AgentMessage::Ack { command_id }).await;
+    session_reaches(&server, id, "creating").await;
+    let result = serde_json::to_value(report(id, AgentSessionState::Running)).unwrap();
+    agent
+        .send(&AgentMessage::Completed {
+            command_id,
+            result: result.clone(),
+        })
+        .await;
+    let running = session_reaches(&server, id, "running").await;
+    assert!(running["started_at"].is_string());
+
+    let stored = &commands_of(&server, id)[0];
+    assert_eq!(stored.status, "completed");
+    assert_eq!(stored.result.as_ref(), Some(&result));
+    assert!(stored.sent_at.is_some() && stored.acked_at.is_some() && stored.completed_at.is_some());
+    assert_eq!(stored.attempts, 1);
+
+    let (_, metrics) = server.call("GET", "/metrics", None, None).await;
+    let metrics = metrics.as_str().unwrap().to_owned();
+    for line in [
+        "streamspace_sessions{state=\"running\"} 1",
+        "streamspace_agents{status=\"online\"} 1",
+        "streamspace_commands{type=\"create_session\",status=\"completed\"} 1",
+        "streamspace_command_duration_seconds_count{type=\"create_session\"} 1",
+        "streamspace_websocket_connections{kind=\"agent\"} 1",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+}
+
+#[actix_web::test]
+async fn a_user_cannot_read_delete_or_list_another_users_session() {
+    let server = common::start(&[]).await;
+    server.template("xterm").await;
+    let token = server.register_agent("local-1", "local").await;
+    let _agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let id = create_session(&server, &alice, "xterm").await;
+
+    let path = format!("/api/v1/sessions/{id}");
+    let (status, body) = server.get(&path, &bob).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+    assert_eq!(server.delete(&path, &bob).await.0, 404);
+    let (_, list) = server.get("/api/v1/sessions", &bob).await;
+    assert_eq!(list["sessions"], json!([]));
+
+    assert_eq!(server.get(&path, &alice).await.0, 200);
+    let (_, list) = server.get("/api/v1/sessions", &alice).await;
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 1);
+    let (_, all) = server
+        .get(
+            "/api/v1/sessions?state=pending&agent_id=local-1",
+            &server.admin,
+        )
+        .await;
+    assert_eq!(all["sessions"].as_array().unwrap().len(), 1);
+    assert_eq!(server.get(&path, &server.admin).await.0, 200);
+}
+
+#[actix_web::test]
+async fn no_matching_agent_is_a_503_naming_what_was_asked_for() {
+    let server = common::start(&[]).await;
+    server.template("xterm").await;
+    let alice = server.user("alice").await;
+    let (status, body) = server
+        .post(
+            "/api/v1/sessions",
+            &alice,
+            json!({"template": "xterm", "platform": "kubernetes", "region": "mars"}),
+        )
+        .await;
+    assert_eq!(status, 503);
+    assert_eq!(
+        body,
+        json!({"error": "no_agent_available",
+               "message": "no online agent with free capacity for platform kubernetes in region mars"})
+    );
+    let (status, body) = server
+        .post("/api/v1/sessions", &alice, json!({"template": "nope"}))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unknown_template"))
+    );
+    let (status, body) = server
+        .post(
+            "/api/v1/sessions",
+            &alice,
+            json!({"template": "xterm", "resources": {"cpu": "0"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+}
+
+#[actix_web::test]
+async fn deleting_a_session_asks_its_agent_and_ends_terminated() {
+    let server = common::start(&[]).await;
+    server.template("xterm").await;
+    let token = server.register_agent("local-1", "local").await;
+    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    let alice = server.user("alice").await;
+    let id = create_session(&server, &alice, "xterm").await;
+    let (create, _) = agent.recv_command().await;
+    let running = serde_json::to_value(report(id, AgentSessionState::Running)).unwrap();
+    agent
+        .send(&AgentMessage::Completed {
+            command_id: create,
+            result: running,
+        })
+        .await;
+    session_reaches(&server, id, "running").await;
+
+    let (status, body) = server
+        .delete(&format!("/api/v1/sessions/{id}"), &alice)
+        .await;
+    assert_eq!((status, body["state"].as_str()), (202, Some("terminating")));
+    let (delete, command) = agent.recv_command().await;
+    assert_eq!(
+        command,
+        Command::DeleteSession {
+            session_id: id,
+            keep_home: true
+        }
+    );
+    agent
+        .send(&AgentMessage::Completed {
+            command_id: delete,
+            result: json!({}),
+        })
+        .await;
+    let ended = session_reaches(&server, id, "terminated").await;
+    assert!(ended["terminated_at"].is_string());
+    // Deleting again changes nothing.
+    assert_eq!(
+        server
+            .delete(&format!("/api/v1/sessions/{id}"), &alice)
+            .await
+            .0,
+        200
+    );
+}
+
+#[actix_web::test]
+async fn a_failed_creation_fails_the_session_with_the_agents_reason() {
+    let server = common::start(&[]).await;
+    server.template("xterm").await;
+    let token = server.register_agent("local-1", "local").await;
+    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    let id = create_session(&server, &server.admin, "xterm").await;
+    let (command_id, _) = agent.recv_command().await;
+    agent
+        .send(&AgentMessage::Failed {
+            command_id,
+            error: "Xvnc: no free display".into(),
+        })
+        .await;
+    let failed = session_reaches(&server, id, "failed").await;
+    assert_eq!(failed["state_reason"], "Xvnc: no free display");
+    assert_eq!(
+        commands_of(&server, id)[0].error.as_deref(),
+        Some("Xvnc: no free display")
+    );
+}
+
+#[actix_web::test]
+async fn sessions_go_to_the_least_loaded_agent() {
+    let server = common::start(&[]).await;
+    server.template("xterm").await;
+    let a = server.register_agent("agent-a", "local").await;
+    let b = server.register_agent("agent-b", "local").await;
+    let _a = ScriptedAgent::connect(&server, "agent-a", &a, vec![]).await;
+    let _b = ScriptedAgent::connect(&server, "agent-b", &b, vec![]).await;
+    let mut placed = Vec::new();
+    for _ in 0..4 {
+        let (_, body) = server
+            .post(
+                "/api/v1/sessions",
+                &server.admin,
+                json!({"template": "xterm"}),
+            )
+            .await;
+        placed.push(body["agent_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(placed, ["agent-a", "agent-b", "agent-a", "agent-b"]);
+}
