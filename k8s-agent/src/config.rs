@@ -40,6 +40,17 @@ pub struct Config {
     pub namespace: String,
     /// `KUBECONFIG` (optional): otherwise in-cluster configuration is used.
     pub kubeconfig: Option<PathBuf>,
+    /// `HEALTH_ADDR` (default `0.0.0.0:8081`): `/healthz` and `/readyz` for probes.
+    pub health_addr: std::net::SocketAddr,
+    /// `MAX_SESSIONS` (default `20`): sessions this agent accepts at once.
+    pub max_sessions: u32,
+    /// `DATA_DIR` (local platform, default `/var/lib/streamspace-agent`): session records and
+    /// home directories.
+    pub data_dir: PathBuf,
+    /// `XVNC` (local platform, default `Xvnc`): the VNC server binary.
+    pub xvnc: String,
+    /// `SCREEN_GEOMETRY` (local platform, default `1280x800`): desktop size.
+    pub screen_geometry: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -143,7 +154,31 @@ impl Config {
                 format!("{namespace:?} is not a valid namespace name"),
             ));
         }
+        let health_addr = get("HEALTH_ADDR").unwrap_or_else(|| "0.0.0.0:8081".into());
+        let health_addr = health_addr.parse().map_err(|_| {
+            error("HEALTH_ADDR", format!("{health_addr:?} is not a socket address like 0.0.0.0:8081"))
+        })?;
+        let max_sessions = match get("MAX_SESSIONS") {
+            None => 20,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| error("MAX_SESSIONS", format!("{v:?} is not a positive whole number")))?,
+        };
+        let screen_geometry = get("SCREEN_GEOMETRY").unwrap_or_else(|| "1280x800".into());
+        let valid_geometry = screen_geometry
+            .split_once('x')
+            .is_some_and(|(w, h)| w.parse::<u16>().is_ok_and(|w| w >= 320) && h.parse::<u16>().is_ok_and(|h| h >= 200));
+        if !valid_geometry {
+            return Err(error("SCREEN_GEOMETRY", format!("{screen_geometry:?} is not WIDTHxHEIGHT like 1280x800")));
+        }
         Ok(Config {
+            health_addr,
+            max_sessions,
+            data_dir: get("DATA_DIR").unwrap_or_else(|| "/var/lib/streamspace-agent".into()).into(),
+            xvnc: get("XVNC").unwrap_or_else(|| "Xvnc".into()),
+            screen_geometry,
             agent_id,
             control_plane_url: control_plane_url.trim_end_matches('/').to_owned(),
             agent_token: get("AGENT_TOKEN"),
@@ -208,6 +243,17 @@ mod tests {
                 "NAMESPACE",
                 "Stream_Space",
                 "NAMESPACE: \"Stream_Space\" is not a valid namespace name",
+            ),
+            (
+                "HEALTH_ADDR",
+                "8081",
+                "HEALTH_ADDR: \"8081\" is not a socket address like 0.0.0.0:8081",
+            ),
+            ("MAX_SESSIONS", "0", "MAX_SESSIONS: \"0\" is not a positive whole number"),
+            (
+                "SCREEN_GEOMETRY",
+                "big",
+                "SCREEN_GEOMETRY: \"big\" is not WIDTHxHEIGHT like 1280x800",
             ),
         ] {
             assert_eq!(config(&[(var, value)]).unwrap_err().to_string(), message);

@@ -1,0 +1,417 @@
+//! The agent's one link to the control plane: dials out, says `hello` with the sessions it
+//! holds, carries out commands (once per id), sends heartbeats, routes stream frames to the
+//! tunnels, and reconnects forever with jittered exponential backoff.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix::io::{SinkWrite, WriteHandler};
+use actix::prelude::*;
+use awc::BoxedSocket;
+use awc::error::WsProtocolError;
+use awc::ws::{CloseCode, CloseReason, Codec, Frame as WsFrame, Message as WsMessage};
+use futures_util::stream::{SplitSink, StreamExt};
+use streamspace_protocol::{
+    AgentMessage, Capacity, Command, ControlMessage, FRAME_HEADER_LEN, Frame, MAX_FRAME_PAYLOAD,
+    MAX_TEXT_MESSAGE, PROTOCOL_VERSION, StreamId,
+};
+use uuid::Uuid;
+
+use crate::backoff::Backoff;
+use crate::command_book::{CommandBook, Seen};
+use crate::config::Config;
+use crate::runtime::Runtime;
+use crate::tunnel::{self, Tunnel};
+
+type WsSink = SplitSink<actix_codec::Framed<BoxedSocket, Codec>, WsMessage>;
+
+/// Heartbeats until `welcome` says otherwise.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// Sends a JSON message to the control plane (dropped while disconnected: the control plane
+/// redelivers what it has not had an answer to).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendMessage(pub AgentMessage);
+
+/// Sends an encoded binary frame.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendFrame(pub Vec<u8>);
+
+/// A tunnel stopped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TunnelGone(pub StreamId);
+
+/// SIGTERM: refuse new work, close tunnels, say goodbye, close the link.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// A frame from the connection of generation `.0`; `None` once that connection ended.
+struct Incoming(u64, Option<Result<WsFrame, WsProtocolError>>);
+
+/// The actor.
+pub struct ControlPlaneLink {
+    config: Arc<Config>,
+    runtime: Arc<Runtime>,
+    linked: Arc<AtomicBool>,
+    sink: Option<SinkWrite<WsMessage, WsSink>>,
+    generation: u64,
+    backoff: Backoff,
+    heartbeat: Option<SpawnHandle>,
+    commands: CommandBook,
+    tunnels: HashMap<StreamId, Addr<Tunnel>>,
+    stream_window: u32,
+    shutting_down: bool,
+}
+
+impl ControlPlaneLink {
+    /// A link that reports its state through `linked` (for the readiness probe).
+    pub fn new(config: Arc<Config>, runtime: Arc<Runtime>, linked: Arc<AtomicBool>) -> Self {
+        ControlPlaneLink {
+            config,
+            runtime,
+            linked,
+            sink: None,
+            generation: 0,
+            backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(30)),
+            heartbeat: None,
+            commands: CommandBook::default(),
+            tunnels: HashMap::new(),
+            stream_window: streamspace_protocol::DEFAULT_STREAM_WINDOW,
+            shutting_down: false,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("{}/api/v1/agent/connect?agent_id={}", self.config.control_plane_url, self.config.agent_id)
+    }
+
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .max_http_version(awc::http::Version::HTTP_11)
+            .finish();
+        let mut request = client
+            .ws(self.url())
+            .max_frame_size(MAX_TEXT_MESSAGE.max(FRAME_HEADER_LEN + MAX_FRAME_PAYLOAD));
+        if let Some(token) = &self.config.agent_token {
+            request = request.bearer_auth(token);
+        }
+        let runtime = self.runtime.clone();
+        async move {
+            let (_, framed) = request.connect().await.map_err(|e| e.to_string())?;
+            // The inventory goes in hello, so the control plane can reconcile at once.
+            let sessions = runtime.list().await.map_err(|e| format!("cannot list sessions: {e}"))?;
+            Ok::<_, String>((framed, sessions))
+        }
+        .into_actor(self)
+        .map(|result, this, ctx| match result {
+            Ok((framed, sessions)) => {
+                this.generation += 1;
+                let generation = this.generation;
+                let (sink, stream) = framed.split();
+                this.sink = Some(SinkWrite::new(sink, ctx));
+                ctx.add_stream(
+                    stream
+                        .map(move |item| Incoming(generation, Some(item)))
+                        .chain(futures_util::stream::once(async move { Incoming(generation, None) })),
+                );
+                let hello = AgentMessage::Hello {
+                    protocol_version: PROTOCOL_VERSION,
+                    agent_id: this.config.agent_id.clone(),
+                    platform: this.config.platform.as_str().into(),
+                    region: this.config.region.clone(),
+                    capacity: Capacity {
+                        max_sessions: this.runtime.max_sessions(),
+                        cpu: None,
+                        memory: None,
+                    },
+                    sessions,
+                };
+                this.send(&hello);
+            }
+            Err(e) => {
+                log::warn!("cannot reach the control plane at {}: {e}", this.config.control_plane_url);
+                this.retry(ctx);
+            }
+        })
+        .spawn(ctx);
+    }
+
+    fn retry(&mut self, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        let delay = self.backoff.next_delay();
+        log::info!("reconnecting in {} ms", delay.as_millis());
+        ctx.run_later(delay, |this, ctx| this.connect(ctx));
+    }
+
+    fn disconnected(&mut self, ctx: &mut Context<Self>) {
+        self.sink = None;
+        self.linked.store(false, Ordering::Relaxed);
+        if let Some(handle) = self.heartbeat.take() {
+            ctx.cancel_future(handle);
+        }
+        // The control plane's side of every stream died with the link.
+        for (_, tunnel) in self.tunnels.drain() {
+            tunnel.do_send(tunnel::Close);
+        }
+        if self.shutting_down {
+            ctx.stop();
+        } else {
+            self.retry(ctx);
+        }
+    }
+
+    fn send(&mut self, message: &AgentMessage) {
+        if let Some(sink) = &mut self.sink {
+            let _ = sink.write(WsMessage::Text(message.to_json().into()));
+        }
+    }
+
+    fn on_control(&mut self, message: ControlMessage, ctx: &mut Context<Self>) {
+        match message {
+            ControlMessage::Welcome {
+                heartbeat_interval_ms,
+                stream_window,
+                ..
+            } => {
+                log::info!("linked to the control plane at {}", self.config.control_plane_url);
+                self.linked.store(true, Ordering::Relaxed);
+                self.backoff.reset();
+                self.stream_window = stream_window;
+                let every = Duration::from_millis(heartbeat_interval_ms.max(100));
+                let every = if heartbeat_interval_ms == 0 { DEFAULT_HEARTBEAT } else { every };
+                if let Some(handle) = self.heartbeat.take() {
+                    ctx.cancel_future(handle);
+                }
+                self.heartbeat = Some(ctx.run_interval(every, |this, ctx| {
+                    let runtime = this.runtime.clone();
+                    async move { runtime.list().await.map(|s| s.len()).unwrap_or(0) }
+                        .into_actor(this)
+                        .map(|active, this, _| {
+                            let active_sessions = u32::try_from(active).unwrap_or(u32::MAX);
+                            this.send(&AgentMessage::Heartbeat { active_sessions });
+                        })
+                        .spawn(ctx);
+                }));
+            }
+            ControlMessage::Command { command_id, command } => self.on_command(command_id, command, ctx),
+            ControlMessage::Error { code, message } => {
+                log::warn!("control plane rejected a message: {code}: {message}");
+            }
+            ControlMessage::Unknown => log::debug!("ignoring a control message of unknown type"),
+        }
+    }
+
+    fn on_command(&mut self, command_id: Uuid, command: Command, ctx: &mut Context<Self>) {
+        match self.commands.begin(command_id) {
+            Seen::Running => return self.send(&AgentMessage::Ack { command_id }),
+            Seen::Answered(answer) => return self.send(&answer),
+            Seen::New => {}
+        }
+        self.send(&AgentMessage::Ack { command_id });
+        if self.shutting_down {
+            return self.answer(command_id, Err("the agent is shutting down".into()));
+        }
+        log::info!("command {command_id}: {}", command.name());
+        let runtime = self.runtime.clone();
+        match command {
+            Command::VncConnect {
+                session_id,
+                stream_id,
+                window,
+            } => {
+                async move { runtime.open_vnc(session_id).await }
+                    .into_actor(self)
+                    .map(move |opened, this, ctx| match opened {
+                        Ok(vnc) => {
+                            let tunnel = Tunnel::new(stream_id, window, vnc, ctx.address()).start();
+                            if let Some(old) = this.tunnels.insert(stream_id, tunnel) {
+                                old.do_send(tunnel::Close);
+                            }
+                            this.answer(command_id, Ok(serde_json::json!({ "stream_id": stream_id })));
+                        }
+                        Err(e) => this.answer(command_id, Err(e.to_string())),
+                    })
+                    .spawn(ctx);
+            }
+            Command::VncDisconnect { stream_id, reason } => {
+                log::info!("stream {stream_id} closed by the control plane: {reason}");
+                if let Some(tunnel) = self.tunnels.remove(&stream_id) {
+                    tunnel.do_send(tunnel::Close);
+                }
+                self.answer(command_id, Ok(serde_json::json!({})));
+            }
+            other => {
+                async move { run(&runtime, other).await }
+                    .into_actor(self)
+                    .map(move |result, this, _| this.answer(command_id, result))
+                    .spawn(ctx);
+            }
+        }
+    }
+
+    fn answer(&mut self, command_id: Uuid, result: Result<serde_json::Value, String>) {
+        let answer = match result {
+            Ok(result) => AgentMessage::Completed { command_id, result },
+            Err(error) => {
+                log::warn!("command {command_id} failed: {error}");
+                AgentMessage::Failed { command_id, error }
+            }
+        };
+        self.send(&answer);
+        self.commands.finish(command_id, answer);
+    }
+
+    fn on_binary(&mut self, bytes: &[u8]) {
+        match Frame::decode(bytes) {
+            Ok(Frame::Data { stream_id, payload }) => match self.tunnels.get(&stream_id) {
+                Some(tunnel) => tunnel.do_send(tunnel::Data(bytes::Bytes::copy_from_slice(payload))),
+                None => log::debug!("data for unknown stream {stream_id} dropped"),
+            },
+            Ok(Frame::Credit { stream_id, bytes }) => {
+                if let Some(tunnel) = self.tunnels.get(&stream_id) {
+                    tunnel.do_send(tunnel::Credit(bytes));
+                }
+            }
+            Err(e) => log::warn!("bad stream frame from the control plane: {e}"),
+        }
+    }
+}
+
+/// Carries out the commands that only need the runtime.
+async fn run(runtime: &Runtime, command: Command) -> Result<serde_json::Value, String> {
+    let value = |v| serde_json::to_value(v).map_err(|e| e.to_string());
+    match command {
+        Command::CreateSession(spec) => value(runtime.create(&spec).await.map_err(|e| e.to_string())?),
+        Command::DeleteSession { session_id, keep_home } => {
+            runtime.delete(session_id, keep_home).await.map_err(|e| e.to_string())?;
+            Ok(serde_json::json!({}))
+        }
+        Command::ListSessions => {
+            let sessions = runtime.list().await.map_err(|e| e.to_string())?;
+            Ok(serde_json::json!({ "sessions": sessions }))
+        }
+        Command::GetSession { session_id } => value(runtime.get(session_id).await.map_err(|e| e.to_string())?),
+        Command::VncConnect { .. } | Command::VncDisconnect { .. } => Err("handled by the link".into()),
+    }
+}
+
+impl Actor for ControlPlaneLink {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.connect(ctx);
+    }
+}
+
+impl StreamHandler<Incoming> for ControlPlaneLink {
+    fn handle(&mut self, Incoming(generation, item): Incoming, ctx: &mut Context<Self>) {
+        if generation != self.generation {
+            return; // a previous connection's leftovers
+        }
+        match item {
+            Some(Ok(WsFrame::Text(bytes))) => match std::str::from_utf8(&bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|text| ControlMessage::from_json(text).map_err(|e| e.to_string()))
+            {
+                Ok(message) => self.on_control(message, ctx),
+                Err(e) => log::warn!("unreadable message from the control plane: {e}"),
+            },
+            Some(Ok(WsFrame::Binary(bytes))) => self.on_binary(&bytes),
+            Some(Ok(WsFrame::Ping(bytes))) => {
+                if let Some(sink) = &mut self.sink {
+                    let _ = sink.write(WsMessage::Pong(bytes));
+                }
+            }
+            Some(Ok(WsFrame::Close(reason))) => {
+                let why = reason
+                    .and_then(|r| r.description)
+                    .unwrap_or_else(|| "no reason given".into());
+                log::warn!("the control plane closed the link: {why}");
+                if let Some(sink) = &mut self.sink {
+                    let _ = sink.write(WsMessage::Close(None));
+                    sink.close();
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => log::warn!("link error: {e}"),
+            None => {
+                self.generation += 1;
+                self.disconnected(ctx);
+            }
+        }
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {
+        // Each connection's stream ends with `Incoming(_, None)`; the actor lives on.
+    }
+}
+
+impl WriteHandler<WsProtocolError> for ControlPlaneLink {
+    fn error(&mut self, err: WsProtocolError, _: &mut Context<Self>) -> Running {
+        log::warn!("cannot write to the control plane: {err}");
+        Running::Continue
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl Handler<SendMessage> for ControlPlaneLink {
+    type Result = ();
+    fn handle(&mut self, SendMessage(message): SendMessage, _: &mut Context<Self>) {
+        self.send(&message);
+    }
+}
+
+impl Handler<SendFrame> for ControlPlaneLink {
+    type Result = ();
+    fn handle(&mut self, SendFrame(bytes): SendFrame, _: &mut Context<Self>) {
+        if let Some(sink) = &mut self.sink {
+            let _ = sink.write(WsMessage::Binary(bytes.into()));
+        }
+    }
+}
+
+impl Handler<TunnelGone> for ControlPlaneLink {
+    type Result = ();
+    fn handle(&mut self, TunnelGone(stream_id): TunnelGone, _: &mut Context<Self>) {
+        self.tunnels.remove(&stream_id);
+    }
+}
+
+impl Handler<Shutdown> for ControlPlaneLink {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
+        self.shutting_down = true;
+        for (stream_id, tunnel) in self.tunnels.drain() {
+            tunnel.do_send(tunnel::Close);
+            let reason = "the agent is shutting down".to_owned();
+            let message = AgentMessage::VncDisconnect { stream_id, reason };
+            if let Some(sink) = &mut self.sink {
+                let _ = sink.write(WsMessage::Text(message.to_json().into()));
+            }
+        }
+        self.send(&AgentMessage::Goodbye {
+            reason: "agent shutting down (SIGTERM)".into(),
+        });
+        if let Some(sink) = &mut self.sink {
+            let _ = sink.write(WsMessage::Close(Some(CloseReason {
+                code: CloseCode::Away,
+                description: Some("agent shutting down".into()),
+            })));
+            sink.close();
+        }
+        let _ = ctx;
+        // Give the goodbye a moment to reach the wire.
+        Box::pin(actix::clock::sleep(Duration::from_millis(200)).into_actor(self))
+    }
+}

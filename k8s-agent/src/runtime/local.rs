@@ -1,0 +1,370 @@
+//! The `local` platform: each session is an Xvnc server on 127.0.0.1 plus a desktop program
+//! on its display, with a home directory under the data directory.
+//!
+//! Processes are started in their own process group, so they outlive an agent restart; each
+//! session is recorded in `DATA_DIR/sessions/<id>/session.json`, and a restarted agent adopts
+//! the sessions whose Xvnc still runs and reports the others as failed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use streamspace_protocol::{AgentSessionState, SessionReport, SessionSpec, VncEndpoint};
+use tokio::net::TcpStream;
+use tokio::process::Command;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use super::RuntimeError;
+
+/// How long Xvnc may take to accept connections.
+const START_DEADLINE: Duration = Duration::from_secs(15);
+/// How long processes get to exit on SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+/// Displays tried, from this number up.
+const FIRST_DISPLAY: u32 = 20;
+const LAST_DISPLAY: u32 = 999;
+
+/// Settings of the local runtime.
+#[derive(Debug, Clone)]
+pub struct LocalSettings {
+    /// Where session records and home directories live.
+    pub data_dir: PathBuf,
+    /// The Xvnc binary.
+    pub xvnc: String,
+    /// Screen size, e.g. `1280x800`.
+    pub geometry: String,
+    /// Most sessions at once.
+    pub max_sessions: u32,
+}
+
+/// What is kept on disk about a session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    session_id: Uuid,
+    user: String,
+    display: u32,
+    port: u16,
+    xvnc_pid: i32,
+    desktop_pid: Option<i32>,
+    program: String,
+}
+
+/// The runtime.
+pub struct LocalRuntime {
+    settings: LocalSettings,
+    // Serializes create/delete so two commands never race for one display or one session.
+    records: Mutex<HashMap<Uuid, Record>>,
+}
+
+impl LocalRuntime {
+    /// Opens the data directory and adopts the sessions recorded there.
+    pub fn open(settings: LocalSettings) -> Result<Self, RuntimeError> {
+        let sessions = settings.data_dir.join("sessions");
+        std::fs::create_dir_all(&sessions)
+            .map_err(|e| RuntimeError::Other(format!("DATA_DIR: cannot create {}: {e}", sessions.display())))?;
+        let mut records = HashMap::new();
+        for entry in std::fs::read_dir(&sessions).map_err(|e| RuntimeError::Other(e.to_string()))? {
+            let path = entry.map_err(|e| RuntimeError::Other(e.to_string()))?.path().join("session.json");
+            match std::fs::read(&path).map(|b| serde_json::from_slice::<Record>(&b)) {
+                Ok(Ok(record)) => {
+                    let alive = xvnc_alive(&record);
+                    log::info!(
+                        "local runtime: session {} on display :{} {}",
+                        record.session_id,
+                        record.display,
+                        if alive { "adopted" } else { "found dead; will report it failed" }
+                    );
+                    records.insert(record.session_id, record);
+                }
+                Ok(Err(e)) => log::warn!("local runtime: ignoring unreadable {}: {e}", path.display()),
+                Err(_) => {} // a directory without a record: a home kept after deletion
+            }
+        }
+        Ok(LocalRuntime {
+            settings,
+            records: Mutex::new(records),
+        })
+    }
+
+    /// Most sessions at once.
+    pub fn max_sessions(&self) -> u32 {
+        self.settings.max_sessions
+    }
+
+    fn session_dir(&self, id: Uuid) -> PathBuf {
+        self.settings.data_dir.join("sessions").join(id.to_string())
+    }
+
+    /// See [`super::Runtime::create`].
+    pub async fn create(&self, spec: &SessionSpec) -> Result<SessionReport, RuntimeError> {
+        let mut records = self.records.lock().await;
+        if let Some(record) = records.get(&spec.session_id) {
+            return Ok(report(record));
+        }
+        let running = records.values().filter(|r| xvnc_alive(r)).count();
+        if running >= self.settings.max_sessions as usize {
+            return Err(RuntimeError::Start(format!(
+                "this agent already runs its maximum of {} sessions",
+                self.settings.max_sessions
+            )));
+        }
+        let program = spec.template.image.trim().to_owned();
+        let executable = program.split_whitespace().next().unwrap_or_default();
+        if executable.is_empty() || !on_path(executable) {
+            return Err(RuntimeError::Start(format!("desktop program {executable:?} is not installed on this host")));
+        }
+        let dir = self.session_dir(spec.session_id);
+        let home = dir.join("home");
+        tokio::fs::create_dir_all(&home)
+            .await
+            .map_err(|e| RuntimeError::Start(format!("cannot create {}: {e}", home.display())))?;
+
+        let (display, port, xvnc_pid) = self.start_xvnc(&dir, &spec.user).await?;
+        let desktop_pid = match start_desktop(&dir, &home, display, spec, &program) {
+            Ok(pid) => pid,
+            Err(e) => {
+                stop(Some(xvnc_pid), None).await;
+                return Err(e);
+            }
+        };
+        let record = Record {
+            session_id: spec.session_id,
+            user: spec.user.clone(),
+            display,
+            port,
+            xvnc_pid,
+            desktop_pid: Some(desktop_pid),
+            program,
+        };
+        write_record(&dir, &record).await?;
+        let report = report(&record);
+        records.insert(spec.session_id, record);
+        Ok(report)
+    }
+
+    /// Starts Xvnc on the first free display; retries the next one if another server
+    /// grabbed it meanwhile. Returns display, port and pid once it accepts connections.
+    async fn start_xvnc(&self, dir: &Path, user: &str) -> Result<(u32, u16, i32), RuntimeError> {
+        let mut last_error = String::from("no free X display");
+        for display in (FIRST_DISPLAY..=LAST_DISPLAY).filter(|d| display_free(*d)).take(5) {
+            let port = free_port().await?;
+            let log = std::fs::File::create(dir.join("xvnc.log")).map_err(|e| RuntimeError::Start(e.to_string()))?;
+            let mut child = Command::new(&self.settings.xvnc)
+                .arg(format!(":{display}"))
+                .args(["-rfbport", &port.to_string()])
+                .args(["-localhost", "-interface", "127.0.0.1", "-nolisten", "tcp"])
+                .args(["-SecurityTypes", "None", "-AlwaysShared"])
+                .args(["-geometry", &self.settings.geometry, "-depth", "24"])
+                .args(["-desktop", &format!("{user}'s StreamSpace desktop")])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().map_err(|e| RuntimeError::Start(e.to_string()))?)
+                .stderr(log)
+                // Own process group: the session survives the agent's restart and its signals.
+                .process_group(0)
+                .spawn()
+                .map_err(|e| RuntimeError::Start(format!("cannot run {}: {e}", self.settings.xvnc)))?;
+            let pid = child.id().map(|p| p as i32).unwrap_or_default();
+            let deadline = tokio::time::Instant::now() + START_DEADLINE;
+            loop {
+                if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                    // Reap it when it exits, so it never lingers as a zombie.
+                    tokio::spawn(async move {
+                        let _ = child.wait().await;
+                    });
+                    return Ok((display, port, pid));
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    let log = tokio::fs::read_to_string(dir.join("xvnc.log")).await.unwrap_or_default();
+                    last_error = format!("Xvnc on :{display} exited ({status}): {}", tail(&log));
+                    break;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    let _ = child.kill().await;
+                    return Err(RuntimeError::Start(format!(
+                        "Xvnc on :{display} did not accept connections within {}s",
+                        START_DEADLINE.as_secs()
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Err(RuntimeError::Start(last_error))
+    }
+
+    /// See [`super::Runtime::delete`].
+    pub async fn delete(&self, id: Uuid, keep_home: bool) -> Result<(), RuntimeError> {
+        let mut records = self.records.lock().await;
+        if let Some(record) = records.remove(&id) {
+            stop(Some(record.xvnc_pid), record.desktop_pid).await;
+        }
+        let dir = self.session_dir(id);
+        if !dir.exists() {
+            return Ok(());
+        }
+        let result = if keep_home {
+            remove_all_but(&dir, "home").await
+        } else {
+            tokio::fs::remove_dir_all(&dir).await
+        };
+        result.map_err(|e| RuntimeError::Other(format!("cannot remove {}: {e}", dir.display())))
+    }
+
+    /// See [`super::Runtime::list`].
+    pub async fn list(&self) -> Result<Vec<SessionReport>, RuntimeError> {
+        let records = self.records.lock().await;
+        let mut reports: Vec<SessionReport> = records.values().map(report).collect();
+        reports.sort_by_key(|r| r.session_id);
+        Ok(reports)
+    }
+
+    /// See [`super::Runtime::open_vnc`].
+    pub async fn open_vnc(&self, id: Uuid) -> Result<TcpStream, RuntimeError> {
+        let port = {
+            let records = self.records.lock().await;
+            let record = records.get(&id).ok_or(RuntimeError::NotFound(id))?;
+            if !xvnc_alive(record) {
+                return Err(RuntimeError::Other(format!("the desktop of session {id} is not running")));
+            }
+            record.port
+        };
+        let stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| RuntimeError::Other(format!("cannot reach the VNC server of session {id}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+}
+
+fn report(record: &Record) -> SessionReport {
+    if xvnc_alive(record) {
+        SessionReport {
+            session_id: record.session_id,
+            state: AgentSessionState::Running,
+            vnc: Some(VncEndpoint {
+                host: "127.0.0.1".into(),
+                port: record.port,
+            }),
+            message: None,
+        }
+    } else {
+        SessionReport {
+            session_id: record.session_id,
+            state: AgentSessionState::Failed,
+            vnc: None,
+            message: Some(format!("Xvnc (pid {}) on display :{} is no longer running", record.xvnc_pid, record.display)),
+        }
+    }
+}
+
+fn start_desktop(dir: &Path, home: &Path, display: u32, spec: &SessionSpec, program: &str) -> Result<i32, RuntimeError> {
+    let log = std::fs::File::create(dir.join("desktop.log")).map_err(|e| RuntimeError::Start(e.to_string()))?;
+    let mut child = Command::new("sh")
+        .args(["-c", &format!("exec {program}")])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()))
+        .env("DISPLAY", format!(":{display}"))
+        .env("HOME", home)
+        .env("USER", &spec.user)
+        .env("STREAMSPACE_SESSION_ID", spec.session_id.to_string())
+        .envs(&spec.template.env)
+        .current_dir(home)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| RuntimeError::Start(e.to_string()))?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| RuntimeError::Start(format!("cannot start {program:?}: {e}")))?;
+    let pid = child.id().map(|p| p as i32).unwrap_or_default();
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+    });
+    Ok(pid)
+}
+
+/// Whether the recorded Xvnc still runs: the pid exists and is still that Xvnc (pids are
+/// reused, so the command line must match too).
+fn xvnc_alive(record: &Record) -> bool {
+    match std::fs::read(format!("/proc/{}/cmdline", record.xvnc_pid)) {
+        Ok(cmdline) => {
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            cmdline.contains("Xvnc") && cmdline.split('\0').any(|arg| arg == format!(":{}", record.display))
+        }
+        Err(_) => false,
+    }
+}
+
+async fn stop(xvnc: Option<i32>, desktop: Option<i32>) {
+    let pids: Vec<Pid> = [desktop, xvnc].into_iter().flatten().filter(|p| *p > 0).map(Pid::from_raw).collect();
+    for pid in &pids {
+        // The whole process group: a desktop's children go too.
+        let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGTERM);
+        let _ = kill(*pid, Signal::SIGTERM);
+    }
+    let deadline = tokio::time::Instant::now() + STOP_GRACE;
+    while pids.iter().any(|p| kill(*p, None).is_ok()) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for pid in &pids {
+        let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
+        let _ = kill(*pid, Signal::SIGKILL);
+    }
+}
+
+fn display_free(display: u32) -> bool {
+    !Path::new(&format!("/tmp/.X11-unix/X{display}")).exists() && !Path::new(&format!("/tmp/.X{display}-lock")).exists()
+}
+
+async fn free_port() -> Result<u16, RuntimeError> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|e| RuntimeError::Start(format!("no free port: {e}")))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| RuntimeError::Start(e.to_string()))
+}
+
+fn on_path(program: &str) -> bool {
+    if program.contains('/') {
+        return Path::new(program).is_file();
+    }
+    std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(3)..].join(" | ")
+}
+
+async fn write_record(dir: &Path, record: &Record) -> Result<(), RuntimeError> {
+    let temp = dir.join("session.json.tmp");
+    let bytes = serde_json::to_vec_pretty(record).map_err(|e| RuntimeError::Other(e.to_string()))?;
+    let written = match tokio::fs::write(&temp, bytes).await {
+        Ok(()) => tokio::fs::rename(&temp, dir.join("session.json")).await,
+        Err(e) => Err(e),
+    };
+    written.map_err(|e| RuntimeError::Start(format!("cannot record the session: {e}")))
+}
+
+async fn remove_all_but(dir: &Path, keep: &str) -> std::io::Result<()> {
+    let mut entries = tokio::fs::read_dir(dir).await?;
+    while let Some(entry) = entries.next_entry().await? {
+        if entry.file_name() == keep {
+            continue;
+        }
+        let path = entry.path();
+        if entry.file_type().await?.is_dir() {
+            tokio::fs::remove_dir_all(path).await?;
+        } else {
+            tokio::fs::remove_file(path).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! Where sessions run. One runtime per agent, chosen by `PLATFORM`.
+
+pub mod local;
+
+use streamspace_protocol::{SessionReport, SessionSpec};
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite};
+use uuid::Uuid;
+
+/// A byte stream to a session's VNC server.
+pub trait VncStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> VncStream for T {}
+
+/// Why a runtime operation failed; the message goes back to the control plane as is.
+#[derive(Debug, Error)]
+pub enum RuntimeError {
+    /// No such session on this agent.
+    #[error("no session {0} on this agent")]
+    NotFound(Uuid),
+    /// The session could not be started; says why.
+    #[error("{0}")]
+    Start(String),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The runtime this agent uses.
+pub enum Runtime {
+    /// Xvnc and a desktop program as local processes.
+    Local(local::LocalRuntime),
+}
+
+impl Runtime {
+    /// Starts a session and waits until its VNC server accepts connections. Idempotent: a
+    /// session that already runs is reported as it is.
+    pub async fn create(&self, spec: &SessionSpec) -> Result<SessionReport, RuntimeError> {
+        match self {
+            Runtime::Local(r) => r.create(spec).await,
+        }
+    }
+
+    /// Stops a session and removes what it used (its home too unless `keep_home`).
+    /// Deleting a session that does not exist succeeds.
+    pub async fn delete(&self, id: Uuid, keep_home: bool) -> Result<(), RuntimeError> {
+        match self {
+            Runtime::Local(r) => r.delete(id, keep_home).await,
+        }
+    }
+
+    /// Every session this agent holds, dead ones included (as `failed`).
+    pub async fn list(&self) -> Result<Vec<SessionReport>, RuntimeError> {
+        match self {
+            Runtime::Local(r) => r.list().await,
+        }
+    }
+
+    /// One session.
+    pub async fn get(&self, id: Uuid) -> Result<SessionReport, RuntimeError> {
+        self.list()
+            .await?
+            .into_iter()
+            .find(|r| r.session_id == id)
+            .ok_or(RuntimeError::NotFound(id))
+    }
+
+    /// Opens a connection to the session's VNC server.
+    pub async fn open_vnc(&self, id: Uuid) -> Result<Box<dyn VncStream>, RuntimeError> {
+        match self {
+            Runtime::Local(r) => Ok(Box::new(r.open_vnc(id).await?)),
+        }
+    }
+
+    /// How many sessions this agent accepts.
+    pub fn max_sessions(&self) -> u32 {
+        match self {
+            Runtime::Local(r) => r.max_sessions(),
+        }
+    }
+}
