@@ -40,6 +40,7 @@ pub struct Metrics {
     commands: Family<Labels, Gauge>,
     command_latency: Family<Labels, Histogram, fn() -> Histogram>,
     sockets: Family<Labels, Gauge>,
+    viewer_buffered: Gauge,
     // Serializes scrapes: each clears and refills the state gauges.
     scrape: Mutex<()>,
 }
@@ -59,6 +60,7 @@ impl Default for Metrics {
             latency_histogram as fn() -> Histogram,
         );
         let sockets = Family::default();
+        let viewer_buffered = Gauge::default();
         registry.register("agents", "Agents by status", agents.clone());
         registry.register("sessions", "Sessions by state", sessions.clone());
         registry.register("commands", "Commands by type and status", commands.clone());
@@ -72,7 +74,13 @@ impl Default for Metrics {
             "Open WebSocket connections by kind",
             sockets.clone(),
         );
+        registry.register(
+            "viewer_buffered_bytes",
+            "Bytes received from agents and not yet written to viewers (bounded by the stream windows)",
+            viewer_buffered.clone(),
+        );
         Metrics {
+            viewer_buffered,
             registry,
             agents,
             sessions,
@@ -100,6 +108,11 @@ impl Metrics {
     /// A WebSocket of this kind closed.
     pub fn socket_closed(&self, kind: SocketKind) {
         self.sockets.get_or_create(&kind.label()).dec();
+    }
+
+    /// Bytes entered (positive) or left (negative) the viewers' send queues.
+    pub fn viewer_buffered(&self, delta: i64) {
+        self.viewer_buffered.inc_by(delta);
     }
 
     /// Renders the text exposition format with fresh state counts.

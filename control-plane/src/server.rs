@@ -71,11 +71,16 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         metrics,
         config,
     });
+    let static_dir = state.config.static_dir.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .wrap(actix_web::middleware::Logger::default())
-            .configure(crate::http::configure)
+            // The path only: viewer tokens travel in query strings and must not reach logs.
+            .wrap(
+                actix_web::middleware::Logger::new("%a %{method}xi %U %s %b %Dms")
+                    .custom_request_replace("method", |req| req.method().to_string()),
+            )
+            .configure(|cfg| crate::http::configure(cfg, &static_dir))
     })
     .bind(listen_addr)
     .map_err(|source| StartError::Listen {

@@ -1,6 +1,6 @@
 //! Hostile or broken input on the agent link: never a panic, always a clear reason.
 
-mod common;
+use streamspace_testkit::control_plane as common;
 
 use std::time::Duration;
 

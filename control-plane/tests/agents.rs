@@ -1,6 +1,6 @@
 //! Agent registration, listing, credentials and the authentication of the agent link.
 
-mod common;
+use streamspace_testkit::control_plane as common;
 
 use common::{Refusal, ScriptedAgent};
 use serde_json::json;

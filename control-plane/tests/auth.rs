@@ -1,6 +1,6 @@
 //! Login, tokens, users and roles against the real server and database.
 
-mod common;
+use streamspace_testkit::control_plane as common;
 
 use serde_json::json;
 

@@ -1,7 +1,7 @@
 //! Command delivery across disconnects, timeouts, duplicates and control-plane restarts;
 //! agent liveness and inventory reconciliation.
 
-mod common;
+use streamspace_testkit::control_plane as common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Sessions through the real API, carried out by a scripted agent over a real WebSocket.
 
-mod common;
+use streamspace_testkit::control_plane as common;
 
 use common::{ScriptedAgent, commands_of, create_session, report, session_reaches};
 use serde_json::json;

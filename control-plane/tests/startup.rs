@@ -1,6 +1,6 @@
 //! The real binary and the real server: start-up, probes, configuration errors.
 
-mod common;
+use streamspace_testkit::control_plane as common;
 
 use std::process::Command;
 

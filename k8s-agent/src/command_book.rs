@@ -82,6 +82,9 @@ mod tests {
             book.finish(id, AgentMessage::Ack { command_id: id });
         }
         assert_eq!(book.begin(Uuid::from_u128(0)), Seen::New);
-        assert!(matches!(book.begin(Uuid::from_u128(REMEMBERED as u128 + 9)), Seen::Answered(_)));
+        assert!(matches!(
+            book.begin(Uuid::from_u128(REMEMBERED as u128 + 9)),
+            Seen::Answered(_)
+        ));
     }
 }

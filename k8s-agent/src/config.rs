@@ -156,27 +156,36 @@ impl Config {
         }
         let health_addr = get("HEALTH_ADDR").unwrap_or_else(|| "0.0.0.0:8081".into());
         let health_addr = health_addr.parse().map_err(|_| {
-            error("HEALTH_ADDR", format!("{health_addr:?} is not a socket address like 0.0.0.0:8081"))
+            error(
+                "HEALTH_ADDR",
+                format!("{health_addr:?} is not a socket address like 0.0.0.0:8081"),
+            )
         })?;
         let max_sessions = match get("MAX_SESSIONS") {
             None => 20,
-            Some(v) => v
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| error("MAX_SESSIONS", format!("{v:?} is not a positive whole number")))?,
+            Some(v) => v.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                error(
+                    "MAX_SESSIONS",
+                    format!("{v:?} is not a positive whole number"),
+                )
+            })?,
         };
         let screen_geometry = get("SCREEN_GEOMETRY").unwrap_or_else(|| "1280x800".into());
-        let valid_geometry = screen_geometry
-            .split_once('x')
-            .is_some_and(|(w, h)| w.parse::<u16>().is_ok_and(|w| w >= 320) && h.parse::<u16>().is_ok_and(|h| h >= 200));
+        let valid_geometry = screen_geometry.split_once('x').is_some_and(|(w, h)| {
+            w.parse::<u16>().is_ok_and(|w| w >= 320) && h.parse::<u16>().is_ok_and(|h| h >= 200)
+        });
         if !valid_geometry {
-            return Err(error("SCREEN_GEOMETRY", format!("{screen_geometry:?} is not WIDTHxHEIGHT like 1280x800")));
+            return Err(error(
+                "SCREEN_GEOMETRY",
+                format!("{screen_geometry:?} is not WIDTHxHEIGHT like 1280x800"),
+            ));
         }
         Ok(Config {
             health_addr,
             max_sessions,
-            data_dir: get("DATA_DIR").unwrap_or_else(|| "/var/lib/streamspace-agent".into()).into(),
+            data_dir: get("DATA_DIR")
+                .unwrap_or_else(|| "/var/lib/streamspace-agent".into())
+                .into(),
             xvnc: get("XVNC").unwrap_or_else(|| "Xvnc".into()),
             screen_geometry,
             agent_id,
@@ -249,7 +258,11 @@ mod tests {
                 "8081",
                 "HEALTH_ADDR: \"8081\" is not a socket address like 0.0.0.0:8081",
             ),
-            ("MAX_SESSIONS", "0", "MAX_SESSIONS: \"0\" is not a positive whole number"),
+            (
+                "MAX_SESSIONS",
+                "0",
+                "MAX_SESSIONS: \"0\" is not a positive whole number",
+            ),
             (
                 "SCREEN_GEOMETRY",
                 "big",

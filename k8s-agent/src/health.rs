@@ -12,7 +12,11 @@ pub fn serve(addr: SocketAddr, linked: Arc<AtomicBool>) -> std::io::Result<actix
     let server = HttpServer::new(move || {
         App::new()
             .app_data(linked.clone())
-            .route("/healthz", web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }))
+            .route(
+                "/healthz",
+                web::get()
+                    .to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
+            )
             .route("/readyz", web::get().to(ready))
     })
     .workers(1)

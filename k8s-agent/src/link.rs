@@ -88,7 +88,10 @@ impl ControlPlaneLink {
     }
 
     fn url(&self) -> String {
-        format!("{}/api/v1/agent/connect?agent_id={}", self.config.control_plane_url, self.config.agent_id)
+        format!(
+            "{}/api/v1/agent/connect?agent_id={}",
+            self.config.control_plane_url, self.config.agent_id
+        )
     }
 
     fn connect(&mut self, ctx: &mut Context<Self>) {
@@ -106,7 +109,10 @@ impl ControlPlaneLink {
         async move {
             let (_, framed) = request.connect().await.map_err(|e| e.to_string())?;
             // The inventory goes in hello, so the control plane can reconcile at once.
-            let sessions = runtime.list().await.map_err(|e| format!("cannot list sessions: {e}"))?;
+            let sessions = runtime
+                .list()
+                .await
+                .map_err(|e| format!("cannot list sessions: {e}"))?;
             Ok::<_, String>((framed, sessions))
         }
         .into_actor(self)
@@ -119,7 +125,9 @@ impl ControlPlaneLink {
                 ctx.add_stream(
                     stream
                         .map(move |item| Incoming(generation, Some(item)))
-                        .chain(futures_util::stream::once(async move { Incoming(generation, None) })),
+                        .chain(futures_util::stream::once(async move {
+                            Incoming(generation, None)
+                        })),
                 );
                 let hello = AgentMessage::Hello {
                     protocol_version: PROTOCOL_VERSION,
@@ -136,7 +144,10 @@ impl ControlPlaneLink {
                 this.send(&hello);
             }
             Err(e) => {
-                log::warn!("cannot reach the control plane at {}: {e}", this.config.control_plane_url);
+                log::warn!(
+                    "cannot reach the control plane at {}: {e}",
+                    this.config.control_plane_url
+                );
                 this.retry(ctx);
             }
         })
@@ -182,12 +193,19 @@ impl ControlPlaneLink {
                 stream_window,
                 ..
             } => {
-                log::info!("linked to the control plane at {}", self.config.control_plane_url);
+                log::info!(
+                    "linked to the control plane at {}",
+                    self.config.control_plane_url
+                );
                 self.linked.store(true, Ordering::Relaxed);
                 self.backoff.reset();
                 self.stream_window = stream_window;
                 let every = Duration::from_millis(heartbeat_interval_ms.max(100));
-                let every = if heartbeat_interval_ms == 0 { DEFAULT_HEARTBEAT } else { every };
+                let every = if heartbeat_interval_ms == 0 {
+                    DEFAULT_HEARTBEAT
+                } else {
+                    every
+                };
                 if let Some(handle) = self.heartbeat.take() {
                     ctx.cancel_future(handle);
                 }
@@ -202,7 +220,10 @@ impl ControlPlaneLink {
                         .spawn(ctx);
                 }));
             }
-            ControlMessage::Command { command_id, command } => self.on_command(command_id, command, ctx),
+            ControlMessage::Command {
+                command_id,
+                command,
+            } => self.on_command(command_id, command, ctx),
             ControlMessage::Error { code, message } => {
                 log::warn!("control plane rejected a message: {code}: {message}");
             }
@@ -236,7 +257,10 @@ impl ControlPlaneLink {
                             if let Some(old) = this.tunnels.insert(stream_id, tunnel) {
                                 old.do_send(tunnel::Close);
                             }
-                            this.answer(command_id, Ok(serde_json::json!({ "stream_id": stream_id })));
+                            this.answer(
+                                command_id,
+                                Ok(serde_json::json!({ "stream_id": stream_id })),
+                            );
                         }
                         Err(e) => this.answer(command_id, Err(e.to_string())),
                     })
@@ -273,7 +297,9 @@ impl ControlPlaneLink {
     fn on_binary(&mut self, bytes: &[u8]) {
         match Frame::decode(bytes) {
             Ok(Frame::Data { stream_id, payload }) => match self.tunnels.get(&stream_id) {
-                Some(tunnel) => tunnel.do_send(tunnel::Data(bytes::Bytes::copy_from_slice(payload))),
+                Some(tunnel) => {
+                    tunnel.do_send(tunnel::Data(bytes::Bytes::copy_from_slice(payload)))
+                }
                 None => log::debug!("data for unknown stream {stream_id} dropped"),
             },
             Ok(Frame::Credit { stream_id, bytes }) => {
@@ -290,17 +316,29 @@ impl ControlPlaneLink {
 async fn run(runtime: &Runtime, command: Command) -> Result<serde_json::Value, String> {
     let value = |v| serde_json::to_value(v).map_err(|e| e.to_string());
     match command {
-        Command::CreateSession(spec) => value(runtime.create(&spec).await.map_err(|e| e.to_string())?),
-        Command::DeleteSession { session_id, keep_home } => {
-            runtime.delete(session_id, keep_home).await.map_err(|e| e.to_string())?;
+        Command::CreateSession(spec) => {
+            value(runtime.create(&spec).await.map_err(|e| e.to_string())?)
+        }
+        Command::DeleteSession {
+            session_id,
+            keep_home,
+        } => {
+            runtime
+                .delete(session_id, keep_home)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(serde_json::json!({}))
         }
         Command::ListSessions => {
             let sessions = runtime.list().await.map_err(|e| e.to_string())?;
             Ok(serde_json::json!({ "sessions": sessions }))
         }
-        Command::GetSession { session_id } => value(runtime.get(session_id).await.map_err(|e| e.to_string())?),
-        Command::VncConnect { .. } | Command::VncDisconnect { .. } => Err("handled by the link".into()),
+        Command::GetSession { session_id } => {
+            value(runtime.get(session_id).await.map_err(|e| e.to_string())?)
+        }
+        Command::VncConnect { .. } | Command::VncDisconnect { .. } => {
+            Err("handled by the link".into())
+        }
     }
 }
 

@@ -34,7 +34,9 @@ async fn run(config: Config) -> ExitCode {
         })
         .map(Runtime::Local),
         Platform::Kubernetes => {
-            eprintln!("streamspace-k8s-agent: PLATFORM=kubernetes is not available in this build yet");
+            eprintln!(
+                "streamspace-k8s-agent: PLATFORM=kubernetes is not available in this build yet"
+            );
             return ExitCode::from(2);
         }
     };
@@ -49,7 +51,10 @@ async fn run(config: Config) -> ExitCode {
     let probes = match health::serve(config.health_addr, linked.clone()) {
         Ok(server) => server,
         Err(e) => {
-            eprintln!("streamspace-k8s-agent: HEALTH_ADDR: cannot listen on {}: {e}", config.health_addr);
+            eprintln!(
+                "streamspace-k8s-agent: HEALTH_ADDR: cannot listen on {}: {e}",
+                config.health_addr
+            );
             return ExitCode::from(2);
         }
     };
@@ -66,7 +71,10 @@ async fn run(config: Config) -> ExitCode {
 
 async fn wait_for_termination() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}

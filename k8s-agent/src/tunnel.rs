@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use bytes::Bytes;
-use streamspace_protocol::{AgentMessage, FlowError, Frame, MAX_FRAME_PAYLOAD, RecvWindow, StreamId};
+use streamspace_protocol::{
+    AgentMessage, FlowError, Frame, MAX_FRAME_PAYLOAD, RecvWindow, StreamId,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -56,7 +58,12 @@ pub struct Tunnel {
 impl Tunnel {
     /// A tunnel for `stream_id` over an open VNC connection, with `window` bytes of credit
     /// in each direction.
-    pub fn new(stream_id: StreamId, window: u32, vnc: Box<dyn VncStream>, link: Addr<ControlPlaneLink>) -> Self {
+    pub fn new(
+        stream_id: StreamId,
+        window: u32,
+        vnc: Box<dyn VncStream>,
+        link: Addr<ControlPlaneLink>,
+    ) -> Self {
         Tunnel {
             stream_id,
             link,
@@ -96,14 +103,18 @@ impl Actor for Tunnel {
             let mut buf = vec![0u8; MAX_FRAME_PAYLOAD];
             loop {
                 // Wait for at least one byte of credit, then take all that is there (up to a frame).
-                let Ok(first) = credit.acquire().await else { return };
+                let Ok(first) = credit.acquire().await else {
+                    return;
+                };
                 first.forget();
-                let extra = credit.available_permits().min(MAX_FRAME_PAYLOAD - 1);
-                if extra > 0 {
-                    if let Ok(more) = credit.try_acquire_many(extra as u32) {
+                let wanted = credit.available_permits().min(MAX_FRAME_PAYLOAD - 1);
+                let extra = match credit.try_acquire_many(wanted as u32) {
+                    Ok(more) if wanted > 0 => {
                         more.forget();
+                        wanted
                     }
-                }
+                    _ => 0,
+                };
                 let budget = 1 + extra;
                 let n = match read.read(&mut buf[..budget]).await {
                     Ok(0) => {
@@ -112,12 +123,19 @@ impl Actor for Tunnel {
                     }
                     Ok(n) => n,
                     Err(e) => {
-                        reader_me.do_send(Ended(format!("reading from the VNC server failed: {e}")));
+                        reader_me
+                            .do_send(Ended(format!("reading from the VNC server failed: {e}")));
                         return;
                     }
                 };
                 credit.add_permits(budget - n);
-                link.do_send(SendFrame(Frame::Data { stream_id, payload: &buf[..n] }.encode()));
+                link.do_send(SendFrame(
+                    Frame::Data {
+                        stream_id,
+                        payload: &buf[..n],
+                    }
+                    .encode(),
+                ));
             }
         }));
         let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
@@ -162,7 +180,13 @@ impl Handler<Drained> for Tunnel {
 
     fn handle(&mut self, Drained(n): Drained, _: &mut Context<Self>) {
         if let Some(bytes) = self.receive.drain(n) {
-            self.link.do_send(SendFrame(Frame::Credit { stream_id: self.stream_id, bytes }.encode()));
+            self.link.do_send(SendFrame(
+                Frame::Credit {
+                    stream_id: self.stream_id,
+                    bytes,
+                }
+                .encode(),
+            ));
         }
     }
 }
@@ -173,7 +197,10 @@ impl Handler<Credit> for Tunnel {
     fn handle(&mut self, Credit(bytes): Credit, ctx: &mut Context<Self>) {
         let total = self.credit.available_permits() as u64 + u64::from(bytes);
         if total > u64::from(self.window) {
-            let e = FlowError::ExcessCredit { total, window: self.window };
+            let e = FlowError::ExcessCredit {
+                total,
+                window: self.window,
+            };
             return self.end(format!("flow control violated: {e}"), ctx);
         }
         self.credit.add_permits(bytes as usize);

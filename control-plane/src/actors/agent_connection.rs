@@ -8,11 +8,18 @@ use actix::prelude::*;
 use actix_ws::{
     AggregatedMessage, CloseCode, CloseReason, Message as WsMessage, ProtocolError as WsError,
 };
-use streamspace_protocol::{AgentMessage, ControlMessage, PROTOCOL_VERSION, ProtocolError};
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use streamspace_protocol::{
+    AgentMessage, ControlMessage, FRAME_HEADER_LEN, Frame, PROTOCOL_VERSION, ProtocolError,
+    StreamId,
+};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::supervisor::{AgentDisconnected, AgentHello, FromAgent, Seen, Supervisor};
+use super::vnc_tunnel::{StreamClosed, StreamCredit, StreamData, VncTunnel};
 use crate::metrics::{Metrics, SocketKind};
 
 /// How long a new connection may take to say `hello`.
@@ -33,6 +40,26 @@ pub struct CloseLink {
     pub reason: String,
 }
 
+/// Routes a stream's frames from the agent to a viewer's tunnel.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegisterStream {
+    /// The stream.
+    pub stream_id: StreamId,
+    /// Its viewer.
+    pub tunnel: Addr<VncTunnel>,
+}
+
+/// Stops routing a stream.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UnregisterStream(pub StreamId);
+
+/// Sends an encoded binary stream frame to the agent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendFrame(pub Vec<u8>);
+
 /// What the writer task puts on the wire, in order.
 enum Outbound {
     Frame(WsMessage),
@@ -51,6 +78,9 @@ pub struct AgentConnection {
     // is bounded by the protocol: JSON messages are few and small, and stream bytes are
     // limited by each stream's credit window.
     outbox: mpsc::UnboundedSender<Outbound>,
+    /// Open VNC streams on this link and the viewers they feed.
+    streams: HashMap<StreamId, Addr<VncTunnel>>,
+    last_seen_report: std::time::Instant,
     greeted: bool,
     closing: bool,
 }
@@ -96,6 +126,8 @@ impl AgentConnection {
             metrics,
             ping_interval,
             outbox,
+            streams: HashMap::new(),
+            last_seen_report: std::time::Instant::now(),
             greeted: false,
             closing: false,
         }
@@ -200,6 +232,12 @@ impl AgentConnection {
                 code: "already_greeted".into(),
                 message: "hello was already received on this connection".into(),
             }),
+            (true, AgentMessage::VncDisconnect { stream_id, reason }) => {
+                self.seen();
+                if let Some(tunnel) = self.streams.remove(&stream_id) {
+                    tunnel.do_send(StreamClosed(reason));
+                }
+            }
             (true, AgentMessage::Unknown) => {
                 log::debug!(
                     "agent {}: ignoring a message of unknown type",
@@ -234,6 +272,11 @@ impl Actor for AgentConnection {
 
     fn stopping(&mut self, _: &mut Context<Self>) -> Running {
         self.metrics.socket_closed(SocketKind::Agent);
+        for (_, tunnel) in self.streams.drain() {
+            tunnel.do_send(StreamClosed(
+                "the agent's link to the control plane dropped".into(),
+            ));
+        }
         if self.greeted {
             self.supervisor.do_send(AgentDisconnected {
                 agent_id: self.agent_id.clone(),
@@ -248,6 +291,29 @@ impl Handler<Outgoing> for AgentConnection {
     type Result = ();
     fn handle(&mut self, Outgoing(message): Outgoing, _: &mut Context<Self>) {
         self.send(&message);
+    }
+}
+
+impl Handler<RegisterStream> for AgentConnection {
+    type Result = ();
+    fn handle(&mut self, msg: RegisterStream, _: &mut Context<Self>) {
+        self.streams.insert(msg.stream_id, msg.tunnel);
+    }
+}
+
+impl Handler<UnregisterStream> for AgentConnection {
+    type Result = ();
+    fn handle(&mut self, UnregisterStream(stream_id): UnregisterStream, _: &mut Context<Self>) {
+        self.streams.remove(&stream_id);
+    }
+}
+
+impl Handler<SendFrame> for AgentConnection {
+    type Result = ();
+    fn handle(&mut self, SendFrame(bytes): SendFrame, _: &mut Context<Self>) {
+        let _ = self
+            .outbox
+            .send(Outbound::Frame(WsMessage::Binary(bytes.into())));
     }
 }
 
@@ -268,9 +334,9 @@ impl StreamHandler<Result<AggregatedMessage, WsError>> for AgentConnection {
             Ok(AggregatedMessage::Binary(_)) if !self.greeted => {
                 self.refuse(ctx, "expected hello as the first message")
             }
-            Ok(AggregatedMessage::Binary(_)) => {
-                // Stream frames: routed to VNC tunnels once those exist.
+            Ok(AggregatedMessage::Binary(bytes)) => {
                 self.seen();
+                self.on_frame(bytes);
             }
             Ok(AggregatedMessage::Ping(bytes)) => {
                 let _ = self.outbox.send(Outbound::Frame(WsMessage::Pong(bytes)));
@@ -297,9 +363,35 @@ impl StreamHandler<Result<AggregatedMessage, WsError>> for AgentConnection {
 }
 
 impl AgentConnection {
-    /// Anything from the agent proves it alive, pongs included.
-    fn seen(&self) {
-        if self.greeted {
+    /// Routes a binary stream frame to its viewer; frames for closed streams are dropped
+    /// (they were in flight when the viewer left).
+    fn on_frame(&mut self, bytes: Bytes) {
+        match Frame::decode(&bytes) {
+            Ok(Frame::Data { stream_id, .. }) => {
+                if let Some(tunnel) = self.streams.get(&stream_id) {
+                    tunnel.do_send(StreamData(bytes.slice(FRAME_HEADER_LEN..)));
+                }
+            }
+            Ok(Frame::Credit { stream_id, bytes }) => {
+                if let Some(tunnel) = self.streams.get(&stream_id) {
+                    tunnel.do_send(StreamCredit(bytes));
+                }
+            }
+            Err(e) => {
+                log::warn!("agent {}: bad stream frame: {e}", self.agent_id);
+                self.send(&ControlMessage::Error {
+                    code: "bad_frame".into(),
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+
+    /// Anything from the agent proves it alive, pongs included. Reported at most once a
+    /// second, so stream traffic does not flood the Supervisor.
+    fn seen(&mut self) {
+        if self.greeted && self.last_seen_report.elapsed() >= Duration::from_secs(1) {
+            self.last_seen_report = std::time::Instant::now();
             self.supervisor.do_send(Seen {
                 agent_id: self.agent_id.clone(),
                 conn_id: self.conn_id.clone(),

@@ -9,6 +9,7 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::supervisor::{CommandDone, SendToAgent, Supervisor};
+use super::vnc_tunnel::StreamClosed;
 use crate::metrics::Metrics;
 use crate::store::StoreHandle;
 use crate::store::commands::{CommandRow, MarkSent, RecordReply, Reply, ReplyEffect};
@@ -28,6 +29,12 @@ pub struct AgentReply {
     pub reply: Reply,
 }
 
+/// The agent's link dropped. Stream commands die with it (their stream is gone); the others
+/// wait for redelivery on reconnect.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct LinkLost;
+
 /// Stop without recording anything (the command's agent was deleted).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -39,6 +46,8 @@ pub struct CommandActor {
     supervisor: Addr<Supervisor>,
     store: StoreHandle,
     metrics: Arc<Metrics>,
+    /// Told why, if the command fails or times out (a viewer waiting on `vnc_connect`).
+    on_failure: Option<Recipient<StreamClosed>>,
 }
 
 impl CommandActor {
@@ -48,12 +57,14 @@ impl CommandActor {
         supervisor: Addr<Supervisor>,
         store: StoreHandle,
         metrics: Arc<Metrics>,
+        on_failure: Option<Recipient<StreamClosed>>,
     ) -> Self {
         CommandActor {
             command,
             supervisor,
             store,
             metrics,
+            on_failure,
         }
     }
 
@@ -87,6 +98,9 @@ impl CommandActor {
                             .unwrap_or_default()
                     );
                     if command.completed_at.is_some() {
+                        if let (Some(error), Some(notify)) = (&command.error, &this.on_failure) {
+                            notify.do_send(StreamClosed(error.clone()));
+                        }
                         let elapsed = (Utc::now() - command.created_at).num_milliseconds().max(0);
                         this.metrics
                             .observe_command(&command.command_type, elapsed as f64 / 1000.0);
@@ -181,5 +195,16 @@ impl Handler<Cancel> for CommandActor {
 
     fn handle(&mut self, _: Cancel, ctx: &mut Context<Self>) {
         ctx.stop();
+    }
+}
+
+impl Handler<LinkLost> for CommandActor {
+    type Result = ();
+
+    fn handle(&mut self, _: LinkLost, ctx: &mut Context<Self>) {
+        if self.command.command_type.starts_with("vnc_") {
+            let reason = "the agent's link to the control plane dropped".to_owned();
+            self.record(None, Reply::Failed(reason), ctx);
+        }
     }
 }

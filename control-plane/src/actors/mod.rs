@@ -1,7 +1,8 @@
 //! The actors: one [`supervisor::Supervisor`] routing between one
 //! [`agent_connection::AgentConnection`] per agent WebSocket, one [`command::CommandActor`]
-//! per command in flight, and the store.
+//! per command in flight, one [`vnc_tunnel::VncTunnel`] per browser viewer, and the store.
 
 pub mod agent_connection;
 pub mod command;
 pub mod supervisor;
+pub mod vnc_tunnel;

@@ -71,9 +71,13 @@ impl Keys {
         let now = Utc::now().timestamp();
         claims.iat = now;
         claims.exp = now + ttl.as_secs() as i64;
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .expect("HS256 signing cannot fail");
-        (token, claims.exp)
+        (self.sign(&claims), claims.exp)
+    }
+
+    /// Signs claims as they are (timestamps included).
+    pub fn sign(&self, claims: &Claims) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .expect("HS256 signing cannot fail")
     }
 
     /// A login token; returns it with its expiry (Unix seconds).

@@ -8,9 +8,11 @@ pub mod caller;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod pages;
 pub mod sessions;
 pub mod templates;
 pub mod users;
+pub mod vnc;
 
 use std::sync::Arc;
 
@@ -42,7 +44,10 @@ pub struct AppState {
 const MAX_JSON_BODY: usize = 64 * 1024;
 
 /// Registers every route, with JSON errors for malformed bodies, queries and paths.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &std::path::Path) {
+    for files in pages::files(static_dir) {
+        cfg.service(files);
+    }
     cfg.app_data(
         web::JsonConfig::default()
             .limit(MAX_JSON_BODY)
@@ -59,6 +64,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(health::healthz)
     .service(health::readyz)
     .service(metrics::metrics)
+    .service(pages::index)
+    .service(pages::viewer)
     .service(
         web::scope("/api/v1")
             .service(auth::login)
@@ -84,6 +91,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(sessions::list)
             .service(sessions::get)
             .service(sessions::delete)
+            .service(vnc::viewer_token)
+            .service(vnc::connect)
             .service(audit::list),
     )
     .default_service(web::to(not_found));

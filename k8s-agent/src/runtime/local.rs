@@ -65,11 +65,18 @@ impl LocalRuntime {
     /// Opens the data directory and adopts the sessions recorded there.
     pub fn open(settings: LocalSettings) -> Result<Self, RuntimeError> {
         let sessions = settings.data_dir.join("sessions");
-        std::fs::create_dir_all(&sessions)
-            .map_err(|e| RuntimeError::Other(format!("DATA_DIR: cannot create {}: {e}", sessions.display())))?;
+        std::fs::create_dir_all(&sessions).map_err(|e| {
+            RuntimeError::Other(format!(
+                "DATA_DIR: cannot create {}: {e}",
+                sessions.display()
+            ))
+        })?;
         let mut records = HashMap::new();
         for entry in std::fs::read_dir(&sessions).map_err(|e| RuntimeError::Other(e.to_string()))? {
-            let path = entry.map_err(|e| RuntimeError::Other(e.to_string()))?.path().join("session.json");
+            let path = entry
+                .map_err(|e| RuntimeError::Other(e.to_string()))?
+                .path()
+                .join("session.json");
             match std::fs::read(&path).map(|b| serde_json::from_slice::<Record>(&b)) {
                 Ok(Ok(record)) => {
                     let alive = xvnc_alive(&record);
@@ -77,11 +84,17 @@ impl LocalRuntime {
                         "local runtime: session {} on display :{} {}",
                         record.session_id,
                         record.display,
-                        if alive { "adopted" } else { "found dead; will report it failed" }
+                        if alive {
+                            "adopted"
+                        } else {
+                            "found dead; will report it failed"
+                        }
                     );
                     records.insert(record.session_id, record);
                 }
-                Ok(Err(e)) => log::warn!("local runtime: ignoring unreadable {}: {e}", path.display()),
+                Ok(Err(e)) => {
+                    log::warn!("local runtime: ignoring unreadable {}: {e}", path.display())
+                }
                 Err(_) => {} // a directory without a record: a home kept after deletion
             }
         }
@@ -116,7 +129,9 @@ impl LocalRuntime {
         let program = spec.template.image.trim().to_owned();
         let executable = program.split_whitespace().next().unwrap_or_default();
         if executable.is_empty() || !on_path(executable) {
-            return Err(RuntimeError::Start(format!("desktop program {executable:?} is not installed on this host")));
+            return Err(RuntimeError::Start(format!(
+                "desktop program {executable:?} is not installed on this host"
+            )));
         }
         let dir = self.session_dir(spec.session_id);
         let home = dir.join("home");
@@ -151,9 +166,13 @@ impl LocalRuntime {
     /// grabbed it meanwhile. Returns display, port and pid once it accepts connections.
     async fn start_xvnc(&self, dir: &Path, user: &str) -> Result<(u32, u16, i32), RuntimeError> {
         let mut last_error = String::from("no free X display");
-        for display in (FIRST_DISPLAY..=LAST_DISPLAY).filter(|d| display_free(*d)).take(5) {
+        for display in (FIRST_DISPLAY..=LAST_DISPLAY)
+            .filter(|d| display_free(*d))
+            .take(5)
+        {
             let port = free_port().await?;
-            let log = std::fs::File::create(dir.join("xvnc.log")).map_err(|e| RuntimeError::Start(e.to_string()))?;
+            let log = std::fs::File::create(dir.join("xvnc.log"))
+                .map_err(|e| RuntimeError::Start(e.to_string()))?;
             let mut child = Command::new(&self.settings.xvnc)
                 .arg(format!(":{display}"))
                 .args(["-rfbport", &port.to_string()])
@@ -162,12 +181,17 @@ impl LocalRuntime {
                 .args(["-geometry", &self.settings.geometry, "-depth", "24"])
                 .args(["-desktop", &format!("{user}'s StreamSpace desktop")])
                 .stdin(Stdio::null())
-                .stdout(log.try_clone().map_err(|e| RuntimeError::Start(e.to_string()))?)
+                .stdout(
+                    log.try_clone()
+                        .map_err(|e| RuntimeError::Start(e.to_string()))?,
+                )
                 .stderr(log)
                 // Own process group: the session survives the agent's restart and its signals.
                 .process_group(0)
                 .spawn()
-                .map_err(|e| RuntimeError::Start(format!("cannot run {}: {e}", self.settings.xvnc)))?;
+                .map_err(|e| {
+                    RuntimeError::Start(format!("cannot run {}: {e}", self.settings.xvnc))
+                })?;
             let pid = child.id().map(|p| p as i32).unwrap_or_default();
             let deadline = tokio::time::Instant::now() + START_DEADLINE;
             loop {
@@ -179,7 +203,9 @@ impl LocalRuntime {
                     return Ok((display, port, pid));
                 }
                 if let Ok(Some(status)) = child.try_wait() {
-                    let log = tokio::fs::read_to_string(dir.join("xvnc.log")).await.unwrap_or_default();
+                    let log = tokio::fs::read_to_string(dir.join("xvnc.log"))
+                        .await
+                        .unwrap_or_default();
                     last_error = format!("Xvnc on :{display} exited ({status}): {}", tail(&log));
                     break;
                 }
@@ -228,13 +254,15 @@ impl LocalRuntime {
             let records = self.records.lock().await;
             let record = records.get(&id).ok_or(RuntimeError::NotFound(id))?;
             if !xvnc_alive(record) {
-                return Err(RuntimeError::Other(format!("the desktop of session {id} is not running")));
+                return Err(RuntimeError::Other(format!(
+                    "the desktop of session {id} is not running"
+                )));
             }
             record.port
         };
-        let stream = TcpStream::connect(("127.0.0.1", port))
-            .await
-            .map_err(|e| RuntimeError::Other(format!("cannot reach the VNC server of session {id}: {e}")))?;
+        let stream = TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| {
+            RuntimeError::Other(format!("cannot reach the VNC server of session {id}: {e}"))
+        })?;
         let _ = stream.set_nodelay(true);
         Ok(stream)
     }
@@ -256,17 +284,30 @@ fn report(record: &Record) -> SessionReport {
             session_id: record.session_id,
             state: AgentSessionState::Failed,
             vnc: None,
-            message: Some(format!("Xvnc (pid {}) on display :{} is no longer running", record.xvnc_pid, record.display)),
+            message: Some(format!(
+                "Xvnc (pid {}) on display :{} is no longer running",
+                record.xvnc_pid, record.display
+            )),
         }
     }
 }
 
-fn start_desktop(dir: &Path, home: &Path, display: u32, spec: &SessionSpec, program: &str) -> Result<i32, RuntimeError> {
-    let log = std::fs::File::create(dir.join("desktop.log")).map_err(|e| RuntimeError::Start(e.to_string()))?;
+fn start_desktop(
+    dir: &Path,
+    home: &Path,
+    display: u32,
+    spec: &SessionSpec,
+    program: &str,
+) -> Result<i32, RuntimeError> {
+    let log = std::fs::File::create(dir.join("desktop.log"))
+        .map_err(|e| RuntimeError::Start(e.to_string()))?;
     let mut child = Command::new("sh")
         .args(["-c", &format!("exec {program}")])
         .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()))
+        .env(
+            "PATH",
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+        )
         .env("DISPLAY", format!(":{display}"))
         .env("HOME", home)
         .env("USER", &spec.user)
@@ -274,7 +315,10 @@ fn start_desktop(dir: &Path, home: &Path, display: u32, spec: &SessionSpec, prog
         .envs(&spec.template.env)
         .current_dir(home)
         .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(|e| RuntimeError::Start(e.to_string()))?)
+        .stdout(
+            log.try_clone()
+                .map_err(|e| RuntimeError::Start(e.to_string()))?,
+        )
         .stderr(log)
         .process_group(0)
         .spawn()
@@ -292,14 +336,22 @@ fn xvnc_alive(record: &Record) -> bool {
     match std::fs::read(format!("/proc/{}/cmdline", record.xvnc_pid)) {
         Ok(cmdline) => {
             let cmdline = String::from_utf8_lossy(&cmdline);
-            cmdline.contains("Xvnc") && cmdline.split('\0').any(|arg| arg == format!(":{}", record.display))
+            cmdline.contains("Xvnc")
+                && cmdline
+                    .split('\0')
+                    .any(|arg| arg == format!(":{}", record.display))
         }
         Err(_) => false,
     }
 }
 
 async fn stop(xvnc: Option<i32>, desktop: Option<i32>) {
-    let pids: Vec<Pid> = [desktop, xvnc].into_iter().flatten().filter(|p| *p > 0).map(Pid::from_raw).collect();
+    let pids: Vec<Pid> = [desktop, xvnc]
+        .into_iter()
+        .flatten()
+        .filter(|p| *p > 0)
+        .map(Pid::from_raw)
+        .collect();
     for pid in &pids {
         // The whole process group: a desktop's children go too.
         let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGTERM);
@@ -316,7 +368,8 @@ async fn stop(xvnc: Option<i32>, desktop: Option<i32>) {
 }
 
 fn display_free(display: u32) -> bool {
-    !Path::new(&format!("/tmp/.X11-unix/X{display}")).exists() && !Path::new(&format!("/tmp/.X{display}-lock")).exists()
+    !Path::new(&format!("/tmp/.X11-unix/X{display}")).exists()
+        && !Path::new(&format!("/tmp/.X{display}-lock")).exists()
 }
 
 async fn free_port() -> Result<u16, RuntimeError> {
@@ -345,7 +398,8 @@ fn tail(log: &str) -> String {
 
 async fn write_record(dir: &Path, record: &Record) -> Result<(), RuntimeError> {
     let temp = dir.join("session.json.tmp");
-    let bytes = serde_json::to_vec_pretty(record).map_err(|e| RuntimeError::Other(e.to_string()))?;
+    let bytes =
+        serde_json::to_vec_pretty(record).map_err(|e| RuntimeError::Other(e.to_string()))?;
     let written = match tokio::fs::write(&temp, bytes).await {
         Ok(()) => tokio::fs::rename(&temp, dir.join("session.json")).await,
         Err(e) => Err(e),

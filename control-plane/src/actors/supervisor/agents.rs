@@ -325,9 +325,6 @@ impl Handler<FromAgent> for Supervisor {
                     }
                 });
             }
-            AgentMessage::VncDisconnect { stream_id, reason } => {
-                log::debug!("agent {agent_id}: stream {stream_id} closed: {reason}");
-            }
             AgentMessage::Goodbye { reason } => {
                 log::info!("agent {agent_id} says goodbye: {reason}");
                 self.audit_agent(
@@ -336,7 +333,10 @@ impl Handler<FromAgent> for Supervisor {
                     serde_json::json!({ "reason": reason }),
                 );
             }
-            AgentMessage::Hello { .. } | AgentMessage::Unknown => {}
+            // Stream closes are routed by the agent's connection, which owns its streams.
+            AgentMessage::Hello { .. }
+            | AgentMessage::VncDisconnect { .. }
+            | AgentMessage::Unknown => {}
         }
     }
 }
@@ -355,6 +355,7 @@ impl Handler<AgentDisconnected> for Supervisor {
 
     fn handle(&mut self, msg: AgentDisconnected, _: &mut Context<Self>) {
         if self.registry.disconnect(&msg.agent_id, &msg.conn_id) {
+            self.link_lost(&msg.agent_id);
             self.audit_agent("agent_disconnect", &msg.agent_id, serde_json::json!({}));
             self.record_status(&msg.agent_id, AgentStatus::Warning);
         }

@@ -6,13 +6,19 @@ use uuid::Uuid;
 
 use super::Supervisor;
 use crate::actors::agent_connection::Outgoing;
-use crate::actors::command::{Cancel, CommandActor};
+use std::time::Duration;
+
+use crate::actors::command::{Cancel, CommandActor, LinkLost};
+use crate::actors::vnc_tunnel::StreamClosed;
 use crate::store::commands::CommandRow;
 
 /// A command was persisted: start its actor, which delivers it.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Dispatch(pub CommandRow);
+
+/// How long stream commands may take: a viewer is waiting.
+pub const STREAM_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Writes a message to an agent's live connection; answers whether there was one.
 #[derive(Message)]
@@ -32,6 +38,16 @@ pub struct CommandDone(pub Uuid);
 impl Supervisor {
     /// Starts an actor for a command unless one is running.
     pub(super) fn track(&mut self, command: CommandRow, ctx: &mut Context<Self>) {
+        self.track_notifying(command, None, ctx);
+    }
+
+    /// Like [`Supervisor::track`], telling `on_failure` if the command fails.
+    pub(super) fn track_notifying(
+        &mut self,
+        command: CommandRow,
+        on_failure: Option<Recipient<StreamClosed>>,
+        ctx: &mut Context<Self>,
+    ) {
         let id = command.command_id;
         if self.commands.contains_key(&id) {
             return;
@@ -42,8 +58,18 @@ impl Supervisor {
             ctx.address(),
             self.store.clone(),
             self.metrics.clone(),
+            on_failure,
         );
         self.commands.insert(id, (agent_id, actor.start()));
+    }
+
+    /// Tells the actors of an agent's commands that its link dropped.
+    pub(super) fn link_lost(&mut self, agent_id: &str) {
+        for (agent, actor) in self.commands.values() {
+            if agent == agent_id {
+                actor.do_send(LinkLost);
+            }
+        }
     }
 
     /// Stops the actors of an agent's commands (their rows went with the agent).

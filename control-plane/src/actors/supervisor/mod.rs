@@ -2,24 +2,27 @@
 //! actors, routes messages between them and the store, and sweeps agent liveness.
 //!
 //! Message structs and their handlers live in files by topic: [`agents`] (the agent link)
-//! and [`commands`] (dispatch and delivery).
+//! [`commands`] (dispatch and delivery) and [`streams`] (VNC streams).
 
 mod agents;
 mod commands;
 pub mod registry;
+mod streams;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use streamspace_protocol::StreamId;
 use uuid::Uuid;
 
 pub use self::agents::{
     AgentDisconnected, AgentHello, AgentRemoved, CredentialsRevoked, FromAgent, Seen,
 };
-pub use self::commands::{CommandDone, Dispatch, SendToAgent};
+pub use self::commands::{CommandDone, Dispatch, STREAM_COMMAND_TIMEOUT, SendToAgent};
 use self::registry::Registry;
+pub use self::streams::{CloseStream, OpenStream};
 use super::agent_connection::AgentConnection;
 use super::command::CommandActor;
 use crate::metrics::Metrics;
@@ -54,6 +57,9 @@ pub struct Supervisor {
     registry: Registry<Addr<AgentConnection>>,
     /// Command id → (agent id, actor).
     commands: HashMap<Uuid, (String, Addr<CommandActor>)>,
+    /// Stream ids in use, and the last one handed out.
+    streams: HashSet<StreamId>,
+    next_stream: StreamId,
 }
 
 impl Supervisor {
@@ -65,6 +71,8 @@ impl Supervisor {
             timing,
             registry: Registry::default(),
             commands: HashMap::new(),
+            streams: HashSet::new(),
+            next_stream: 0,
         }
     }
 }

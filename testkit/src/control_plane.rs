@@ -1,11 +1,10 @@
-//! Shared by the integration tests: a real control plane on a free port with its own real
-//! database, an HTTP client, and a scripted agent speaking the protocol over a real WebSocket.
-
-#![allow(dead_code)]
+//! A real control plane on a free port with its own real database, an HTTP client for its
+//! API, and a scripted agent speaking the protocol over a real WebSocket.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::TestDatabase;
 use awc::ws;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -14,15 +13,16 @@ use streamspace_control_plane::server;
 use streamspace_protocol::{
     AgentMessage, Capacity, ControlMessage, PROTOCOL_VERSION, SessionReport,
 };
-use streamspace_testkit::TestDatabase;
 
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+/// The `JWT_SECRET` every test server uses, so tests can sign edge-case tokens.
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret!";
 
 /// Configuration for a control plane on a free loopback port with its own database.
 pub fn config(db: &TestDatabase, overrides: &[(&str, &str)]) -> Config {
     let mut env: HashMap<&str, &str> = [
         ("DATABASE_URL", db.url()),
-        ("JWT_SECRET", "test-secret-test-secret-test-secret!"),
+        ("JWT_SECRET", JWT_SECRET),
         ("LISTEN_ADDR", "127.0.0.1:0"),
         ("STREAMSPACE_ADMIN_PASSWORD", ADMIN_PASSWORD),
     ]

@@ -1,0 +1,130 @@
+//! VNC streams: opened for a viewer on its session's agent, closed when either side leaves.
+
+use actix::prelude::*;
+use streamspace_protocol::{Command, ControlMessage, StreamId};
+use uuid::Uuid;
+
+use super::Supervisor;
+use super::commands::STREAM_COMMAND_TIMEOUT;
+use crate::actors::agent_connection::{AgentConnection, RegisterStream};
+use crate::actors::vnc_tunnel::VncTunnel;
+use crate::store::commands::InsertCommand;
+
+/// A viewer wants a stream to its session's VNC server. Answers the stream id and the
+/// agent's connection (frames go there directly), or why not.
+#[derive(Message)]
+#[rtype(result = "Result<(StreamId, Addr<AgentConnection>), String>")]
+pub struct OpenStream {
+    /// The session.
+    pub session_id: Uuid,
+    /// Its agent.
+    pub agent_id: String,
+    /// The viewer's tunnel.
+    pub tunnel: Addr<VncTunnel>,
+    /// Credit the agent starts with.
+    pub window: u32,
+}
+
+/// A viewer's tunnel ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseStream {
+    /// The agent.
+    pub agent_id: String,
+    /// The session.
+    pub session_id: Uuid,
+    /// The stream.
+    pub stream_id: StreamId,
+    /// Why, for the agent's log.
+    pub reason: String,
+}
+
+impl Supervisor {
+    /// The next free stream id (never 0, unique among open streams).
+    fn allocate_stream(&mut self) -> StreamId {
+        loop {
+            self.next_stream = self.next_stream.wrapping_add(1).max(1);
+            if self.streams.insert(self.next_stream) {
+                return self.next_stream;
+            }
+        }
+    }
+
+    /// Persists a stream command and starts its actor.
+    fn stream_command(
+        &mut self,
+        agent_id: String,
+        session_id: Uuid,
+        command: Command,
+        on_failure: Option<Recipient<crate::actors::vnc_tunnel::StreamClosed>>,
+        ctx: &mut Context<Self>,
+    ) {
+        let store = self.store.clone();
+        let insert = InsertCommand {
+            agent_id,
+            session_id: Some(session_id),
+            message: ControlMessage::Command {
+                command_id: Uuid::new_v4(),
+                command,
+            },
+            timeout: STREAM_COMMAND_TIMEOUT,
+        };
+        async move { store.run(insert).await }
+            .into_actor(self)
+            .map(move |inserted, this, ctx| match inserted {
+                Ok(command) => this.track_notifying(command, on_failure, ctx),
+                Err(e) => log::error!("cannot persist a stream command: {e}"),
+            })
+            .wait(ctx);
+    }
+}
+
+impl Handler<OpenStream> for Supervisor {
+    type Result = Result<(StreamId, Addr<AgentConnection>), String>;
+
+    fn handle(&mut self, msg: OpenStream, ctx: &mut Context<Self>) -> Self::Result {
+        let link = self
+            .registry
+            .link(&msg.agent_id)
+            .map(|l| l.handle.clone())
+            .ok_or_else(|| {
+                format!(
+                    "the agent running this session ({}) is offline",
+                    msg.agent_id
+                )
+            })?;
+        let stream_id = self.allocate_stream();
+        link.do_send(RegisterStream {
+            stream_id,
+            tunnel: msg.tunnel.clone(),
+        });
+        let command = Command::VncConnect {
+            session_id: msg.session_id,
+            stream_id,
+            window: msg.window,
+        };
+        self.stream_command(
+            msg.agent_id,
+            msg.session_id,
+            command,
+            Some(msg.tunnel.recipient()),
+            ctx,
+        );
+        Ok((stream_id, link))
+    }
+}
+
+impl Handler<CloseStream> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseStream, ctx: &mut Context<Self>) {
+        self.streams.remove(&msg.stream_id);
+        if self.registry.link(&msg.agent_id).is_some() {
+            let command = Command::VncDisconnect {
+                stream_id: msg.stream_id,
+                reason: msg.reason,
+            };
+            self.stream_command(msg.agent_id, msg.session_id, command, None, ctx);
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! One actor per browser viewer: relays the viewer's WebSocket and one stream on the agent's
+//! link, unmodified, in both directions, under the stream's credit windows.
+//!
+//! Agent → viewer: the agent never has more than `window` bytes in flight; we grant credit
+//! back only as the viewer's socket accepts bytes, so a slow viewer holds at most one window
+//! here and stalls only its own stream. Viewer → agent: we send only with credit; what the
+//! viewer sends beyond that waits here, up to one window, and a viewer that overruns even
+//! that is disconnected.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError as WsError};
+use bytes::Bytes;
+use streamspace_protocol::{DEFAULT_STREAM_WINDOW, Frame, RecvWindow, SendWindow, StreamId};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::agent_connection::{AgentConnection, SendFrame, UnregisterStream};
+use super::supervisor::{CloseStream, OpenStream, Supervisor};
+use crate::metrics::{Metrics, SocketKind};
+use crate::store::StoreHandle;
+use crate::store::audit::{NewAuditEntry, Record};
+
+/// Bytes from the agent for the viewer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StreamData(pub Bytes);
+
+/// The agent drained bytes we sent: more window.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StreamCredit(pub u32);
+
+/// The stream ended on the agent's side (desktop closed, link dropped, command failed).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StreamClosed(pub String);
+
+/// The writer task put bytes on the viewer's socket.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Written(usize);
+
+enum ToViewer {
+    Bytes(Bytes),
+    Pong(Bytes),
+    Close(CloseReason),
+}
+
+/// Who is watching what.
+pub struct Viewer {
+    /// The session.
+    pub session_id: Uuid,
+    /// The agent holding it.
+    pub agent_id: String,
+    /// The user.
+    pub user_id: Uuid,
+    /// Their name.
+    pub username: String,
+    /// Their address.
+    pub ip: Option<String>,
+}
+
+/// The actor.
+pub struct VncTunnel {
+    viewer: Viewer,
+    supervisor: Addr<Supervisor>,
+    store: StoreHandle,
+    metrics: Arc<Metrics>,
+    outbox: mpsc::UnboundedSender<ToViewer>,
+    /// Set once the agent accepted the stream.
+    link: Option<(StreamId, Addr<AgentConnection>)>,
+    to_agent: SendWindow,
+    /// Viewer bytes waiting for credit (at most one window).
+    pending: VecDeque<Bytes>,
+    pending_len: usize,
+    from_agent: RecvWindow,
+    bytes_to_viewer: u64,
+    bytes_from_viewer: u64,
+    opened_at: Instant,
+    end_reason: Option<String>,
+    agent_ended: bool,
+}
+
+impl VncTunnel {
+    /// Wraps an upgraded viewer WebSocket.
+    /// `me` is the actor's own address (from `Actor::create`), for the writer's reports.
+    pub fn new(
+        viewer: Viewer,
+        session: actix_ws::Session,
+        supervisor: Addr<Supervisor>,
+        store: StoreHandle,
+        metrics: Arc<Metrics>,
+        me: Addr<VncTunnel>,
+    ) -> Self {
+        let (outbox, mut queue) = mpsc::unbounded_channel::<ToViewer>();
+        actix::spawn(async move {
+            let mut session = session;
+            while let Some(item) = queue.recv().await {
+                let result = match item {
+                    ToViewer::Bytes(bytes) => {
+                        let n = bytes.len();
+                        let sent = session.binary(bytes).await;
+                        me.do_send(Written(n));
+                        sent
+                    }
+                    ToViewer::Pong(bytes) => session.pong(&bytes).await,
+                    ToViewer::Close(reason) => {
+                        let _ = session.close(Some(reason)).await;
+                        return;
+                    }
+                };
+                if result.is_err() {
+                    return;
+                }
+            }
+            let _ = session.close(None).await;
+        });
+        VncTunnel {
+            viewer,
+            supervisor,
+            store,
+            metrics,
+            outbox,
+            link: None,
+            to_agent: SendWindow::new(DEFAULT_STREAM_WINDOW),
+            pending: VecDeque::new(),
+            pending_len: 0,
+            from_agent: RecvWindow::new(DEFAULT_STREAM_WINDOW),
+            bytes_to_viewer: 0,
+            bytes_from_viewer: 0,
+            opened_at: Instant::now(),
+            end_reason: None,
+            agent_ended: false,
+        }
+    }
+
+    /// Ends the viewer's connection with a reason it can show.
+    fn finish(&mut self, ctx: &mut Context<Self>, code: CloseCode, reason: impl Into<String>) {
+        if self.end_reason.is_some() {
+            return;
+        }
+        let reason = reason.into();
+        log::info!("viewer of session {}: {reason}", self.viewer.session_id);
+        let _ = self.outbox.send(ToViewer::Close(CloseReason {
+            code,
+            description: Some(reason.clone()),
+        }));
+        self.end_reason = Some(reason);
+        ctx.stop();
+    }
+
+    /// Sends queued viewer bytes as far as credit allows.
+    fn flush(&mut self) {
+        let Some((stream_id, link)) = &self.link else {
+            return;
+        };
+        while let Some(front) = self.pending.front_mut() {
+            let n = self.to_agent.next_chunk(front.len());
+            if n == 0 {
+                break;
+            }
+            let chunk = front.split_to(n);
+            self.to_agent.spend(n);
+            self.pending_len -= n;
+            link.do_send(SendFrame(
+                Frame::Data {
+                    stream_id: *stream_id,
+                    payload: &chunk,
+                }
+                .encode(),
+            ));
+            if front.is_empty() {
+                self.pending.pop_front();
+            }
+        }
+    }
+}
+
+impl Actor for VncTunnel {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.metrics.socket_opened(SocketKind::Viewer);
+        let open = OpenStream {
+            session_id: self.viewer.session_id,
+            agent_id: self.viewer.agent_id.clone(),
+            tunnel: ctx.address(),
+            window: DEFAULT_STREAM_WINDOW,
+        };
+        self.supervisor
+            .send(open)
+            .into_actor(self)
+            .map(|opened, this, ctx| match opened {
+                Ok(Ok((stream_id, link))) => {
+                    this.link = Some((stream_id, link));
+                    this.store.spawn(Record(
+                        NewAuditEntry::by_user("vnc_connect", this.viewer.user_id, &this.viewer.username)
+                            .target("session", this.viewer.session_id)
+                            .details(serde_json::json!({ "agent_id": this.viewer.agent_id, "stream_id": stream_id }))
+                            .from_ip(this.viewer.ip.clone()),
+                    ));
+                    this.flush();
+                }
+                Ok(Err(reason)) => this.finish(ctx, CloseCode::Again, reason),
+                Err(_) => this.finish(ctx, CloseCode::Restart, "the control plane is shutting down"),
+            })
+            .wait(ctx);
+    }
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        self.metrics.socket_closed(SocketKind::Viewer);
+        // What the writer will never write (and so never report) leaves the gauge now.
+        self.metrics
+            .viewer_buffered(-i64::from(self.from_agent.buffered()));
+        let reason = self
+            .end_reason
+            .clone()
+            .unwrap_or_else(|| "viewer closed".into());
+        if let Some((stream_id, link)) = self.link.take() {
+            link.do_send(UnregisterStream(stream_id));
+            if !self.agent_ended {
+                self.supervisor.do_send(CloseStream {
+                    agent_id: self.viewer.agent_id.clone(),
+                    session_id: self.viewer.session_id,
+                    stream_id,
+                    reason: reason.clone(),
+                });
+            }
+            self.store.spawn(Record(
+                NewAuditEntry::by_user(
+                    "vnc_disconnect",
+                    self.viewer.user_id,
+                    &self.viewer.username,
+                )
+                .target("session", self.viewer.session_id)
+                .details(serde_json::json!({
+                    "agent_id": self.viewer.agent_id,
+                    "stream_id": stream_id,
+                    "reason": reason,
+                    "bytes_to_viewer": self.bytes_to_viewer,
+                    "bytes_from_viewer": self.bytes_from_viewer,
+                    "duration_ms": self.opened_at.elapsed().as_millis() as u64,
+                }))
+                .from_ip(self.viewer.ip.clone()),
+            ));
+        }
+        Running::Stop
+    }
+}
+
+impl Handler<StreamData> for VncTunnel {
+    type Result = ();
+
+    fn handle(&mut self, StreamData(bytes): StreamData, ctx: &mut Context<Self>) {
+        if let Err(e) = self.from_agent.receive(bytes.len()) {
+            return self.finish(
+                ctx,
+                CloseCode::Error,
+                format!("the agent broke flow control: {e}"),
+            );
+        }
+        self.bytes_to_viewer += bytes.len() as u64;
+        self.metrics.viewer_buffered(bytes.len() as i64);
+        let _ = self.outbox.send(ToViewer::Bytes(bytes));
+    }
+}
+
+impl Handler<Written> for VncTunnel {
+    type Result = ();
+
+    fn handle(&mut self, Written(n): Written, _: &mut Context<Self>) {
+        self.metrics.viewer_buffered(-(n as i64));
+        if let (Some(bytes), Some((stream_id, link))) = (self.from_agent.drain(n), &self.link) {
+            link.do_send(SendFrame(
+                Frame::Credit {
+                    stream_id: *stream_id,
+                    bytes,
+                }
+                .encode(),
+            ));
+        }
+    }
+}
+
+impl Handler<StreamCredit> for VncTunnel {
+    type Result = ();
+
+    fn handle(&mut self, StreamCredit(bytes): StreamCredit, ctx: &mut Context<Self>) {
+        if let Err(e) = self.to_agent.grant(bytes) {
+            return self.finish(
+                ctx,
+                CloseCode::Error,
+                format!("the agent broke flow control: {e}"),
+            );
+        }
+        self.flush();
+    }
+}
+
+impl Handler<StreamClosed> for VncTunnel {
+    type Result = ();
+
+    fn handle(&mut self, StreamClosed(reason): StreamClosed, ctx: &mut Context<Self>) {
+        self.agent_ended = true;
+        self.finish(ctx, CloseCode::Normal, reason);
+    }
+}
+
+impl StreamHandler<Result<AggregatedMessage, WsError>> for VncTunnel {
+    fn handle(&mut self, item: Result<AggregatedMessage, WsError>, ctx: &mut Context<Self>) {
+        match item {
+            Ok(AggregatedMessage::Binary(bytes)) => {
+                self.bytes_from_viewer += bytes.len() as u64;
+                self.pending_len += bytes.len();
+                self.pending.push_back(bytes);
+                if self.pending_len > DEFAULT_STREAM_WINDOW as usize {
+                    return self.finish(
+                        ctx,
+                        CloseCode::Policy,
+                        "the viewer sends faster than the desktop reads",
+                    );
+                }
+                self.flush();
+            }
+            Ok(AggregatedMessage::Text(_)) => self.finish(
+                ctx,
+                CloseCode::Unsupported,
+                "this endpoint carries binary RFB only",
+            ),
+            Ok(AggregatedMessage::Ping(bytes)) => {
+                let _ = self.outbox.send(ToViewer::Pong(bytes));
+            }
+            Ok(AggregatedMessage::Pong(_)) => {}
+            Ok(AggregatedMessage::Close(_)) => {
+                self.end_reason = Some("viewer closed".into());
+                let _ = self.outbox.send(ToViewer::Close(CloseReason {
+                    code: CloseCode::Normal,
+                    description: None,
+                }));
+                ctx.stop();
+            }
+            Err(e) => self.finish(
+                ctx,
+                CloseCode::Protocol,
+                format!("viewer protocol error: {e}"),
+            ),
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        if self.end_reason.is_none() {
+            self.end_reason = Some("viewer went away".into());
+        }
+        ctx.stop();
+    }
+}

@@ -1,0 +1,43 @@
+//! The bundled pages: sign-in and sessions (`/`), the viewer (`/vnc-viewer/{session}`), their
+//! assets, and noVNC from its npm package (`STATIC_DIR/node_modules/@novnc/novnc`).
+
+use std::path::PathBuf;
+
+use actix_files::{Files, NamedFile};
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use uuid::Uuid;
+
+use super::AppState;
+use super::error::ApiError;
+
+fn page(state: &AppState, name: &str, req: &HttpRequest) -> Result<HttpResponse, ApiError> {
+    let path: PathBuf = state.config.static_dir.join(name);
+    let file = NamedFile::open(&path).map_err(|e| {
+        ApiError::Internal(format!("{}: {e} (is STATIC_DIR right?)", path.display()))
+    })?;
+    Ok(file.use_etag(true).into_response(req))
+}
+
+/// Sign-in, sessions and admin page.
+#[get("/")]
+pub async fn index(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    page(&state, "index.html", &req)
+}
+
+/// The noVNC viewer for one session.
+#[get("/vnc-viewer/{id}")]
+pub async fn viewer(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    _id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    page(&state, "viewer.html", &req)
+}
+
+/// Static file services: our assets and noVNC's modules.
+pub fn files(static_dir: &std::path::Path) -> [Files; 2] {
+    [
+        Files::new("/assets", static_dir.join("assets")),
+        Files::new("/novnc", static_dir.join("node_modules/@novnc/novnc")),
+    ]
+}

@@ -1,0 +1,419 @@
+//! End to end on one machine: the real control plane (real Postgres) and the real agent
+//! with the local runtime (real Xvnc and xterm), a raw RFB client through the VNC proxy.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use serde_json::json;
+use streamspace_k8s_agent::config::Config;
+use streamspace_k8s_agent::link::ControlPlaneLink;
+use streamspace_k8s_agent::runtime::Runtime;
+use streamspace_k8s_agent::runtime::local::{LocalRuntime, LocalSettings};
+use streamspace_testkit::control_plane::{self as cp, TestServer};
+use streamspace_testkit::rfb::{OpenError, ViewerStream};
+use uuid::Uuid;
+
+struct Setup {
+    server: TestServer,
+    alice: String,
+    data: tempfile::TempDir,
+    _agent: Addr<ControlPlaneLink>,
+}
+
+fn agent_config(server: &TestServer, token: &str) -> Config {
+    let url = server.ws_base();
+    let env = [
+        ("AGENT_ID", "local-1"),
+        ("CONTROL_PLANE_URL", url.as_str()),
+        ("AGENT_TOKEN", token),
+        ("PLATFORM", "local"),
+    ];
+    Config::from_lookup(|name| {
+        env.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap()
+}
+
+fn runtime(dir: &std::path::Path) -> Arc<Runtime> {
+    let settings = LocalSettings {
+        data_dir: dir.to_owned(),
+        xvnc: "Xvnc".into(),
+        geometry: "800x600".into(),
+        max_sessions: 4,
+    };
+    Arc::new(Runtime::Local(LocalRuntime::open(settings).unwrap()))
+}
+
+async fn setup(overrides: &[(&str, &str)]) -> Setup {
+    let server = cp::start(overrides).await;
+    let (status, body) = server
+        .post(
+            "/api/v1/templates",
+            &server.admin,
+            json!({"name": "xterm", "image": "xterm"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let token = server.register_agent("local-1", "local").await;
+    let data = tempfile::tempdir().unwrap();
+    let agent = ControlPlaneLink::new(
+        Arc::new(agent_config(&server, &token)),
+        runtime(data.path()),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .start();
+    cp::agent_reaches(&server, "local-1", "online").await;
+    let alice = server.user("alice").await;
+    Setup {
+        server,
+        alice,
+        data,
+        _agent: agent,
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        kill_sessions(self.data.path());
+    }
+}
+
+/// Session processes outlive their agent by design; a test must not leave them behind.
+fn kill_sessions(data: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(data.join("sessions")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(bytes) = std::fs::read(entry.path().join("session.json")) else {
+            continue;
+        };
+        let Ok(record) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+            continue;
+        };
+        for key in ["desktop_pid", "xvnc_pid"] {
+            if let Some(pid) = record[key].as_i64().filter(|p| *p > 0) {
+                let pid = nix::unistd::Pid::from_raw(pid as i32);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+async fn running_session(setup: &Setup) -> Uuid {
+    let id = cp::create_session(&setup.server, &setup.alice, "xterm").await;
+    cp::session_reaches(&setup.server, id, "running").await;
+    id
+}
+
+async fn viewer_url(server: &TestServer, token: &str, id: Uuid) -> String {
+    let (status, body) = server
+        .post(
+            &format!("/api/v1/sessions/{id}/viewer-token"),
+            token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["expires_in"].as_u64().unwrap() <= 60);
+    format!(
+        "{}{}?token={}",
+        server.ws_base(),
+        body["path"].as_str().unwrap(),
+        body["token"].as_str().unwrap()
+    )
+}
+
+async fn viewer(setup: &Setup, id: Uuid) -> ViewerStream {
+    let url = viewer_url(&setup.server, &setup.alice, id).await;
+    ViewerStream::open(&url)
+        .await
+        .map_err(|e| format!("{e:?}"))
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn a_raw_rfb_client_completes_the_handshake_and_gets_a_framebuffer_update() {
+    let setup = setup(&[]).await;
+    let id = running_session(&setup).await;
+    let mut viewer = viewer(&setup, id).await;
+    let init = viewer.handshake().await.unwrap();
+    assert_eq!((init.width, init.height), (800, 600));
+    assert_eq!(init.name, "alice's StreamSpace desktop");
+    // The xterm maps its (white) window a moment after Xvnc starts: ask until it shows.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        viewer
+            .request_update(init.width, init.height)
+            .await
+            .unwrap();
+        let (rects, pixels) = viewer.read_update().await.unwrap();
+        let area: usize = rects
+            .iter()
+            .map(|r| usize::from(r[2]) * usize::from(r[3]))
+            .sum();
+        assert_eq!(
+            area,
+            800 * 600,
+            "a full update covers the screen: {rects:?}"
+        );
+        if pixels.iter().any(|b| *b != 0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the desktop stayed black"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_web::test]
+async fn two_viewers_watch_one_session_at_once() {
+    let setup = setup(&[]).await;
+    let id = running_session(&setup).await;
+    let mut a = viewer(&setup, id).await;
+    let mut b = viewer(&setup, id).await;
+    let (ia, ib) = (a.handshake().await.unwrap(), b.handshake().await.unwrap());
+    assert_eq!(ia, ib);
+    for v in [&mut a, &mut b] {
+        v.request_update(800, 600).await.unwrap();
+        assert!(!v.read_update().await.unwrap().0.is_empty());
+    }
+}
+
+#[actix_web::test]
+async fn a_stalled_viewer_neither_blocks_another_nor_grows_memory() {
+    let setup = setup(&[]).await;
+    let id = running_session(&setup).await;
+    let mut stalled = viewer(&setup, id).await;
+    let init = stalled.handshake().await.unwrap();
+    // Ask for many full screens (about 2 MB each, raw) and never read them.
+    for _ in 0..40 {
+        stalled
+            .request_update(init.width, init.height)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut active = viewer(&setup, id).await;
+    active.handshake().await.unwrap();
+    for _ in 0..5 {
+        active
+            .request_update(init.width, init.height)
+            .await
+            .unwrap();
+        let (rects, _) = active.read_update().await.unwrap();
+        assert!(!rects.is_empty());
+    }
+    let (_, metrics) = setup.server.call("GET", "/metrics", None, None).await;
+    let buffered: f64 = metrics
+        .as_str()
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("streamspace_viewer_buffered_bytes "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let window = f64::from(streamspace_protocol::DEFAULT_STREAM_WINDOW);
+    assert!(
+        buffered <= 2.0 * window,
+        "{buffered} bytes buffered for two viewers"
+    );
+    assert!(
+        stalled.received < 8 * 1024 * 1024,
+        "the stalled viewer read nothing but the handshake"
+    );
+}
+
+#[actix_web::test]
+async fn wrong_expired_and_other_session_tokens_are_refused() {
+    let setup = setup(&[]).await;
+    let first = running_session(&setup).await;
+    let second = running_session(&setup).await;
+    let base = setup.server.ws_base();
+    let open = |url: String| async move { ViewerStream::open(&url).await.err() };
+
+    let status = |e: Option<OpenError>| match e {
+        Some(OpenError::Http(status)) => status,
+        other => panic!("expected an HTTP refusal, got {other:?}"),
+    };
+    assert_eq!(
+        status(open(format!("{base}/api/v1/vnc/{first}?token=garbage")).await),
+        401
+    );
+    assert_eq!(
+        status(open(format!("{base}/api/v1/vnc/{first}")).await),
+        401
+    );
+    // The login token is not a viewer token.
+    assert_eq!(
+        status(open(format!("{base}/api/v1/vnc/{first}?token={}", setup.alice)).await),
+        401
+    );
+    // A viewer token for the second session does not open the first.
+    let url = viewer_url(&setup.server, &setup.alice, second).await;
+    let other = url.replace(&second.to_string(), &first.to_string());
+    assert_eq!(status(open(other).await), 403);
+    // Another user cannot even get a token, and cannot use alice's.
+    let bob = setup.server.user("bob").await;
+    let (code, _) = setup
+        .server
+        .post(
+            &format!("/api/v1/sessions/{first}/viewer-token"),
+            &bob,
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, 404);
+}
+
+#[actix_web::test]
+async fn an_expired_viewer_token_is_refused() {
+    use streamspace_control_plane::auth::tokens::{Claims, Keys, VNC_AUDIENCE};
+    let setup = setup(&[]).await;
+    let id = running_session(&setup).await;
+    // Forge nothing: sign a token that expired a second ago with the server's own secret.
+    let claims = Claims {
+        sub: Uuid::nil(),
+        name: "alice".into(),
+        role: streamspace_control_plane::model::Role::User,
+        aud: VNC_AUDIENCE.into(),
+        iat: 0,
+        exp: chrono_now() - 1,
+        sid: Some(id),
+    };
+    let token = Keys::new(cp::JWT_SECRET.as_bytes()).sign(&claims);
+    let url = format!("{}/api/v1/vnc/{id}?token={token}", setup.server.ws_base());
+    assert!(matches!(
+        ViewerStream::open(&url).await.err(),
+        Some(OpenError::Http(401))
+    ));
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[actix_web::test]
+async fn closing_the_viewer_closes_the_agent_side_and_is_audited() {
+    let setup = setup(&[]).await;
+    let id = running_session(&setup).await;
+    let mut v = viewer(&setup, id).await;
+    v.handshake().await.unwrap();
+    v.close().await;
+    let entry = setup
+        .server
+        .wait_for(
+            "/api/v1/audit?action=vnc_disconnect",
+            &setup.server.admin,
+            "vnc_disconnect audit",
+            |b| !b["entries"].as_array().unwrap().is_empty(),
+        )
+        .await;
+    let details = &entry["entries"][0]["details"];
+    assert!(
+        details["bytes_to_viewer"].as_u64().unwrap() > 12,
+        "{details}"
+    );
+    assert!(
+        details["bytes_from_viewer"].as_u64().unwrap() >= 14,
+        "{details}"
+    );
+    assert!(details["duration_ms"].is_u64());
+    // The agent was told to close its end, and did.
+    setup
+        .server
+        .wait_for(
+            &format!("/api/v1/sessions/{id}"),
+            &setup.alice,
+            "vnc_disconnect completed",
+            |_| {
+                cp::commands_of(&setup.server, id)
+                    .iter()
+                    .any(|c| c.command_type == "vnc_disconnect" && c.status == "completed")
+            },
+        )
+        .await;
+}
+
+#[actix_web::test]
+async fn when_the_desktop_goes_away_the_viewer_is_told_why() {
+    let setup = setup(&[]).await;
+    let id = running_session(&setup).await;
+    let mut v = viewer(&setup, id).await;
+    v.handshake().await.unwrap();
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            setup
+                .data
+                .path()
+                .join("sessions")
+                .join(id.to_string())
+                .join("session.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let pid = record["xvnc_pid"].as_i64().unwrap();
+    std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert_eq!(
+        v.closed().await.as_deref(),
+        Some("VNC server closed the connection")
+    );
+}
+
+#[actix_web::test]
+async fn the_proxy_can_be_switched_off() {
+    let setup = setup(&[("VNC_PROXY_ENABLED", "false")]).await;
+    let id = running_session(&setup).await;
+    let (status, body) = setup
+        .server
+        .post(
+            &format!("/api/v1/sessions/{id}/viewer-token"),
+            &setup.alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 503);
+    assert_eq!(body["error"], "vnc_proxy_disabled");
+    let url = format!("{}/api/v1/vnc/{id}?token=x", setup.server.ws_base());
+    assert!(matches!(
+        ViewerStream::open(&url).await.err(),
+        Some(OpenError::Http(503))
+    ));
+}
+
+#[actix_web::test]
+async fn a_session_that_is_not_running_cannot_be_viewed() {
+    let setup = setup(&[]).await;
+    let id = running_session(&setup).await;
+    let (status, _) = setup
+        .server
+        .delete(&format!("/api/v1/sessions/{id}"), &setup.alice)
+        .await;
+    assert_eq!(status, 202);
+    cp::session_reaches(&setup.server, id, "terminated").await;
+    let (status, body) = setup
+        .server
+        .post(
+            &format!("/api/v1/sessions/{id}/viewer-token"),
+            &setup.alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (409, Some("the session is terminated, not running"))
+    );
+}

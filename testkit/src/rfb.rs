@@ -1,0 +1,196 @@
+//! A minimal RFB (VNC) client over the control plane's viewer WebSocket, enough to prove that
+//! real desktop bytes flow: version and security handshake, ServerInit, framebuffer updates.
+
+use std::time::Duration;
+
+use awc::ws;
+use futures_util::{SinkExt, StreamExt};
+
+type WsConnection = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
+
+/// What the server said in ServerInit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInit {
+    /// Framebuffer width.
+    pub width: u16,
+    /// Framebuffer height.
+    pub height: u16,
+    /// Desktop name.
+    pub name: String,
+}
+
+/// Why the viewer WebSocket could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The upgrade was refused with this HTTP status.
+    Http(u16),
+    /// Anything else.
+    Other(String),
+}
+
+/// RFB bytes over a viewer WebSocket: frames may split or join RFB messages arbitrarily,
+/// so reads are buffered.
+pub struct ViewerStream {
+    conn: WsConnection,
+    buffer: Vec<u8>,
+    /// Bytes received so far.
+    pub received: u64,
+    bytes_per_pixel: usize,
+}
+
+impl ViewerStream {
+    /// Opens `ws://…/api/v1/vnc/{session}?token=…`.
+    pub async fn open(url: &str) -> Result<Self, OpenError> {
+        match awc::Client::default()
+            .ws(url)
+            .max_frame_size(1 << 20)
+            .connect()
+            .await
+        {
+            Ok((_, conn)) => Ok(ViewerStream {
+                conn,
+                buffer: Vec::new(),
+                received: 0,
+                bytes_per_pixel: 4,
+            }),
+            Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
+                Err(OpenError::Http(status.as_u16()))
+            }
+            Err(e) => Err(OpenError::Other(e.to_string())),
+        }
+    }
+
+    /// Reads exactly `n` bytes (within ten seconds), or reports how the stream ended.
+    pub async fn read_exact(&mut self, n: usize) -> Result<Vec<u8>, String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.buffer.len() < n {
+            let frame = tokio::time::timeout_at(deadline, self.conn.next())
+                .await
+                .map_err(|_| {
+                    format!(
+                        "timed out waiting for {n} bytes (have {})",
+                        self.buffer.len()
+                    )
+                })?;
+            match frame {
+                Some(Ok(ws::Frame::Binary(bytes))) => {
+                    self.received += bytes.len() as u64;
+                    self.buffer.extend_from_slice(&bytes);
+                }
+                Some(Ok(ws::Frame::Ping(bytes))) => {
+                    let _ = self.conn.send(ws::Message::Pong(bytes)).await;
+                }
+                Some(Ok(ws::Frame::Close(reason))) => return Err(format!("closed: {reason:?}")),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.to_string()),
+                None => return Err("connection ended".into()),
+            }
+        }
+        Ok(self.buffer.drain(..n).collect())
+    }
+
+    /// Sends bytes as one binary message.
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.conn
+            .send(ws::Message::Binary(bytes.to_vec().into()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Waits for the server to close; returns the close reason's text.
+    pub async fn closed(&mut self) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match tokio::time::timeout_at(deadline, self.conn.next()).await {
+                Ok(Some(Ok(ws::Frame::Close(reason)))) => {
+                    return reason.and_then(|r| r.description);
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_)) | None) => return None,
+                Err(_) => panic!("viewer stream not closed within 10s"),
+            }
+        }
+    }
+
+    /// Closes from the viewer's side.
+    pub async fn close(mut self) {
+        let _ = self.conn.send(ws::Message::Close(None)).await;
+    }
+
+    /// The RFB 3.8 handshake with security type None, shared; returns ServerInit.
+    pub async fn handshake(&mut self) -> Result<ServerInit, String> {
+        let version = self.read_exact(12).await?;
+        if &version[..4] != b"RFB " {
+            return Err(format!("not an RFB greeting: {version:?}"));
+        }
+        self.write(b"RFB 003.008\n").await?;
+        let count = self.read_exact(1).await?[0] as usize;
+        if count == 0 {
+            let len = u32::from_be_bytes(self.read_exact(4).await?.try_into().unwrap_or_default());
+            let reason = self.read_exact(len as usize).await?;
+            return Err(format!(
+                "server refused: {}",
+                String::from_utf8_lossy(&reason)
+            ));
+        }
+        let types = self.read_exact(count).await?;
+        if !types.contains(&1) {
+            return Err(format!(
+                "server does not offer security type None: {types:?}"
+            ));
+        }
+        self.write(&[1]).await?;
+        let result = self.read_exact(4).await?;
+        if result != [0, 0, 0, 0] {
+            return Err(format!("security handshake failed: {result:?}"));
+        }
+        self.write(&[1]).await?; // ClientInit: shared
+        let init = self.read_exact(24).await?;
+        let width = u16::from_be_bytes([init[0], init[1]]);
+        let height = u16::from_be_bytes([init[2], init[3]]);
+        self.bytes_per_pixel = usize::from(init[4] / 8).max(1);
+        let name_len = u32::from_be_bytes([init[20], init[21], init[22], init[23]]) as usize;
+        let name = String::from_utf8_lossy(&self.read_exact(name_len).await?).into_owned();
+        Ok(ServerInit {
+            width,
+            height,
+            name,
+        })
+    }
+
+    /// Asks for the whole screen (non-incremental).
+    pub async fn request_update(&mut self, width: u16, height: u16) -> Result<(), String> {
+        let mut message = vec![3, 0, 0, 0, 0, 0];
+        message.extend_from_slice(&width.to_be_bytes());
+        message.extend_from_slice(&height.to_be_bytes());
+        self.write(&message).await
+    }
+
+    /// Reads one whole FramebufferUpdate in the Raw encoding (the only one a client that
+    /// sent no SetEncodings gets); returns its rectangles as (x, y, width, height) and the
+    /// pixels of all of them.
+    pub async fn read_update(&mut self) -> Result<(Vec<[u16; 4]>, Vec<u8>), String> {
+        let header = self.read_exact(4).await?;
+        if header[0] != 0 {
+            return Err(format!(
+                "expected FramebufferUpdate (0), got message type {}",
+                header[0]
+            ));
+        }
+        let count = u16::from_be_bytes([header[2], header[3]]);
+        let mut rects = Vec::new();
+        let mut pixels = Vec::new();
+        for _ in 0..count {
+            let rect = self.read_exact(12).await?;
+            let u = |i: usize| u16::from_be_bytes([rect[i], rect[i + 1]]);
+            let encoding = i32::from_be_bytes([rect[8], rect[9], rect[10], rect[11]]);
+            if encoding != 0 {
+                return Err(format!("expected Raw encoding, got {encoding}"));
+            }
+            let len = usize::from(u(4)) * usize::from(u(6)) * self.bytes_per_pixel;
+            pixels.extend(self.read_exact(len).await?);
+            rects.push([u(0), u(2), u(4), u(6)]);
+        }
+        Ok((rects, pixels))
+    }
+}
