@@ -1,0 +1,55 @@
+// Headless Chromium from Debian, driven by playwright-core (never a downloaded browser).
+
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT } from './stack.mjs';
+
+export const ARTIFACTS = join(ROOT, 'artifacts');
+
+export async function launch() {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+}
+
+/** Signs in through the real login page and returns the page. */
+export async function signIn(browser, base, username, password) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await page.goto(`${base}/`);
+  await page.fill('input[name=username]', username);
+  await page.fill('input[name=password]', password);
+  await page.click('#signin-form button[type=submit]');
+  await page.waitForSelector('#app:not([hidden])');
+  return page;
+}
+
+/** Fraction of sampled canvas pixels that are not black. */
+export async function litFraction(page) {
+  return page.evaluate(() => {
+    const canvas = document.querySelector('#screen canvas');
+    if (!canvas || canvas.width === 0) return 0;
+    const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+    let lit = 0;
+    let total = 0;
+    for (let i = 0; i < data.length; i += 4 * 97) {
+      total += 1;
+      if (data[i] + data[i + 1] + data[i + 2] > 30) lit += 1;
+    }
+    return lit / total;
+  });
+}
+
+export async function waitForDesktop(page, { connects = 1, timeout = 30000 } = {}) {
+  await page.waitForFunction((n) => window.streamspace?.phase === 'connected' && window.streamspace.connects >= n, connects, { timeout });
+  await page.waitForFunction(() => {
+    const canvas = document.querySelector('#screen canvas');
+    if (!canvas || canvas.width === 0) return false;
+    const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+    for (let i = 0; i < data.length; i += 4 * 97) if (data[i] + data[i + 1] + data[i + 2] > 30) return true;
+    return false;
+  }, null, { timeout });
+}

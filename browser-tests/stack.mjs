@@ -1,0 +1,163 @@
+// Starts the real StreamSpace stack for a browser test: a fresh database on the Postgres that
+// scripts/test started (DATABASE_URL), the control-plane binary, and the agent binary, and
+// stops them all again.
+
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, openSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export const ROOT = resolve(import.meta.dirname, '..');
+const BIN = join(ROOT, 'target', 'debug');
+
+export function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+async function until(what, check, timeoutMs = 20000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
+}
+
+export class Stack {
+  constructor() {
+    this.children = [];
+    this.dir = mkdtempSync(join(tmpdir(), 'streamspace-browser-'));
+  }
+
+  run(name, binary, env) {
+    const log = openSync(join(this.dir, `${name}.log`), 'a');
+    const child = spawn(binary, [], { env: { PATH: process.env.PATH, RUST_LOG: 'info', ...env }, stdio: ['ignore', log, log] });
+    this.children.push(child);
+    return child;
+  }
+
+  async api(path, { method = 'GET', body, token = this.admin } = {}) {
+    const response = await fetch(`${this.base}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    const data = text ? JSON.parse(text) : null;
+    if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+    return data;
+  }
+
+  async login(username, password) {
+    const { token } = await this.api('/api/v1/auth/login', { method: 'POST', body: { username, password }, token: null });
+    return token;
+  }
+
+  /** Control plane on a fresh database; the admin is logged in. */
+  async startControlPlane() {
+    const server = process.env.DATABASE_URL;
+    if (!server) throw new Error('DATABASE_URL is not set: run the browser tests through scripts/test');
+    const database = `browser_${process.pid}_${Date.now()}`;
+    execFileSync('psql', [server, '-q', '-c', `CREATE DATABASE ${database}`]);
+    this.dropDatabase = () => execFileSync('psql', [server, '-q', '-c', `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`]);
+    const port = await freePort();
+    this.base = `http://127.0.0.1:${port}`;
+    this.wsBase = `ws://127.0.0.1:${port}`;
+    this.run('control-plane', join(BIN, 'streamspace-control-plane'), {
+      DATABASE_URL: server.replace(/\/[^/?]*(\?|$)/, `/${database}$1`),
+      JWT_SECRET: 'browser-test-secret-browser-test-secret',
+      LISTEN_ADDR: `127.0.0.1:${port}`,
+      STREAMSPACE_ADMIN_PASSWORD: 'admin-password',
+      STATIC_DIR: join(ROOT, 'static'),
+    });
+    await until('the control plane', async () => (await fetch(`${this.base}/readyz`)).ok);
+    this.admin = await this.login('admin', 'admin-password');
+  }
+
+  /** Registers and starts an agent binary with the given extra environment. */
+  async startAgent(agentId, platform, env = {}) {
+    const { credential } = await this.api('/api/v1/agents/register', { method: 'POST', body: { agent_id: agentId, platform } });
+    this.agents ??= {};
+    this.agents[agentId] = {
+      env: {
+      AGENT_ID: agentId,
+      CONTROL_PLANE_URL: this.wsBase,
+      AGENT_TOKEN: credential.token,
+      PLATFORM: platform,
+      HEALTH_ADDR: `127.0.0.1:${await freePort()}`,
+      DATA_DIR: join(this.dir, `agent-${agentId}`),
+        SCREEN_GEOMETRY: '1024x768',
+        ...env,
+      },
+    };
+    await this.spawnAgent(agentId);
+  }
+
+  async spawnAgent(agentId) {
+    const agent = this.agents[agentId];
+    agent.child = this.run(`agent-${agentId}`, join(BIN, 'streamspace-k8s-agent'), agent.env);
+    await until(`agent ${agentId} online`, async () => (await this.api(`/api/v1/agents/${agentId}`)).status === 'online');
+  }
+
+  /** Kills the agent process outright (no goodbye) and starts it again. */
+  async crashAndRestartAgent(agentId) {
+    const { child } = this.agents[agentId];
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+    await this.spawnAgent(agentId);
+  }
+
+  async createUser(username, password) {
+    await this.api('/api/v1/users', { method: 'POST', body: { username, password } });
+    return this.login(username, password);
+  }
+
+  async runningSession(token, template) {
+    const session = await this.api('/api/v1/sessions', { method: 'POST', body: { template }, token });
+    await until(`session ${session.id} running`, async () => {
+      const now = await this.api(`/api/v1/sessions/${session.id}`, { token });
+      if (now.state === 'failed') throw new Error(`session failed: ${now.state_reason}`);
+      return now.state === 'running';
+    }, 120000);
+    return session.id;
+  }
+
+  async stop() {
+    // Sessions first, so the agent removes what it started.
+    try {
+      const { sessions } = await this.api('/api/v1/sessions?state=running');
+      await Promise.all(sessions.map((s) => this.api(`/api/v1/sessions/${s.id}`, { method: 'DELETE' })));
+      await until('sessions deleted', async () => (await this.api('/api/v1/sessions?state=terminating')).sessions.length === 0, 10000);
+    } catch {
+      // best effort: the processes go below anyway
+    }
+    for (const child of this.children.reverse()) {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await Promise.race([new Promise((r) => child.once('exit', r)), sleep(5000)]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+    }
+    this.dropDatabase?.();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export { until };
