@@ -67,6 +67,8 @@ pub struct ControlPlaneLink {
     tunnels: HashMap<StreamId, Addr<Tunnel>>,
     stream_window: u32,
     shutting_down: bool,
+    /// Fired when the link is down after a shutdown began.
+    on_closed: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl ControlPlaneLink {
@@ -84,6 +86,7 @@ impl ControlPlaneLink {
             tunnels: HashMap::new(),
             stream_window: streamspace_protocol::DEFAULT_STREAM_WINDOW,
             shutting_down: false,
+            on_closed: None,
         }
     }
 
@@ -174,6 +177,9 @@ impl ControlPlaneLink {
             tunnel.do_send(tunnel::Close);
         }
         if self.shutting_down {
+            if let Some(done) = self.on_closed.take() {
+                let _ = done.send(());
+            }
             ctx.stop();
         } else {
             self.retry(ctx);
@@ -373,9 +379,15 @@ impl StreamHandler<Incoming> for ControlPlaneLink {
                 let why = reason
                     .and_then(|r| r.description)
                     .unwrap_or_else(|| "no reason given".into());
-                log::warn!("the control plane closed the link: {why}");
+                if self.shutting_down {
+                    log::info!("the control plane acknowledged the goodbye");
+                } else {
+                    log::warn!("the control plane closed the link: {why}");
+                    if let Some(sink) = &mut self.sink {
+                        let _ = sink.write(WsMessage::Close(None));
+                    }
+                }
                 if let Some(sink) = &mut self.sink {
-                    let _ = sink.write(WsMessage::Close(None));
                     sink.close();
                 }
             }
@@ -441,15 +453,27 @@ impl Handler<Shutdown> for ControlPlaneLink {
         self.send(&AgentMessage::Goodbye {
             reason: "agent shutting down (SIGTERM)".into(),
         });
-        if let Some(sink) = &mut self.sink {
-            let _ = sink.write(WsMessage::Close(Some(CloseReason {
-                code: CloseCode::Away,
-                description: Some("agent shutting down".into()),
-            })));
-            sink.close();
+        let (done, closed) = tokio::sync::oneshot::channel();
+        match &mut self.sink {
+            Some(sink) => {
+                // The control plane answers our close with its own and hangs up; waiting for
+                // that is what guarantees the goodbye was read, not just written.
+                let _ = sink.write(WsMessage::Close(Some(CloseReason {
+                    code: CloseCode::Away,
+                    description: Some("agent shutting down".into()),
+                })));
+                self.on_closed = Some(done);
+            }
+            None => {
+                let _ = done.send(());
+                ctx.stop();
+            }
         }
-        let _ = ctx;
-        // Give the goodbye a moment to reach the wire.
-        Box::pin(actix::clock::sleep(Duration::from_millis(200)).into_actor(self))
+        Box::pin(
+            async move {
+                let _ = tokio::time::timeout(Duration::from_secs(3), closed).await;
+            }
+            .into_actor(self),
+        )
     }
 }

@@ -1,0 +1,200 @@
+//! The agent binary as an operator runs it: configuration errors, SIGTERM, and reconnecting
+//! to a restarted control plane without running a command twice.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use streamspace_testkit::control_plane::{self as cp, TestServer};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_streamspace-k8s-agent");
+
+struct AgentProcess {
+    child: Child,
+    data: tempfile::TempDir,
+}
+
+impl AgentProcess {
+    fn start(server: &TestServer, token: &str) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let child = Command::new(AGENT)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("AGENT_ID", "local-1")
+            .env("CONTROL_PLANE_URL", server.ws_base())
+            .env("AGENT_TOKEN", token)
+            .env("PLATFORM", "local")
+            .env("DATA_DIR", data.path())
+            .env("HEALTH_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        AgentProcess { child, data }
+    }
+
+    fn terminate(&mut self) -> (Option<i32>, Duration) {
+        let started = Instant::now();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code(), started.elapsed());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "agent ignored SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Session processes outlive the agent by design; do not leave them behind.
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(self.data.path())
+            .status();
+        if let Ok(entries) = std::fs::read_dir(self.data.path().join("sessions")) {
+            for entry in entries.flatten() {
+                if let Ok(bytes) = std::fs::read(entry.path().join("session.json")) {
+                    let record: serde_json::Value =
+                        serde_json::from_slice(&bytes).unwrap_or_default();
+                    for key in ["xvnc_pid", "desktop_pid"] {
+                        if let Some(pid) = record[key].as_i64() {
+                            let _ = nix::sys::signal::kill(
+                                nix::unistd::Pid::from_raw(pid as i32),
+                                nix::sys::signal::Signal::SIGKILL,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_configuration_stops_the_agent_with_one_line_naming_the_variable() {
+    for (var, value, line) in [
+        (
+            "CONTROL_PLANE_URL",
+            "http://cp:8080",
+            "streamspace-k8s-agent: configuration error: CONTROL_PLANE_URL: \"http://cp:8080\" must start with ws:// or wss://\n",
+        ),
+        (
+            "PLATFORM",
+            "docker",
+            "streamspace-k8s-agent: configuration error: PLATFORM: \"docker\" is not kubernetes or local\n",
+        ),
+    ] {
+        let output = Command::new(AGENT)
+            .env_clear()
+            .env("AGENT_ID", "a")
+            .env("CONTROL_PLANE_URL", "ws://cp:8080")
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        assert_eq!(String::from_utf8(output.stderr).unwrap(), line);
+    }
+    let output = Command::new(AGENT).env_clear().output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap(),
+        "streamspace-k8s-agent: configuration error: AGENT_ID: is required but not set\n"
+    );
+}
+
+#[actix_web::test]
+async fn sigterm_says_goodbye_and_exits_zero_within_seconds() {
+    let server = cp::start(&[]).await;
+    let token = server.register_agent("local-1", "local").await;
+    let mut agent = AgentProcess::start(&server, &token);
+    cp::agent_reaches(&server, "local-1", "online").await;
+    let (code, took) = agent.terminate();
+    assert_eq!(code, Some(0));
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    server
+        .wait_for(
+            "/api/v1/audit?action=agent_goodbye",
+            &server.admin,
+            "goodbye audited",
+            |b| b["entries"][0]["details"]["reason"] == "agent shutting down (SIGTERM)",
+        )
+        .await;
+}
+
+#[actix_web::test]
+async fn after_a_control_plane_restart_the_agent_is_back_at_once_and_runs_nothing_twice() {
+    let server = cp::start(&[]).await;
+    let (status, body) = server
+        .post(
+            "/api/v1/templates",
+            &server.admin,
+            serde_json::json!({"name": "xterm", "image": "xterm"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let token = server.register_agent("local-1", "local").await;
+    let agent = AgentProcess::start(&server, &token);
+    cp::agent_reaches(&server, "local-1", "online").await;
+    let addr = server.base.trim_start_matches("http://").to_owned();
+
+    // The agent acknowledges the create, then the control plane goes away before the
+    // completion arrives: the command stays acknowledged, not completed.
+    let id = cp::create_session(&server, &server.admin, "xterm").await;
+    cp::session_reaches(&server, id, "creating").await;
+    let db = server.stop().await;
+    let down_at = Instant::now();
+
+    let server = cp::start_on(db, &[("LISTEN_ADDR", addr.as_str())]).await;
+    let restarted = down_at.elapsed();
+    cp::agent_reaches(&server, "local-1", "online").await;
+    let back_after = down_at.elapsed() - restarted;
+    eprintln!(
+        "agent back {} ms after the control plane restarted",
+        back_after.as_millis()
+    );
+    assert!(
+        back_after < Duration::from_secs(3),
+        "agent took {back_after:?} to come back"
+    );
+
+    // The redelivered create is answered from the agent's record, not run again.
+    cp::session_reaches(&server, id, "running").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let command = loop {
+        let command = cp::commands_of(&server, id).remove(0);
+        if command.status == "completed" || Instant::now() > deadline {
+            break command;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(command.status, "completed");
+    assert!(
+        command.attempts >= 2,
+        "redelivered: {} attempts",
+        command.attempts
+    );
+    let sessions = std::fs::read_dir(agent.data.path().join("sessions"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        sessions, 1,
+        "one session directory: the desktop was started once"
+    );
+    let xvnc = Command::new("pgrep")
+        .arg("-f")
+        .arg("alice's StreamSpace desktop|admin's StreamSpace desktop")
+        .output()
+        .unwrap();
+    let running = String::from_utf8_lossy(&xvnc.stdout).lines().count();
+    assert_eq!(running, 1, "exactly one Xvnc for the session");
+}

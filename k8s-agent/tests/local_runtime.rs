@@ -1,0 +1,180 @@
+//! The local runtime on its own, with real Xvnc: create, adopt after a restart, report the
+//! dead, delete everything.
+
+use std::path::Path;
+use std::time::Duration;
+
+use streamspace_k8s_agent::runtime::local::{LocalRuntime, LocalSettings};
+use streamspace_protocol::{AgentSessionState, Resources, SessionSpec, TemplateSpec};
+use uuid::Uuid;
+
+fn open(dir: &Path) -> LocalRuntime {
+    LocalRuntime::open(LocalSettings {
+        data_dir: dir.to_owned(),
+        xvnc: "Xvnc".into(),
+        geometry: "640x480".into(),
+        max_sessions: 2,
+    })
+    .unwrap()
+}
+
+fn spec(program: &str) -> SessionSpec {
+    SessionSpec {
+        session_id: Uuid::new_v4(),
+        user: "alice".into(),
+        template: TemplateSpec {
+            name: "xterm".into(),
+            image: program.into(),
+            vnc_port: 5900,
+            env: Default::default(),
+        },
+        resources: Resources {
+            cpu: "1".into(),
+            memory: "1Gi".into(),
+        },
+        persistent_home: true,
+    }
+}
+
+fn pid_of(dir: &Path, id: Uuid, key: &str) -> i32 {
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            dir.join("sessions")
+                .join(id.to_string())
+                .join("session.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    record[key].as_i64().unwrap() as i32
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie (exited, not yet reaped) counts as gone.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| !stat.split(") ").nth(1).unwrap_or("").starts_with('Z'))
+        .unwrap_or(false)
+}
+
+async fn gone(pid: i32) -> bool {
+    for _ in 0..100 {
+        if !alive(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[actix_web::test]
+async fn create_is_idempotent_and_delete_kills_the_processes_and_keeps_the_home_if_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = open(dir.path());
+    let spec = spec("xterm");
+    let report = runtime.create(&spec).await.unwrap();
+    assert_eq!(report.state, AgentSessionState::Running);
+    let port = report.vnc.as_ref().unwrap().port;
+    assert_eq!(
+        runtime.create(&spec).await.unwrap(),
+        report,
+        "a repeated create changes nothing"
+    );
+    assert_eq!(runtime.list().await.unwrap().len(), 1);
+
+    let (xvnc, desktop) = (
+        pid_of(dir.path(), spec.session_id, "xvnc_pid"),
+        pid_of(dir.path(), spec.session_id, "desktop_pid"),
+    );
+    assert!(alive(xvnc) && alive(desktop));
+    let mut stream = runtime.open_vnc(spec.session_id).await.unwrap();
+    let mut greeting = [0u8; 12];
+    tokio::io::AsyncReadExt::read_exact(&mut stream, &mut greeting)
+        .await
+        .unwrap();
+    assert_eq!(&greeting, b"RFB 003.008\n");
+    drop(stream);
+
+    runtime.delete(spec.session_id, true).await.unwrap();
+    assert!(gone(xvnc).await && gone(desktop).await, "processes killed");
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+    );
+    let session_dir = dir
+        .path()
+        .join("sessions")
+        .join(spec.session_id.to_string());
+    assert!(session_dir.join("home").is_dir(), "home kept");
+    assert!(!session_dir.join("session.json").exists());
+    assert!(runtime.list().await.unwrap().is_empty());
+    runtime.delete(spec.session_id, false).await.unwrap();
+    assert!(!session_dir.exists(), "home removed on a full delete");
+}
+
+#[actix_web::test]
+async fn a_restarted_agent_adopts_live_sessions_and_reports_dead_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, dead) = (spec("xterm"), spec("xterm"));
+    {
+        let runtime = open(dir.path());
+        runtime.create(&live).await.unwrap();
+        runtime.create(&dead).await.unwrap();
+    } // the agent goes away; its sessions do not
+    let dead_pid = pid_of(dir.path(), dead.session_id, "xvnc_pid");
+    std::process::Command::new("kill")
+        .arg("-9")
+        .arg(dead_pid.to_string())
+        .status()
+        .unwrap();
+    assert!(gone(dead_pid).await);
+
+    let runtime = open(dir.path());
+    let mut reports = runtime.list().await.unwrap();
+    reports.sort_by_key(|r| r.session_id != live.session_id);
+    assert_eq!(reports[0].state, AgentSessionState::Running);
+    assert_eq!(reports[1].session_id, dead.session_id);
+    assert_eq!(reports[1].state, AgentSessionState::Failed);
+    assert!(
+        reports[1]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("is no longer running")
+    );
+    assert!(
+        runtime.open_vnc(live.session_id).await.is_ok(),
+        "the adopted desktop is reachable"
+    );
+    assert!(runtime.open_vnc(dead.session_id).await.is_err());
+
+    for s in [&live, &dead] {
+        runtime.delete(s.session_id, false).await.unwrap();
+    }
+    assert!(runtime.list().await.unwrap().is_empty());
+}
+
+#[actix_web::test]
+async fn refuses_beyond_capacity_and_unknown_programs_with_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = open(dir.path());
+    let err = runtime
+        .create(&spec("no-such-desktop --flag"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "desktop program \"no-such-desktop\" is not installed on this host"
+    );
+    let (a, b, c) = (spec("xterm"), spec("xterm"), spec("xterm"));
+    runtime.create(&a).await.unwrap();
+    runtime.create(&b).await.unwrap();
+    let err = runtime.create(&c).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "this agent already runs its maximum of 2 sessions"
+    );
+    for s in [&a, &b] {
+        runtime.delete(s.session_id, false).await.unwrap();
+    }
+}
