@@ -51,6 +51,16 @@ pub struct Config {
     pub xvnc: String,
     /// `SCREEN_GEOMETRY` (local platform, default `1280x800`): desktop size.
     pub screen_geometry: String,
+    /// `HOME_SIZE` (kubernetes, default `5Gi`): size of each session's home volume.
+    pub home_size: String,
+    /// `STORAGE_CLASS` (kubernetes, optional): storage class of home volumes.
+    pub storage_class: Option<String>,
+    /// `SHM_SIZE` (kubernetes, default `1Gi`): size of each desktop's `/dev/shm`.
+    pub shm_size: String,
+    /// `RUN_AS_USER` (kubernetes, default `1000`): user id of the desktop container.
+    pub run_as_user: i64,
+    /// `SESSION_READY_TIMEOUT` (kubernetes, default `5m`): how long a Pod may take to be Ready.
+    pub ready_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -180,7 +190,44 @@ impl Config {
                 format!("{screen_geometry:?} is not WIDTHxHEIGHT like 1280x800"),
             ));
         }
+        let quantity = |variable: &'static str, default: &str| {
+            let value = get(variable).unwrap_or_else(|| default.into());
+            let number = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+            let valid = !number.is_empty()
+                && number.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                && ["", "Ki", "Mi", "Gi", "Ti", "k", "M", "G", "T"]
+                    .contains(&&value[number.len()..]);
+            if valid {
+                Ok(value)
+            } else {
+                Err(error(
+                    variable,
+                    format!("{value:?} is not a quantity like 512Mi or 5Gi"),
+                ))
+            }
+        };
+        let run_as_user =
+            match get("RUN_AS_USER") {
+                None => 1000,
+                Some(v) => v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    error("RUN_AS_USER", format!("{v:?} is not a non-root user id"))
+                })?,
+            };
+        let ready_timeout = match get("SESSION_READY_TIMEOUT") {
+            None => std::time::Duration::from_secs(300),
+            Some(v) => parse_duration(&v).ok_or_else(|| {
+                error(
+                    "SESSION_READY_TIMEOUT",
+                    format!("{v:?} is not a duration like 90s or 5m"),
+                )
+            })?,
+        };
         Ok(Config {
+            home_size: quantity("HOME_SIZE", "5Gi")?,
+            storage_class: get("STORAGE_CLASS"),
+            shm_size: quantity("SHM_SIZE", "1Gi")?,
+            run_as_user,
+            ready_timeout,
             health_addr,
             max_sessions,
             data_dir: get("DATA_DIR")
@@ -197,6 +244,23 @@ impl Config {
             kubeconfig: get("KUBECONFIG").map(PathBuf::from),
         })
     }
+}
+
+/// Parses `500ms`, `30s`, `5m`, `1h` (a bare number is seconds). Zero is refused.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let seconds = match unit {
+        "ms" => return (n > 0).then(|| std::time::Duration::from_millis(n)),
+        "" | "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        _ => return None,
+    };
+    (seconds > 0).then(|| std::time::Duration::from_secs(seconds))
 }
 
 #[cfg(test)]

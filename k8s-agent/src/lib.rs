@@ -5,5 +5,6 @@ pub mod command_book;
 pub mod config;
 pub mod health;
 pub mod link;
+pub mod render;
 pub mod runtime;
 pub mod tunnel;

@@ -4,15 +4,21 @@ use std::sync::atomic::AtomicBool;
 
 use actix::Actor;
 use streamspace_k8s_agent::config::{Config, Platform};
-use streamspace_k8s_agent::health;
 use streamspace_k8s_agent::link::{ControlPlaneLink, Shutdown};
 use streamspace_k8s_agent::runtime::Runtime;
+use streamspace_k8s_agent::runtime::kubernetes::objects::Layout;
+use streamspace_k8s_agent::runtime::kubernetes::{KubeRuntime, KubeSettings};
 use streamspace_k8s_agent::runtime::local::{LocalRuntime, LocalSettings};
+use streamspace_k8s_agent::{health, render};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     // Both ring and aws-lc-rs can end up linked; kube and awc panic unless one is chosen.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("render") {
+        return render_command(&args[1..]);
+    }
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
@@ -21,6 +27,56 @@ fn main() -> ExitCode {
         }
     };
     actix::System::new().block_on(run(config))
+}
+
+fn layout(config: &Config) -> Layout {
+    Layout {
+        namespace: config.namespace.clone(),
+        agent_id: config.agent_id.clone(),
+        home_size: config.home_size.clone(),
+        storage_class: config.storage_class.clone(),
+        shm_size: config.shm_size.clone(),
+        run_as_user: config.run_as_user,
+    }
+}
+
+/// `render` needs only the layout settings, so it fills in the link's required variables.
+fn render_command(args: &[String]) -> ExitCode {
+    let config = Config::from_lookup(|name| match name {
+        "AGENT_ID" => std::env::var(name).ok().or(Some("render".into())),
+        "CONTROL_PLANE_URL" => Some("ws://unused".into()),
+        other => std::env::var(other).ok(),
+    });
+    let result = config
+        .map_err(|e| format!("configuration error: {e}"))
+        .and_then(|c| render::render(&layout(&c), args));
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("streamspace-k8s-agent render: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn kube_client(config: &Config) -> Result<kube::Client, String> {
+    let kube_config = match &config.kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("KUBECONFIG: cannot read {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("KUBECONFIG: {}: {e}", path.display()))?
+        }
+        None => kube::Config::incluster().map_err(|e| {
+            format!("KUBECONFIG is not set and in-cluster configuration failed: {e}")
+        })?,
+    };
+    kube::Client::try_from(kube_config)
+        .map_err(|e| format!("cannot build the Kubernetes client: {e}"))
 }
 
 async fn run(config: Config) -> ExitCode {
@@ -32,13 +88,18 @@ async fn run(config: Config) -> ExitCode {
             geometry: config.screen_geometry.clone(),
             max_sessions: config.max_sessions,
         })
-        .map(Runtime::Local),
-        Platform::Kubernetes => {
-            eprintln!(
-                "streamspace-k8s-agent: PLATFORM=kubernetes is not available in this build yet"
-            );
-            return ExitCode::from(2);
-        }
+        .map(Runtime::Local)
+        .map_err(|e| e.to_string()),
+        Platform::Kubernetes => kube_client(&config).await.map(|client| {
+            Runtime::Kubernetes(KubeRuntime::new(
+                client,
+                KubeSettings {
+                    layout: layout(&config),
+                    ready_timeout: config.ready_timeout,
+                    max_sessions: config.max_sessions,
+                },
+            ))
+        }),
     };
     let runtime = match runtime {
         Ok(runtime) => Arc::new(runtime),

@@ -1,5 +1,6 @@
 //! Where sessions run. One runtime per agent, chosen by `PLATFORM`.
 
+pub mod kubernetes;
 pub mod local;
 
 use streamspace_protocol::{SessionReport, SessionSpec};
@@ -29,6 +30,8 @@ pub enum RuntimeError {
 pub enum Runtime {
     /// Xvnc and a desktop program as local processes.
     Local(local::LocalRuntime),
+    /// Pods, Services and PVCs.
+    Kubernetes(kubernetes::KubeRuntime),
 }
 
 impl Runtime {
@@ -37,6 +40,7 @@ impl Runtime {
     pub async fn create(&self, spec: &SessionSpec) -> Result<SessionReport, RuntimeError> {
         match self {
             Runtime::Local(r) => r.create(spec).await,
+            Runtime::Kubernetes(r) => r.create(spec).await,
         }
     }
 
@@ -45,6 +49,7 @@ impl Runtime {
     pub async fn delete(&self, id: Uuid, keep_home: bool) -> Result<(), RuntimeError> {
         match self {
             Runtime::Local(r) => r.delete(id, keep_home).await,
+            Runtime::Kubernetes(r) => r.delete(id, keep_home).await,
         }
     }
 
@@ -52,6 +57,7 @@ impl Runtime {
     pub async fn list(&self) -> Result<Vec<SessionReport>, RuntimeError> {
         match self {
             Runtime::Local(r) => r.list().await,
+            Runtime::Kubernetes(r) => r.list().await,
         }
     }
 
@@ -68,6 +74,7 @@ impl Runtime {
     pub async fn open_vnc(&self, id: Uuid) -> Result<Box<dyn VncStream>, RuntimeError> {
         match self {
             Runtime::Local(r) => Ok(Box::new(r.open_vnc(id).await?)),
+            Runtime::Kubernetes(r) => Ok(Box::new(r.open_vnc(id).await?)),
         }
     }
 
@@ -75,6 +82,7 @@ impl Runtime {
     pub fn max_sessions(&self) -> u32 {
         match self {
             Runtime::Local(r) => r.max_sessions(),
+            Runtime::Kubernetes(r) => r.max_sessions(),
         }
     }
 }

@@ -1,0 +1,127 @@
+//! `streamspace-k8s-agent render`: prints the Kubernetes objects the agent would apply for a
+//! session, as JSON documents separated by `---`, so they can be checked against the
+//! official schemas (`kubernetes-validate`) or reviewed by an operator.
+
+use std::collections::BTreeMap;
+
+use streamspace_protocol::{Resources, SessionSpec, TemplateSpec};
+use uuid::Uuid;
+
+use crate::runtime::kubernetes::objects::{self, Layout};
+
+/// Renders a sample session's objects. `args` are `--flag value` pairs: `--image`, `--user`,
+/// `--cpu`, `--memory`, `--vnc-port`, `--template`, `--session-id`, `--env NAME=VALUE`
+/// (repeatable) and `--ephemeral-home`.
+pub fn render(layout: &Layout, args: &[String]) -> Result<String, String> {
+    let mut spec = SessionSpec {
+        session_id: Uuid::from_u128(0x5e55_1011),
+        user: "user".into(),
+        template: TemplateSpec {
+            name: "desktop".into(),
+            image: "streamspace/desktop:latest".into(),
+            vnc_port: 5900,
+            env: BTreeMap::new(),
+        },
+        resources: Resources {
+            cpu: "1".into(),
+            memory: "2Gi".into(),
+        },
+        persistent_home: true,
+    };
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        if flag == "--ephemeral-home" {
+            spec.persistent_home = false;
+            continue;
+        }
+        let value = args
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value"))?
+            .clone();
+        match flag.as_str() {
+            "--image" => spec.template.image = value,
+            "--user" => spec.user = value,
+            "--template" => spec.template.name = value,
+            "--cpu" => spec.resources.cpu = value,
+            "--memory" => spec.resources.memory = value,
+            "--vnc-port" => {
+                spec.template.vnc_port = value
+                    .parse()
+                    .map_err(|_| format!("--vnc-port: {value:?} is not a port"))?
+            }
+            "--session-id" => {
+                spec.session_id = value
+                    .parse()
+                    .map_err(|_| format!("--session-id: {value:?} is not a UUID"))?
+            }
+            "--env" => {
+                let (name, value) = value
+                    .split_once('=')
+                    .ok_or_else(|| format!("--env: {value:?} is not NAME=VALUE"))?;
+                spec.template.env.insert(name.into(), value.into());
+            }
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    let mut documents = vec![
+        serde_json::to_string_pretty(&objects::pod(layout, &spec)),
+        serde_json::to_string_pretty(&objects::service(layout, &spec)),
+    ];
+    if spec.persistent_home {
+        documents.push(serde_json::to_string_pretty(&objects::home_claim(
+            layout, &spec,
+        )));
+    }
+    let documents: Result<Vec<String>, _> = documents.into_iter().collect();
+    Ok(documents.map_err(|e| e.to_string())?.join("\n---\n") + "\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> Layout {
+        Layout {
+            namespace: "streamspace".into(),
+            agent_id: "a".into(),
+            home_size: "5Gi".into(),
+            storage_class: None,
+            shm_size: "1Gi".into(),
+            run_as_user: 1000,
+        }
+    }
+
+    #[test]
+    fn renders_three_documents_with_kinds_or_two_without_a_home() {
+        let out = render(&layout(), &[]).unwrap();
+        let kinds: Vec<String> = out
+            .split("\n---\n")
+            .map(|doc| {
+                serde_json::from_str::<serde_json::Value>(doc).unwrap()["kind"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(kinds, ["Pod", "Service", "PersistentVolumeClaim"]);
+        assert_eq!(
+            render(&layout(), &["--ephemeral-home".into()])
+                .unwrap()
+                .matches("\n---\n")
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn bad_flags_are_named() {
+        assert_eq!(
+            render(&layout(), &["--cpu".into()]).unwrap_err(),
+            "--cpu needs a value"
+        );
+        assert_eq!(
+            render(&layout(), &["--gpu".into(), "1".into()]).unwrap_err(),
+            "unknown flag --gpu"
+        );
+    }
+}
