@@ -6,6 +6,7 @@ use actix::Actor;
 use streamspace_k8s_agent::config::{Config, Platform};
 use streamspace_k8s_agent::link::{ControlPlaneLink, Shutdown};
 use streamspace_k8s_agent::runtime::Runtime;
+use streamspace_k8s_agent::runtime::kubernetes::client::client;
 use streamspace_k8s_agent::runtime::kubernetes::objects::Layout;
 use streamspace_k8s_agent::runtime::kubernetes::{KubeRuntime, KubeSettings};
 use streamspace_k8s_agent::runtime::local::{LocalRuntime, LocalSettings};
@@ -62,23 +63,6 @@ fn render_command(args: &[String]) -> ExitCode {
     }
 }
 
-async fn kube_client(config: &Config) -> Result<kube::Client, String> {
-    let kube_config = match &config.kubeconfig {
-        Some(path) => {
-            let file = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("KUBECONFIG: cannot read {}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| format!("KUBECONFIG: {}: {e}", path.display()))?
-        }
-        None => kube::Config::incluster().map_err(|e| {
-            format!("KUBECONFIG is not set and in-cluster configuration failed: {e}")
-        })?,
-    };
-    kube::Client::try_from(kube_config)
-        .map_err(|e| format!("cannot build the Kubernetes client: {e}"))
-}
-
 async fn run(config: Config) -> ExitCode {
     log::info!("starting: {config:?}");
     let runtime = match config.platform {
@@ -90,7 +74,7 @@ async fn run(config: Config) -> ExitCode {
         })
         .map(Runtime::Local)
         .map_err(|e| e.to_string()),
-        Platform::Kubernetes => kube_client(&config).await.map(|client| {
+        Platform::Kubernetes => client(config.kubeconfig.as_deref()).await.map(|client| {
             Runtime::Kubernetes(KubeRuntime::new(
                 client,
                 KubeSettings {

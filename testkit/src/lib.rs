@@ -2,6 +2,8 @@
 
 pub mod control_plane;
 mod database;
+pub mod kube_emulator;
 pub mod rfb;
+pub mod xvnc;
 
 pub use database::TestDatabase;

@@ -2,6 +2,7 @@
 //! PersistentVolumeClaim, applied with server-side apply; VNC goes through the Pod's
 //! port-forward, so the agent needs no route to the Pod network.
 
+pub mod client;
 pub mod objects;
 
 use std::time::Duration;
