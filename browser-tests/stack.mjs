@@ -45,9 +45,9 @@ export class Stack {
     this.dir = mkdtempSync(join(tmpdir(), 'streamspace-browser-'));
   }
 
-  run(name, binary, env) {
+  run(name, binary, env, args = []) {
     const log = openSync(join(this.dir, `${name}.log`), 'a');
-    const child = spawn(binary, [], { env: { PATH: process.env.PATH, RUST_LOG: 'info', ...env }, stdio: ['ignore', log, log] });
+    const child = spawn(binary, args, { env: { PATH: process.env.PATH, RUST_LOG: 'info', ...env }, stdio: ['ignore', log, log] });
     this.children.push(child);
     return child;
   }
@@ -88,6 +88,15 @@ export class Stack {
     });
     await until('the control plane', async () => (await fetch(`${this.base}/readyz`)).ok);
     this.admin = await this.login('admin', 'admin-password');
+  }
+
+  /** The Kubernetes API emulator (pods run real Xvnc); returns the kubeconfig path. */
+  async startKubeEmulator() {
+    const port = await freePort();
+    const kubeconfig = join(this.dir, 'kubeconfig');
+    this.run('kube-emulator', join(BIN, 'kube-emulator'), {}, [`127.0.0.1:${port}`, kubeconfig]);
+    await until('the Kubernetes API emulator', async () => (await fetch(`http://127.0.0.1:${port}/api/v1/namespaces/streamspace/pods`)).ok);
+    return kubeconfig;
   }
 
   /** Registers and starts an agent binary with the given extra environment. */

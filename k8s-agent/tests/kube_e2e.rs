@@ -101,7 +101,10 @@ async fn a_session_becomes_pod_service_and_claim_streams_vnc_and_is_deleted_clea
     assert_eq!(running["platform"], "kubernetes");
     let name = format!("ss-{id}");
     assert_eq!(setup.emulator.names("pods"), std::slice::from_ref(&name));
-    assert_eq!(setup.emulator.names("services"), std::slice::from_ref(&name));
+    assert_eq!(
+        setup.emulator.names("services"),
+        std::slice::from_ref(&name)
+    );
     assert_eq!(
         setup.emulator.names("persistentvolumeclaims"),
         [format!("{name}-home")]

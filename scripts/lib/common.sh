@@ -88,3 +88,17 @@ start_postgres() {
     export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
     log "postgres on 127.0.0.1:$port"
 }
+
+# kubernetes-validate (PyPI) checks rendered objects against the official schemas. It lives in
+# a virtualenv under target/, so the system Python stays untouched.
+KUBERNETES_VALIDATE_VERSION=1.37.0
+
+ensure_kubernetes_validate() {
+    local venv="$ROOT/target/kubernetes-validate"
+    if ! "$venv/bin/kubernetes-validate" --version 2>/dev/null | grep -q "$KUBERNETES_VALIDATE_VERSION"; then
+        log "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+    fi
+    KUBERNETES_VALIDATE="$venv/bin/kubernetes-validate"
+}

@@ -58,6 +58,7 @@ impl Xvnc {
         let xterm = Command::new("xterm")
             .args(["-geometry", "80x24+30+30"])
             .env("DISPLAY", format!(":{display}"))
+            .env("HOME", std::env::temp_dir())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
