@@ -188,11 +188,13 @@ $('#signout').addEventListener('click', signOut);
 $('#new-session').addEventListener('submit', async (event) => {
   event.preventDefault();
   $('#new-session-error').textContent = '';
-  const { template, cpu, memory } = formData(event.target);
+  const { template, platform, cpu, memory } = formData(event.target);
   const resources = {};
   if (cpu) resources.cpu = cpu;
   if (memory) resources.memory = memory;
-  api('/api/v1/sessions', { method: 'POST', body: { template, resources } }).then(refresh, reportTo('#new-session-error'));
+  const body = { template, resources };
+  if (platform) body.platform = platform;
+  api('/api/v1/sessions', { method: 'POST', body }).then(refresh, reportTo('#new-session-error'));
 });
 
 $('#register-agent').addEventListener('submit', async (event) => {
