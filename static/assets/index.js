@@ -36,7 +36,7 @@ async function refreshSessions() {
         el('td', {}, el('code', {}, s.id.slice(0, 8))),
         el('td', {}, s.owner),
         el('td', {}, s.template),
-        stateCell(s.state),
+        el('td', { class: `state state-${s.state}`, title: s.state_reason ?? '' }, s.state, s.state_reason ? el('div', { class: 'reason' }, s.state_reason) : ''),
         el('td', {}, s.agent_id ?? '—'),
         el('td', {}, when(s.started_at)),
         el(

@@ -18,7 +18,9 @@ use crate::validate;
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceDefaults {
+    #[serde(skip_serializing_if = "Option::is_none")]
     cpu: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     memory: Option<String>,
 }
 
