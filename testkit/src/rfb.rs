@@ -1,5 +1,6 @@
-//! A minimal RFB (VNC) client over the control plane's viewer WebSocket, enough to prove that
-//! real desktop bytes flow: version and security handshake, ServerInit, framebuffer updates.
+//! A minimal RFB (VNC) client, enough to prove that real desktop bytes flow (version and
+//! security handshake, ServerInit, framebuffer updates), over the control plane's viewer
+//! WebSocket or, as a baseline for benchmarks, straight over TCP.
 
 use std::time::Duration;
 
@@ -28,17 +29,77 @@ pub enum OpenError {
     Other(String),
 }
 
-/// RFB bytes over a viewer WebSocket: frames may split or join RFB messages arbitrarily,
-/// so reads are buffered.
-pub struct ViewerStream {
-    conn: WsConnection,
+/// Where RFB bytes come from and go to.
+pub trait Transport {
+    /// The next bytes that arrived (at least one), or how the stream ended.
+    fn read_chunk(&mut self) -> impl std::future::Future<Output = Result<Vec<u8>, String>>;
+    /// Sends bytes.
+    fn send(&mut self, bytes: &[u8]) -> impl std::future::Future<Output = Result<(), String>>;
+}
+
+/// The viewer WebSocket of the control plane's VNC proxy.
+pub struct WsTransport(WsConnection);
+
+impl Transport for WsTransport {
+    async fn read_chunk(&mut self) -> Result<Vec<u8>, String> {
+        loop {
+            match self.0.next().await {
+                Some(Ok(ws::Frame::Binary(bytes))) => return Ok(bytes.to_vec()),
+                Some(Ok(ws::Frame::Ping(bytes))) => {
+                    let _ = self.0.send(ws::Message::Pong(bytes)).await;
+                }
+                Some(Ok(ws::Frame::Close(reason))) => return Err(format!("closed: {reason:?}")),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.to_string()),
+                None => return Err("connection ended".into()),
+            }
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.0
+            .send(ws::Message::Binary(bytes.to_vec().into()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// A plain TCP connection to a VNC server (the benchmark's baseline).
+pub struct TcpTransport(tokio::net::TcpStream);
+
+impl Transport for TcpTransport {
+    async fn read_chunk(&mut self) -> Result<Vec<u8>, String> {
+        let mut buf = vec![0u8; 64 * 1024];
+        match tokio::io::AsyncReadExt::read(&mut self.0, &mut buf).await {
+            Ok(0) => Err("connection ended".into()),
+            Ok(n) => {
+                buf.truncate(n);
+                Ok(buf)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+        tokio::io::AsyncWriteExt::write_all(&mut self.0, bytes)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// An RFB client; reads are buffered, since transports split and join messages arbitrarily.
+pub struct RfbClient<T> {
+    transport: T,
     buffer: Vec<u8>,
     /// Bytes received so far.
     pub received: u64,
     bytes_per_pixel: usize,
 }
 
-impl ViewerStream {
+/// An RFB client through the VNC proxy.
+pub type ViewerStream = RfbClient<WsTransport>;
+
+impl RfbClient<WsTransport> {
     /// Opens `ws://…/api/v1/vnc/{session}?token=…`.
     pub async fn open(url: &str) -> Result<Self, OpenError> {
         match awc::Client::default()
@@ -47,12 +108,7 @@ impl ViewerStream {
             .connect()
             .await
         {
-            Ok((_, conn)) => Ok(ViewerStream {
-                conn,
-                buffer: Vec::new(),
-                received: 0,
-                bytes_per_pixel: 4,
-            }),
+            Ok((_, conn)) => Ok(RfbClient::new(WsTransport(conn))),
             Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
                 Err(OpenError::Http(status.as_u16()))
             }
@@ -60,48 +116,11 @@ impl ViewerStream {
         }
     }
 
-    /// Reads exactly `n` bytes (within ten seconds), or reports how the stream ended.
-    pub async fn read_exact(&mut self, n: usize) -> Result<Vec<u8>, String> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while self.buffer.len() < n {
-            let frame = tokio::time::timeout_at(deadline, self.conn.next())
-                .await
-                .map_err(|_| {
-                    format!(
-                        "timed out waiting for {n} bytes (have {})",
-                        self.buffer.len()
-                    )
-                })?;
-            match frame {
-                Some(Ok(ws::Frame::Binary(bytes))) => {
-                    self.received += bytes.len() as u64;
-                    self.buffer.extend_from_slice(&bytes);
-                }
-                Some(Ok(ws::Frame::Ping(bytes))) => {
-                    let _ = self.conn.send(ws::Message::Pong(bytes)).await;
-                }
-                Some(Ok(ws::Frame::Close(reason))) => return Err(format!("closed: {reason:?}")),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e.to_string()),
-                None => return Err("connection ended".into()),
-            }
-        }
-        Ok(self.buffer.drain(..n).collect())
-    }
-
-    /// Sends bytes as one binary message.
-    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.conn
-            .send(ws::Message::Binary(bytes.to_vec().into()))
-            .await
-            .map_err(|e| e.to_string())
-    }
-
     /// Waits for the server to close; returns the close reason's text.
     pub async fn closed(&mut self) -> Option<String> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            match tokio::time::timeout_at(deadline, self.conn.next()).await {
+            match tokio::time::timeout_at(deadline, self.transport.0.next()).await {
                 Ok(Some(Ok(ws::Frame::Close(reason)))) => {
                     return reason.and_then(|r| r.description);
                 }
@@ -114,7 +133,50 @@ impl ViewerStream {
 
     /// Closes from the viewer's side.
     pub async fn close(mut self) {
-        let _ = self.conn.send(ws::Message::Close(None)).await;
+        let _ = self.transport.0.send(ws::Message::Close(None)).await;
+    }
+}
+
+impl RfbClient<TcpTransport> {
+    /// Connects straight to a VNC server.
+    pub async fn connect(addr: (&str, u16)) -> std::io::Result<Self> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(RfbClient::new(TcpTransport(stream)))
+    }
+}
+
+impl<T: Transport> RfbClient<T> {
+    fn new(transport: T) -> Self {
+        RfbClient {
+            transport,
+            buffer: Vec::new(),
+            received: 0,
+            bytes_per_pixel: 4,
+        }
+    }
+
+    /// Reads exactly `n` bytes (within ten seconds), or reports how the stream ended.
+    pub async fn read_exact(&mut self, n: usize) -> Result<Vec<u8>, String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.buffer.len() < n {
+            let chunk = tokio::time::timeout_at(deadline, self.transport.read_chunk())
+                .await
+                .map_err(|_| {
+                    format!(
+                        "timed out waiting for {n} bytes (have {})",
+                        self.buffer.len()
+                    )
+                })??;
+            self.received += chunk.len() as u64;
+            self.buffer.extend_from_slice(&chunk);
+        }
+        Ok(self.buffer.drain(..n).collect())
+    }
+
+    /// Sends bytes.
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.transport.send(bytes).await
     }
 
     /// The RFB 3.8 handshake with security type None, shared; returns ServerInit.

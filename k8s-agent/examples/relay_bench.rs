@@ -1,0 +1,166 @@
+//! Throughput and connect latency of the VNC relay (viewer WebSocket → control plane →
+//! agent link → tunnel → Xvnc) against the baseline of a raw loopback TCP connection to the
+//! same Xvnc, in the same run. Each round asks for full, non-incremental framebuffer updates
+//! in the Raw encoding (width × height × 4 bytes each) and reads them completely.
+//!
+//! Run with `scripts/bench` (it starts Postgres and builds in release mode).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use actix::Actor;
+use serde_json::json;
+use streamspace_k8s_agent::config::Config;
+use streamspace_k8s_agent::link::ControlPlaneLink;
+use streamspace_k8s_agent::runtime::Runtime;
+use streamspace_k8s_agent::runtime::local::{LocalRuntime, LocalSettings};
+use streamspace_testkit::control_plane as cp;
+use streamspace_testkit::rfb::{RfbClient, Transport, ViewerStream};
+
+const UPDATES_PER_ROUND: usize = 20;
+const ROUNDS: usize = 5;
+const CONNECTS: usize = 20;
+
+async fn stream_updates<T: Transport>(
+    client: &mut RfbClient<T>,
+    width: u16,
+    height: u16,
+) -> (u64, Duration) {
+    let before = client.received;
+    let started = Instant::now();
+    for _ in 0..UPDATES_PER_ROUND {
+        client.request_update(width, height).await.unwrap();
+        client.read_update().await.unwrap();
+    }
+    (client.received - before, started.elapsed())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
+#[actix_web::main]
+async fn main() {
+    let server = cp::start(&[]).await;
+    server
+        .post(
+            "/api/v1/templates",
+            &server.admin,
+            json!({"name": "xterm", "image": "xterm"}),
+        )
+        .await;
+    let token = server.register_agent("bench", "local").await;
+    let data = tempfile::tempdir().unwrap();
+    let runtime = Arc::new(Runtime::Local(
+        LocalRuntime::open(LocalSettings {
+            data_dir: data.path().to_owned(),
+            xvnc: "Xvnc".into(),
+            geometry: "1280x800".into(),
+            max_sessions: 1,
+        })
+        .unwrap(),
+    ));
+    let url = server.ws_base();
+    let env = [
+        ("AGENT_ID", "bench"),
+        ("CONTROL_PLANE_URL", url.as_str()),
+        ("AGENT_TOKEN", token.as_str()),
+        ("PLATFORM", "local"),
+    ];
+    let config = Config::from_lookup(|n| {
+        env.iter()
+            .find(|(k, _)| *k == n)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap();
+    let _agent = ControlPlaneLink::new(
+        Arc::new(config),
+        runtime.clone(),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .start();
+    cp::agent_reaches(&server, "bench", "online").await;
+    let id = cp::create_session(&server, &server.admin, "xterm").await;
+    cp::session_reaches(&server, id, "running").await;
+    let port = runtime.get(id).await.unwrap().vnc.unwrap().port;
+
+    let viewer_url = || async {
+        let (_, t) = server
+            .post(
+                &format!("/api/v1/sessions/{id}/viewer-token"),
+                &server.admin,
+                json!({}),
+            )
+            .await;
+        format!(
+            "{}{}?token={}",
+            server.ws_base(),
+            t["path"].as_str().unwrap(),
+            t["token"].as_str().unwrap()
+        )
+    };
+
+    // Throughput, rounds interleaved so both see the same machine conditions.
+    let mut raw = RfbClient::connect(("127.0.0.1", port)).await.unwrap();
+    let init = raw.handshake().await.unwrap();
+    let mut relay = ViewerStream::open(&viewer_url().await)
+        .await
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+    relay.handshake().await.unwrap();
+    stream_updates(&mut raw, init.width, init.height).await; // warm-up
+    stream_updates(&mut relay, init.width, init.height).await;
+    let (mut raw_rates, mut relay_rates) = (Vec::new(), Vec::new());
+    let mut bytes = 0;
+    for _ in 0..ROUNDS {
+        let (n, took) = stream_updates(&mut raw, init.width, init.height).await;
+        raw_rates.push(n as f64 / took.as_secs_f64() / 1e6);
+        let (n, took) = stream_updates(&mut relay, init.width, init.height).await;
+        relay_rates.push(n as f64 / took.as_secs_f64() / 1e6);
+        bytes = n;
+    }
+    let (raw_rate, relay_rate) = (median(raw_rates), median(relay_rates));
+
+    // Connect latency: until the RFB greeting arrives. The relay's includes a fresh viewer
+    // token, the WebSocket upgrade, vnc_connect to the agent and its TCP connect.
+    let (mut raw_connect, mut relay_connect) = (Vec::new(), Vec::new());
+    for _ in 0..CONNECTS {
+        let started = Instant::now();
+        let mut c = RfbClient::connect(("127.0.0.1", port)).await.unwrap();
+        c.read_exact(12).await.unwrap();
+        raw_connect.push(started.elapsed().as_secs_f64() * 1000.0);
+        let started = Instant::now();
+        let mut v = ViewerStream::open(&viewer_url().await)
+            .await
+            .map_err(|e| format!("{e:?}"))
+            .unwrap();
+        v.read_exact(12).await.unwrap();
+        relay_connect.push(started.elapsed().as_secs_f64() * 1000.0);
+        v.close().await;
+    }
+    let (raw_ms, relay_ms) = (median(raw_connect), median(relay_connect));
+
+    println!(
+        "VNC relay vs raw loopback TCP, same Xvnc ({}x{}, Raw encoding), same run",
+        init.width, init.height
+    );
+    println!(
+        "  throughput: {UPDATES_PER_ROUND} full updates ({:.1} MB) per round, median of {ROUNDS} rounds",
+        bytes as f64 / 1e6
+    );
+    println!("    raw TCP      {raw_rate:8.1} MB/s");
+    println!("    relay        {relay_rate:8.1} MB/s");
+    println!(
+        "    ratio        {:8.2} (relay / raw)",
+        relay_rate / raw_rate
+    );
+    println!("  connect to RFB greeting, median of {CONNECTS}");
+    println!("    raw TCP      {raw_ms:8.2} ms");
+    println!("    relay        {relay_ms:8.2} ms (viewer token + WebSocket + vnc_connect)");
+    server
+        .delete(&format!("/api/v1/sessions/{id}"), &server.admin)
+        .await;
+    cp::session_reaches(&server, id, "terminated").await;
+}
