@@ -51,3 +51,34 @@ fn an_unreachable_database_stops_the_binary_naming_database_url() {
         "{stderr}"
     );
 }
+
+#[actix_web::test]
+async fn without_a_configured_password_the_first_admin_gets_a_generated_one_once() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let db = streamspace_testkit::TestDatabase::create();
+    let config = common::config(&db, &[("STREAMSPACE_ADMIN_PASSWORD", "")]);
+    let running = streamspace_control_plane::server::start(config.clone())
+        .await
+        .unwrap();
+    let password = running
+        .generated_admin_password
+        .clone()
+        .expect("a generated password");
+    assert_eq!(password.len(), 20);
+    let base = format!("http://{}", running.addr);
+    let handle = running.server.handle();
+    actix_web::rt::spawn(running.server);
+    let mut response = awc::Client::default()
+        .post(format!("{base}/api/v1/auth/login"))
+        .send_json(&serde_json::json!({"username": "admin", "password": password}))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.body().await);
+    handle.stop(false).await;
+
+    // A second start on the same database creates nothing and prints nothing.
+    let again = streamspace_control_plane::server::start(config)
+        .await
+        .unwrap();
+    assert!(again.generated_admin_password.is_none());
+}
