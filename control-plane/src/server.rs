@@ -82,6 +82,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             )
             .configure(|cfg| crate::http::configure(cfg, &static_dir))
     })
+    // Credit frames and keystrokes are tiny: Nagle's algorithm would hold them back for a
+    // delayed ACK (~40 ms) and stall every stream.
+    .tcp_nodelay(true)
     .bind(listen_addr)
     .map_err(|source| StartError::Listen {
         addr: listen_addr,

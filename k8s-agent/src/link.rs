@@ -99,6 +99,7 @@ impl ControlPlaneLink {
 
     fn connect(&mut self, ctx: &mut Context<Self>) {
         let client = awc::Client::builder()
+            .connector(awc::Connector::new().connector(nodelay_connector()))
             .timeout(Duration::from_secs(10))
             .max_http_version(awc::http::Version::HTTP_11)
             .finish();
@@ -316,6 +317,22 @@ impl ControlPlaneLink {
             Err(e) => log::warn!("bad stream frame from the control plane: {e}"),
         }
     }
+}
+
+/// TCP connections with Nagle's algorithm off: acks, credits and keystrokes are tiny, and
+/// holding them back for the peer's delayed ACK (~40 ms) would stall commands and streams.
+fn nodelay_connector() -> impl actix_service::Service<
+    actix_tls::connect::ConnectInfo<awc::http::Uri>,
+    Response = actix_tls::connect::Connection<awc::http::Uri, tokio::net::TcpStream>,
+    Error = actix_tls::connect::ConnectError,
+> + Clone {
+    use actix_service::ServiceExt;
+    actix_tls::connect::Connector::default().service().map(
+        |connection: actix_tls::connect::Connection<awc::http::Uri, tokio::net::TcpStream>| {
+            let _ = connection.io_ref().set_nodelay(true);
+            connection
+        },
+    )
 }
 
 /// Carries out the commands that only need the runtime.
