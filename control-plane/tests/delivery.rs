@@ -27,10 +27,7 @@ async fn running_session(server: &common::TestServer, agent: &mut ScriptedAgent)
 
 #[actix_web::test]
 async fn a_command_for_a_disconnected_agent_is_delivered_when_it_reconnects() {
-    let server = common::start(&[]).await;
-    server.template("xterm").await;
-    let token = server.register_agent("local-1", "local").await;
-    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    let (server, mut agent, token) = common::start_with_agent(&[]).await;
     let id = running_session(&server, &mut agent).await;
     agent.close().await;
     agent_reaches(&server, "local-1", "warning").await;
@@ -61,10 +58,7 @@ async fn a_command_for_a_disconnected_agent_is_delivered_when_it_reconnects() {
 
 #[actix_web::test]
 async fn an_unanswered_command_is_redelivered_with_the_same_id_after_a_reconnect() {
-    let server = common::start(&[]).await;
-    server.template("xterm").await;
-    let token = server.register_agent("local-1", "local").await;
-    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    let (server, mut agent, token) = common::start_with_agent(&[]).await;
     let id = create_session(&server, &server.admin, "xterm").await;
     let (first, _) = agent.recv_command().await;
     agent.send(&AgentMessage::Ack { command_id: first }).await;
@@ -90,10 +84,7 @@ async fn an_unanswered_command_is_redelivered_with_the_same_id_after_a_reconnect
 
 #[actix_web::test]
 async fn duplicate_answers_change_nothing() {
-    let server = common::start(&[]).await;
-    server.template("xterm").await;
-    let token = server.register_agent("local-1", "local").await;
-    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    let (server, mut agent, _token) = common::start_with_agent(&[]).await;
     let id = running_session(&server, &mut agent).await;
     let before = commands_of(&server, id).remove(0);
 
@@ -185,10 +176,7 @@ async fn a_command_nobody_finishes_times_out_and_fails_its_session() {
 
 #[actix_web::test]
 async fn a_killed_agent_goes_warning_then_offline_and_its_sessions_degrade_until_it_returns() {
-    let server = common::start(FAST).await;
-    server.template("xterm").await;
-    let token = server.register_agent("local-1", "local").await;
-    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    let (server, mut agent, token) = common::start_with_agent(FAST).await;
     let kept = running_session(&server, &mut agent).await;
     let gone = running_session(&server, &mut agent).await;
 
@@ -239,10 +227,7 @@ async fn heartbeats_keep_an_agent_online() {
 
 #[actix_web::test]
 async fn a_control_plane_restart_loses_no_command() {
-    let server = common::start(&[]).await;
-    server.template("xterm").await;
-    let token = server.register_agent("local-1", "local").await;
-    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    let (server, mut agent, token) = common::start_with_agent(&[]).await;
     let id = create_session(&server, &server.admin, "xterm").await;
     let (command_id, _) = agent.recv_command().await;
     let db = server.stop().await;

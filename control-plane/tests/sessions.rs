@@ -8,10 +8,7 @@ use streamspace_protocol::{AgentMessage, AgentSessionState, Command};
 
 #[actix_web::test]
 async fn create_session_is_persisted_delivered_acked_completed_and_running() {
-    let server = common::start(&[]).await;
-    server.template("xterm").await;
-    let token = server.register_agent("local-1", "local").await;
-    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    let (server, mut agent, _token) = common::start_with_agent(&[]).await;
     let alice = server.user("alice").await;
 
     let (status, session) = server
@@ -147,10 +144,7 @@ async fn no_matching_agent_is_a_503_naming_what_was_asked_for() {
 
 #[actix_web::test]
 async fn deleting_a_session_asks_its_agent_and_ends_terminated() {
-    let server = common::start(&[]).await;
-    server.template("xterm").await;
-    let token = server.register_agent("local-1", "local").await;
-    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    let (server, mut agent, _token) = common::start_with_agent(&[]).await;
     let alice = server.user("alice").await;
     let id = create_session(&server, &alice, "xterm").await;
     let (create, _) = agent.recv_command().await;
@@ -195,10 +189,7 @@ async fn deleting_a_session_asks_its_agent_and_ends_terminated() {
 
 #[actix_web::test]
 async fn a_failed_creation_fails_the_session_with_the_agents_reason() {
-    let server = common::start(&[]).await;
-    server.template("xterm").await;
-    let token = server.register_agent("local-1", "local").await;
-    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    let (server, mut agent, _token) = common::start_with_agent(&[]).await;
     let id = create_session(&server, &server.admin, "xterm").await;
     let (command_id, _) = agent.recv_command().await;
     agent

@@ -86,21 +86,7 @@ async fn main() {
     cp::session_reaches(&server, id, "running").await;
     let port = runtime.get(id).await.unwrap().vnc.unwrap().port;
 
-    let viewer_url = || async {
-        let (_, t) = server
-            .post(
-                &format!("/api/v1/sessions/{id}/viewer-token"),
-                &server.admin,
-                json!({}),
-            )
-            .await;
-        format!(
-            "{}{}?token={}",
-            server.ws_base(),
-            t["path"].as_str().unwrap(),
-            t["token"].as_str().unwrap()
-        )
-    };
+    let viewer_url = || server.viewer_url(&server.admin, id);
 
     // Throughput, rounds interleaved so both see the same machine conditions.
     let mut raw = RfbClient::connect(("127.0.0.1", port)).await.unwrap();

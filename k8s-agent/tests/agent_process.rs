@@ -15,6 +15,10 @@ struct AgentProcess {
 
 impl AgentProcess {
     fn start(server: &TestServer, token: &str) -> Self {
+        Self::start_with(server, token, &[])
+    }
+
+    fn start_with(server: &TestServer, token: &str, env: &[(&str, &str)]) -> Self {
         let data = tempfile::tempdir().unwrap();
         let child = Command::new(AGENT)
             .env_clear()
@@ -26,6 +30,7 @@ impl AgentProcess {
             .env("DATA_DIR", data.path())
             .env("HEALTH_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
@@ -143,7 +148,18 @@ async fn after_a_control_plane_restart_the_agent_is_back_at_once_and_runs_nothin
         .await;
     assert_eq!(status, 201, "{body}");
     let token = server.register_agent("local-1", "local").await;
-    let agent = AgentProcess::start(&server, &token);
+    // A VNC server that takes a second to start keeps the create running long enough to
+    // stop the control plane between the agent's ack and its completion.
+    let scripts = tempfile::tempdir().unwrap();
+    let slow = scripts.path().join("slow-xvnc");
+    std::fs::write(&slow, "#!/bin/sh\nsleep 1\nexec Xvnc \"$@\"\n").unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&slow)
+        .status()
+        .unwrap();
+    let slow_path = slow.to_string_lossy().into_owned();
+    let agent = AgentProcess::start_with(&server, &token, &[("XVNC", slow_path.as_str())]);
     cp::agent_reaches(&server, "local-1", "online").await;
     let addr = server.base.trim_start_matches("http://").to_owned();
 

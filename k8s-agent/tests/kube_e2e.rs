@@ -111,21 +111,7 @@ async fn a_session_becomes_pod_service_and_claim_streams_vnc_and_is_deleted_clea
     );
 
     // VNC through the proxy, the agent's tunnel and the pod's port-forward to the real Xvnc.
-    let (status, token) = setup
-        .server
-        .post(
-            &format!("/api/v1/sessions/{id}/viewer-token"),
-            &setup.alice,
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 200, "{token}");
-    let url = format!(
-        "{}{}?token={}",
-        setup.server.ws_base(),
-        token["path"].as_str().unwrap(),
-        token["token"].as_str().unwrap()
-    );
+    let url = setup.server.viewer_url(&setup.alice, id).await;
     let mut viewer = ViewerStream::open(&url)
         .await
         .map_err(|e| format!("{e:?}"))
@@ -133,15 +119,10 @@ async fn a_session_becomes_pod_service_and_claim_streams_vnc_and_is_deleted_clea
     let greeting = viewer.read_exact(12).await.unwrap();
     assert_eq!(greeting, b"RFB 003.008\n");
     // Re-run the handshake on a second viewer, fully this time.
-    let mut second = ViewerStream::open(&format!(
-        "{}{}?token={}",
-        setup.server.ws_base(),
-        token["path"].as_str().unwrap(),
-        token["token"].as_str().unwrap()
-    ))
-    .await
-    .map_err(|e| format!("{e:?}"))
-    .unwrap();
+    let mut second = ViewerStream::open(&setup.server.viewer_url(&setup.alice, id).await)
+        .await
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
     let init = second.handshake().await.unwrap();
     assert_eq!((init.width, init.height), (1024, 768));
     assert_eq!(init.name, format!("{name} (emulated pod)"));

@@ -109,26 +109,8 @@ async fn running_session(setup: &Setup) -> Uuid {
     id
 }
 
-async fn viewer_url(server: &TestServer, token: &str, id: Uuid) -> String {
-    let (status, body) = server
-        .post(
-            &format!("/api/v1/sessions/{id}/viewer-token"),
-            token,
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body["expires_in"].as_u64().unwrap() <= 60);
-    format!(
-        "{}{}?token={}",
-        server.ws_base(),
-        body["path"].as_str().unwrap(),
-        body["token"].as_str().unwrap()
-    )
-}
-
 async fn viewer(setup: &Setup, id: Uuid) -> ViewerStream {
-    let url = viewer_url(&setup.server, &setup.alice, id).await;
+    let url = setup.server.viewer_url(&setup.alice, id).await;
     ViewerStream::open(&url)
         .await
         .map_err(|e| format!("{e:?}"))
@@ -256,7 +238,7 @@ async fn wrong_expired_and_other_session_tokens_are_refused() {
         401
     );
     // A viewer token for the second session does not open the first.
-    let url = viewer_url(&setup.server, &setup.alice, second).await;
+    let url = setup.server.viewer_url(&setup.alice, second).await;
     let other = url.replace(&second.to_string(), &first.to_string());
     assert_eq!(status(open(other).await), 403);
     // Another user cannot even get a token, and cannot use alice's.

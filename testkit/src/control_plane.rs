@@ -72,6 +72,16 @@ pub async fn start_on(db: TestDatabase, overrides: &[(&str, &str)]) -> TestServe
     server
 }
 
+/// A server with an `xterm` template and agent `local-1` connected as a scripted agent;
+/// returns the agent's token too, for reconnects.
+pub async fn start_with_agent(overrides: &[(&str, &str)]) -> (TestServer, ScriptedAgent, String) {
+    let server = start(overrides).await;
+    server.template("xterm").await;
+    let token = server.register_agent("local-1", "local").await;
+    let agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    (server, agent, token)
+}
+
 impl TestServer {
     /// Stops the HTTP server (connections are dropped) and hands back the database.
     pub async fn stop(self) -> TestDatabase {
@@ -174,6 +184,28 @@ impl TestServer {
             )
             .await;
         assert_eq!(status, 201, "{body}");
+    }
+
+    /// A viewer token for `session` as `token`, turned into the proxy's WebSocket URL.
+    pub async fn viewer_url(&self, token: &str, session: uuid::Uuid) -> String {
+        let (status, body) = self
+            .post(
+                &format!("/api/v1/sessions/{session}/viewer-token"),
+                token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body["expires_in"].as_u64().unwrap() <= 60,
+            "viewer tokens are short-lived"
+        );
+        format!(
+            "{}{}?token={}",
+            self.ws_base(),
+            body["path"].as_str().unwrap(),
+            body["token"].as_str().unwrap()
+        )
     }
 
     /// Polls `path` until `check` holds (a few seconds at most).

@@ -1,7 +1,7 @@
 //! `agents`: registered agents, their liveness and what they announced.
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::{count_star, now};
+use diesel::dsl::now;
 use diesel::prelude::*;
 use serde::Serialize;
 
@@ -50,29 +50,14 @@ pub struct AgentView {
     pub active_sessions: i64,
 }
 
-fn active_states() -> Vec<&'static str> {
-    SessionState::ACTIVE.iter().map(|s| s.as_str()).collect()
-}
-
 fn with_counts(conn: &mut PgConnection, agents: Vec<Agent>) -> Result<Vec<AgentView>, StoreError> {
     let ids: Vec<&str> = agents.iter().map(|a| a.agent_id.as_str()).collect();
-    let counts: Vec<(Option<String>, i64)> = sessions::table
-        .filter(sessions::agent_id.eq_any(&ids))
-        .filter(sessions::state.eq_any(active_states()))
-        .group_by(sessions::agent_id)
-        .select((sessions::agent_id, count_star()))
-        .load(conn)?;
+    let counts = super::sessions::active_counts(conn, &ids)?;
     Ok(agents
         .into_iter()
-        .map(|agent| {
-            let active_sessions = counts
-                .iter()
-                .find(|(id, _)| id.as_deref() == Some(agent.agent_id.as_str()))
-                .map_or(0, |(_, n)| *n);
-            AgentView {
-                agent,
-                active_sessions,
-            }
+        .map(|agent| AgentView {
+            active_sessions: counts.get(&agent.agent_id).copied().unwrap_or(0),
+            agent,
         })
         .collect())
 }
@@ -172,7 +157,7 @@ impl Query for DeleteAgent {
             diesel::update(
                 sessions::table
                     .filter(sessions::agent_id.eq(&self.0))
-                    .filter(sessions::state.eq_any(active_states())),
+                    .filter(sessions::state.eq_any(super::sessions::active_states())),
             )
             .set((
                 sessions::state.eq(SessionState::Lost.as_str()),

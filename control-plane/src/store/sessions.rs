@@ -99,8 +99,26 @@ pub(super) fn set_state(
     Ok(())
 }
 
-fn active_states() -> Vec<&'static str> {
+/// The text forms of [`SessionState::ACTIVE`], for `IN (…)` filters.
+pub(super) fn active_states() -> Vec<&'static str> {
     SessionState::ACTIVE.iter().map(|s| s.as_str()).collect()
+}
+
+/// How many sessions that hold resources each of these agents has.
+pub(super) fn active_counts(
+    conn: &mut PgConnection,
+    agent_ids: &[&str],
+) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+    let counts: Vec<(Option<String>, i64)> = sessions::table
+        .filter(sessions::agent_id.eq_any(agent_ids))
+        .filter(sessions::state.eq_any(active_states()))
+        .group_by(sessions::agent_id)
+        .select((sessions::agent_id, count_star()))
+        .load(conn)?;
+    Ok(counts
+        .into_iter()
+        .filter_map(|(id, n)| id.map(|id| (id, n)))
+        .collect())
 }
 
 /// Online agents with their load, rows locked so concurrent placements queue up.
@@ -116,19 +134,11 @@ fn candidates(conn: &mut PgConnection) -> Result<Vec<Candidate>, StoreError> {
         .for_update()
         .load(conn)?;
     let ids: Vec<&str> = online.iter().map(|a| a.0.as_str()).collect();
-    let counts: Vec<(Option<String>, i64)> = sessions::table
-        .filter(sessions::agent_id.eq_any(&ids))
-        .filter(sessions::state.eq_any(active_states()))
-        .group_by(sessions::agent_id)
-        .select((sessions::agent_id, count_star()))
-        .load(conn)?;
+    let counts = active_counts(conn, &ids)?;
     Ok(online
         .into_iter()
         .map(|(agent_id, platform, region, capacity)| {
-            let active = counts
-                .iter()
-                .find(|(id, _)| id.as_deref() == Some(agent_id.as_str()))
-                .map_or(0, |(_, n)| *n);
+            let active = counts.get(&agent_id).copied().unwrap_or(0);
             Candidate {
                 max_sessions: capacity["max_sessions"]
                     .as_u64()

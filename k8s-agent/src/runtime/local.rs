@@ -171,27 +171,16 @@ impl LocalRuntime {
             .take(5)
         {
             let port = free_port().await?;
-            let log = std::fs::File::create(dir.join("xvnc.log"))
-                .map_err(|e| RuntimeError::Start(e.to_string()))?;
-            let mut child = Command::new(&self.settings.xvnc)
-                .arg(format!(":{display}"))
+            let mut xvnc = Command::new(&self.settings.xvnc);
+            xvnc.arg(format!(":{display}"))
                 .args(["-rfbport", &port.to_string()])
                 .args(["-localhost", "-interface", "127.0.0.1", "-nolisten", "tcp"])
                 .args(["-SecurityTypes", "None", "-AlwaysShared"])
                 .args(["-geometry", &self.settings.geometry, "-depth", "24"])
-                .args(["-desktop", &format!("{user}'s StreamSpace desktop")])
-                .stdin(Stdio::null())
-                .stdout(
-                    log.try_clone()
-                        .map_err(|e| RuntimeError::Start(e.to_string()))?,
-                )
-                .stderr(log)
-                // Own process group: the session survives the agent's restart and its signals.
-                .process_group(0)
-                .spawn()
-                .map_err(|e| {
-                    RuntimeError::Start(format!("cannot run {}: {e}", self.settings.xvnc))
-                })?;
+                .args(["-desktop", &format!("{user}'s StreamSpace desktop")]);
+            let mut child = spawn_detached(&mut xvnc, &dir.join("xvnc.log")).map_err(|e| {
+                RuntimeError::Start(format!("cannot run {}: {e}", self.settings.xvnc))
+            })?;
             let pid = child.id().map(|p| p as i32).unwrap_or_default();
             let deadline = tokio::time::Instant::now() + START_DEADLINE;
             loop {
@@ -299,9 +288,8 @@ fn start_desktop(
     spec: &SessionSpec,
     program: &str,
 ) -> Result<i32, RuntimeError> {
-    let log = std::fs::File::create(dir.join("desktop.log"))
-        .map_err(|e| RuntimeError::Start(e.to_string()))?;
-    let mut child = Command::new("sh")
+    let mut desktop = Command::new("sh");
+    desktop
         .args(["-c", &format!("exec {program}")])
         .env_clear()
         .env(
@@ -313,21 +301,26 @@ fn start_desktop(
         .env("USER", &spec.user)
         .env("STREAMSPACE_SESSION_ID", spec.session_id.to_string())
         .envs(&spec.template.env)
-        .current_dir(home)
-        .stdin(Stdio::null())
-        .stdout(
-            log.try_clone()
-                .map_err(|e| RuntimeError::Start(e.to_string()))?,
-        )
-        .stderr(log)
-        .process_group(0)
-        .spawn()
+        .current_dir(home);
+    let mut child = spawn_detached(&mut desktop, &dir.join("desktop.log"))
         .map_err(|e| RuntimeError::Start(format!("cannot start {program:?}: {e}")))?;
     let pid = child.id().map(|p| p as i32).unwrap_or_default();
     tokio::spawn(async move {
         let _ = child.wait().await;
     });
     Ok(pid)
+}
+
+/// Starts a session process in its own process group (so it outlives the agent's restart
+/// and its signals), output appended to `log`.
+fn spawn_detached(command: &mut Command, log: &Path) -> std::io::Result<tokio::process::Child> {
+    let log = std::fs::File::create(log)?;
+    command
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
 }
 
 /// Whether the recorded Xvnc still runs: the pid exists and is still that Xvnc (pids are
