@@ -22,7 +22,7 @@ after(async () => {
   await stack.stop();
 });
 
-test('the viewer shows the desktop and reconnects with Ctrl+Alt+Shift+R', async () => {
+test('the viewer shows the desktop, toggles full screen and reconnects with Ctrl+Alt+Shift+F/R', async () => {
   const alice = await stack.createUser('alice', 'alice-password');
   const sessionId = await stack.runningSession(alice, 'xterm');
   const page = await signIn(browser, stack.base, 'alice', 'alice-password');
@@ -35,6 +35,11 @@ test('the viewer shows the desktop and reconnects with Ctrl+Alt+Shift+R', async 
   assert.match(await page.title(), /alice's StreamSpace desktop/);
   assert.ok((await litFraction(page)) > 0.01, 'the canvas shows the desktop');
   await page.screenshot({ path: join(ARTIFACTS, 'viewer-local.png') });
+
+  await page.keyboard.press('Control+Alt+Shift+F');
+  await page.waitForFunction(() => document.fullscreenElement !== null);
+  await page.keyboard.press('Control+Alt+Shift+F');
+  await page.waitForFunction(() => document.fullscreenElement === null);
 
   const timings = [];
   for (let i = 1; i <= 5; i += 1) {
