@@ -106,7 +106,7 @@ async fn garbage_and_binary_before_hello_close_the_link() {
 
 #[actix_web::test]
 async fn an_incompatible_protocol_version_is_refused_naming_the_compatible_ones() {
-    let (_server, mut agent) = opened().await;
+    let (server, mut agent) = opened().await;
     let hello = AgentMessage::Hello {
         protocol_version: ProtocolVersion { major: 2, minor: 0 },
         agent_id: "local-1".into(),
@@ -121,6 +121,12 @@ async fn an_incompatible_protocol_version_is_refused_naming_the_compatible_ones(
     };
     agent.send(&hello).await;
     let reason = agent.closed().await.unwrap().description.unwrap();
+    // The agent needs an admin now: its status says so, and the audit log says why.
+    common::agent_reaches(&server, "local-1", "error").await;
+    let (_, audit) = server
+        .get("/api/v1/audit?action=agent_refused", &server.admin)
+        .await;
+    assert_eq!(audit["entries"][0]["details"]["reason"], reason.as_str());
     assert_eq!(
         reason,
         "peer speaks protocol 2.0, this side speaks 1.0; only 1.x versions are compatible"

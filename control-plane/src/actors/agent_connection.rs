@@ -18,7 +18,7 @@ use streamspace_protocol::{
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::supervisor::{AgentDisconnected, AgentHello, FromAgent, Seen, Supervisor};
+use super::supervisor::{AgentDisconnected, AgentHello, AgentRefused, FromAgent, Seen, Supervisor};
 use super::vnc_tunnel::{StreamClosed, StreamCredit, StreamData, VncTunnel};
 use crate::metrics::{Metrics, SocketKind};
 
@@ -189,6 +189,11 @@ impl AgentConnection {
                 },
             ) => {
                 if let Err(e) = PROTOCOL_VERSION.check_compatible(protocol_version) {
+                    // An authenticated agent that cannot work until someone upgrades it.
+                    self.supervisor.do_send(AgentRefused {
+                        agent_id: self.agent_id.clone(),
+                        reason: e.to_string(),
+                    });
                     return self.refuse(ctx, e.to_string());
                 }
                 if agent_id != self.agent_id {

@@ -73,6 +73,16 @@ pub struct AgentDisconnected {
     pub conn_id: String,
 }
 
+/// An authenticated agent was refused (incompatible protocol): it needs an admin.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentRefused {
+    /// The agent.
+    pub agent_id: String,
+    /// Why.
+    pub reason: String,
+}
+
 /// An admin deleted the agent: close its link and drop its commands.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -388,6 +398,22 @@ impl Handler<CredentialsRevoked> for Supervisor {
                 code: CloseCode::Policy,
                 reason: "credential revoked".into(),
             });
+        }
+    }
+}
+
+impl Handler<AgentRefused> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentRefused, _: &mut Context<Self>) {
+        self.audit_agent(
+            "agent_refused",
+            &msg.agent_id,
+            serde_json::json!({ "reason": msg.reason }),
+        );
+        // A live, compatible link of the same agent outranks a stray old binary.
+        if self.registry.link(&msg.agent_id).is_none() {
+            self.record_status(&msg.agent_id, AgentStatus::Error);
         }
     }
 }

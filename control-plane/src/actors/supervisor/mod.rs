@@ -18,7 +18,7 @@ use streamspace_protocol::StreamId;
 use uuid::Uuid;
 
 pub use self::agents::{
-    AgentDisconnected, AgentHello, AgentRemoved, CredentialsRevoked, FromAgent, Seen,
+    AgentDisconnected, AgentHello, AgentRefused, AgentRemoved, CredentialsRevoked, FromAgent, Seen,
 };
 pub use self::commands::{CommandDone, Dispatch, STREAM_COMMAND_TIMEOUT, SendToAgent};
 use self::registry::Registry;
