@@ -212,9 +212,14 @@ async fn a_silent_but_connected_agent_is_warned_then_dropped() {
 
 #[actix_web::test]
 async fn heartbeats_keep_an_agent_online() {
-    let server = common::start(FAST).await;
+    let server = common::start(&[
+        ("AGENT_HEARTBEAT_INTERVAL", "400ms"),
+        ("AGENT_TIMEOUT", "2s"),
+    ])
+    .await;
     let token = server.register_agent("local-1", "local").await;
     let mut agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    // Heartbeats every 100 ms against a 600 ms lateness threshold: wide margins for a busy CI.
     for _ in 0..15 {
         agent
             .send(&AgentMessage::Heartbeat { active_sessions: 0 })
