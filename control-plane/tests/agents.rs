@@ -228,3 +228,38 @@ async fn a_reconnect_replaces_the_old_link_without_its_cleanup_marking_the_agent
     let (_, agent) = server.get("/api/v1/agents/agent-a", &server.admin).await;
     assert_eq!(agent["status"], "online");
 }
+
+#[actix_web::test]
+async fn an_admin_can_ask_an_agent_what_it_runs_right_now() {
+    let (server, mut agent, _token) = common::start_with_agent(&[]).await;
+    let session = uuid::Uuid::from_u128(77);
+    let answer = async {
+        let (command_id, command) = agent.recv_command().await;
+        assert_eq!(command, streamspace_protocol::Command::ListSessions);
+        agent
+            .send(&streamspace_protocol::AgentMessage::Ack { command_id })
+            .await;
+        let report = common::report(session, streamspace_protocol::AgentSessionState::Running);
+        let result = json!({ "sessions": [report] });
+        agent
+            .send(&streamspace_protocol::AgentMessage::Completed { command_id, result })
+            .await;
+    };
+    let ((status, body), ()) = futures_util::join!(
+        server.get("/api/v1/agents/local-1/sessions", &server.admin),
+        answer
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sessions"][0]["session_id"], session.to_string());
+    assert_eq!(body["sessions"][0]["state"], "running");
+
+    // An agent that is not online cannot be asked.
+    server.register_agent("sleeper", "local").await;
+    let (status, body) = server
+        .get("/api/v1/agents/sleeper/sessions", &server.admin)
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("agent_offline"))
+    );
+}

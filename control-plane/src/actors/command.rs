@@ -40,14 +40,22 @@ pub struct LinkLost;
 #[rtype(result = "()")]
 pub struct Cancel;
 
+/// Who waits for a command's outcome.
+pub enum Waiter {
+    /// A viewer's tunnel, told why if its stream command fails.
+    Stream(Recipient<StreamClosed>),
+    /// An API request, given the result or the error.
+    Reply(tokio::sync::oneshot::Sender<Result<serde_json::Value, String>>),
+}
+
 /// The actor.
 pub struct CommandActor {
     command: CommandRow,
     supervisor: Addr<Supervisor>,
     store: StoreHandle,
     metrics: Arc<Metrics>,
-    /// Told why, if the command fails or times out (a viewer waiting on `vnc_connect`).
-    on_failure: Option<Recipient<StreamClosed>>,
+    /// Told the outcome when the command finishes.
+    waiter: Option<Waiter>,
 }
 
 impl CommandActor {
@@ -57,14 +65,14 @@ impl CommandActor {
         supervisor: Addr<Supervisor>,
         store: StoreHandle,
         metrics: Arc<Metrics>,
-        on_failure: Option<Recipient<StreamClosed>>,
+        waiter: Option<Waiter>,
     ) -> Self {
         CommandActor {
             command,
             supervisor,
             store,
             metrics,
-            on_failure,
+            waiter,
         }
     }
 
@@ -98,8 +106,17 @@ impl CommandActor {
                             .unwrap_or_default()
                     );
                     if command.completed_at.is_some() {
-                        if let (Some(error), Some(notify)) = (&command.error, &this.on_failure) {
-                            notify.do_send(StreamClosed(error.clone()));
+                        match (this.waiter.take(), &command.error) {
+                            (Some(Waiter::Stream(tunnel)), Some(error)) => {
+                                tunnel.do_send(StreamClosed(error.clone()))
+                            }
+                            (Some(Waiter::Reply(reply)), Some(error)) => {
+                                let _ = reply.send(Err(error.clone()));
+                            }
+                            (Some(Waiter::Reply(reply)), None) => {
+                                let _ = reply.send(Ok(command.result.clone().unwrap_or_default()));
+                            }
+                            _ => {}
                         }
                         let elapsed = (Utc::now() - command.created_at).num_milliseconds().max(0);
                         this.metrics

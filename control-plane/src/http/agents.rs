@@ -7,11 +7,12 @@ use uuid::Uuid;
 use super::AppState;
 use super::caller::Caller;
 use super::error::ApiError;
-use crate::actors::supervisor::{AgentRemoved, CredentialsRevoked};
+use crate::actors::supervisor::{AgentRemoved, Ask, CredentialsRevoked};
 use crate::auth::agent_token;
 use crate::model::AgentStatus;
 use crate::store::agents::{AgentById, DeleteAgent, ListAgents, RegisterAgent};
 use crate::store::audit::{NewAuditEntry, Record};
+use crate::store::commands::InsertCommand;
 use crate::store::credentials::{
     Credential, ListCredentials, MintCredential, NewCredential, RevokeCredential,
 };
@@ -310,4 +311,63 @@ pub async fn revoke_credential(
         serde_json::json!({ "id": id, "prefix": credential.token_prefix }),
     );
     Ok(HttpResponse::Ok().json(credential))
+}
+
+/// How long a live question to an agent may take.
+const LIVE_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// `GET /api/v1/agents/{agent_id}/sessions`: asks the agent (`list_sessions`) what it runs
+/// right now, as opposed to what the database believes.
+#[get("/agents/{agent_id}/sessions")]
+pub async fn live_sessions(
+    state: web::Data<AppState>,
+    caller: Caller,
+    agent_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let agent_id = agent_id.into_inner();
+    let agent = state
+        .store
+        .run(AgentById(agent_id.clone()))
+        .await?
+        .ok_or_else(|| no_agent(&agent_id))?;
+    if agent.agent.status != AgentStatus::Online.as_str() {
+        return Err(ApiError::Unavailable {
+            code: "agent_offline",
+            message: format!(
+                "agent {agent_id:?} is {}; it cannot be asked now",
+                agent.agent.status
+            ),
+        });
+    }
+    let command = state
+        .store
+        .run(InsertCommand {
+            agent_id: agent_id.clone(),
+            session_id: None,
+            message: streamspace_protocol::ControlMessage::Command {
+                command_id: Uuid::new_v4(),
+                command: streamspace_protocol::Command::ListSessions,
+            },
+            timeout: LIVE_QUERY_TIMEOUT,
+        })
+        .await?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    state.supervisor.do_send(Ask { command, reply });
+    // The command's own deadline answers first; this one only guards against a lost actor.
+    let waited = tokio::time::timeout(LIVE_QUERY_TIMEOUT * 2, answer).await;
+    match waited {
+        Ok(Ok(Ok(result))) => Ok(HttpResponse::Ok().json(serde_json::json!({
+            "agent_id": agent_id,
+            "sessions": result["sessions"],
+        }))),
+        Ok(Ok(Err(error))) => Err(ApiError::Unavailable {
+            code: "agent_error",
+            message: format!("agent {agent_id:?} could not list its sessions: {error}"),
+        }),
+        _ => Err(ApiError::Unavailable {
+            code: "agent_timeout",
+            message: format!("agent {agent_id:?} did not answer"),
+        }),
+    }
 }

@@ -83,6 +83,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &std::path::Path) {
             .service(agents::list)
             .service(agents::get)
             .service(agents::delete)
+            .service(agents::live_sessions)
             .service(agents::list_credentials)
             .service(agents::mint_credential)
             .service(agents::rotate_credentials)

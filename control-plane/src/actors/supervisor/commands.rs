@@ -8,14 +8,23 @@ use super::Supervisor;
 use crate::actors::agent_connection::Outgoing;
 use std::time::Duration;
 
-use crate::actors::command::{Cancel, CommandActor, LinkLost};
-use crate::actors::vnc_tunnel::StreamClosed;
+use crate::actors::command::{Cancel, CommandActor, LinkLost, Waiter};
 use crate::store::commands::CommandRow;
 
 /// A command was persisted: start its actor, which delivers it.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Dispatch(pub CommandRow);
+
+/// A persisted command whose answer an API request awaits.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Ask {
+    /// The command.
+    pub command: CommandRow,
+    /// Gets the result, or the error.
+    pub reply: tokio::sync::oneshot::Sender<Result<serde_json::Value, String>>,
+}
 
 /// How long stream commands may take: a viewer is waiting.
 pub const STREAM_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -41,11 +50,11 @@ impl Supervisor {
         self.track_notifying(command, None, ctx);
     }
 
-    /// Like [`Supervisor::track`], telling `on_failure` if the command fails.
+    /// Like [`Supervisor::track`], telling `waiter` the outcome.
     pub(super) fn track_notifying(
         &mut self,
         command: CommandRow,
-        on_failure: Option<Recipient<StreamClosed>>,
+        waiter: Option<Waiter>,
         ctx: &mut Context<Self>,
     ) {
         let id = command.command_id;
@@ -58,7 +67,7 @@ impl Supervisor {
             ctx.address(),
             self.store.clone(),
             self.metrics.clone(),
-            on_failure,
+            waiter,
         );
         self.commands.insert(id, (agent_id, actor.start()));
     }
@@ -89,6 +98,14 @@ impl Handler<Dispatch> for Supervisor {
 
     fn handle(&mut self, Dispatch(command): Dispatch, ctx: &mut Context<Self>) {
         self.track(command, ctx);
+    }
+}
+
+impl Handler<Ask> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Ask, ctx: &mut Context<Self>) {
+        self.track_notifying(msg.command, Some(Waiter::Reply(msg.reply)), ctx);
     }
 }
 

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::Supervisor;
 use super::commands::STREAM_COMMAND_TIMEOUT;
 use crate::actors::agent_connection::{AgentConnection, RegisterStream};
+use crate::actors::command::Waiter;
 use crate::actors::vnc_tunnel::VncTunnel;
 use crate::store::commands::InsertCommand;
 
@@ -56,7 +57,7 @@ impl Supervisor {
         agent_id: String,
         session_id: Uuid,
         command: Command,
-        on_failure: Option<Recipient<crate::actors::vnc_tunnel::StreamClosed>>,
+        waiter: Option<Waiter>,
         ctx: &mut Context<Self>,
     ) {
         let store = self.store.clone();
@@ -72,7 +73,7 @@ impl Supervisor {
         async move { store.run(insert).await }
             .into_actor(self)
             .map(move |inserted, this, ctx| match inserted {
-                Ok(command) => this.track_notifying(command, on_failure, ctx),
+                Ok(command) => this.track_notifying(command, waiter, ctx),
                 Err(e) => log::error!("cannot persist a stream command: {e}"),
             })
             .wait(ctx);
@@ -107,7 +108,7 @@ impl Handler<OpenStream> for Supervisor {
             msg.agent_id,
             msg.session_id,
             command,
-            Some(msg.tunnel.recipient()),
+            Some(Waiter::Stream(msg.tunnel.recipient())),
             ctx,
         );
         Ok((stream_id, link))
