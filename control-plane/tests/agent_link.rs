@@ -123,10 +123,8 @@ async fn an_incompatible_protocol_version_is_refused_naming_the_compatible_ones(
     let reason = agent.closed().await.unwrap().description.unwrap();
     // The agent needs an admin now: its status says so, and the audit log says why.
     common::agent_reaches(&server, "local-1", "error").await;
-    let (_, audit) = server
-        .get("/api/v1/audit?action=agent_refused", &server.admin)
-        .await;
-    assert_eq!(audit["entries"][0]["details"]["reason"], reason.as_str());
+    let refused = server.audit("agent_refused", 1).await;
+    assert_eq!(refused[0]["details"]["reason"], reason.as_str());
     assert_eq!(
         reason,
         "peer speaks protocol 2.0, this side speaks 1.0; only 1.x versions are compatible"

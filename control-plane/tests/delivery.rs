@@ -79,7 +79,10 @@ async fn an_unanswered_command_is_redelivered_with_the_same_id_after_a_reconnect
         })
         .await;
     session_reaches(&server, id, "running").await;
-    assert_eq!(commands_of(&server, id)[0].attempts, 2);
+    common::commands_until(&server, id, "two deliveries recorded", |c| {
+        c[0].attempts == 2
+    })
+    .await;
 }
 
 #[actix_web::test]

@@ -55,19 +55,27 @@ async fn create_session_is_persisted_delivered_acked_completed_and_running() {
     let running = session_reaches(&server, id, "running").await;
     assert!(running["started_at"].is_string());
 
-    let stored = &commands_of(&server, id)[0];
+    let stored =
+        &common::commands_until(&server, id, "one delivery recorded", |c| c[0].attempts >= 1).await
+            [0];
     assert_eq!(stored.status, "completed");
     assert_eq!(stored.result.as_ref(), Some(&result));
     assert!(stored.sent_at.is_some() && stored.acked_at.is_some() && stored.completed_at.is_some());
     assert_eq!(stored.attempts, 1);
 
-    let (_, metrics) = server.call("GET", "/metrics", None, None).await;
+    // The latency is observed once the command's actor has the store's answer.
+    let metrics = server
+        .wait_for("/metrics", &server.admin, "command latency observed", |m| {
+            m.as_str().is_some_and(|m| {
+                m.contains("streamspace_command_duration_seconds_count{type=\"create_session\"} 1")
+            })
+        })
+        .await;
     let metrics = metrics.as_str().unwrap().to_owned();
     for line in [
         "streamspace_sessions{state=\"running\"} 1",
         "streamspace_agents{status=\"online\"} 1",
         "streamspace_commands{type=\"create_session\",status=\"completed\"} 1",
-        "streamspace_command_duration_seconds_count{type=\"create_session\"} 1",
         "streamspace_websocket_connections{kind=\"agent\"} 1",
     ] {
         assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");

@@ -185,20 +185,10 @@ async fn after_a_control_plane_restart_the_agent_is_back_at_once_and_runs_nothin
 
     // The redelivered create is answered from the agent's record, not run again.
     cp::session_reaches(&server, id, "running").await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let command = loop {
-        let command = cp::commands_of(&server, id).remove(0);
-        if command.status == "completed" || Instant::now() > deadline {
-            break command;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
-    assert_eq!(command.status, "completed");
-    assert!(
-        command.attempts >= 2,
-        "redelivered: {} attempts",
-        command.attempts
-    );
+    cp::commands_until(&server, id, "completed after a redelivery", |c| {
+        c[0].status == "completed" && c[0].attempts >= 2
+    })
+    .await;
     let sessions = std::fs::read_dir(agent.data.path().join("sessions"))
         .unwrap()
         .count();

@@ -208,6 +208,19 @@ impl TestServer {
         )
     }
 
+    /// The audit entries of `action`, newest first, once there are at least `count` (audit
+    /// records are written in the background, a moment after the request that caused them).
+    pub async fn audit(&self, action: &str, count: usize) -> Vec<Value> {
+        let path = format!("/api/v1/audit?action={action}");
+        let what = format!("{count} {action} audit entries");
+        let page = self
+            .wait_for(&path, &self.admin, &what, |b| {
+                b["entries"].as_array().is_some_and(|e| e.len() >= count)
+            })
+            .await;
+        page["entries"].as_array().cloned().unwrap_or_default()
+    }
+
     /// Polls `path` until `check` holds (a few seconds at most).
     pub async fn wait_for(
         &self,
@@ -409,6 +422,28 @@ pub fn commands_of(
     CommandsForSession(session_id)
         .run(&mut server.db.connect())
         .unwrap()
+}
+
+/// Polls the stored commands of a session until `check` holds for them (some bookkeeping,
+/// like delivery attempts, is written in the background).
+pub async fn commands_until(
+    server: &TestServer,
+    session_id: uuid::Uuid,
+    what: &str,
+    check: impl Fn(&[streamspace_control_plane::store::commands::CommandRow]) -> bool,
+) -> Vec<streamspace_control_plane::store::commands::CommandRow> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let commands = commands_of(server, session_id);
+        if check(&commands) {
+            return commands;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {commands:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 /// Creates a session as `token` and returns its id.

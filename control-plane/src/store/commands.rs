@@ -123,13 +123,14 @@ impl Query for MarkSent {
     fn run(self, conn: &mut PgConnection) -> Result<(), StoreError> {
         let target = agent_commands::table.filter(agent_commands::command_id.eq(self.0));
         conn.transaction(|conn| {
+            // Counted even if an answer was recorded first: it was handed over all the same.
+            diesel::update(target)
+                .set(agent_commands::attempts.eq(agent_commands::attempts + 1))
+                .execute(conn)?;
             diesel::update(
                 target.filter(agent_commands::status.eq_any(statuses(CommandStatus::UNFINISHED))),
             )
-            .set((
-                agent_commands::attempts.eq(agent_commands::attempts + 1),
-                agent_commands::sent_at.eq(now),
-            ))
+            .set(agent_commands::sent_at.eq(now))
             .execute(conn)?;
             diesel::update(
                 target.filter(agent_commands::status.eq(CommandStatus::Pending.as_str())),
