@@ -10,7 +10,7 @@ use super::error::ApiError;
 use crate::actors::supervisor::{AgentRemoved, Ask, CredentialsRevoked};
 use crate::auth::agent_token;
 use crate::model::AgentStatus;
-use crate::store::agents::{AgentById, DeleteAgent, ListAgents, RegisterAgent};
+use crate::store::agents::{AgentById, AgentView, DeleteAgent, ListAgents, RegisterAgent};
 use crate::store::audit::{NewAuditEntry, Record};
 use crate::store::commands::InsertCommand;
 use crate::store::credentials::{
@@ -44,6 +44,14 @@ fn audit(
 
 fn no_agent(agent_id: &str) -> ApiError {
     ApiError::NotFound(format!("no agent {agent_id:?}"))
+}
+
+async fn find_agent(state: &AppState, agent_id: &str) -> Result<AgentView, ApiError> {
+    state
+        .store
+        .run(AgentById(agent_id.to_owned()))
+        .await?
+        .ok_or_else(|| no_agent(agent_id))
 }
 
 fn new_credential(agent_id: &str, caller: &Caller) -> (agent_token::Minted, NewCredential) {
@@ -162,11 +170,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let agent_id = agent_id.into_inner();
-    let agent = state
-        .store
-        .run(AgentById(agent_id.clone()))
-        .await?
-        .ok_or_else(|| no_agent(&agent_id))?;
+    let agent = find_agent(&state, &agent_id).await?;
     Ok(HttpResponse::Ok().json(agent))
 }
 
@@ -207,11 +211,7 @@ pub async fn list_credentials(
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let agent_id = agent_id.into_inner();
-    state
-        .store
-        .run(AgentById(agent_id.clone()))
-        .await?
-        .ok_or_else(|| no_agent(&agent_id))?;
+    find_agent(&state, &agent_id).await?;
     let credentials = state.store.run(ListCredentials(agent_id)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "credentials": credentials })))
 }
@@ -326,11 +326,7 @@ pub async fn live_sessions(
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let agent_id = agent_id.into_inner();
-    let agent = state
-        .store
-        .run(AgentById(agent_id.clone()))
-        .await?
-        .ok_or_else(|| no_agent(&agent_id))?;
+    let agent = find_agent(&state, &agent_id).await?;
     if agent.agent.status != AgentStatus::Online.as_str() {
         return Err(ApiError::Unavailable {
             code: "agent_offline",
