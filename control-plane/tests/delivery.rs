@@ -185,6 +185,14 @@ async fn a_killed_agent_goes_warning_then_offline_and_its_sessions_degrade_until
 
     drop(agent); // the process dies: TCP closes with no WebSocket close frame
     agent_reaches(&server, "local-1", "warning").await;
+    // Viewers can tell why the desktop does not answer before the agent is declared offline.
+    let (_, seen) = server
+        .get(&format!("/api/v1/sessions/{kept}"), &server.admin)
+        .await;
+    assert_eq!(
+        (seen["state"].as_str(), seen["agent_status"].as_str()),
+        (Some("running"), Some("warning"))
+    );
     agent_reaches(&server, "local-1", "offline").await;
     let degraded = session_reaches(&server, kept, "degraded").await;
     assert_eq!(degraded["state_reason"], "agent local-1 is offline");

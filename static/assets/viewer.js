@@ -89,6 +89,9 @@ async function connect() {
     if (session.state !== 'running') {
       return stop(ENDED[session.state] ?? `This desktop is ${session.state}.`, session.state_reason ?? '');
     }
+    if (session.agent_status && session.agent_status !== 'online') {
+      return retryLater('The agent running this desktop is not responding.', 'Waiting for it to come back.');
+    }
     viewer = await api(`/api/v1/sessions/${encodeURIComponent(sessionId)}/viewer-token`, { method: 'POST' });
   } catch (e) {
     if (!(e instanceof ApiError)) throw e;

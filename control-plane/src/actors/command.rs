@@ -17,7 +17,11 @@ use crate::store::commands::{CommandRow, MarkSent, RecordReply, Reply, ReplyEffe
 /// (Re)send the command if its agent is connected.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Deliver;
+pub struct Deliver {
+    /// The link this is a redelivery for: skipped if the command already went out on it
+    /// (a command created while its agent was saying hello is found by both paths).
+    pub link: Option<String>,
+}
 
 /// The agent answered.
 #[derive(Message)]
@@ -56,6 +60,8 @@ pub struct CommandActor {
     metrics: Arc<Metrics>,
     /// Told the outcome when the command finishes.
     waiter: Option<Waiter>,
+    /// The agent connection it was last written to.
+    delivered_on: Option<String>,
 }
 
 impl CommandActor {
@@ -73,6 +79,7 @@ impl CommandActor {
             store,
             metrics,
             waiter,
+            delivered_on: None,
         }
     }
 
@@ -156,7 +163,7 @@ impl Actor for CommandActor {
             );
             this.record(None, Reply::TimedOut, ctx);
         });
-        ctx.notify(Deliver);
+        ctx.notify(Deliver { link: None });
     }
 
     fn stopping(&mut self, _: &mut Context<Self>) -> Running {
@@ -168,7 +175,10 @@ impl Actor for CommandActor {
 impl Handler<Deliver> for CommandActor {
     type Result = ();
 
-    fn handle(&mut self, _: Deliver, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
+        if msg.link.is_some() && msg.link == self.delivered_on {
+            return;
+        }
         let message = match self.command.message() {
             Ok(message) => message,
             Err(e) => {
@@ -191,7 +201,8 @@ impl Handler<Deliver> for CommandActor {
             .send(send)
             .into_actor(self)
             .map(|sent, this, _| {
-                if sent.unwrap_or(false) {
+                if let Ok(Some(link)) = sent {
+                    this.delivered_on = Some(link);
                     this.store.spawn(MarkSent(this.command_id()));
                 }
             })

@@ -162,6 +162,7 @@ pub async fn create(
     Ok(HttpResponse::Accepted().json(SessionView {
         session,
         owner: caller.username,
+        agent_status: Some(crate::model::AgentStatus::Online.as_str().to_owned()),
     }))
 }
 
@@ -251,6 +252,7 @@ pub async fn delete(
     let body = SessionView {
         session,
         owner: view.owner,
+        agent_status: view.agent_status,
     };
     Ok(if accepted {
         HttpResponse::Accepted().json(body)

@@ -67,6 +67,9 @@ pub struct SessionView {
     pub session: Session,
     /// Owner's login name.
     pub owner: String,
+    /// Liveness of the agent holding it (`online`, `warning`, …), so a viewer can say why a
+    /// running desktop cannot be reached.
+    pub agent_status: Option<String>,
 }
 
 /// Moves a session to `state`, stamping start and end times.
@@ -246,7 +249,12 @@ impl Query for ListSessions {
     fn run(self, conn: &mut PgConnection) -> Result<Vec<SessionView>, StoreError> {
         let mut query = sessions::table
             .inner_join(users::table)
-            .select((Session::as_select(), users::username))
+            .left_join(agents::table.on(sessions::agent_id.eq(agents::agent_id.nullable())))
+            .select((
+                Session::as_select(),
+                users::username,
+                agents::status.nullable(),
+            ))
             .order(sessions::created_at.desc())
             .into_boxed();
         if let Some(owner) = self.owner_id {
@@ -259,9 +267,13 @@ impl Query for ListSessions {
             query = query.filter(sessions::agent_id.eq(agent_id));
         }
         Ok(query
-            .load::<(Session, String)>(conn)?
+            .load::<(Session, String, Option<String>)>(conn)?
             .into_iter()
-            .map(|(session, owner)| SessionView { session, owner })
+            .map(|(session, owner, agent_status)| SessionView {
+                session,
+                owner,
+                agent_status,
+            })
             .collect())
     }
 }
@@ -274,11 +286,20 @@ impl Query for SessionById {
     fn run(self, conn: &mut PgConnection) -> Result<Option<SessionView>, StoreError> {
         Ok(sessions::table
             .inner_join(users::table)
+            .left_join(agents::table.on(sessions::agent_id.eq(agents::agent_id.nullable())))
             .filter(sessions::id.eq(self.0))
-            .select((Session::as_select(), users::username))
-            .first::<(Session, String)>(conn)
+            .select((
+                Session::as_select(),
+                users::username,
+                agents::status.nullable(),
+            ))
+            .first::<(Session, String, Option<String>)>(conn)
             .optional()?
-            .map(|(session, owner)| SessionView { session, owner }))
+            .map(|(session, owner, agent_status)| SessionView {
+                session,
+                owner,
+                agent_status,
+            }))
     }
 }
 

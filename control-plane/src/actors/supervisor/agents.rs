@@ -220,7 +220,7 @@ impl Handler<AgentHello> for Supervisor {
                         "sessions": hello.sessions.len(),
                     }),
                 );
-                this.reconcile_and_redeliver(hello.agent_id, hello.sessions, ctx);
+                this.reconcile_and_redeliver(hello.agent_id, hello.conn_id, hello.sessions, ctx);
                 Ok(())
             },
         ))
@@ -232,6 +232,7 @@ impl Supervisor {
     fn reconcile_and_redeliver(
         &mut self,
         agent_id: String,
+        conn_id: String,
         sessions: Vec<SessionReport>,
         ctx: &mut Context<Self>,
     ) {
@@ -260,7 +261,9 @@ impl Supervisor {
                 Ok(commands) => {
                     for command in commands {
                         match this.commands.get(&command.command_id) {
-                            Some((_, actor)) => actor.do_send(Deliver),
+                            Some((_, actor)) => actor.do_send(Deliver {
+                                link: Some(conn_id.clone()),
+                            }),
                             // Its actor starts by delivering.
                             None => this.track(command, ctx),
                         }

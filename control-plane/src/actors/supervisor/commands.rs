@@ -29,9 +29,9 @@ pub struct Ask {
 /// How long stream commands may take: a viewer is waiting.
 pub const STREAM_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Writes a message to an agent's live connection; answers whether there was one.
+/// Writes a message to an agent's live connection; answers which connection, if any.
 #[derive(Message)]
-#[rtype(result = "bool")]
+#[rtype(result = "Option<String>")]
 pub struct SendToAgent {
     /// The agent.
     pub agent_id: String,
@@ -110,16 +110,12 @@ impl Handler<Ask> for Supervisor {
 }
 
 impl Handler<SendToAgent> for Supervisor {
-    type Result = bool;
+    type Result = Option<String>;
 
-    fn handle(&mut self, msg: SendToAgent, _: &mut Context<Self>) -> bool {
-        match self.registry.link(&msg.agent_id) {
-            Some(link) => {
-                link.handle.do_send(Outgoing(msg.message));
-                true
-            }
-            None => false,
-        }
+    fn handle(&mut self, msg: SendToAgent, _: &mut Context<Self>) -> Option<String> {
+        let link = self.registry.link(&msg.agent_id)?;
+        link.handle.do_send(Outgoing(msg.message));
+        Some(link.conn_id.clone())
     }
 }
 
