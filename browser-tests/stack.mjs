@@ -70,7 +70,7 @@ export class Stack {
   }
 
   /** Control plane on a fresh database; the admin is logged in. */
-  async startControlPlane() {
+  async startControlPlane(env = {}) {
     const server = process.env.DATABASE_URL;
     if (!server) throw new Error('DATABASE_URL is not set: run the browser tests through scripts/test');
     const database = `browser_${process.pid}_${Date.now()}`;
@@ -85,6 +85,7 @@ export class Stack {
       LISTEN_ADDR: `127.0.0.1:${port}`,
       STREAMSPACE_ADMIN_PASSWORD: 'admin-password',
       STATIC_DIR: join(ROOT, 'static'),
+      ...env,
     });
     await until('the control plane', async () => (await fetch(`${this.base}/readyz`)).ok);
     this.admin = await this.login('admin', 'admin-password');
@@ -122,6 +123,11 @@ export class Stack {
     const agent = this.agents[agentId];
     agent.child = this.run(`agent-${agentId}`, join(BIN, 'streamspace-k8s-agent'), agent.env);
     await until(`agent ${agentId} online`, async () => (await this.api(`/api/v1/agents/${agentId}`)).status === 'online');
+  }
+
+  /** Freezes (SIGSTOP) or thaws (SIGCONT) the agent process: alive, connected, silent. */
+  signalAgent(agentId, signal) {
+    this.agents[agentId].child.kill(signal);
   }
 
   /** Kills the agent process outright (no goodbye) and starts it again. */
