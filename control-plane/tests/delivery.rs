@@ -264,3 +264,51 @@ async fn a_control_plane_restart_loses_no_command() {
         .await;
     session_reaches(&server, id, "running").await;
 }
+
+#[actix_web::test]
+async fn sessions_an_agent_should_not_hold_are_deleted_when_it_reconnects() {
+    let (server, mut agent, token) = common::start_with_agent(&[("COMMAND_TIMEOUT", "1s")]).await;
+    let ended = running_session(&server, &mut agent).await;
+    agent.close().await;
+    agent_reaches(&server, "local-1", "warning").await;
+    // Deleted while the agent is away, and the deletion times out unconfirmed.
+    server
+        .delete(&format!("/api/v1/sessions/{ended}"), &server.admin)
+        .await;
+    session_reaches(&server, ended, "failed").await;
+
+    // The agent comes back still holding it, plus one nobody ever asked for.
+    let stranger = uuid::Uuid::new_v4();
+    let inventory = vec![
+        report(ended, AgentSessionState::Running),
+        report(stranger, AgentSessionState::Running),
+    ];
+    let mut agent = ScriptedAgent::connect(&server, "local-1", &token, inventory).await;
+    let mut deleted = Vec::new();
+    for _ in 0..2 {
+        let (command_id, command) = agent.recv_command().await;
+        let Command::DeleteSession {
+            session_id,
+            keep_home,
+        } = command
+        else {
+            panic!("expected delete_session, got {command:?}");
+        };
+        assert!(
+            keep_home,
+            "homes are kept: the ended session asked for one, the stranger is unknown"
+        );
+        agent
+            .send(&AgentMessage::Completed {
+                command_id,
+                result: serde_json::json!({}),
+            })
+            .await;
+        deleted.push(session_id);
+    }
+    deleted.sort();
+    let mut expected = vec![ended, stranger];
+    expected.sort();
+    assert_eq!(deleted, expected);
+    session_reaches(&server, ended, "terminated").await;
+}

@@ -189,22 +189,23 @@ pub struct MarkConnected {
 }
 
 impl Query for MarkConnected {
-    type Output = ();
-    fn run(self, conn: &mut PgConnection) -> Result<(), StoreError> {
-        let updated = diesel::update(agents::table.filter(agents::agent_id.eq(&self.agent_id)))
-            .set((
-                agents::status.eq(AgentStatus::Online.as_str()),
-                agents::websocket_conn_id.eq(&self.conn_id),
-                agents::platform.eq(&self.platform),
-                agents::region.eq(&self.region),
-                agents::capacity.eq(&self.capacity),
-                agents::last_heartbeat.eq(now),
-            ))
-            .execute(conn)?;
-        match updated {
-            0 => Err(StoreError::NotFound),
-            _ => Ok(()),
-        }
+    /// The database's time of the connection: the agent's inventory is as of then.
+    type Output = DateTime<Utc>;
+    fn run(self, conn: &mut PgConnection) -> Result<DateTime<Utc>, StoreError> {
+        let updated: Option<Option<DateTime<Utc>>> =
+            diesel::update(agents::table.filter(agents::agent_id.eq(&self.agent_id)))
+                .set((
+                    agents::status.eq(AgentStatus::Online.as_str()),
+                    agents::websocket_conn_id.eq(&self.conn_id),
+                    agents::platform.eq(&self.platform),
+                    agents::region.eq(&self.region),
+                    agents::capacity.eq(&self.capacity),
+                    agents::last_heartbeat.eq(now),
+                ))
+                .returning(agents::last_heartbeat)
+                .get_result(conn)
+                .optional()?;
+        updated.flatten().ok_or(StoreError::NotFound)
     }
 }
 

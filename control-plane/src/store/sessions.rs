@@ -379,36 +379,82 @@ fn reload(conn: &mut PgConnection, id: Uuid) -> Result<Session, StoreError> {
         .first(conn)?)
 }
 
-/// Reconciles the sessions placed on an agent with the inventory it reported in `hello`.
+/// Reconciles the sessions placed on an agent with the inventory it reported in `hello`, and
+/// asks it to delete what it holds but should not: sessions that ended while it was away
+/// (their `delete_session` timed out), belong to no one, or were never placed on it.
 pub struct ApplyInventory {
     /// The agent.
     pub agent_id: String,
     /// What it holds.
     pub inventory: Vec<SessionReport>,
+    /// When the agent said hello: sessions changed since are newer than its inventory.
+    pub as_of: DateTime<Utc>,
+    /// `COMMAND_TIMEOUT`, for the cleanup commands.
+    pub command_timeout: std::time::Duration,
+}
+
+/// What [`ApplyInventory`] did.
+#[derive(Debug, Default)]
+pub struct Reconciled {
+    /// Sessions whose state changed.
+    pub changes: Vec<(Uuid, SessionState)>,
+    /// `delete_session` commands for sessions the agent should not hold, to dispatch.
+    pub cleanup: Vec<CommandRow>,
 }
 
 impl Query for ApplyInventory {
-    /// The changes made.
-    type Output = Vec<(Uuid, SessionState)>;
-    fn run(self, conn: &mut PgConnection) -> Result<Vec<(Uuid, SessionState)>, StoreError> {
+    type Output = Reconciled;
+    fn run(self, conn: &mut PgConnection) -> Result<Reconciled, StoreError> {
         conn.transaction(|conn| {
-            let placed: Vec<(Uuid, String)> = sessions::table
+            let placed: Vec<(Uuid, String, DateTime<Utc>)> = sessions::table
                 .filter(sessions::agent_id.eq(&self.agent_id))
                 .filter(sessions::state.eq_any(active_states()))
-                .select((sessions::id, sessions::state))
+                .select((sessions::id, sessions::state, sessions::updated_at))
                 .for_update()
                 .load(conn)?;
-            let placed: Vec<(Uuid, SessionState)> = placed
-                .into_iter()
-                .filter_map(|(id, state)| state.parse().ok().map(|s| (id, s)))
+            // A session that changed after the hello (e.g. it became running through this very
+            // link) is newer than the inventory: judging it by the inventory would be wrong.
+            let comparable: Vec<(Uuid, SessionState)> = placed
+                .iter()
+                .filter(|(_, _, updated)| *updated <= self.as_of)
+                .filter_map(|(id, state, _)| state.parse().ok().map(|s| (*id, s)))
                 .collect();
-            let changes = lifecycle::reconcile(&placed, &self.inventory);
-            let mut applied = Vec::with_capacity(changes.len());
-            for (id, (state, reason)) in changes {
+            let mut reconciled = Reconciled::default();
+            for (id, (state, reason)) in lifecycle::reconcile(&comparable, &self.inventory) {
                 set_state(conn, id, state, reason)?;
-                applied.push((id, state));
+                reconciled.changes.push((id, state));
             }
-            Ok(applied)
+            let held: Vec<Uuid> = self
+                .inventory
+                .iter()
+                .map(|r| r.session_id)
+                .filter(|id| !placed.iter().any(|(p, _, _)| p == id))
+                .collect();
+            let known: Vec<(Uuid, bool)> = sessions::table
+                .filter(sessions::id.eq_any(&held))
+                .select((sessions::id, sessions::persistent_home))
+                .load(conn)?;
+            for id in held {
+                let row = known.iter().find(|(k, _)| *k == id);
+                // A session we know nothing about keeps its home: its data may matter.
+                let keep_home = row.is_none_or(|(_, persistent)| *persistent);
+                let message = ControlMessage::Command {
+                    command_id: Uuid::new_v4(),
+                    command: Command::DeleteSession {
+                        session_id: id,
+                        keep_home,
+                    },
+                };
+                let session = row.map(|(id, _)| *id);
+                reconciled.cleanup.push(insert_command(
+                    conn,
+                    &self.agent_id,
+                    session,
+                    &message,
+                    self.command_timeout,
+                )?);
+            }
+            Ok(reconciled)
         })
     }
 }

@@ -188,10 +188,13 @@ impl Handler<AgentHello> for Supervisor {
         };
         Box::pin(async move { store.run(mark).await }.into_actor(self).map(
             move |marked, this, ctx| {
-                if let Err(e) = marked {
-                    log::error!("agent {}: cannot record connection: {e}", hello.agent_id);
-                    return Err(format!("agent {} is not registered", hello.agent_id));
-                }
+                let as_of = match marked {
+                    Ok(as_of) => as_of,
+                    Err(e) => {
+                        log::error!("agent {}: cannot record connection: {e}", hello.agent_id);
+                        return Err(format!("agent {} is not registered", hello.agent_id));
+                    }
+                };
                 let link = Link {
                     conn_id: hello.conn_id.clone(),
                     credential_id: hello.credential_id,
@@ -220,7 +223,13 @@ impl Handler<AgentHello> for Supervisor {
                         "sessions": hello.sessions.len(),
                     }),
                 );
-                this.reconcile_and_redeliver(hello.agent_id, hello.conn_id, hello.sessions, ctx);
+                this.reconcile_and_redeliver(
+                    hello.agent_id,
+                    hello.conn_id,
+                    hello.sessions,
+                    as_of,
+                    ctx,
+                );
                 Ok(())
             },
         ))
@@ -234,15 +243,19 @@ impl Supervisor {
         agent_id: String,
         conn_id: String,
         sessions: Vec<SessionReport>,
+        as_of: chrono::DateTime<chrono::Utc>,
         ctx: &mut Context<Self>,
     ) {
         let store = self.store.clone();
         let id = agent_id.clone();
+        let command_timeout = self.timing.command_timeout;
         async move {
             let reconciled = store
                 .run(ApplyInventory {
                     agent_id: id.clone(),
                     inventory: sessions,
+                    as_of,
+                    command_timeout,
                 })
                 .await;
             let unfinished = store.run(UnfinishedCommands(Some(id))).await;
@@ -251,10 +264,18 @@ impl Supervisor {
         .into_actor(self)
         .map(move |(reconciled, unfinished), this, ctx| {
             match reconciled {
-                Ok(changes) if !changes.is_empty() => {
-                    log::info!("agent {agent_id}: reconciled sessions {changes:?}");
+                Ok(reconciled) => {
+                    if !reconciled.changes.is_empty() {
+                        log::info!("agent {agent_id}: reconciled sessions {:?}", reconciled.changes);
+                    }
+                    for command in reconciled.cleanup {
+                        log::warn!(
+                            "agent {agent_id} holds a session it should not; deleting it (command {})",
+                            command.command_id
+                        );
+                        this.track(command, ctx);
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => log::error!("agent {agent_id}: cannot reconcile sessions: {e}"),
             }
             match unfinished {
