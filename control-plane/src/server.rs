@@ -12,7 +12,7 @@ use crate::auth::{password, tokens::Keys};
 use crate::config::Config;
 use crate::http::AppState;
 use crate::metrics::Metrics;
-use crate::store::users::CreateFirstAdmin;
+use crate::store::users::{AnyUsers, CreateFirstAdmin};
 use crate::store::{self, PgPool, StoreHandle};
 
 /// Threads running store queries (diesel is blocking).
@@ -113,6 +113,14 @@ async fn first_admin(
     store: &StoreHandle,
     configured: Option<String>,
 ) -> Result<Option<String>, StartError> {
+    // Hashing is deliberately slow: skip it on every start but the first.
+    let has_users = store
+        .run(AnyUsers)
+        .await
+        .map_err(|e| StartError::Database(e.to_string()))?;
+    if has_users {
+        return Ok(None);
+    }
     let generated = configured.is_none();
     let password = configured.unwrap_or_else(password::generate);
     let to_hash = password.clone();

@@ -207,11 +207,9 @@ impl ControlPlaneLink {
                 self.linked.store(true, Ordering::Relaxed);
                 self.backoff.reset();
                 self.stream_window = stream_window;
-                let every = Duration::from_millis(heartbeat_interval_ms.max(100));
-                let every = if heartbeat_interval_ms == 0 {
-                    DEFAULT_HEARTBEAT
-                } else {
-                    every
+                let every = match heartbeat_interval_ms {
+                    0 => DEFAULT_HEARTBEAT,
+                    ms => Duration::from_millis(ms.max(100)),
                 };
                 if let Some(handle) = self.heartbeat.take() {
                     ctx.cancel_future(handle);
@@ -301,11 +299,12 @@ impl ControlPlaneLink {
         self.commands.finish(command_id, answer);
     }
 
-    fn on_binary(&mut self, bytes: &[u8]) {
-        match Frame::decode(bytes) {
-            Ok(Frame::Data { stream_id, payload }) => match self.tunnels.get(&stream_id) {
+    fn on_binary(&mut self, bytes: bytes::Bytes) {
+        match Frame::decode(&bytes) {
+            Ok(Frame::Data { stream_id, .. }) => match self.tunnels.get(&stream_id) {
                 Some(tunnel) => {
-                    tunnel.do_send(tunnel::Data(bytes::Bytes::copy_from_slice(payload)))
+                    // A view of the received buffer: no copy on the data path.
+                    tunnel.do_send(tunnel::Data(bytes.slice(FRAME_HEADER_LEN..)))
                 }
                 None => log::debug!("data for unknown stream {stream_id} dropped"),
             },
@@ -386,7 +385,7 @@ impl StreamHandler<Incoming> for ControlPlaneLink {
                 Ok(message) => self.on_control(message, ctx),
                 Err(e) => log::warn!("unreadable message from the control plane: {e}"),
             },
-            Some(Ok(WsFrame::Binary(bytes))) => self.on_binary(&bytes),
+            Some(Ok(WsFrame::Binary(bytes))) => self.on_binary(bytes),
             Some(Ok(WsFrame::Ping(bytes))) => {
                 if let Some(sink) = &mut self.sink {
                     let _ = sink.write(WsMessage::Pong(bytes));

@@ -46,11 +46,7 @@ fn install_crypto() {
 
 /// Starts the real server in the current actix system and logs the admin in.
 pub async fn start(overrides: &[(&str, &str)]) -> TestServer {
-    install_crypto();
-    let db = TestDatabase::create();
-    let mut server = start_on(db, overrides).await;
-    server.admin = server.login("admin", ADMIN_PASSWORD).await;
-    server
+    start_on(TestDatabase::create(), overrides).await
 }
 
 /// Starts a server on an existing database (a restart).

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use streamspace_protocol::{FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD, MAX_TEXT_MESSAGE};
 
 use super::AppState;
-use super::caller::client_ip;
+use super::caller::{bearer, client_ip};
 use super::error::ApiError;
 use crate::actors::agent_connection::AgentConnection;
 use crate::auth::agent_token;
@@ -30,15 +30,9 @@ pub async fn connect(
     query: web::Query<ConnectQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let agent_id = query.into_inner().agent_id;
-    let token = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(|| {
-            ApiError::Unauthorized("missing Authorization: Bearer <agent token> header".into())
-        })?;
+    let token = bearer(&req).ok_or_else(|| {
+        ApiError::Unauthorized("missing Authorization: Bearer <agent token> header".into())
+    })?;
     let credential = state
         .store
         .run(AuthenticateAgent {

@@ -92,7 +92,7 @@ pub async fn register(
     validate::agent_id(&agent_id).map_err(ApiError::invalid)?;
     validate::platform(&platform).map_err(ApiError::invalid)?;
     let (minted, credential) = new_credential(&agent_id, &caller);
-    let agent = state
+    let (agent, credential) = state
         .store
         .run(RegisterAgent {
             agent_id: agent_id.clone(),
@@ -101,7 +101,6 @@ pub async fn register(
             credential,
         })
         .await?;
-    let credentials = state.store.run(ListCredentials(agent_id.clone())).await?;
     audit(
         &state,
         &caller,
@@ -118,7 +117,7 @@ pub async fn register(
     );
     Ok(HttpResponse::Created().json(serde_json::json!({
         "agent": agent,
-        "credential": shown_once(&credentials[0], &minted.token),
+        "credential": shown_once(&credential, &minted.token),
     })))
 }
 

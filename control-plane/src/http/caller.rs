@@ -46,7 +46,8 @@ pub fn client_ip(req: &HttpRequest) -> Option<String> {
     req.peer_addr().map(|a| a.ip().to_string())
 }
 
-fn bearer(req: &HttpRequest) -> Option<&str> {
+/// The token of an `Authorization: Bearer …` header.
+pub fn bearer(req: &HttpRequest) -> Option<&str> {
     req.headers()
         .get(actix_web::http::header::AUTHORIZATION)?
         .to_str()

@@ -5,7 +5,7 @@ use diesel::dsl::now;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::credentials::{NewCredential, insert_credential};
+use super::credentials::{Credential, NewCredential, insert_credential};
 use super::schema::{agents, sessions};
 use super::{Query, StoreError};
 use crate::model::{AgentStatus, SessionState};
@@ -75,8 +75,9 @@ pub struct RegisterAgent {
 }
 
 impl Query for RegisterAgent {
-    type Output = Agent;
-    fn run(self, conn: &mut PgConnection) -> Result<Agent, StoreError> {
+    /// The agent and its first credential.
+    type Output = (Agent, Credential);
+    fn run(self, conn: &mut PgConnection) -> Result<(Agent, Credential), StoreError> {
         conn.transaction(|conn| {
             let agent = diesel::insert_into(agents::table)
                 .values((
@@ -93,8 +94,8 @@ impl Query for RegisterAgent {
                     )),
                     other => other,
                 })?;
-            insert_credential(conn, &self.credential)?;
-            Ok(agent)
+            let credential = insert_credential(conn, &self.credential)?;
+            Ok((agent, credential))
         })
     }
 }

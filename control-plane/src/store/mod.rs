@@ -89,10 +89,7 @@ impl StoreHandle {
     }
 
     /// Runs a query and waits for its result.
-    pub async fn run<Q: Query>(&self, query: Q) -> Result<Q::Output, StoreError>
-    where
-        Q::Output: Send,
-    {
+    pub async fn run<Q: Query>(&self, query: Q) -> Result<Q::Output, StoreError> {
         self.addr
             .send(Run(query))
             .await

@@ -95,6 +95,16 @@ impl Query for CreateFirstAdmin {
     }
 }
 
+/// Whether any user exists (only the first start creates the admin).
+pub struct AnyUsers;
+
+impl Query for AnyUsers {
+    type Output = bool;
+    fn run(self, conn: &mut PgConnection) -> Result<bool, StoreError> {
+        Ok(diesel::select(diesel::dsl::exists(users::table.select(users::id))).get_result(conn)?)
+    }
+}
+
 /// Looks a user up by login name.
 pub struct UserByName(pub String);
 

@@ -110,16 +110,27 @@ async fn list(
     }))
 }
 
-async fn get(state: State, path: web::Path<(String, String, String)>) -> HttpResponse {
+/// Runs `op` on the named object of a known resource.
+fn on_object(
+    state: State,
+    path: web::Path<(String, String, String)>,
+    op: fn(&mut Cluster, &str, &str, &str) -> Result<Value, ApiFailure>,
+) -> HttpResponse {
     let (ns, resource, name) = path.into_inner();
     if let Err(f) = known(&resource) {
         return failure(f);
     }
-    let result = state
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&resource, &ns, &name);
+    let result = op(
+        &mut state.lock().unwrap_or_else(|e| e.into_inner()),
+        &resource,
+        &ns,
+        &name,
+    );
     respond(result, StatusCode::OK)
+}
+
+async fn get(state: State, path: web::Path<(String, String, String)>) -> HttpResponse {
+    on_object(state, path, Cluster::get)
 }
 
 async fn create(state: State, path: web::Path<(String, String)>, body: web::Bytes) -> HttpResponse {
@@ -181,13 +192,5 @@ async fn apply(
 }
 
 async fn delete(state: State, path: web::Path<(String, String, String)>) -> HttpResponse {
-    let (ns, resource, name) = path.into_inner();
-    if let Err(f) = known(&resource) {
-        return failure(f);
-    }
-    let result = state
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .delete(&resource, &ns, &name);
-    respond(result, StatusCode::OK)
+    on_object(state, path, Cluster::delete)
 }

@@ -8,6 +8,7 @@ use super::Supervisor;
 use super::commands::STREAM_COMMAND_TIMEOUT;
 use crate::actors::agent_connection::{AgentConnection, RegisterStream};
 use crate::actors::command::Waiter;
+use crate::actors::vnc_tunnel::StreamClosed;
 use crate::actors::vnc_tunnel::VncTunnel;
 use crate::store::commands::InsertCommand;
 
@@ -70,13 +71,21 @@ impl Supervisor {
             },
             timeout: STREAM_COMMAND_TIMEOUT,
         };
+        // Spawned, not awaited in the mailbox: every agent's traffic passes through here.
         async move { store.run(insert).await }
             .into_actor(self)
             .map(move |inserted, this, ctx| match inserted {
                 Ok(command) => this.track_notifying(command, waiter, ctx),
-                Err(e) => log::error!("cannot persist a stream command: {e}"),
+                Err(e) => {
+                    log::error!("cannot persist a stream command: {e}");
+                    if let Some(Waiter::Stream(tunnel)) = waiter {
+                        tunnel.do_send(StreamClosed(format!(
+                            "the control plane cannot reach its database: {e}"
+                        )));
+                    }
+                }
             })
-            .wait(ctx);
+            .spawn(ctx);
     }
 }
 
