@@ -91,13 +91,21 @@ export class Stack {
     this.admin = await this.login('admin', 'admin-password');
   }
 
-  /** The Kubernetes API emulator (pods run real Xvnc); returns the kubeconfig path. */
-  async startKubeEmulator() {
-    const port = await freePort();
-    const kubeconfig = join(this.dir, 'kubeconfig');
-    this.run('kube-emulator', join(BIN, 'kube-emulator'), {}, [`127.0.0.1:${port}`, kubeconfig]);
-    await until('the Kubernetes API emulator', async () => (await fetch(`http://127.0.0.1:${port}/api/v1/namespaces/streamspace/pods`)).ok);
-    return kubeconfig;
+  /**
+   * A namespace on the real test cluster that scripts/test started (STREAMSPACE_TEST_KUBECONFIG),
+   * set up as the agent's Helm chart does, with a desktop bridge giving each session Pod a real
+   * Xvnc through kwok's port-forward. Returns the agent's kubeconfig (its ServiceAccount's
+   * token) and the namespace.
+   */
+  async startKubeNamespace() {
+    const admin = process.env.STREAMSPACE_TEST_KUBECONFIG;
+    if (!admin) throw new Error('STREAMSPACE_TEST_KUBECONFIG is not set: run the browser tests through scripts/test');
+    const namespace = `browser-${process.pid}`;
+    const kubeconfig = join(this.dir, 'agent-kubeconfig');
+    execFileSync(join(ROOT, 'scripts', 'kube-cluster'), ['agent-namespace', admin, namespace, kubeconfig]);
+    this.deleteNamespace = () => execFileSync(join(process.env.K8S_BIN, 'kubectl'), ['--kubeconfig', admin, 'delete', 'namespace', namespace, '--wait=false']);
+    this.run('kwok-desktops', join(BIN, 'kwok-desktops'), {}, [admin, namespace]);
+    return { kubeconfig, namespace };
   }
 
   /** Registers and starts an agent binary with the given extra environment. */
@@ -171,6 +179,7 @@ export class Stack {
       }
     }
     this.dropDatabase?.();
+    this.deleteNamespace?.();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

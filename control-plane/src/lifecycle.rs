@@ -102,7 +102,7 @@ pub fn reconcile(
             let change = match (state, report) {
                 (SessionState::Running | SessionState::Degraded, None) => Some((
                     SessionState::Lost,
-                    Some("the agent reconnected without this session".into()),
+                    Some("the agent no longer has this session".into()),
                 )),
                 (SessionState::Terminating, None) => Some((SessionState::Terminated, None)),
                 (
@@ -202,7 +202,7 @@ mod tests {
                     gone,
                     (
                         SessionState::Lost,
-                        Some("the agent reconnected without this session".into())
+                        Some("the agent no longer has this session".into())
                     )
                 ),
                 (deleting, (SessionState::Terminated, None)),

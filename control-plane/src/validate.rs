@@ -1,6 +1,7 @@
 //! Input checks shared by the API handlers. Each returns a message naming the field.
 
-/// Login names: lowercase, digits, `.`, `_`, `-`; like the `users` CHECK constraint.
+/// Login names: lowercase, digits, `.`, `_`, `-`; like the `users` CHECK constraint, and a
+/// valid Kubernetes label value (session objects carry the user's name as a label).
 pub fn username(value: &str) -> Result<(), String> {
     let ok = (1..=63).contains(&value.len())
         && value
@@ -9,13 +10,18 @@ pub fn username(value: &str) -> Result<(), String> {
             .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && value
             .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && value
+            .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
     ok.then_some(()).ok_or_else(|| {
-        format!("username: {value:?} must be 1-63 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit")
+        format!("username: {value:?} must be 1-63 characters of a-z, 0-9, '.', '_' or '-', starting and ending with a letter or digit")
     })
 }
 
-/// Agent names: letters, digits, `.`, `_`, `-`.
+/// Agent names: letters, digits, `.`, `_`, `-`, and a valid Kubernetes label value (the
+/// agent labels its session objects with it and selects them by it).
 pub fn agent_id(value: &str) -> Result<(), String> {
     let ok = (1..=63).contains(&value.len())
         && value
@@ -24,9 +30,13 @@ pub fn agent_id(value: &str) -> Result<(), String> {
             .is_some_and(|b| b.is_ascii_alphanumeric())
         && value
             .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && value
+            .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     ok.then_some(()).ok_or_else(|| {
-        format!("agent_id: {value:?} must be 1-63 characters of letters, digits, '.', '_' or '-', starting with a letter or digit")
+        format!("agent_id: {value:?} must be 1-63 characters of letters, digits, '.', '_' or '-', starting and ending with a letter or digit")
     })
 }
 
@@ -103,6 +113,12 @@ mod tests {
         assert!(username("alice.smith-2").is_ok());
         assert!(username("Alice").is_err());
         assert!(username("").is_err());
+        // Kubernetes label values end with a letter or digit.
+        for bad in ["qa-", "qa.", "qa_"] {
+            assert!(username(bad).is_err(), "{bad}");
+            assert!(agent_id(bad).is_err(), "{bad}");
+        }
+        assert!(username("a").is_ok() && agent_id("a").is_ok());
         assert!(agent_id("K8s_eu-1").is_ok());
         assert!(agent_id("a/b").is_err());
         assert!(template_name("xfce-desktop").is_ok());

@@ -118,6 +118,7 @@ async fn an_incompatible_protocol_version_is_refused_naming_the_compatible_ones(
             memory: None,
         },
         sessions: vec![],
+        inventory_error: None,
     };
     agent.send(&hello).await;
     let reason = agent.closed().await.unwrap().description.unwrap();

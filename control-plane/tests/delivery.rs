@@ -203,10 +203,7 @@ async fn a_killed_agent_goes_warning_then_offline_and_its_sessions_degrade_until
     agent_reaches(&server, "local-1", "online").await;
     session_reaches(&server, kept, "running").await;
     let lost = session_reaches(&server, gone, "lost").await;
-    assert_eq!(
-        lost["state_reason"],
-        "the agent reconnected without this session"
-    );
+    assert_eq!(lost["state_reason"], "the agent no longer has this session");
 }
 
 #[actix_web::test]

@@ -7,7 +7,7 @@ use thiserror::Error;
 /// Where sessions run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Platform {
-    /// Pods, Services and PVCs in a Kubernetes namespace.
+    /// Pods and PVCs in a Kubernetes namespace.
     Kubernetes,
     /// Xvnc and a desktop program as processes on this host.
     Local,
@@ -61,6 +61,9 @@ pub struct Config {
     pub run_as_user: i64,
     /// `SESSION_READY_TIMEOUT` (kubernetes, default `5m`): how long a Pod may take to be Ready.
     pub ready_timeout: std::time::Duration,
+    /// `RECONCILE_INTERVAL` (default `60s`): how often the agent reports every session it
+    /// holds, so the control plane notices sessions gone or left over without a reconnect.
+    pub reconcile_interval: std::time::Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -118,15 +121,18 @@ impl Config {
         };
         let agent_id =
             get("AGENT_ID").ok_or_else(|| error("AGENT_ID", "is required but not set"))?;
-        if !agent_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-            || agent_id.len() > 63
-        {
+        // A Kubernetes label value: session objects are labelled and selected by it.
+        let label_value = agent_id.len() <= 63
+            && agent_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            && agent_id.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && agent_id.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !label_value {
             return Err(error(
                 "AGENT_ID",
                 format!(
-                    "{agent_id:?} may only hold letters, digits, '.', '_' and '-' (at most 63)"
+                    "{agent_id:?} may only hold letters, digits, '.', '_' and '-' (at most 63), starting and ending with a letter or digit"
                 ),
             ));
         }
@@ -222,7 +228,17 @@ impl Config {
                 )
             })?,
         };
+        let reconcile_interval = match get("RECONCILE_INTERVAL") {
+            None => std::time::Duration::from_secs(60),
+            Some(v) => parse_duration(&v).ok_or_else(|| {
+                error(
+                    "RECONCILE_INTERVAL",
+                    format!("{v:?} is not a duration like 30s or 5m"),
+                )
+            })?,
+        };
         Ok(Config {
+            reconcile_interval,
             home_size: quantity("HOME_SIZE", "5Gi")?,
             storage_class: get("STORAGE_CLASS"),
             shm_size: quantity("SHM_SIZE", "1Gi")?,
@@ -295,7 +311,12 @@ mod tests {
             (
                 "AGENT_ID",
                 "a b",
-                "AGENT_ID: \"a b\" may only hold letters, digits, '.', '_' and '-' (at most 63)",
+                "AGENT_ID: \"a b\" may only hold letters, digits, '.', '_' and '-' (at most 63), starting and ending with a letter or digit",
+            ),
+            (
+                "AGENT_ID",
+                "qa-",
+                "AGENT_ID: \"qa-\" may only hold letters, digits, '.', '_' and '-' (at most 63), starting and ending with a letter or digit",
             ),
             (
                 "CONTROL_PLANE_URL",

@@ -54,6 +54,9 @@ pub struct Shutdown;
 /// A frame from the connection of generation `.0`; `None` once that connection ended.
 struct Incoming(u64, Option<Result<WsFrame, WsProtocolError>>);
 
+/// The runtime saw a session change behind the agent's back.
+struct RuntimeChanged;
+
 /// The actor.
 pub struct ControlPlaneLink {
     config: Arc<Config>,
@@ -63,8 +66,10 @@ pub struct ControlPlaneLink {
     generation: u64,
     backoff: Backoff,
     heartbeat: Option<SpawnHandle>,
+    reconcile: Option<SpawnHandle>,
     commands: CommandBook,
-    tunnels: HashMap<StreamId, Addr<Tunnel>>,
+    /// Open VNC streams and the session each belongs to.
+    tunnels: HashMap<StreamId, (Uuid, Addr<Tunnel>)>,
     stream_window: u32,
     shutting_down: bool,
     /// Fired when the link is down after a shutdown began.
@@ -82,6 +87,7 @@ impl ControlPlaneLink {
             generation: 0,
             backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(30)),
             heartbeat: None,
+            reconcile: None,
             commands: CommandBook::default(),
             tunnels: HashMap::new(),
             stream_window: streamspace_protocol::DEFAULT_STREAM_WINDOW,
@@ -110,18 +116,28 @@ impl ControlPlaneLink {
             request = request.bearer_auth(token);
         }
         let runtime = self.runtime.clone();
+        let control_plane = self.config.control_plane_url.clone();
         async move {
-            let (_, framed) = request.connect().await.map_err(|e| e.to_string())?;
-            // The inventory goes in hello, so the control plane can reconcile at once.
-            let sessions = runtime
-                .list()
+            // The inventory goes in hello, so the control plane can reconcile at once. It is
+            // read before dialling, so a slow runtime cannot run past the hello deadline.
+            // A runtime that cannot list (e.g. no permission in its namespace) does not keep
+            // the agent offline: the hello says why, and sessions fail with the reason.
+            let (sessions, inventory_error) = match runtime.list().await {
+                Ok(sessions) => (sessions, None),
+                Err(e) => {
+                    log::warn!("cannot list this agent's sessions: {e}");
+                    (Vec::new(), Some(e.to_string()))
+                }
+            };
+            let (_, framed) = request
+                .connect()
                 .await
-                .map_err(|e| format!("cannot list sessions: {e}"))?;
-            Ok::<_, String>((framed, sessions))
+                .map_err(|e| format!("cannot reach the control plane at {control_plane}: {e}"))?;
+            Ok::<_, String>((framed, sessions, inventory_error))
         }
         .into_actor(self)
         .map(|result, this, ctx| match result {
-            Ok((framed, sessions)) => {
+            Ok((framed, sessions, inventory_error)) => {
                 this.generation += 1;
                 let generation = this.generation;
                 let (sink, stream) = framed.split();
@@ -144,14 +160,12 @@ impl ControlPlaneLink {
                         memory: None,
                     },
                     sessions,
+                    inventory_error,
                 };
                 this.send(&hello);
             }
             Err(e) => {
-                log::warn!(
-                    "cannot reach the control plane at {}: {e}",
-                    this.config.control_plane_url
-                );
+                log::warn!("{e}");
                 this.retry(ctx);
             }
         })
@@ -170,11 +184,14 @@ impl ControlPlaneLink {
     fn disconnected(&mut self, ctx: &mut Context<Self>) {
         self.sink = None;
         self.linked.store(false, Ordering::Relaxed);
-        if let Some(handle) = self.heartbeat.take() {
+        for handle in [self.heartbeat.take(), self.reconcile.take()]
+            .into_iter()
+            .flatten()
+        {
             ctx.cancel_future(handle);
         }
         // The control plane's side of every stream died with the link.
-        for (_, tunnel) in self.tunnels.drain() {
+        for (_, (_, tunnel)) in self.tunnels.drain() {
             tunnel.do_send(tunnel::Close);
         }
         if self.shutting_down {
@@ -214,6 +231,14 @@ impl ControlPlaneLink {
                 if let Some(handle) = self.heartbeat.take() {
                     ctx.cancel_future(handle);
                 }
+                if let Some(handle) = self.reconcile.take() {
+                    ctx.cancel_future(handle);
+                }
+                self.reconcile = Some(
+                    ctx.run_interval(self.config.reconcile_interval, |this, ctx| {
+                        this.send_inventory(ctx)
+                    }),
+                );
                 self.heartbeat = Some(ctx.run_interval(every, |this, ctx| {
                     let runtime = this.runtime.clone();
                     async move { runtime.list().await.map(|s| s.len()).unwrap_or(0) }
@@ -234,6 +259,18 @@ impl ControlPlaneLink {
             }
             ControlMessage::Unknown => log::debug!("ignoring a control message of unknown type"),
         }
+    }
+
+    /// Reports every session the runtime holds, for the control plane to reconcile.
+    fn send_inventory(&mut self, ctx: &mut Context<Self>) {
+        let runtime = self.runtime.clone();
+        async move { runtime.inventory().await }
+            .into_actor(self)
+            .map(|listed, this, _| match listed {
+                Ok(sessions) => this.send(&AgentMessage::Inventory { sessions }),
+                Err(e) => log::warn!("cannot list this agent's sessions: {e}"),
+            })
+            .spawn(ctx);
     }
 
     fn on_command(&mut self, command_id: Uuid, command: Command, ctx: &mut Context<Self>) {
@@ -259,7 +296,9 @@ impl ControlPlaneLink {
                     .map(move |opened, this, ctx| match opened {
                         Ok(vnc) => {
                             let tunnel = Tunnel::new(stream_id, window, vnc, ctx.address()).start();
-                            if let Some(old) = this.tunnels.insert(stream_id, tunnel) {
+                            if let Some((_, old)) =
+                                this.tunnels.insert(stream_id, (session_id, tunnel))
+                            {
                                 old.do_send(tunnel::Close);
                             }
                             this.answer(
@@ -273,10 +312,29 @@ impl ControlPlaneLink {
             }
             Command::VncDisconnect { stream_id, reason } => {
                 log::info!("stream {stream_id} closed by the control plane: {reason}");
-                if let Some(tunnel) = self.tunnels.remove(&stream_id) {
+                if let Some((_, tunnel)) = self.tunnels.remove(&stream_id) {
                     tunnel.do_send(tunnel::Close);
                 }
                 self.answer(command_id, Ok(serde_json::json!({})));
+            }
+            Command::DeleteSession { session_id, .. } => {
+                // Its viewers end with the session, whatever the runtime does to the
+                // connection behind them.
+                let streams: Vec<StreamId> = self
+                    .tunnels
+                    .iter()
+                    .filter(|(_, (session, _))| *session == session_id)
+                    .map(|(stream_id, _)| *stream_id)
+                    .collect();
+                for stream_id in streams {
+                    if let Some((_, tunnel)) = self.tunnels.remove(&stream_id) {
+                        tunnel.do_send(tunnel::End("the session was deleted".into()));
+                    }
+                }
+                async move { run(&runtime, command).await }
+                    .into_actor(self)
+                    .map(move |result, this, _| this.answer(command_id, result))
+                    .spawn(ctx);
             }
             other => {
                 async move { run(&runtime, other).await }
@@ -302,14 +360,14 @@ impl ControlPlaneLink {
     fn on_binary(&mut self, bytes: bytes::Bytes) {
         match Frame::decode(&bytes) {
             Ok(Frame::Data { stream_id, .. }) => match self.tunnels.get(&stream_id) {
-                Some(tunnel) => {
+                Some((_, tunnel)) => {
                     // A view of the received buffer: no copy on the data path.
                     tunnel.do_send(tunnel::Data(bytes.slice(FRAME_HEADER_LEN..)))
                 }
                 None => log::debug!("data for unknown stream {stream_id} dropped"),
             },
             Ok(Frame::Credit { stream_id, bytes }) => {
-                if let Some(tunnel) = self.tunnels.get(&stream_id) {
+                if let Some((_, tunnel)) = self.tunnels.get(&stream_id) {
                     tunnel.do_send(tunnel::Credit(bytes));
                 }
             }
@@ -368,7 +426,22 @@ impl Actor for ControlPlaneLink {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(changes) = self.runtime.changes() {
+            ctx.add_stream(changes.map(|()| RuntimeChanged));
+        }
         self.connect(ctx);
+    }
+}
+
+impl StreamHandler<RuntimeChanged> for ControlPlaneLink {
+    fn handle(&mut self, _: RuntimeChanged, ctx: &mut Context<Self>) {
+        if self.linked.load(Ordering::Relaxed) {
+            self.send_inventory(ctx);
+        }
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {
+        // The runtime stopped watching; the periodic inventory still reconciles.
     }
 }
 
@@ -458,7 +531,7 @@ impl Handler<Shutdown> for ControlPlaneLink {
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
         self.shutting_down = true;
-        for (stream_id, tunnel) in self.tunnels.drain() {
+        for (stream_id, (_, tunnel)) in self.tunnels.drain() {
             tunnel.do_send(tunnel::Close);
             let reason = "the agent is shutting down".to_owned();
             let message = AgentMessage::VncDisconnect { stream_id, reason };

@@ -31,10 +31,11 @@ pub struct Credit(pub u32);
 #[rtype(result = "()")]
 pub struct Close;
 
-/// The VNC side ended or failed: tell the control plane why, then stop.
+/// The VNC side ended or failed, or its session is gone: tell the control plane why, then
+/// stop.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Ended(String);
+pub struct End(pub String);
 
 /// Bytes were written to the VNC server.
 #[derive(Message)]
@@ -118,13 +119,12 @@ impl Actor for Tunnel {
                 let budget = 1 + extra;
                 let n = match read.read(&mut buf[..budget]).await {
                     Ok(0) => {
-                        reader_me.do_send(Ended("VNC server closed the connection".into()));
+                        reader_me.do_send(End("VNC server closed the connection".into()));
                         return;
                     }
                     Ok(n) => n,
                     Err(e) => {
-                        reader_me
-                            .do_send(Ended(format!("reading from the VNC server failed: {e}")));
+                        reader_me.do_send(End(format!("VNC connection failed: {e}")));
                         return;
                     }
                 };
@@ -143,7 +143,7 @@ impl Actor for Tunnel {
         self.tasks.push(tokio::spawn(async move {
             while let Some(bytes) = rx.recv().await {
                 if let Err(e) = write.write_all(&bytes).await {
-                    me.do_send(Ended(format!("writing to the VNC server failed: {e}")));
+                    me.do_send(End(format!("writing to the VNC server failed: {e}")));
                     return;
                 }
                 me.do_send(Drained(bytes.len()));
@@ -216,10 +216,10 @@ impl Handler<Close> for Tunnel {
     }
 }
 
-impl Handler<Ended> for Tunnel {
+impl Handler<End> for Tunnel {
     type Result = ();
 
-    fn handle(&mut self, Ended(reason): Ended, ctx: &mut Context<Self>) {
+    fn handle(&mut self, End(reason): End, ctx: &mut Context<Self>) {
         self.end(reason, ctx);
     }
 }

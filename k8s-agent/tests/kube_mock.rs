@@ -1,5 +1,6 @@
 //! The exact Kubernetes API calls of the runtime, against kube's `tower-test` mock service:
-//! methods, paths, field manager, content types, labels and selectors.
+//! methods, paths, field manager, content types, labels and selectors, and the watches that
+//! replace polling.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -137,6 +138,8 @@ fn assert_apply(call: &Call, path: &str) {
 
 fn ready_pod(body: &Value) -> Value {
     let mut pod = body.clone();
+    // Watch events carry the version the watch goes on from.
+    pod["metadata"]["resourceVersion"] = json!("11");
     pod["status"] = json!({"phase": "Running", "podIP": "10.0.0.7",
         "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}]});
     pod
@@ -145,10 +148,61 @@ fn ready_pod(body: &Value) -> Value {
 const NS: &str = "/api/v1/namespaces/streamspace";
 const NAME: &str = "ss-00000000-0000-0000-0000-000000001234";
 
+fn status_success() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})
+}
+
+/// Answers the LIST a watch starts with: the Pod found by its name's field selector.
+fn answer_list(call: Call, items: Vec<Value>) {
+    assert_eq!(
+        (call.method.clone(), call.path.as_str()),
+        (Method::GET, format!("{NS}/pods").as_str())
+    );
+    assert_eq!(
+        call.query.get("fieldSelector").map(String::as_str),
+        Some(format!("metadata.name%3D{NAME}").as_str()),
+        "watches select the one Pod by name"
+    );
+    assert!(!call.query.contains_key("watch"));
+    ok(
+        call.respond,
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "10"}, "items": items}),
+    );
+}
+
+/// Answers the WATCH that follows with these events, one JSON line each.
+fn answer_watch(call: Call, events: &[(&str, Value)]) {
+    assert_eq!(call.path, format!("{NS}/pods"));
+    assert_eq!(call.query.get("watch").map(String::as_str), Some("true"));
+    assert_eq!(
+        call.query.get("resourceVersion").map(String::as_str),
+        Some("10"),
+        "the watch continues from the list"
+    );
+    let mut body = Vec::new();
+    for (kind, object) in events {
+        serde_json::to_writer(&mut body, &json!({"type": kind, "object": object})).unwrap();
+        body.push(b'\n');
+    }
+    call.respond
+        .send_response(Response::builder().body(Body::from(body)).unwrap());
+}
+
 #[tokio::test]
-async fn create_applies_claim_service_and_pod_then_waits_for_ready() {
+async fn create_applies_claim_and_pod_then_watches_for_ready() {
     let (runtime, mut handle) = runtime();
     let create = tokio::spawn(async move { runtime.create(&spec(true)).await });
+
+    // Does the home exist already? (A failed start removes only what it created.)
+    let probe = next_call(&mut handle).await;
+    assert_eq!(
+        (probe.method.clone(), probe.path.clone()),
+        (
+            Method::GET,
+            format!("{NS}/persistentvolumeclaims/{NAME}-home")
+        )
+    );
+    not_found(probe.respond, NAME);
 
     let claim = next_call(&mut handle).await;
     assert_apply(&claim, &format!("{NS}/persistentvolumeclaims/{NAME}-home"));
@@ -161,56 +215,54 @@ async fn create_applies_claim_service_and_pod_then_waits_for_ready() {
     let body = claim.body.clone();
     ok(claim.respond, body);
 
-    let service = next_call(&mut handle).await;
-    assert_apply(&service, &format!("{NS}/services/{NAME}"));
-    assert_eq!(service.body["spec"]["type"], "ClusterIP");
-    assert_eq!(service.body["spec"]["ports"][0]["port"], 5900);
-    let body = service.body.clone();
-    ok(service.respond, body);
-
+    // No Service: VNC goes through the Pod's port-forward only.
     let pod = next_call(&mut handle).await;
     assert_apply(&pod, &format!("{NS}/pods/{NAME}"));
     assert_eq!(pod.body["spec"]["containers"][0]["image"], "example/xfce:1");
+    assert_eq!(pod.body["spec"]["automountServiceAccountToken"], false);
     let applied = pod.body.clone();
     ok(pod.respond, applied.clone());
 
-    // Not ready yet, then ready.
-    let get = next_call(&mut handle).await;
-    assert_eq!(
-        (get.method.clone(), get.path.as_str()),
-        (Method::GET, format!("{NS}/pods/{NAME}").as_str())
+    // Readiness by watch, not by polling: not ready in the list, ready in the watch.
+    answer_list(next_call(&mut handle).await, vec![applied.clone()]);
+    answer_watch(
+        next_call(&mut handle).await,
+        &[("MODIFIED", ready_pod(&applied))],
     );
-    ok(get.respond, applied.clone());
-    let get = next_call(&mut handle).await;
-    ok(get.respond, ready_pod(&applied));
 
     let report = create.await.unwrap().unwrap();
     assert_eq!(report.state, AgentSessionState::Running);
-    assert_eq!(report.vnc.unwrap().host, format!("{NAME}.streamspace.svc"));
+    assert_eq!(report.vnc.unwrap().host, format!("pod/{NAME}"));
 }
 
 #[tokio::test]
-async fn an_image_that_cannot_be_pulled_fails_the_creation_with_the_reason() {
+async fn an_image_that_cannot_be_pulled_fails_the_creation_with_the_reason_and_removes_the_pod() {
     let (runtime, mut handle) = runtime();
     let create = tokio::spawn(async move { runtime.create(&spec(false)).await });
-    for kind in ["services", "pods"] {
-        let call = next_call(&mut handle).await;
-        assert_eq!(
-            call.path,
-            format!("{NS}/{kind}/{NAME}"),
-            "no claim without a persistent home"
-        );
-        let body = call.body.clone();
-        ok(call.respond, body);
-    }
-    let get = next_call(&mut handle).await;
-    ok(
-        get.respond,
-        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": NAME}, "status": {"phase": "Pending",
+    let call = next_call(&mut handle).await;
+    assert_eq!(
+        call.path,
+        format!("{NS}/pods/{NAME}"),
+        "no claim without a persistent home"
+    );
+    let body = call.body.clone();
+    ok(call.respond, body);
+    answer_list(
+        next_call(&mut handle).await,
+        vec![
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": NAME}, "status": {"phase": "Pending",
             "containerStatuses": [{"name": "desktop", "image": "example/xfce:1", "imageID": "", "ready": false,
                 "restartCount": 0, "state": {"waiting": {"reason": "ErrImagePull",
                 "message": "pull access denied for example/xfce"}}}]}}),
+        ],
     );
+    // What it applied goes again.
+    let delete = next_call(&mut handle).await;
+    assert_eq!(
+        (delete.method.clone(), delete.path.clone()),
+        (Method::DELETE, format!("{NS}/pods/{NAME}"))
+    );
+    ok(delete.respond, status_success());
     let err = create.await.unwrap().unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -222,21 +274,25 @@ async fn an_image_that_cannot_be_pulled_fails_the_creation_with_the_reason() {
 async fn an_unschedulable_pod_fails_at_the_deadline_saying_why() {
     let (runtime, mut handle) = runtime();
     let create = tokio::spawn(async move { runtime.create(&spec(false)).await });
-    for _ in 0..2 {
-        let call = next_call(&mut handle).await;
-        let body = call.body.clone();
-        ok(call.respond, body);
-    }
+    let call = next_call(&mut handle).await;
+    let body = call.body.clone();
+    ok(call.respond, body);
     let pending = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": NAME}, "status": {"phase": "Pending",
         "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
             "message": "0/3 nodes are available: 3 Insufficient memory."}]}});
-    let answer = tokio::spawn(async move {
-        while let Ok(Some((_, respond))) =
-            tokio::time::timeout(Duration::from_secs(5), handle.next_request()).await
-        {
-            ok(respond, pending.clone());
-        }
-    });
+    answer_list(next_call(&mut handle).await, vec![pending.clone()]);
+    // The watch stays open without news until the deadline.
+    let watch = next_call(&mut handle).await;
+    assert_eq!(watch.query.get("watch").map(String::as_str), Some("true"));
+    let get = next_call(&mut handle).await;
+    assert_eq!(
+        (get.method.clone(), get.path.clone()),
+        (Method::GET, format!("{NS}/pods/{NAME}"))
+    );
+    ok(get.respond, pending);
+    let delete = next_call(&mut handle).await;
+    assert_eq!(delete.method, Method::DELETE);
+    ok(delete.respond, status_success());
     let err = create.await.unwrap().unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -244,33 +300,36 @@ async fn an_unschedulable_pod_fails_at_the_deadline_saying_why() {
             "Pod {NAME} not ready within 2s: Unschedulable: 0/3 nodes are available: 3 Insufficient memory."
         )
     );
-    answer.abort();
+    drop(watch);
 }
 
 #[tokio::test]
-async fn delete_removes_pod_service_and_claim_and_ignores_missing_ones() {
+async fn delete_removes_the_pod_waits_until_it_is_gone_then_removes_the_claim() {
     let (runtime, mut handle) = runtime();
     let id = Uuid::from_u128(0x1234);
     let delete = tokio::spawn(async move { runtime.delete(id, false).await });
-    for (path, present) in [
-        (format!("{NS}/pods/{NAME}"), true),
-        (format!("{NS}/services/{NAME}"), false),
-        (format!("{NS}/persistentvolumeclaims/{NAME}-home"), true),
-    ] {
-        let call = next_call(&mut handle).await;
-        assert_eq!(
-            (call.method.clone(), call.path.clone()),
-            (Method::DELETE, path)
-        );
-        if present {
-            ok(
-                call.respond,
-                json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
-            );
-        } else {
-            not_found(call.respond, NAME);
-        }
-    }
+    let call = next_call(&mut handle).await;
+    assert_eq!(
+        (call.method.clone(), call.path.clone()),
+        (Method::DELETE, format!("{NS}/pods/{NAME}"))
+    );
+    // Deletion began: the Pod is still there, terminating.
+    ok(
+        call.respond,
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": NAME, "uid": "u-1",
+            "deletionTimestamp": "2026-11-27T00:00:00Z"}}),
+    );
+    // Gone by the time the watch lists it.
+    answer_list(next_call(&mut handle).await, vec![]);
+    let claim = next_call(&mut handle).await;
+    assert_eq!(
+        (claim.method.clone(), claim.path.clone()),
+        (
+            Method::DELETE,
+            format!("{NS}/persistentvolumeclaims/{NAME}-home")
+        )
+    );
+    not_found(claim.respond, NAME);
     delete.await.unwrap().unwrap();
 }
 
@@ -278,14 +337,9 @@ async fn delete_removes_pod_service_and_claim_and_ignores_missing_ones() {
 async fn delete_keeps_the_claim_when_asked() {
     let (runtime, mut handle) = runtime();
     let delete = tokio::spawn(async move { runtime.delete(Uuid::from_u128(0x1234), true).await });
-    for kind in ["pods", "services"] {
-        let call = next_call(&mut handle).await;
-        assert_eq!(call.path, format!("{NS}/{kind}/{NAME}"));
-        ok(
-            call.respond,
-            json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
-        );
-    }
+    let call = next_call(&mut handle).await;
+    assert_eq!(call.path, format!("{NS}/pods/{NAME}"));
+    not_found(call.respond, NAME);
     delete.await.unwrap().unwrap();
     // The runtime is gone now: the mock answers `None` once every call has been taken.
     let more = tokio::time::timeout(Duration::from_millis(200), handle.next_request()).await;

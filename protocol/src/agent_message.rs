@@ -24,6 +24,10 @@ pub enum AgentMessage {
         capacity: Capacity,
         /// The sessions it holds right now, so the control plane can reconcile.
         sessions: Vec<SessionReport>,
+        /// Why `sessions` could not be read (e.g. the runtime refused to list them): the
+        /// control plane then judges nothing by them. Since protocol 1.1.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inventory_error: Option<String>,
     },
     /// Sent every heartbeat interval.
     Heartbeat {
@@ -58,6 +62,13 @@ pub enum AgentMessage {
         /// Why.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
+    },
+    /// The sessions the agent holds now, sent periodically and whenever one changed behind
+    /// its back (e.g. its Pod was deleted by someone else), so the control plane reconciles
+    /// as it does on `hello`. Since protocol 1.1.
+    Inventory {
+        /// Every session the agent holds.
+        sessions: Vec<SessionReport>,
     },
     /// The agent closed a VNC stream (the desktop went away, the port-forward failed).
     VncDisconnect {

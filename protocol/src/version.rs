@@ -5,7 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion { major: 1, minor: 0 };
+pub const PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion { major: 1, minor: 1 };
 
 /// A protocol version, written `"MAJOR.MINOR"` on the wire.
 ///
@@ -91,7 +91,7 @@ mod tests {
 
     #[test]
     fn same_major_is_compatible_whatever_the_minor() {
-        let ours = ProtocolVersion { major: 1, minor: 0 };
+        let ours = ProtocolVersion { major: 1, minor: 1 };
         assert!(
             ours.check_compatible(ProtocolVersion { major: 1, minor: 7 })
                 .is_ok()

@@ -41,6 +41,7 @@ fn agent_samples() -> Vec<(&'static str, AgentMessage)> {
                     memory: Some("64Gi".into()),
                 },
                 sessions: vec![report()],
+                inventory_error: None,
             },
         ),
         (
@@ -73,6 +74,17 @@ fn agent_samples() -> Vec<(&'static str, AgentMessage)> {
                 session_id: SESSION,
                 state: AgentSessionState::Failed,
                 message: Some("desktop process exited with status 1".into()),
+            },
+        ),
+        (
+            "agent_inventory",
+            AgentMessage::Inventory {
+                sessions: vec![SessionReport {
+                    session_id: SESSION,
+                    state: AgentSessionState::Running,
+                    vnc: None,
+                    message: None,
+                }],
             },
         ),
         (

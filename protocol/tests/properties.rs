@@ -68,6 +68,7 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
                             memory: cap.2,
                         },
                         sessions,
+                        inventory_error: None,
                     }
                 }
             ),

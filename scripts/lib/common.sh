@@ -22,7 +22,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Debian packages the tests and the demo use, installed only when missing.
 DEB_PACKAGES=(postgresql libpq-dev tigervnc-standalone-server tigervnc-tools xterm x11-apps
-    chromium fonts-dejavu-core python3-venv)
+    chromium fonts-dejavu-core openssl curl)
 
 ensure_packages() {
     local missing=() pkg
@@ -89,16 +89,20 @@ start_postgres() {
     log "postgres on 127.0.0.1:$port"
 }
 
-# kubernetes-validate (PyPI) checks rendered objects against the official schemas. It lives in
-# a virtualenv under target/, so the system Python stays untouched.
-KUBERNETES_VALIDATE_VERSION=1.37.0
-
-ensure_kubernetes_validate() {
-    local venv="$ROOT/target/kubernetes-validate"
-    if ! "$venv/bin/kubernetes-validate" --version 2>/dev/null | grep -q "$KUBERNETES_VALIDATE_VERSION"; then
-        log "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION"
-        python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
-    fi
-    KUBERNETES_VALIDATE="$venv/bin/kubernetes-validate"
+# A real Kubernetes control plane (built from Go modules on first use, see
+# scripts/kube-cluster) for the whole run; exports KUBE_CLUSTER_DIR, K8S_BIN and
+# STREAMSPACE_TEST_KUBECONFIG, the cluster admin's kubeconfig. Returns non-zero, having said
+# why, when it cannot be had (no Go, or a failed start).
+start_kube_cluster() {
+    source "$ROOT/scripts/lib/kubernetes.sh"
+    k8s_ensure_built || return 1
+    KUBE_CLUSTER_DIR="$(mktemp -d /tmp/streamspace-kube.XXXXXX)"
+    "$ROOT/scripts/kube-cluster" up "$KUBE_CLUSTER_DIR/cluster" "$$" &
+    local pid=$!
+    on_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf $KUBE_CLUSTER_DIR"
+    while [ ! -f "$KUBE_CLUSTER_DIR/cluster/ready" ]; do
+        kill -0 "$pid" 2>/dev/null || { echo "error: the Kubernetes test cluster did not start" >&2; return 1; }
+        sleep 0.2
+    done
+    export K8S_BIN STREAMSPACE_TEST_KUBECONFIG="$KUBE_CLUSTER_DIR/cluster/kubeconfig"
 }

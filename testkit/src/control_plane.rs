@@ -312,6 +312,7 @@ impl ScriptedAgent {
                 memory: None,
             },
             sessions,
+            inventory_error: None,
         };
         self.send(&hello).await;
     }

@@ -2,7 +2,8 @@
 
 pub mod control_plane;
 mod database;
-pub mod kube_emulator;
+pub mod kube_cluster;
+pub mod kwok_desktops;
 pub mod rfb;
 pub mod xvnc;
 

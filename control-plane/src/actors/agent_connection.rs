@@ -186,6 +186,7 @@ impl AgentConnection {
                     region,
                     capacity,
                     sessions,
+                    inventory_error,
                 },
             ) => {
                 if let Err(e) = PROTOCOL_VERSION.check_compatible(protocol_version) {
@@ -215,7 +216,12 @@ impl AgentConnection {
                     platform,
                     region,
                     capacity,
-                    sessions,
+                    // An agent that could not list its sessions says why; its empty list
+                    // must not make every session it holds look lost.
+                    sessions: match inventory_error {
+                        None => Ok(sessions),
+                        Some(why) => Err(why),
+                    },
                     addr: ctx.address(),
                 };
                 // Hold further messages until the Supervisor has registered us, so nothing

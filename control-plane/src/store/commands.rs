@@ -283,6 +283,23 @@ fn apply_to_session(
     Ok(Some(state))
 }
 
+/// Which of `sessions` already have an unfinished `delete_session` on `agent_id`, so a
+/// reconciliation does not ask twice.
+pub(super) fn deletions_in_flight(
+    conn: &mut PgConnection,
+    agent_id: &str,
+    sessions: &[Uuid],
+) -> Result<Vec<Uuid>, StoreError> {
+    let ids: Vec<Option<Uuid>> = agent_commands::table
+        .filter(agent_commands::agent_id.eq(agent_id))
+        .filter(agent_commands::session_id.eq_any(sessions))
+        .filter(agent_commands::command_type.eq("delete_session"))
+        .filter(agent_commands::status.eq_any(statuses(CommandStatus::UNFINISHED)))
+        .select(agent_commands::session_id)
+        .load(conn)?;
+    Ok(ids.into_iter().flatten().collect())
+}
+
 /// Commands not yet finished, oldest first; for one agent or all.
 pub struct UnfinishedCommands(pub Option<String>);
 

@@ -4,10 +4,12 @@ use chrono::{DateTime, Utc};
 use diesel::dsl::{count_star, now};
 use diesel::prelude::*;
 use serde::Serialize;
-use streamspace_protocol::{Command, ControlMessage, SessionReport, SessionSpec};
+use streamspace_protocol::{
+    AgentSessionState, Command, ControlMessage, SessionReport, SessionSpec,
+};
 use uuid::Uuid;
 
-use super::commands::{CommandRow, insert_command};
+use super::commands::{CommandRow, deletions_in_flight, insert_command};
 use super::schema::{agents, sessions, users};
 use super::{Query, StoreError};
 use crate::lifecycle;
@@ -337,7 +339,11 @@ impl Query for DeleteSession {
                 .first(conn)?;
             let state = session.state();
             let agent_id = match (&session.agent_id, state) {
-                (_, s) if s.is_final() => return Ok(Deletion::Finished(Box::new(session))),
+                // A failed or lost session may still hold objects on its agent (a Pod that
+                // never got ready, a claim): the agent is asked to remove them too.
+                (_, SessionState::Terminated) | (None, _) if state.is_final() => {
+                    return Ok(Deletion::Finished(Box::new(session)));
+                }
                 (None, _) => {
                     set_state(
                         conn,
@@ -379,9 +385,10 @@ fn reload(conn: &mut PgConnection, id: Uuid) -> Result<Session, StoreError> {
         .first(conn)?)
 }
 
-/// Reconciles the sessions placed on an agent with the inventory it reported in `hello`, and
-/// asks it to delete what it holds but should not: sessions that ended while it was away
-/// (their `delete_session` timed out), belong to no one, or were never placed on it.
+/// Reconciles the sessions placed on an agent with the inventory it reported (`hello` or
+/// `inventory`), and asks it to delete what it holds but should not: sessions that ended
+/// while it was away (their `delete_session` timed out), belong to no one, or were never
+/// placed on it.
 pub struct ApplyInventory {
     /// The agent.
     pub agent_id: String,
@@ -434,7 +441,23 @@ impl Query for ApplyInventory {
                 .filter(sessions::id.eq_any(&held))
                 .select((sessions::id, sessions::persistent_home))
                 .load(conn)?;
-            for id in held {
+            let deleting = deletions_in_flight(conn, &self.agent_id, &held)?;
+            // A session of ours in transition on the agent (a command still creating or
+            // deleting it) is judged by a later report, not cleaned up under that command.
+            let in_transition = |id: &Uuid| {
+                known.iter().any(|(k, _)| k == id)
+                    && self.inventory.iter().any(|r| {
+                        r.session_id == *id
+                            && matches!(
+                                r.state,
+                                AgentSessionState::Starting | AgentSessionState::Stopping
+                            )
+                    })
+            };
+            for id in held
+                .into_iter()
+                .filter(|id| !deleting.contains(id) && !in_transition(id))
+            {
                 let row = known.iter().find(|(k, _)| *k == id);
                 // A session we know nothing about keeps its home: its data may matter.
                 let keep_home = row.is_none_or(|(_, persistent)| *persistent);

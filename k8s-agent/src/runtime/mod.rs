@@ -30,7 +30,7 @@ pub enum RuntimeError {
 pub enum Runtime {
     /// Xvnc and a desktop program as local processes.
     Local(local::LocalRuntime),
-    /// Pods, Services and PVCs.
+    /// Pods and PVCs.
     Kubernetes(kubernetes::KubeRuntime),
 }
 
@@ -61,6 +61,16 @@ impl Runtime {
         }
     }
 
+    /// What the periodic and event-driven reports send: every session held, those a command
+    /// is creating or deleting right now as starting or stopping (their answers settle them;
+    /// a report taken mid-way must not race them).
+    pub async fn inventory(&self) -> Result<Vec<SessionReport>, RuntimeError> {
+        match self {
+            Runtime::Local(r) => r.list().await,
+            Runtime::Kubernetes(r) => r.inventory().await,
+        }
+    }
+
     /// One session.
     pub async fn get(&self, id: Uuid) -> Result<SessionReport, RuntimeError> {
         self.list()
@@ -75,6 +85,16 @@ impl Runtime {
         match self {
             Runtime::Local(r) => Ok(Box::new(r.open_vnc(id).await?)),
             Runtime::Kubernetes(r) => Ok(Box::new(r.open_vnc(id).await?)),
+        }
+    }
+
+    /// Fires whenever a session changed behind the agent's back (deleted or failed by someone
+    /// else), so the link can send a fresh inventory at once; `None` for runtimes whose
+    /// sessions only change through the agent.
+    pub fn changes(&self) -> Option<futures_util::stream::BoxStream<'static, ()>> {
+        match self {
+            Runtime::Local(_) => None,
+            Runtime::Kubernetes(r) => Some(r.changes()),
         }
     }
 

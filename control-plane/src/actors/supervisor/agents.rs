@@ -14,10 +14,11 @@ use super::registry::Link;
 use crate::actors::agent_connection::{AgentConnection, CloseLink, Outgoing};
 use crate::actors::command::{AgentReply, Deliver};
 use crate::model::AgentStatus;
+use crate::store::StoreError;
 use crate::store::agents::{MarkConnected, RecordHeartbeat, SetAgentStatus};
 use crate::store::audit::{NewAuditEntry, Record};
 use crate::store::commands::{RecordReply, Reply, UnfinishedCommands};
-use crate::store::sessions::{ApplyInventory, ApplySessionStatus};
+use crate::store::sessions::{ApplyInventory, ApplySessionStatus, Reconciled};
 
 /// An authenticated connection said `hello`. Answered with `Err(reason)` to refuse it.
 #[derive(Message)]
@@ -35,8 +36,8 @@ pub struct AgentHello {
     pub region: Option<String>,
     /// Announced capacity.
     pub capacity: Capacity,
-    /// The sessions it holds.
-    pub sessions: Vec<SessionReport>,
+    /// The sessions it holds, or why the agent could not list them.
+    pub sessions: Result<Vec<SessionReport>, String>,
     /// The connection actor.
     pub addr: Addr<AgentConnection>,
 }
@@ -220,7 +221,8 @@ impl Handler<AgentHello> for Supervisor {
                     serde_json::json!({
                         "platform": hello.platform,
                         "region": hello.region,
-                        "sessions": hello.sessions.len(),
+                        "sessions": hello.sessions.as_ref().map_or(0, Vec::len),
+                        "inventory_error": hello.sessions.as_ref().err(),
                     }),
                 );
                 this.reconcile_and_redeliver(
@@ -237,46 +239,93 @@ impl Handler<AgentHello> for Supervisor {
 }
 
 impl Supervisor {
-    /// After `welcome`: reconcile the agent's inventory, then resend what it has not answered.
+    fn inventory_query(
+        &self,
+        agent_id: String,
+        sessions: Vec<SessionReport>,
+        as_of: chrono::DateTime<chrono::Utc>,
+    ) -> ApplyInventory {
+        ApplyInventory {
+            agent_id,
+            inventory: sessions,
+            as_of,
+            command_timeout: self.timing.command_timeout,
+        }
+    }
+
+    /// Dispatches the deletions a reconciliation asked for.
+    fn after_reconcile(
+        &mut self,
+        agent_id: &str,
+        reconciled: Result<Reconciled, StoreError>,
+        ctx: &mut Context<Self>,
+    ) {
+        match reconciled {
+            Ok(reconciled) => {
+                if !reconciled.changes.is_empty() {
+                    log::info!(
+                        "agent {agent_id}: reconciled sessions {:?}",
+                        reconciled.changes
+                    );
+                }
+                for command in reconciled.cleanup {
+                    log::warn!(
+                        "agent {agent_id} holds a session it should not; deleting it (command {})",
+                        command.command_id
+                    );
+                    self.track(command, ctx);
+                }
+            }
+            Err(e) => log::error!("agent {agent_id}: cannot reconcile sessions: {e}"),
+        }
+    }
+
+    /// An `inventory` message: reconcile as on `hello`, nothing to redeliver.
+    fn reconcile(
+        &mut self,
+        agent_id: String,
+        sessions: Vec<SessionReport>,
+        ctx: &mut Context<Self>,
+    ) {
+        let store = self.store.clone();
+        let query = self.inventory_query(agent_id.clone(), sessions, chrono::Utc::now());
+        async move { store.run(query).await }
+            .into_actor(self)
+            .map(move |reconciled, this, ctx| this.after_reconcile(&agent_id, reconciled, ctx))
+            .spawn(ctx);
+    }
+
+    /// After `welcome`: reconcile the agent's inventory (unless it could not list it), then
+    /// resend what it has not answered.
     fn reconcile_and_redeliver(
         &mut self,
         agent_id: String,
         conn_id: String,
-        sessions: Vec<SessionReport>,
+        sessions: Result<Vec<SessionReport>, String>,
         as_of: chrono::DateTime<chrono::Utc>,
         ctx: &mut Context<Self>,
     ) {
         let store = self.store.clone();
+        let query = match sessions {
+            Ok(sessions) => Some(self.inventory_query(agent_id.clone(), sessions, as_of)),
+            Err(why) => {
+                log::warn!("agent {agent_id} cannot list its sessions ({why}); not reconciling");
+                None
+            }
+        };
         let id = agent_id.clone();
-        let command_timeout = self.timing.command_timeout;
         async move {
-            let reconciled = store
-                .run(ApplyInventory {
-                    agent_id: id.clone(),
-                    inventory: sessions,
-                    as_of,
-                    command_timeout,
-                })
-                .await;
+            let reconciled = match query {
+                Some(query) => Some(store.run(query).await),
+                None => None,
+            };
             let unfinished = store.run(UnfinishedCommands(Some(id))).await;
             (reconciled, unfinished)
         }
         .into_actor(self)
         .map(move |(reconciled, unfinished), this, ctx| {
-            match reconciled {
-                Ok(reconciled) => {
-                    if !reconciled.changes.is_empty() {
-                        log::info!("agent {agent_id}: reconciled sessions {:?}", reconciled.changes);
-                    }
-                    for command in reconciled.cleanup {
-                        log::warn!(
-                            "agent {agent_id} holds a session it should not; deleting it (command {})",
-                            command.command_id
-                        );
-                        this.track(command, ctx);
-                    }
-                }
-                Err(e) => log::error!("agent {agent_id}: cannot reconcile sessions: {e}"),
+            if let Some(reconciled) = reconciled {
+                this.after_reconcile(&agent_id, reconciled, ctx);
             }
             match unfinished {
                 Ok(commands) => {
@@ -300,7 +349,7 @@ impl Supervisor {
 impl Handler<FromAgent> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: FromAgent, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: FromAgent, ctx: &mut Context<Self>) {
         if !self
             .registry
             .touch(&msg.agent_id, &msg.conn_id, Instant::now())
@@ -358,6 +407,9 @@ impl Handler<FromAgent> for Supervisor {
                         Err(e) => log::error!("session {session_id}: cannot apply status: {e}"),
                     }
                 });
+            }
+            AgentMessage::Inventory { sessions } => {
+                self.reconcile(agent_id, sessions, ctx);
             }
             AgentMessage::Goodbye { reason } => {
                 log::info!("agent {agent_id} says goodbye: {reason}");

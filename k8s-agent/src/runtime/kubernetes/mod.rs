@@ -1,38 +1,39 @@
-//! The `kubernetes` platform: each session is a Pod, a Service and (for a persistent home) a
-//! PersistentVolumeClaim, applied with server-side apply; VNC goes through the Pod's
-//! port-forward, so the agent needs no route to the Pod network.
+//! The `kubernetes` platform: each session is a Pod and (for a persistent home) a
+//! PersistentVolumeClaim, applied with server-side apply. There is no Service: VNC goes
+//! through the Pod's port-forward, so the agent needs no route to the Pod network and nothing
+//! else in the cluster can reach a desktop. Readiness and deletion are awaited with watches,
+//! and a watch on the agent's own Pods reports changes made behind its back.
 
 pub mod client;
+mod forwarded;
 pub mod objects;
+mod session_locks;
+mod status;
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use futures_util::stream::{BoxStream, StreamExt};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use streamspace_protocol::{AgentSessionState, SessionReport, SessionSpec, VncEndpoint};
 use uuid::Uuid;
 
+use self::forwarded::Forwarded;
 use self::objects::{Layout, SESSION_LABEL};
+use self::session_locks::SessionLocks;
+pub use self::status::{Starting, starting_state};
 use super::RuntimeError;
 
 /// Field manager of every server-side apply: conflicts name us.
 pub const FIELD_MANAGER: &str = "streamspace-agent";
 
-/// How often a starting Pod is looked at.
-const POLL: Duration = Duration::from_millis(250);
-
-/// Container states that will not fix themselves: fail at once instead of waiting.
-const FATAL_WAITING: &[&str] = &[
-    "ErrImagePull",
-    "ImagePullBackOff",
-    "InvalidImageName",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-    "CrashLoopBackOff",
-];
+/// How long a deleted Pod may take to go away (its grace period is 10 s).
+const DELETE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Settings of the Kubernetes runtime.
 #[derive(Debug, Clone)]
@@ -49,6 +50,8 @@ pub struct KubeSettings {
 pub struct KubeRuntime {
     client: Client,
     settings: KubeSettings,
+    /// Create and delete of one session never overlap.
+    locks: SessionLocks,
 }
 
 fn api_error(what: &str, e: kube::Error) -> RuntimeError {
@@ -67,7 +70,11 @@ fn is_not_found(e: &kube::Error) -> bool {
 impl KubeRuntime {
     /// A runtime talking to the cluster through `client`.
     pub fn new(client: Client, settings: KubeSettings) -> Self {
-        KubeRuntime { client, settings }
+        KubeRuntime {
+            client,
+            settings,
+            locks: SessionLocks::default(),
+        }
     }
 
     fn api<K>(&self) -> Api<K>
@@ -109,73 +116,154 @@ impl KubeRuntime {
     }
 
     /// See [`super::Runtime::create`]: applies the objects (idempotent by construction) and
-    /// waits for the Pod to be Ready.
+    /// waits for the Pod to be Ready. A session that cannot start leaves nothing behind but a
+    /// home claim that existed before.
     pub async fn create(&self, spec: &SessionSpec) -> Result<SessionReport, RuntimeError> {
+        let _serialized = self.locks.lock(spec.session_id).await;
         let layout = &self.settings.layout;
         let name = objects::session_name(spec.session_id);
+        let claim = objects::home_name(spec.session_id);
+        let mut keep_home = true;
         if spec.persistent_home {
-            self.apply(
-                &objects::home_claim(layout, spec),
-                &objects::home_name(spec.session_id),
-            )
-            .await?;
+            keep_home = self.exists::<PersistentVolumeClaim>(&claim).await?;
+            self.apply(&objects::home_claim(layout, spec), &claim)
+                .await?;
         }
-        self.apply(&objects::service(layout, spec), &name).await?;
-        self.apply(&objects::pod(layout, spec), &name).await?;
-        self.wait_ready(&name).await
+        let started = match self.apply(&objects::pod(layout, spec), &name).await {
+            Ok(()) => self.wait_ready(&name, spec.persistent_home).await,
+            Err(e) => Err(e),
+        };
+        if started.is_err()
+            && let Err(e) = self.remove(spec.session_id, keep_home).await
+        {
+            log::warn!(
+                "session {}: cleaning up after a failed start: {e}",
+                spec.session_id
+            );
+        }
+        started
     }
 
-    async fn wait_ready(&self, name: &str) -> Result<SessionReport, RuntimeError> {
-        let pods = self.api::<Pod>();
-        let deadline = tokio::time::Instant::now() + self.settings.ready_timeout;
-        loop {
-            let pod = pods
-                .get(name)
-                .await
-                .map_err(|e| api_error(&format!("reading Pod {name}"), e))?;
-            let waiting = match starting_state(&pod) {
-                Starting::Ready => return Ok(self.report(&pod)),
-                Starting::Failed(why) => {
-                    return Err(RuntimeError::Start(format!("Pod {name}: {why}")));
+    async fn exists<K>(&self, name: &str) -> Result<bool, RuntimeError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        match self.api::<K>().get(name).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(api_error(
+                &format!("reading {} {name}", K::kind(&K::DynamicType::default())),
+                e,
+            )),
+        }
+    }
+
+    /// Watches the Pod until it is Ready or cannot become Ready, within the deadline.
+    async fn wait_ready(&self, name: &str, home: bool) -> Result<SessionReport, RuntimeError> {
+        let settled = |pod: Option<&Pod>| {
+            pod.is_none_or(|pod| !matches!(starting_state(pod), Starting::Waiting(_)))
+        };
+        let timeout = self.settings.ready_timeout;
+        match tokio::time::timeout(timeout, await_condition(self.api(), name, settled)).await {
+            Ok(Ok(Some(pod))) => match starting_state(&pod) {
+                Starting::Ready => Ok(self.report(&pod)),
+                Starting::Failed(why) | Starting::Waiting(why) => {
+                    Err(RuntimeError::Start(format!("Pod {name}: {why}")))
                 }
-                Starting::Waiting(why) => why,
-            };
-            if tokio::time::Instant::now() >= deadline {
-                return Err(RuntimeError::Start(format!(
+            },
+            Ok(Ok(None)) => Err(RuntimeError::Start(format!(
+                "Pod {name} was deleted while it was starting"
+            ))),
+            Ok(Err(e)) => Err(RuntimeError::Other(format!("watching Pod {name}: {e}"))),
+            Err(_) => {
+                let mut waiting = match self.api::<Pod>().get(name).await {
+                    Ok(pod) => match starting_state(&pod) {
+                        Starting::Waiting(why) | Starting::Failed(why) => why,
+                        Starting::Ready => "it became Ready just too late".into(),
+                    },
+                    Err(e) => format!("cannot read it: {e}"),
+                };
+                if home && let Some(claim) = self.pending_claim(name).await {
+                    waiting = format!("{waiting}; {claim}");
+                }
+                Err(RuntimeError::Start(format!(
                     "Pod {name} not ready within {}s: {waiting}",
-                    self.settings.ready_timeout.as_secs()
-                )));
+                    timeout.as_secs()
+                )))
             }
-            tokio::time::sleep(POLL).await;
         }
     }
 
-    /// See [`super::Runtime::delete`]: the Pod, the Service and, unless `keep_home`, the claim.
+    /// Why the home claim of the Pod `name` is not bound, if it is not.
+    async fn pending_claim(&self, name: &str) -> Option<String> {
+        let claim_name = format!("{name}-home");
+        let claim = self
+            .api::<PersistentVolumeClaim>()
+            .get(&claim_name)
+            .await
+            .ok()?;
+        let phase = claim.status.as_ref()?.phase.clone()?;
+        (phase != "Bound").then(|| {
+            let class = claim
+                .spec
+                .as_ref()
+                .and_then(|s| s.storage_class_name.clone())
+                .map_or_else(
+                    || "the cluster's default storage class".to_owned(),
+                    |c| format!("storage class {c:?}"),
+                );
+            format!("its home volume claim {claim_name} is {phase} ({class}: does it exist, and can it provision volumes?)")
+        })
+    }
+
+    /// See [`super::Runtime::delete`]: the Pod (awaited until it is gone) and, unless
+    /// `keep_home`, the claim.
     pub async fn delete(&self, id: Uuid, keep_home: bool) -> Result<(), RuntimeError> {
+        let _serialized = self.locks.lock(id).await;
+        self.remove(id, keep_home).await
+    }
+
+    async fn remove(&self, id: Uuid, keep_home: bool) -> Result<(), RuntimeError> {
         let name = objects::session_name(id);
-        let params = DeleteParams::default();
-        fn ignore_missing<T>(
-            what: &str,
-            result: Result<T, kube::Error>,
-        ) -> Result<(), RuntimeError> {
-            match result {
-                Ok(_) => Ok(()),
-                Err(e) if is_not_found(&e) => Ok(()),
-                Err(e) => Err(api_error(&format!("deleting {what}"), e)),
+        let pods = self.api::<Pod>();
+        match pods.delete(&name, &DeleteParams::default()).await {
+            // Deletion began; the Pod goes once its containers stopped.
+            Ok(either) => {
+                if let Some(uid) = either.left().and_then(|pod| pod.uid()) {
+                    let gone = await_condition(pods, &name, conditions::is_deleted(&uid));
+                    match tokio::time::timeout(DELETE_TIMEOUT, gone).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => {
+                            return Err(RuntimeError::Other(format!(
+                                "watching Pod {name} go away: {e}"
+                            )));
+                        }
+                        Err(_) => {
+                            return Err(RuntimeError::Other(format!(
+                                "Pod {name} still exists {}s after it was deleted",
+                                DELETE_TIMEOUT.as_secs()
+                            )));
+                        }
+                    }
+                }
             }
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(api_error("deleting Pod", e)),
         }
-        ignore_missing("Pod", self.api::<Pod>().delete(&name, &params).await)?;
-        ignore_missing(
-            "Service",
-            self.api::<Service>().delete(&name, &params).await,
-        )?;
         if !keep_home {
-            let claim = objects::home_name(id);
             let claims = self.api::<PersistentVolumeClaim>();
-            ignore_missing(
-                "PersistentVolumeClaim",
-                claims.delete(&claim, &params).await,
-            )?;
+            match claims
+                .delete(&objects::home_name(id), &DeleteParams::default())
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(api_error("deleting PersistentVolumeClaim", e)),
+            }
         }
         Ok(())
     }
@@ -195,24 +283,67 @@ impl KubeRuntime {
             .collect())
     }
 
+    /// See [`super::Runtime::inventory`]: [`Self::list`], with the sessions a command is
+    /// creating or deleting right now reported as starting (or stopping): their command's
+    /// answer tells the outcome, and a report taken mid-way must not race it.
+    pub async fn inventory(&self) -> Result<Vec<SessionReport>, RuntimeError> {
+        let mut sessions = self.list().await?;
+        for session in &mut sessions {
+            if self.locks.busy(session.session_id) && session.state != AgentSessionState::Stopping {
+                session.state = AgentSessionState::Starting;
+                session.vnc = None;
+                session.message = Some("a command is working on it".into());
+            }
+        }
+        Ok(sessions)
+    }
+
+    /// See [`super::Runtime::changes`]: a watch on this agent's Pods that yields whenever one
+    /// is deleted or fails, whoever did it. Watch errors are retried with backoff.
+    pub fn changes(&self) -> BoxStream<'static, ()> {
+        let config =
+            watcher::Config::default().labels(&objects::agent_selector(&self.settings.layout));
+        watcher(self.api::<Pod>(), config)
+            .default_backoff()
+            .filter_map(|event| async move {
+                match event {
+                    Ok(watcher::Event::Delete(_)) => Some(()),
+                    Ok(watcher::Event::Apply(pod))
+                        if matches!(starting_state(&pod), Starting::Failed(_)) =>
+                    {
+                        Some(())
+                    }
+                    Ok(_) => None,
+                    Err(e) => {
+                        log::warn!("watching this agent's Pods: {e}");
+                        None
+                    }
+                }
+            })
+            .boxed()
+    }
+
     /// See [`super::Runtime::open_vnc`]: a port-forward to the Pod's VNC port.
-    pub async fn open_vnc(&self, id: Uuid) -> Result<tokio::io::DuplexStream, RuntimeError> {
+    pub async fn open_vnc(&self, id: Uuid) -> Result<Forwarded, RuntimeError> {
         let name = objects::session_name(id);
         let pod = match self.api::<Pod>().get(&name).await {
             Ok(pod) => pod,
             Err(e) if is_not_found(&e) => return Err(RuntimeError::NotFound(id)),
             Err(e) => return Err(api_error(&format!("reading Pod {name}"), e)),
         };
-        let port = vnc_port(&pod);
+        let port = status::vnc_port(&pod);
         let mut forwarder = self
             .api::<Pod>()
             .portforward(&name, &[port])
             .await
             .map_err(|e| api_error(&format!("port-forward to {name}:{port}"), e))?;
-        // The forwarder's task lives on detached; it ends when this stream is dropped.
-        forwarder.take_stream(port).ok_or_else(|| {
+        let stream = forwarder.take_stream(port).ok_or_else(|| {
             RuntimeError::Other(format!("port-forward to {name}:{port} gave no stream"))
-        })
+        })?;
+        let errors = forwarder.take_error(port);
+        // The forwarder's task lives on detached; it ends when the stream is dropped.
+        drop(forwarder);
+        Ok(Forwarded::new(stream, errors, format!("{name}:{port}")))
     }
 
     fn try_report(&self, pod: &Pod) -> Option<SessionReport> {
@@ -238,74 +369,12 @@ impl KubeRuntime {
         SessionReport {
             session_id,
             state,
+            // Reached through the Pod's port-forward, named by the Pod.
             vnc: (state == AgentSessionState::Running).then(|| VncEndpoint {
-                host: format!("{}.{}.svc", pod.name_any(), self.settings.layout.namespace),
-                port: vnc_port(pod),
+                host: format!("pod/{}", pod.name_any()),
+                port: status::vnc_port(pod),
             }),
             message,
         }
     }
-}
-
-/// Where a starting Pod stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Starting {
-    /// Ready condition true.
-    Ready,
-    /// Not yet; says what it waits for.
-    Waiting(String),
-    /// Will not become ready by itself; says why.
-    Failed(String),
-}
-
-/// Reads a Pod's status the way `kubectl describe` would summarise it.
-pub fn starting_state(pod: &Pod) -> Starting {
-    let Some(status) = &pod.status else {
-        return Starting::Waiting("no status yet".into());
-    };
-    let phase = status.phase.as_deref().unwrap_or("Pending");
-    if phase == "Failed" || phase == "Succeeded" {
-        let why = status
-            .message
-            .clone()
-            .or(status.reason.clone())
-            .unwrap_or_default();
-        return Starting::Failed(format!("Pod is {phase} {why}").trim().to_owned());
-    }
-    for container in status.container_statuses.iter().flatten() {
-        if let Some(waiting) = container.state.as_ref().and_then(|s| s.waiting.as_ref()) {
-            let reason = waiting.reason.clone().unwrap_or_default();
-            if FATAL_WAITING.contains(&reason.as_str()) {
-                let message = waiting.message.clone().unwrap_or_default();
-                return Starting::Failed(
-                    format!("{reason}: {message}")
-                        .trim_end_matches(": ")
-                        .to_owned(),
-                );
-            }
-        }
-    }
-    let conditions = status.conditions.iter().flatten();
-    let mut waiting = format!("phase {phase}");
-    for condition in conditions {
-        if condition.type_ == "Ready" && condition.status == "True" {
-            return Starting::Ready;
-        }
-        if condition.type_ == "PodScheduled" && condition.status == "False" {
-            let reason = condition.reason.clone().unwrap_or_default();
-            let message = condition.message.clone().unwrap_or_default();
-            waiting = format!("{reason}: {message}");
-        }
-    }
-    Starting::Waiting(waiting)
-}
-
-fn vnc_port(pod: &Pod) -> u16 {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.containers.first())
-        .and_then(|c| c.ports.as_ref())
-        .and_then(|ports| ports.iter().find(|p| p.name.as_deref() == Some("vnc")))
-        .and_then(|p| u16::try_from(p.container_port).ok())
-        .unwrap_or(5900)
 }

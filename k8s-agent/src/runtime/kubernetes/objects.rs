@@ -1,14 +1,15 @@
 //! The Kubernetes objects of one session, as plain builders: a Pod running the template's
-//! image with its VNC port, a ClusterIP Service in front of it, and a PersistentVolumeClaim
-//! for the home directory. `streamspace-k8s-agent render` prints them for schema checks.
+//! image with its VNC port, and a PersistentVolumeClaim for the home directory. No Service:
+//! the agent reaches VNC through the Pod's port-forward, and nothing else should reach it.
+//! `streamspace-k8s-agent render` prints them for review and `kubectl apply --dry-run`.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec,
-    Probe, ResourceRequirements, SeccompProfile, SecurityContext, Service, ServicePort,
-    ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
+    Probe, ResourceRequirements, SeccompProfile, SecurityContext, TCPSocketAction, Volume,
+    VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -44,7 +45,7 @@ pub struct Layout {
     pub run_as_user: i64,
 }
 
-/// Object name of a session's Pod and Service.
+/// Object name of a session's Pod.
 pub fn session_name(id: Uuid) -> String {
     format!("ss-{id}")
 }
@@ -208,29 +209,6 @@ pub fn pod(layout: &Layout, spec: &SessionSpec) -> Pod {
             }],
             volumes: Some(vec![home, shm]),
             ..PodSpec::default()
-        }),
-        status: None,
-    }
-}
-
-/// The ClusterIP Service in front of the Pod's VNC port.
-pub fn service(layout: &Layout, spec: &SessionSpec) -> Service {
-    Service {
-        metadata: meta(layout, spec, session_name(spec.session_id)),
-        spec: Some(ServiceSpec {
-            type_: Some("ClusterIP".into()),
-            selector: Some(BTreeMap::from([(
-                SESSION_LABEL.to_owned(),
-                spec.session_id.to_string(),
-            )])),
-            ports: Some(vec![ServicePort {
-                name: Some("vnc".into()),
-                port: i32::from(spec.template.vnc_port),
-                target_port: Some(IntOrString::String("vnc".into())),
-                protocol: Some("TCP".into()),
-                ..ServicePort::default()
-            }]),
-            ..ServiceSpec::default()
         }),
         status: None,
     }

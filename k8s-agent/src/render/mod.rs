@@ -1,6 +1,8 @@
 //! `streamspace-k8s-agent render`: prints the Kubernetes objects the agent would apply for a
-//! session, as JSON documents separated by `---`, so they can be checked against the
-//! official schemas (`kubernetes-validate`) or reviewed by an operator.
+//! session as a stream of YAML documents, for review or for
+//! `kubectl apply --dry-run=server -f -`.
+
+mod yaml;
 
 use std::collections::BTreeMap;
 
@@ -63,17 +65,16 @@ pub fn render(layout: &Layout, args: &[String]) -> Result<String, String> {
             other => return Err(format!("unknown flag {other}")),
         }
     }
-    let mut documents = vec![
-        serde_json::to_string_pretty(&objects::pod(layout, &spec)),
-        serde_json::to_string_pretty(&objects::service(layout, &spec)),
-    ];
+    let mut documents = vec![serde_json::to_value(objects::pod(layout, &spec))];
     if spec.persistent_home {
-        documents.push(serde_json::to_string_pretty(&objects::home_claim(
-            layout, &spec,
-        )));
+        documents.push(serde_json::to_value(objects::home_claim(layout, &spec)));
     }
-    let documents: Result<Vec<String>, _> = documents.into_iter().collect();
-    Ok(documents.map_err(|e| e.to_string())?.join("\n---\n") + "\n")
+    let documents: Result<Vec<serde_json::Value>, _> = documents.into_iter().collect();
+    Ok(documents
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|doc| format!("---\n{}", yaml::to_yaml(doc)))
+        .collect())
 }
 
 #[cfg(test)]
@@ -92,25 +93,17 @@ mod tests {
     }
 
     #[test]
-    fn renders_three_documents_with_kinds_or_two_without_a_home() {
+    fn renders_a_pod_and_a_claim_as_yaml_documents_or_only_the_pod_without_a_home() {
         let out = render(&layout(), &[]).unwrap();
-        let kinds: Vec<String> = out
-            .split("\n---\n")
-            .map(|doc| {
-                serde_json::from_str::<serde_json::Value>(doc).unwrap()["kind"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
+        assert!(out.starts_with("---\napiVersion: v1\n"), "{out}");
+        let kinds: Vec<&str> = out
+            .lines()
+            .filter_map(|line| line.strip_prefix("kind: "))
             .collect();
-        assert_eq!(kinds, ["Pod", "Service", "PersistentVolumeClaim"]);
-        assert_eq!(
-            render(&layout(), &["--ephemeral-home".into()])
-                .unwrap()
-                .matches("\n---\n")
-                .count(),
-            1
-        );
+        assert_eq!(kinds, ["Pod", "PersistentVolumeClaim"]);
+        let ephemeral = render(&layout(), &["--ephemeral-home".into()]).unwrap();
+        assert_eq!(ephemeral.matches("---\n").count(), 1);
+        assert!(!ephemeral.contains("PersistentVolumeClaim"));
     }
 
     #[test]

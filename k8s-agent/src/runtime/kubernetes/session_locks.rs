@@ -1,0 +1,88 @@
+//! One lock per session, so a `delete_session` never runs while the same session is still
+//! being created (or the other way round); different sessions never wait for each other.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OwnedMutexGuard;
+use uuid::Uuid;
+
+/// The locks of the sessions being worked on; entries go when nobody holds or waits.
+#[derive(Default)]
+pub struct SessionLocks {
+    locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Held while one operation on a session runs.
+pub struct SessionGuard<'a> {
+    locks: &'a SessionLocks,
+    id: Uuid,
+    guard: Option<OwnedMutexGuard<()>>,
+}
+
+impl SessionLocks {
+    /// Whether an operation on `id` runs (or waits to).
+    pub fn busy(&self, id: Uuid) -> bool {
+        self.locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&id)
+    }
+
+    /// Waits until no other operation on `id` runs.
+    pub async fn lock(&self, id: Uuid) -> SessionGuard<'_> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            locks.entry(id).or_default().clone()
+        };
+        SessionGuard {
+            locks: self,
+            id,
+            guard: Some(lock.lock_owned().await),
+        }
+    }
+}
+
+impl Drop for SessionGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut locks = self.locks.locks.lock().unwrap_or_else(|e| e.into_inner());
+        // Only the map holds it: nobody else is running or waiting.
+        if locks
+            .get(&self.id)
+            .is_some_and(|l| Arc::strong_count(l) == 1)
+        {
+            locks.remove(&self.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn one_session_at_a_time_others_in_parallel_and_nothing_left_behind() {
+        let locks = Arc::new(SessionLocks::default());
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let first = locks.lock(a).await;
+        // Another session is not held up.
+        drop(locks.lock(b).await);
+        // The same session waits.
+        let waiting = {
+            let locks = locks.clone();
+            tokio::spawn(async move {
+                let _second = locks.lock(a).await;
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        assert!(locks.busy(a) && !locks.busy(b));
+        drop(first);
+        waiting.await.unwrap();
+        assert!(!locks.busy(a));
+        assert!(locks.locks.lock().unwrap().is_empty());
+    }
+}
