@@ -40,6 +40,7 @@ fn setup_env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
 
 async fn setup(extra: &[(&str, &str)]) -> Setup {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = env_logger::builder().is_test(true).try_init();
     let server = cp::start(&[]).await;
     for (name, image) in [
         ("desktop", "streamspace/test-desktop:1"),

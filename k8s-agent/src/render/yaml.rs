@@ -121,7 +121,7 @@ mod tests {
 metadata:
   labels:
     a/b: "yes"
-    n: "5900"
+    "n": "5900"
   name: ss-1
 spec:
   containers:

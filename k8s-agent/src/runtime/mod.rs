@@ -62,8 +62,8 @@ impl Runtime {
     }
 
     /// What the periodic and event-driven reports send: every session held, those a command
-    /// is creating or deleting right now as starting or stopping (their answers settle them;
-    /// a report taken mid-way must not race them).
+    /// is creating or deleting right now as starting (their answers settle them; a report
+    /// taken mid-way must not race them).
     pub async fn inventory(&self) -> Result<Vec<SessionReport>, RuntimeError> {
         match self {
             Runtime::Local(r) => r.list().await,

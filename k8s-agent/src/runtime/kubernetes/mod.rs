@@ -284,12 +284,18 @@ impl KubeRuntime {
     }
 
     /// See [`super::Runtime::inventory`]: [`Self::list`], with the sessions a command is
-    /// creating or deleting right now reported as starting (or stopping): their command's
-    /// answer tells the outcome, and a report taken mid-way must not race it.
+    /// creating or deleting right now reported as starting: their command's answer tells the
+    /// outcome, and a report taken mid-way (a failed start being cleaned up looks like a
+    /// deletion) must not race it.
     pub async fn inventory(&self) -> Result<Vec<SessionReport>, RuntimeError> {
+        // Busy when the list began or when it ended: either way the list may show a
+        // command's work half done.
+        let busy_before = self.locks.busy_sessions();
         let mut sessions = self.list().await?;
         for session in &mut sessions {
-            if self.locks.busy(session.session_id) && session.state != AgentSessionState::Stopping {
+            let busy =
+                busy_before.contains(&session.session_id) || self.locks.busy(session.session_id);
+            if busy {
                 session.state = AgentSessionState::Starting;
                 session.vnc = None;
                 session.message = Some("a command is working on it".into());

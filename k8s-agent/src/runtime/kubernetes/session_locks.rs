@@ -29,6 +29,16 @@ impl SessionLocks {
             .contains_key(&id)
     }
 
+    /// Every session an operation runs (or waits) on.
+    pub fn busy_sessions(&self) -> Vec<Uuid> {
+        self.locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
     /// Waits until no other operation on `id` runs.
     pub async fn lock(&self, id: Uuid) -> SessionGuard<'_> {
         let lock = {
@@ -80,6 +90,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiting.is_finished());
         assert!(locks.busy(a) && !locks.busy(b));
+        assert_eq!(locks.busy_sessions(), [a]);
         drop(first);
         waiting.await.unwrap();
         assert!(!locks.busy(a));
