@@ -219,24 +219,13 @@ impl Config {
                     error("RUN_AS_USER", format!("{v:?} is not a non-root user id"))
                 })?,
             };
-        let ready_timeout = match get("SESSION_READY_TIMEOUT") {
-            None => std::time::Duration::from_secs(300),
-            Some(v) => parse_duration(&v).ok_or_else(|| {
-                error(
-                    "SESSION_READY_TIMEOUT",
-                    format!("{v:?} is not a duration like 90s or 5m"),
-                )
-            })?,
+        let duration = |variable: &'static str, default: u64| match get(variable) {
+            None => Ok(std::time::Duration::from_secs(default)),
+            Some(v) => parse_duration(&v)
+                .ok_or_else(|| error(variable, format!("{v:?} is not a duration like 30s or 5m"))),
         };
-        let reconcile_interval = match get("RECONCILE_INTERVAL") {
-            None => std::time::Duration::from_secs(60),
-            Some(v) => parse_duration(&v).ok_or_else(|| {
-                error(
-                    "RECONCILE_INTERVAL",
-                    format!("{v:?} is not a duration like 30s or 5m"),
-                )
-            })?,
-        };
+        let ready_timeout = duration("SESSION_READY_TIMEOUT", 300)?;
+        let reconcile_interval = duration("RECONCILE_INTERVAL", 60)?;
         Ok(Config {
             reconcile_interval,
             home_size: quantity("HOME_SIZE", "5Gi")?,

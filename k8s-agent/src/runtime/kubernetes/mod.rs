@@ -54,6 +54,23 @@ pub struct KubeRuntime {
     locks: SessionLocks,
 }
 
+/// The namespaced objects the runtime reads and writes (Pods, claims).
+trait Namespaced:
+    kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+{
+}
+
+impl<K> Namespaced for K where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+{
+}
+
 fn api_error(what: &str, e: kube::Error) -> RuntimeError {
     match e {
         kube::Error::Api(status) => {
@@ -77,14 +94,7 @@ impl KubeRuntime {
         }
     }
 
-    fn api<K>(&self) -> Api<K>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug,
-        K::DynamicType: Default,
-    {
+    fn api<K: Namespaced>(&self) -> Api<K> {
         Api::namespaced(self.client.clone(), &self.settings.layout.namespace)
     }
 
@@ -93,26 +103,17 @@ impl KubeRuntime {
         self.settings.max_sessions
     }
 
-    async fn apply<K>(&self, object: &K, name: &str) -> Result<(), RuntimeError>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + Serialize
-            + std::fmt::Debug,
-        K::DynamicType: Default,
-    {
+    async fn apply<K: Namespaced + Serialize>(
+        &self,
+        object: &K,
+        name: &str,
+    ) -> Result<(), RuntimeError> {
         let params = PatchParams::apply(FIELD_MANAGER).force();
         self.api::<K>()
             .patch(name, &params, &Patch::Apply(object))
             .await
             .map(|_| ())
-            .map_err(|e| {
-                api_error(
-                    &format!("applying {} {name}", K::kind(&K::DynamicType::default())),
-                    e,
-                )
-            })
+            .map_err(|e| api_error(&format!("applying {} {name}", K::kind(&())), e))
     }
 
     /// See [`super::Runtime::create`]: applies the objects (idempotent by construction) and
@@ -144,21 +145,11 @@ impl KubeRuntime {
         started
     }
 
-    async fn exists<K>(&self, name: &str) -> Result<bool, RuntimeError>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug,
-        K::DynamicType: Default,
-    {
+    async fn exists<K: Namespaced>(&self, name: &str) -> Result<bool, RuntimeError> {
         match self.api::<K>().get(name).await {
             Ok(_) => Ok(true),
             Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(api_error(
-                &format!("reading {} {name}", K::kind(&K::DynamicType::default())),
-                e,
-            )),
+            Err(e) => Err(api_error(&format!("reading {} {name}", K::kind(&())), e)),
         }
     }
 
