@@ -153,6 +153,26 @@ impl Config {
                 format!("{control_plane_url:?} has no host"),
             ));
         }
+        // The link carries the agent's credential and every desktop's pixels and keystrokes:
+        // unencrypted only on this host, or where an operator says the network is trusted.
+        let allow_insecure = match get("ALLOW_INSECURE_CONTROL_PLANE").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(error(
+                    "ALLOW_INSECURE_CONTROL_PLANE",
+                    format!("{other:?} is not true or false"),
+                ));
+            }
+        };
+        if control_plane_url.starts_with("ws://") && !is_loopback(rest) && !allow_insecure {
+            return Err(error(
+                "CONTROL_PLANE_URL",
+                format!(
+                    "{control_plane_url:?} is not encrypted: use wss:// (TLS), or set ALLOW_INSECURE_CONTROL_PLANE=true on a network you trust"
+                ),
+            ));
+        }
         let platform = match get("PLATFORM").as_deref() {
             None | Some("kubernetes") => Platform::Kubernetes,
             Some("local") => Platform::Local,
@@ -251,6 +271,21 @@ impl Config {
     }
 }
 
+/// Whether the host of `host_and_path` (a URL without its scheme) is this machine.
+fn is_loopback(host_and_path: &str) -> bool {
+    let authority = host_and_path.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Parses `500ms`, `30s`, `5m`, `1h` (a bare number is seconds). Zero is refused.
 pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
     let split = text
@@ -278,6 +313,7 @@ mod tests {
         let mut env: HashMap<&str, &str> = [
             ("AGENT_ID", "k8s-eu-1"),
             ("CONTROL_PLANE_URL", "ws://cp:8080/"),
+            ("ALLOW_INSECURE_CONTROL_PLANE", "true"),
         ]
         .into();
         env.extend(pairs.iter().copied());
@@ -291,6 +327,38 @@ mod tests {
         assert_eq!(c.namespace, "streamspace");
         assert_eq!(c.control_plane_url, "ws://cp:8080");
         assert_eq!(c.agent_token, None);
+    }
+
+    #[test]
+    fn plain_ws_is_refused_beyond_this_host_unless_allowed() {
+        let refused = config(&[("ALLOW_INSECURE_CONTROL_PLANE", "false")]).unwrap_err();
+        assert_eq!(refused.variable, "CONTROL_PLANE_URL");
+        assert!(refused.problem.contains("use wss://"), "{refused}");
+        for local in [
+            "ws://127.0.0.1:8080",
+            "ws://localhost:8080/",
+            "ws://[::1]:8080",
+            "ws://127.0.0.2",
+        ] {
+            let c = config(&[
+                ("ALLOW_INSECURE_CONTROL_PLANE", "false"),
+                ("CONTROL_PLANE_URL", local),
+            ]);
+            assert!(c.is_ok(), "{local}");
+        }
+        assert!(
+            config(&[
+                ("ALLOW_INSECURE_CONTROL_PLANE", "false"),
+                ("CONTROL_PLANE_URL", "wss://cp.example.com"),
+            ])
+            .is_ok()
+        );
+        assert_eq!(
+            config(&[("ALLOW_INSECURE_CONTROL_PLANE", "yes")])
+                .unwrap_err()
+                .to_string(),
+            "ALLOW_INSECURE_CONTROL_PLANE: \"yes\" is not true or false"
+        );
     }
 
     #[test]

@@ -94,6 +94,11 @@ fn bad_configuration_stops_the_agent_with_one_line_naming_the_variable() {
             "streamspace-k8s-agent: configuration error: CONTROL_PLANE_URL: \"http://cp:8080\" must start with ws:// or wss://\n",
         ),
         (
+            "CONTROL_PLANE_URL",
+            "ws://cp:8080",
+            "streamspace-k8s-agent: configuration error: CONTROL_PLANE_URL: \"ws://cp:8080\" is not encrypted: use wss:// (TLS), or set ALLOW_INSECURE_CONTROL_PLANE=true on a network you trust\n",
+        ),
+        (
             "PLATFORM",
             "docker",
             "streamspace-k8s-agent: configuration error: PLATFORM: \"docker\" is not kubernetes or local\n",
@@ -102,7 +107,7 @@ fn bad_configuration_stops_the_agent_with_one_line_naming_the_variable() {
         let output = Command::new(AGENT)
             .env_clear()
             .env("AGENT_ID", "a")
-            .env("CONTROL_PLANE_URL", "ws://cp:8080")
+            .env("CONTROL_PLANE_URL", "wss://cp:8080")
             .env(var, value)
             .output()
             .unwrap();
@@ -165,7 +170,13 @@ async fn after_a_control_plane_restart_the_agent_is_back_at_once_and_runs_nothin
 
     // The agent acknowledges the create, then the control plane goes away before the
     // completion arrives: the command stays acknowledged, not completed.
-    let id = cp::create_session(&server, &server.admin, "xterm").await;
+    // A user of its own, so the desktop's name (it carries the user) is this test's alone.
+    let user = format!(
+        "redelivery-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let user_token = server.user(&user).await;
+    let id = cp::create_session(&server, &user_token, "xterm").await;
     cp::session_reaches(&server, id, "creating").await;
     let db = server.stop().await;
     let down_at = Instant::now();
@@ -196,9 +207,10 @@ async fn after_a_control_plane_restart_the_agent_is_back_at_once_and_runs_nothin
         sessions, 1,
         "one session directory: the desktop was started once"
     );
+    // Only the Xvnc servers this test caused: other desktops (a demo) may run meanwhile.
     let xvnc = Command::new("pgrep")
         .arg("-f")
-        .arg("alice's StreamSpace desktop|admin's StreamSpace desktop")
+        .arg(format!("{user}'s StreamSpace desktop"))
         .output()
         .unwrap();
     let running = String::from_utf8_lossy(&xvnc.stdout).lines().count();

@@ -10,7 +10,7 @@ AGENT_CHART="$ROOT/charts/streamspace-k8s-agent"
 CP_VALUES=(--set database.url=postgres://streamspace:secret@postgres:5432/streamspace
     --set jwt.secret=0123456789abcdef0123456789abcdef)
 AGENT_VALUES=(--set agentId=k8s-eu-1 --set controlPlaneUrl=ws://streamspace-control-plane
-    --set token.value=t0ken)
+    --set allowInsecureControlPlane=true --set token.value=t0ken)
 
 # `helm template` must fail, and its message must say what is wrong.
 expect_refusal() { # message, then helm template arguments
