@@ -41,6 +41,7 @@ pub struct Metrics {
     command_latency: Family<Labels, Histogram, fn() -> Histogram>,
     sockets: Family<Labels, Gauge>,
     viewer_buffered: Gauge,
+    vnc_streams: Gauge,
     // Serializes scrapes: each clears and refills the state gauges.
     scrape: Mutex<()>,
 }
@@ -61,6 +62,7 @@ impl Default for Metrics {
         );
         let sockets = Family::default();
         let viewer_buffered = Gauge::default();
+        let vnc_streams = Gauge::default();
         registry.register("agents", "Agents by status", agents.clone());
         registry.register("sessions", "Sessions by state", sessions.clone());
         registry.register("commands", "Commands by type and status", commands.clone());
@@ -75,12 +77,18 @@ impl Default for Metrics {
             sockets.clone(),
         );
         registry.register(
+            "vnc_streams",
+            "VNC streams open between viewers and agents",
+            vnc_streams.clone(),
+        );
+        registry.register(
             "viewer_buffered_bytes",
             "Bytes received from agents and not yet written to viewers (bounded by the stream windows)",
             viewer_buffered.clone(),
         );
         Metrics {
             viewer_buffered,
+            vnc_streams,
             registry,
             agents,
             sessions,
@@ -113,6 +121,12 @@ impl Metrics {
     /// Bytes entered (positive) or left (negative) the viewers' send queues.
     pub fn viewer_buffered(&self, delta: i64) {
         self.viewer_buffered.inc_by(delta);
+    }
+
+    /// How many VNC streams are open now.
+    pub fn vnc_streams(&self, open: usize) {
+        self.vnc_streams
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
     }
 
     /// Renders the text exposition format with fresh state counts.

@@ -309,3 +309,39 @@ async fn sessions_an_agent_should_not_hold_are_deleted_when_it_reconnects() {
     assert_eq!(deleted, expected);
     session_reaches(&server, ended, "terminated").await;
 }
+
+#[actix_web::test]
+async fn an_agent_holding_another_agents_session_cannot_end_it() {
+    let (server, mut owner, _) = common::start_with_agent(&[]).await;
+    let theirs = running_session(&server, &mut owner).await;
+    let intruder_token = server.register_agent("local-2", "local").await;
+    // local-2 claims to hold local-1's session: it is asked to remove its copy…
+    let inventory = vec![report(theirs, AgentSessionState::Running)];
+    let mut intruder = ScriptedAgent::connect(&server, "local-2", &intruder_token, inventory).await;
+    let (command_id, command) = intruder.recv_command().await;
+    assert!(
+        matches!(command, Command::DeleteSession { session_id, .. } if session_id == theirs),
+        "{command:?}"
+    );
+    intruder
+        .send(&AgentMessage::Completed {
+            command_id,
+            result: serde_json::json!({}),
+        })
+        .await;
+    // …but that deletion is not the session's: only local-1's own commands are tied to it,
+    // so the answer cannot end it.
+    let tied: Vec<String> = common::commands_of(&server, theirs)
+        .into_iter()
+        .map(|c| format!("{} {}", c.agent_id, c.command_type))
+        .collect();
+    assert_eq!(tied, ["local-1 create_session"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, session) = server
+        .get(&format!("/api/v1/sessions/{theirs}"), &server.admin)
+        .await;
+    assert_eq!(
+        (session["state"].as_str(), session["agent_id"].as_str()),
+        (Some("running"), Some("local-1"))
+    );
+}

@@ -345,6 +345,7 @@ async fn when_the_desktop_goes_away_the_viewer_is_told_why() {
     )
     .unwrap();
     let pid = record["xvnc_pid"].as_i64().unwrap();
+    assert_eq!(vnc_streams(&setup).await, 1);
     std::process::Command::new("kill")
         .arg(pid.to_string())
         .status()
@@ -353,6 +354,31 @@ async fn when_the_desktop_goes_away_the_viewer_is_told_why() {
         v.closed().await.as_deref(),
         Some("VNC server closed the connection")
     );
+    // A stream the agent ended frees its id in the control plane too.
+    for _ in 0..200 {
+        if vnc_streams(&setup).await == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the stream the agent ended is still counted as open");
+}
+
+/// `streamspace_vnc_streams` from `/metrics`.
+async fn vnc_streams(setup: &Setup) -> u64 {
+    let body = awc::Client::default()
+        .get(format!("{}/metrics", setup.server.base))
+        .send()
+        .await
+        .unwrap()
+        .body()
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix("streamspace_vnc_streams "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("streamspace_vnc_streams in /metrics")
 }
 
 #[actix_web::test]

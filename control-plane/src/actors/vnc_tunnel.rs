@@ -222,14 +222,13 @@ impl Actor for VncTunnel {
             .unwrap_or_else(|| "viewer closed".into());
         if let Some((stream_id, link)) = self.link.take() {
             link.do_send(UnregisterStream(stream_id));
-            if !self.agent_ended {
-                self.supervisor.do_send(CloseStream {
-                    agent_id: self.viewer.agent_id.clone(),
-                    session_id: self.viewer.session_id,
-                    stream_id,
-                    reason: reason.clone(),
-                });
-            }
+            self.supervisor.do_send(CloseStream {
+                agent_id: self.viewer.agent_id.clone(),
+                session_id: self.viewer.session_id,
+                stream_id,
+                reason: reason.clone(),
+                tell_agent: !self.agent_ended,
+            });
             self.store.spawn(Record(
                 NewAuditEntry::by_user(
                     "vnc_disconnect",

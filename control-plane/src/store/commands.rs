@@ -241,9 +241,13 @@ impl Query for RecordReply {
                 }
             };
             let session_state = match command.session_id {
-                Some(session_id) => {
-                    apply_to_session(conn, session_id, &command.command_type, &self.reply)?
-                }
+                Some(session_id) => apply_to_session(
+                    conn,
+                    session_id,
+                    &command.agent_id,
+                    &command.command_type,
+                    &self.reply,
+                )?,
                 None => None,
             };
             Ok(ReplyEffect::Recorded {
@@ -257,16 +261,21 @@ impl Query for RecordReply {
 fn apply_to_session(
     conn: &mut PgConnection,
     session_id: Uuid,
+    agent_id: &str,
     command_type: &str,
     reply: &Reply,
 ) -> Result<Option<SessionState>, StoreError> {
-    let current: Option<String> = sessions::table
+    let current: Option<(String, Option<String>)> = sessions::table
         .find(session_id)
-        .select(sessions::state)
+        .select((sessions::state, sessions::agent_id))
         .for_update()
         .first(conn)
         .optional()?;
-    let Some(current) = current.and_then(|s| s.parse::<SessionState>().ok()) else {
+    // Only the session's own agent's answers move it: another agent's never end it.
+    let Some(current) = current
+        .filter(|(_, placed_on)| placed_on.as_deref() == Some(agent_id))
+        .and_then(|(s, _)| s.parse::<SessionState>().ok())
+    else {
         return Ok(None);
     };
     let outcome = match reply {

@@ -437,15 +437,15 @@ impl Query for ApplyInventory {
                 .map(|r| r.session_id)
                 .filter(|id| !placed.iter().any(|(p, _, _)| p == id))
                 .collect();
-            let known: Vec<(Uuid, bool)> = sessions::table
+            let known: Vec<(Uuid, bool, Option<String>)> = sessions::table
                 .filter(sessions::id.eq_any(&held))
-                .select((sessions::id, sessions::persistent_home))
+                .select((sessions::id, sessions::persistent_home, sessions::agent_id))
                 .load(conn)?;
             let deleting = deletions_in_flight(conn, &self.agent_id, &held)?;
             // A session of ours in transition on the agent (a command still creating or
             // deleting it) is judged by a later report, not cleaned up under that command.
             let in_transition = |id: &Uuid| {
-                known.iter().any(|(k, _)| k == id)
+                known.iter().any(|(k, _, _)| k == id)
                     && self.inventory.iter().any(|r| {
                         r.session_id == *id
                             && matches!(
@@ -458,9 +458,9 @@ impl Query for ApplyInventory {
                 .into_iter()
                 .filter(|id| !deleting.contains(id) && !in_transition(id))
             {
-                let row = known.iter().find(|(k, _)| *k == id);
+                let row = known.iter().find(|(k, _, _)| *k == id);
                 // A session we know nothing about keeps its home: its data may matter.
-                let keep_home = row.is_none_or(|(_, persistent)| *persistent);
+                let keep_home = row.is_none_or(|(_, persistent, _)| *persistent);
                 let message = ControlMessage::Command {
                     command_id: Uuid::new_v4(),
                     command: Command::DeleteSession {
@@ -468,7 +468,11 @@ impl Query for ApplyInventory {
                         keep_home,
                     },
                 };
-                let session = row.map(|(id, _)| *id);
+                // Tied to the session only when it is this agent's: the answer of an agent
+                // holding another agent's session must not end that session.
+                let session = row
+                    .filter(|(_, _, agent)| agent.as_deref() == Some(self.agent_id.as_str()))
+                    .map(|(id, _, _)| *id);
                 reconciled.cleanup.push(insert_command(
                     conn,
                     &self.agent_id,

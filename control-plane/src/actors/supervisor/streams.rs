@@ -27,7 +27,7 @@ pub struct OpenStream {
     pub window: u32,
 }
 
-/// A viewer's tunnel ended.
+/// A viewer's tunnel ended; its stream id is free again.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct CloseStream {
@@ -39,6 +39,8 @@ pub struct CloseStream {
     pub stream_id: StreamId,
     /// Why, for the agent's log.
     pub reason: String,
+    /// Whether the agent must be told (not when it ended the stream itself).
+    pub tell_agent: bool,
 }
 
 impl Supervisor {
@@ -47,6 +49,7 @@ impl Supervisor {
         loop {
             self.next_stream = self.next_stream.wrapping_add(1).max(1);
             if self.streams.insert(self.next_stream) {
+                self.metrics.vnc_streams(self.streams.len());
                 return self.next_stream;
             }
         }
@@ -129,7 +132,8 @@ impl Handler<CloseStream> for Supervisor {
 
     fn handle(&mut self, msg: CloseStream, ctx: &mut Context<Self>) {
         self.streams.remove(&msg.stream_id);
-        if self.registry.link(&msg.agent_id).is_some() {
+        self.metrics.vnc_streams(self.streams.len());
+        if msg.tell_agent && self.registry.link(&msg.agent_id).is_some() {
             let command = Command::VncDisconnect {
                 stream_id: msg.stream_id,
                 reason: msg.reason,
