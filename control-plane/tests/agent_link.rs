@@ -147,3 +147,58 @@ async fn binary_frames_after_hello_do_not_disturb_the_link() {
         "online"
     );
 }
+
+#[actix_web::test]
+async fn a_hello_cannot_change_the_platform_or_region_an_admin_registered() {
+    let server = common::start(&[]).await;
+    // Registered as a Kubernetes agent in test-region…
+    let (status, body) = server
+        .post(
+            "/api/v1/agents/register",
+            &server.admin,
+            serde_json::json!({"agent_id": "k8s-1", "platform": "kubernetes", "region": "eu-1"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let token = body["credential"]["token"].as_str().unwrap().to_owned();
+    // …a hello as a local agent in another region is refused, saying why.
+    let mut agent = ScriptedAgent::open(&server, "k8s-1", &token).await.unwrap();
+    agent.hello(vec![]).await;
+    let reason = agent.closed().await.unwrap().description.unwrap();
+    assert_eq!(
+        reason,
+        "agent k8s-1 is registered for platform kubernetes, its hello says local"
+    );
+    let (_, row) = server.get("/api/v1/agents/k8s-1", &server.admin).await;
+    assert_eq!(
+        (row["platform"].as_str(), row["region"].as_str()),
+        (Some("kubernetes"), Some("eu-1"))
+    );
+
+    // A local agent registered without a region takes the one its hello names; one
+    // registered with a region keeps it.
+    let (status, body) = server
+        .post(
+            "/api/v1/agents/register",
+            &server.admin,
+            serde_json::json!({"agent_id": "local-1", "platform": "local"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let token = body["credential"]["token"].as_str().unwrap().to_owned();
+    let _agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
+    let (_, row) = server.get("/api/v1/agents/local-1", &server.admin).await;
+    assert_eq!(row["region"], "test-region", "the region its hello named");
+    let (status, body) = server
+        .post(
+            "/api/v1/agents/register",
+            &server.admin,
+            serde_json::json!({"agent_id": "local-2", "platform": "local", "region": "home"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let token = body["credential"]["token"].as_str().unwrap().to_owned();
+    let _agent = ScriptedAgent::connect(&server, "local-2", &token, vec![]).await;
+    let (_, row) = server.get("/api/v1/agents/local-2", &server.admin).await;
+    assert_eq!(row["region"], "home");
+}

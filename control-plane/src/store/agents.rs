@@ -175,7 +175,9 @@ impl Query for DeleteAgent {
     }
 }
 
-/// A new connection said `hello`: record what it announced and make it the live one.
+/// A new connection said `hello`: record what it announced and make it the live one. The
+/// platform and region an admin registered stand: a hello naming another platform is refused
+/// (`Conflict`), and its region only fills in one the admin left empty.
 pub struct MarkConnected {
     /// Agent.
     pub agent_id: String,
@@ -193,20 +195,31 @@ impl Query for MarkConnected {
     /// The database's time of the connection: the agent's inventory is as of then.
     type Output = DateTime<Utc>;
     fn run(self, conn: &mut PgConnection) -> Result<DateTime<Utc>, StoreError> {
-        let updated: Option<Option<DateTime<Utc>>> =
-            diesel::update(agents::table.filter(agents::agent_id.eq(&self.agent_id)))
-                .set((
-                    agents::status.eq(AgentStatus::Online.as_str()),
-                    agents::websocket_conn_id.eq(&self.conn_id),
-                    agents::platform.eq(&self.platform),
-                    agents::region.eq(&self.region),
-                    agents::capacity.eq(&self.capacity),
-                    agents::last_heartbeat.eq(now),
-                ))
-                .returning(agents::last_heartbeat)
-                .get_result(conn)
-                .optional()?;
-        updated.flatten().ok_or(StoreError::NotFound)
+        conn.transaction(|conn| {
+            let (platform, region): (String, Option<String>) = agents::table
+                .filter(agents::agent_id.eq(&self.agent_id))
+                .select((agents::platform, agents::region))
+                .for_update()
+                .first(conn)?;
+            if platform != self.platform {
+                return Err(StoreError::Conflict(format!(
+                    "agent {} is registered for platform {platform}, its hello says {}",
+                    self.agent_id, self.platform
+                )));
+            }
+            let updated: Option<DateTime<Utc>> =
+                diesel::update(agents::table.filter(agents::agent_id.eq(&self.agent_id)))
+                    .set((
+                        agents::status.eq(AgentStatus::Online.as_str()),
+                        agents::websocket_conn_id.eq(&self.conn_id),
+                        agents::region.eq(region.or(self.region)),
+                        agents::capacity.eq(&self.capacity),
+                        agents::last_heartbeat.eq(now),
+                    ))
+                    .returning(agents::last_heartbeat)
+                    .get_result(conn)?;
+            updated.ok_or(StoreError::NotFound)
+        })
     }
 }
 

@@ -191,6 +191,10 @@ impl Handler<AgentHello> for Supervisor {
             move |marked, this, ctx| {
                 let as_of = match marked {
                     Ok(as_of) => as_of,
+                    Err(StoreError::Conflict(why)) => {
+                        log::warn!("{why}");
+                        return Err(why);
+                    }
                     Err(e) => {
                         log::error!("agent {}: cannot record connection: {e}", hello.agent_id);
                         return Err(format!("agent {} is not registered", hello.agent_id));
