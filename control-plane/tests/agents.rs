@@ -262,3 +262,29 @@ async fn an_admin_can_ask_an_agent_what_it_runs_right_now() {
         (503, Some("agent_offline"))
     );
 }
+
+#[actix_web::test]
+async fn a_credential_revoked_between_the_upgrade_and_the_hello_does_not_link() {
+    let server = common::start(&[]).await;
+    let token = server.register_agent("agent-a", "local").await;
+    // The WebSocket was accepted with a valid credential…
+    let mut agent = ScriptedAgent::open(&server, "agent-a", &token)
+        .await
+        .unwrap();
+    // …which is revoked before the hello arrives.
+    let (status, body) = server
+        .post(
+            "/api/v1/agents/agent-a/credentials/rotate",
+            &server.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    agent.hello(vec![]).await;
+    assert_eq!(
+        agent.closed().await.unwrap().description.as_deref(),
+        Some("credential revoked")
+    );
+    let (_, row) = server.get("/api/v1/agents/agent-a", &server.admin).await;
+    assert_ne!(row["status"], "online");
+}

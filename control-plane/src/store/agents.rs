@@ -4,8 +4,9 @@ use chrono::{DateTime, Utc};
 use diesel::dsl::now;
 use diesel::prelude::*;
 use serde::Serialize;
+use uuid::Uuid;
 
-use super::credentials::{Credential, NewCredential, insert_credential};
+use super::credentials::{Credential, NewCredential, insert_credential, is_live};
 use super::schema::{agents, sessions};
 use super::{Query, StoreError};
 use crate::model::{AgentStatus, SessionState};
@@ -177,12 +178,15 @@ impl Query for DeleteAgent {
 
 /// A new connection said `hello`: record what it announced and make it the live one. The
 /// platform and region an admin registered stand: a hello naming another platform is refused
-/// (`Conflict`), and its region only fills in one the admin left empty.
+/// (`Conflict`), and its region only fills in one the admin left empty. A credential revoked
+/// after the connection was accepted refuses it too.
 pub struct MarkConnected {
     /// Agent.
     pub agent_id: String,
     /// The new connection.
     pub conn_id: String,
+    /// The credential it authenticated with: revoked since, the hello is refused.
+    pub credential_id: Uuid,
     /// Announced platform.
     pub platform: String,
     /// Announced region.
@@ -201,6 +205,9 @@ impl Query for MarkConnected {
                 .select((agents::platform, agents::region))
                 .for_update()
                 .first(conn)?;
+            if !is_live(conn, self.credential_id, &self.agent_id)? {
+                return Err(StoreError::Conflict("credential revoked".into()));
+            }
             if platform != self.platform {
                 return Err(StoreError::Conflict(format!(
                     "agent {} is registered for platform {platform}, its hello says {}",

@@ -183,6 +183,7 @@ impl Handler<AgentHello> for Supervisor {
         let mark = MarkConnected {
             agent_id: hello.agent_id.clone(),
             conn_id: hello.conn_id.clone(),
+            credential_id: hello.credential_id,
             platform: hello.platform.clone(),
             region: hello.region.clone(),
             capacity: serde_json::to_value(&hello.capacity).unwrap_or_default(),
@@ -200,6 +201,11 @@ impl Handler<AgentHello> for Supervisor {
                         return Err(format!("agent {} is not registered", hello.agent_id));
                     }
                 };
+                // Revoked while the hello was being recorded: the revocation found no link
+                // to close, so the hello must not make one.
+                if this.revoked.contains(&hello.credential_id) {
+                    return Err("credential revoked".into());
+                }
                 let link = Link {
                     conn_id: hello.conn_id.clone(),
                     credential_id: hello.credential_id,
@@ -471,6 +477,7 @@ impl Handler<CredentialsRevoked> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: CredentialsRevoked, _: &mut Context<Self>) {
+        self.revoked.extend(msg.ids.iter().copied());
         if let Some(link) = self.registry.link(&msg.agent_id)
             && msg.ids.contains(&link.credential_id)
         {

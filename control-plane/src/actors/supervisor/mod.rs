@@ -60,6 +60,9 @@ pub struct Supervisor {
     /// Stream ids in use, and the last one handed out.
     streams: HashSet<StreamId>,
     next_stream: StreamId,
+    /// Credentials revoked while this process runs (a revoked one never authenticates
+    /// again, so this only grows with admins' revocations).
+    revoked: HashSet<Uuid>,
 }
 
 impl Supervisor {
@@ -73,6 +76,7 @@ impl Supervisor {
             commands: HashMap::new(),
             streams: HashSet::new(),
             next_stream: 0,
+            revoked: HashSet::new(),
         }
     }
 }
