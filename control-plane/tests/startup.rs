@@ -20,6 +20,38 @@ async fn probes_report_live_and_ready_against_a_real_database() {
     }
 }
 
+#[actix_web::test]
+async fn every_response_forbids_framing_foreign_scripts_sniffing_and_referrers() {
+    let server = common::start(&[]).await;
+    let client = awc::Client::default();
+    for path in ["/", "/healthz", "/api/v1/auth/me", "/vnc-viewer/x", "/nope"] {
+        let response = client
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_else(|| panic!("{path}: no {name}"))
+        };
+        let csp = header("content-security-policy");
+        for directive in [
+            "script-src 'self';",
+            "frame-ancestors 'none'",
+            "object-src 'none'",
+        ] {
+            assert!(csp.contains(directive), "{path}: {csp}");
+        }
+        assert!(!csp.contains("unsafe-eval") && !csp.contains("script-src 'self' 'unsafe-inline'"));
+        assert_eq!(header("x-frame-options"), "DENY");
+        assert_eq!(header("x-content-type-options"), "nosniff");
+        assert_eq!(header("referrer-policy"), "no-referrer");
+    }
+}
+
 #[test]
 fn a_bad_variable_stops_the_binary_with_one_line_naming_it() {
     let output = Command::new(env!("CARGO_BIN_EXE_streamspace-control-plane"))
