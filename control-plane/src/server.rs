@@ -68,6 +68,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         store,
         supervisor,
         keys: Keys::new(&config.jwt_secret),
+        spent_viewer_tokens: Default::default(),
         metrics,
         config,
     });

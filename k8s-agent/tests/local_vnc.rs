@@ -237,6 +237,13 @@ async fn wrong_expired_and_other_session_tokens_are_refused() {
         status(open(format!("{base}/api/v1/vnc/{first}?token={}", setup.alice)).await),
         401
     );
+    // A viewer token opens one stream, once.
+    let url = setup.server.viewer_url(&setup.alice, first).await;
+    let _viewer = ViewerStream::open(&url)
+        .await
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+    assert_eq!(status(open(url).await), 401, "a used viewer token");
     // A viewer token for the second session does not open the first.
     let url = setup.server.viewer_url(&setup.alice, second).await;
     let other = url.replace(&second.to_string(), &first.to_string());
@@ -268,6 +275,7 @@ async fn an_expired_viewer_token_is_refused() {
         iat: 0,
         exp: chrono_now() - 1,
         sid: Some(id),
+        jti: Some(Uuid::new_v4()),
     };
     let token = Keys::new(cp::JWT_SECRET.as_bytes()).sign(&claims);
     let url = format!("{}/api/v1/vnc/{id}?token={token}", setup.server.ws_base());

@@ -3,4 +3,5 @@
 
 pub mod agent_token;
 pub mod password;
+pub mod spent_tokens;
 pub mod tokens;

@@ -36,6 +36,9 @@ pub struct Claims {
     /// Viewer tokens: the one session they open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<Uuid>,
+    /// Viewer tokens: their id, so each opens one stream only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<Uuid>,
 }
 
 /// Why a token was refused.
@@ -91,6 +94,7 @@ impl Keys {
                 iat: 0,
                 exp: 0,
                 sid: None,
+                jti: None,
             },
             LOGIN_TTL,
         )
@@ -107,6 +111,7 @@ impl Keys {
                 iat: 0,
                 exp: 0,
                 sid: Some(session),
+                jti: Some(Uuid::new_v4()),
             },
             VIEWER_TTL,
         )
@@ -177,6 +182,7 @@ mod tests {
                 iat: 0,
                 exp: 0,
                 sid: None,
+                jti: None,
             },
             Duration::ZERO,
         );

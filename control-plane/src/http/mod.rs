@@ -21,6 +21,7 @@ use actix_web::{HttpResponse, web};
 
 use self::error::ApiError;
 use crate::actors::supervisor::Supervisor;
+use crate::auth::spent_tokens::SpentTokens;
 use crate::auth::tokens::Keys;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub supervisor: Addr<Supervisor>,
     /// Token signing and verification.
     pub keys: Keys,
+    /// Viewer tokens already used.
+    pub spent_viewer_tokens: SpentTokens,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// The configuration.

@@ -99,6 +99,16 @@ pub async fn connect(
             "this viewer token is for another session".into(),
         ));
     }
+    let unused = claims.jti.is_some_and(|jti| {
+        state
+            .spent_viewer_tokens
+            .spend(jti, claims.exp, chrono::Utc::now().timestamp())
+    });
+    if !unused {
+        return Err(ApiError::Unauthorized(
+            "this viewer token was already used; request a new one".into(),
+        ));
+    }
     let user = state
         .store
         .run(UserById(claims.sub))
