@@ -217,3 +217,39 @@ async fn templates_are_listed_to_everyone_and_changed_by_admins_only() {
     );
     assert_eq!(server.get("/api/v1/templates/xterm", &alice).await.0, 404);
 }
+
+#[actix_web::test]
+async fn changing_a_password_ends_the_login_tokens_issued_before() {
+    let server = common::start(&[]).await;
+    let before = server.user("carol").await;
+    let (_, me) = server.get("/api/v1/auth/me", &before).await;
+    let carol_id = me["id"].as_str().unwrap().to_owned();
+    // Tokens carry whole seconds: change the password in a later second than the token's.
+    let issued = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(
+        1000 - u64::from(issued.subsec_millis()) + 50,
+    ))
+    .await;
+    let (status, body) = server
+        .call(
+            "PATCH",
+            &format!("/api/v1/users/{carol_id}"),
+            Some(&server.admin),
+            Some(json!({"password": "a-brand-new-password"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.get("/api/v1/auth/me", &before).await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (
+            401,
+            Some("the password changed since this token was issued; log in again")
+        )
+    );
+    let after = server.login("carol", "a-brand-new-password").await;
+    let (status, _) = server.get("/api/v1/auth/me", &after).await;
+    assert_eq!(status, 200);
+}

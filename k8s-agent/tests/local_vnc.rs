@@ -433,3 +433,27 @@ async fn a_session_that_is_not_running_cannot_be_viewed() {
         (409, Some("the session is terminated, not running"))
     );
 }
+
+#[actix_web::test]
+async fn disabling_a_user_closes_their_open_streams_at_once() {
+    let setup = setup(&[]).await;
+    let id = running_session(&setup).await;
+    let mut v = viewer(&setup, id).await;
+    v.handshake().await.unwrap();
+    let (_, me) = setup.server.get("/api/v1/auth/me", &setup.alice).await;
+    let alice_id = me["id"].as_str().unwrap().to_owned();
+    let (status, body) = setup
+        .server
+        .call(
+            "PATCH",
+            &format!("/api/v1/users/{alice_id}"),
+            Some(&setup.server.admin),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        v.closed().await.as_deref(),
+        Some("your account was disabled")
+    );
+}

@@ -189,6 +189,7 @@ impl Actor for VncTunnel {
             session_id: self.viewer.session_id,
             agent_id: self.viewer.agent_id.clone(),
             tunnel: ctx.address(),
+            user_id: self.viewer.user_id,
             window: DEFAULT_STREAM_WINDOW,
         };
         self.supervisor

@@ -89,6 +89,12 @@ impl FromRequest for Caller {
                 .ok_or_else(|| {
                     ApiError::Unauthorized("user no longer exists or is disabled".into())
                 })?;
+            // Whole seconds on both sides: a token from the second of the change still works.
+            if claims.iat < user.password_changed_at.timestamp() {
+                return Err(ApiError::Unauthorized(
+                    "the password changed since this token was issued; log in again".into(),
+                ));
+            }
             Ok(Caller {
                 id: user.id,
                 role: user.role(),

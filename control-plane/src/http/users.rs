@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::caller::Caller;
 use super::error::ApiError;
+use crate::actors::supervisor::CloseStreamsOf;
 use crate::auth::password;
 use crate::model::Role;
 use crate::store::audit::{NewAuditEntry, Record};
@@ -140,6 +141,12 @@ pub async fn update(
                 ApiError::NotFound(_) => ApiError::NotFound(format!("no user {id}")),
                 other => other,
             })?;
+    if user.disabled {
+        state.supervisor.do_send(CloseStreamsOf {
+            user_id: user.id,
+            reason: "your account was disabled".into(),
+        });
+    }
     state.store.spawn(Record(
         NewAuditEntry::by_user("user_update", caller.id, &caller.username)
             .target("user", user.id)

@@ -108,6 +108,7 @@ diesel::table! {
         disabled -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        password_changed_at -> Timestamptz,
     }
 }
 

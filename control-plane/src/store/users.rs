@@ -28,6 +28,9 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// Last password change: login tokens issued before it are refused.
+    #[serde(skip)]
+    pub password_changed_at: DateTime<Utc>,
 }
 
 impl User {

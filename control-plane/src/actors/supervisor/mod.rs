@@ -22,9 +22,10 @@ pub use self::agents::{
 };
 pub use self::commands::{Ask, CommandDone, Dispatch, STREAM_COMMAND_TIMEOUT, SendToAgent};
 use self::registry::Registry;
-pub use self::streams::{CloseStream, OpenStream};
+pub use self::streams::{CloseStream, CloseStreamsOf, OpenStream};
 use super::agent_connection::AgentConnection;
 use super::command::CommandActor;
+use super::vnc_tunnel::StreamClosed;
 use crate::metrics::Metrics;
 use crate::store::StoreHandle;
 use crate::store::agents::AgentsBelievedAlive;
@@ -57,8 +58,8 @@ pub struct Supervisor {
     registry: Registry<Addr<AgentConnection>>,
     /// Command id → (agent id, actor).
     commands: HashMap<Uuid, (String, Addr<CommandActor>)>,
-    /// Stream ids in use, and the last one handed out.
-    streams: HashSet<StreamId>,
+    /// Streams open: id → the viewer's user and tunnel; and the last id handed out.
+    streams: HashMap<StreamId, (Uuid, Recipient<StreamClosed>)>,
     next_stream: StreamId,
     /// Credentials revoked while this process runs (a revoked one never authenticates
     /// again, so this only grows with admins' revocations).
@@ -74,7 +75,7 @@ impl Supervisor {
             timing,
             registry: Registry::default(),
             commands: HashMap::new(),
-            streams: HashSet::new(),
+            streams: HashMap::new(),
             next_stream: 0,
             revoked: HashSet::new(),
         }

@@ -23,6 +23,8 @@ pub struct OpenStream {
     pub agent_id: String,
     /// The viewer's tunnel.
     pub tunnel: Addr<VncTunnel>,
+    /// The viewer's user.
+    pub user_id: Uuid,
     /// Credit the agent starts with.
     pub window: u32,
 }
@@ -43,12 +45,25 @@ pub struct CloseStream {
     pub tell_agent: bool,
 }
 
+/// A user lost access (disabled): end their open streams with `reason`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseStreamsOf {
+    /// The user.
+    pub user_id: Uuid,
+    /// Told to the viewer.
+    pub reason: String,
+}
+
 impl Supervisor {
     /// The next free stream id (never 0, unique among open streams).
-    fn allocate_stream(&mut self) -> StreamId {
+    fn allocate_stream(&mut self, user_id: Uuid, tunnel: Recipient<StreamClosed>) -> StreamId {
         loop {
             self.next_stream = self.next_stream.wrapping_add(1).max(1);
-            if self.streams.insert(self.next_stream) {
+            if let std::collections::hash_map::Entry::Vacant(free) =
+                self.streams.entry(self.next_stream)
+            {
+                free.insert((user_id, tunnel));
                 self.metrics.vnc_streams(self.streams.len());
                 return self.next_stream;
             }
@@ -106,7 +121,7 @@ impl Handler<OpenStream> for Supervisor {
                     msg.agent_id
                 )
             })?;
-        let stream_id = self.allocate_stream();
+        let stream_id = self.allocate_stream(msg.user_id, msg.tunnel.clone().recipient());
         link.do_send(RegisterStream {
             stream_id,
             tunnel: msg.tunnel.clone(),
@@ -139,6 +154,19 @@ impl Handler<CloseStream> for Supervisor {
                 reason: msg.reason,
             };
             self.stream_command(msg.agent_id, msg.session_id, command, None, ctx);
+        }
+    }
+}
+
+impl Handler<CloseStreamsOf> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseStreamsOf, _: &mut Context<Self>) {
+        // Each tunnel then stops and sends CloseStream, which frees its id.
+        for (user_id, tunnel) in self.streams.values() {
+            if *user_id == msg.user_id {
+                tunnel.do_send(StreamClosed(msg.reason.clone()));
+            }
         }
     }
 }
