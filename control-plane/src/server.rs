@@ -8,6 +8,7 @@ use actix_web::{App, HttpServer, web};
 use thiserror::Error;
 
 use crate::actors::supervisor::{Supervisor, Timing};
+use crate::auth::login_guard::LoginGuard;
 use crate::auth::{password, tokens::Keys};
 use crate::config::Config;
 use crate::http::AppState;
@@ -69,6 +70,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         supervisor,
         keys: Keys::new(&config.jwt_secret),
         spent_viewer_tokens: Default::default(),
+        logins: LoginGuard::per_core(),
         metrics,
         config,
     });

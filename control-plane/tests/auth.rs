@@ -253,3 +253,42 @@ async fn changing_a_password_ends_the_login_tokens_issued_before() {
     let (status, _) = server.get("/api/v1/auth/me", &after).await;
     assert_eq!(status, 200);
 }
+
+#[actix_web::test]
+async fn a_user_name_that_keeps_failing_is_told_to_wait_before_any_password_is_checked() {
+    let server = common::start(&[]).await;
+    server.user("dave").await;
+    let attempt = |password: &'static str| {
+        let base = server.base.clone();
+        async move {
+            let mut response = awc::Client::default()
+                .post(format!("{base}/api/v1/auth/login"))
+                .send_json(&json!({"username": "dave", "password": password}))
+                .await
+                .unwrap();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+            let body: serde_json::Value = response.json().await.unwrap();
+            (response.status().as_u16(), retry_after, body)
+        }
+    };
+    for _ in 0..10 {
+        assert_eq!(attempt("wrong-password").await.0, 401);
+    }
+    // Now even the right password waits: the name is being guessed at.
+    let (status, retry_after, body) = attempt("dave-password").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (429, Some("too_many_requests"))
+    );
+    assert!(
+        retry_after.is_some_and(|s| (1..=60).contains(&s)),
+        "{retry_after:?}"
+    );
+    assert!(body["message"].as_str().unwrap().contains("try again in"));
+    // Throttled attempts are not audited: the log holds the ten that were checked.
+    let failed = server.audit("login_failed", 10).await;
+    assert_eq!(failed.len(), 10);
+}

@@ -1,5 +1,7 @@
 //! `POST /api/v1/auth/login`, `GET /api/v1/auth/me`.
 
+use std::time::{Duration, Instant};
+
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::Deserialize;
 
@@ -9,6 +11,9 @@ use super::error::ApiError;
 use crate::auth::password;
 use crate::store::audit::{NewAuditEntry, Record};
 use crate::store::users::UserByName;
+
+/// How long a login may wait for a free hashing permit before it is told to come back.
+const HASHING_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Login form.
 #[derive(Deserialize)]
@@ -27,8 +32,26 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let Login { username, password } = body.into_inner();
     let ip = client_ip(&req);
+    state
+        .logins
+        .check(ip.as_deref(), &username, Instant::now())
+        .map_err(|wait| ApiError::TooManyRequests {
+            message: format!(
+                "too many failed logins from this address or for this user; try again in {} s",
+                wait.as_secs().max(1)
+            ),
+            retry_after: wait.as_secs().max(1),
+        })?;
     let user = state.store.run(UserByName(username.clone())).await?;
-    // argon2 is deliberately slow: keep it off the async workers.
+    // argon2 is deliberately slow and memory-hungry: off the async workers, one per core.
+    let _permit = state
+        .logins
+        .hashing_permit(HASHING_PATIENCE)
+        .await
+        .ok_or_else(|| ApiError::TooManyRequests {
+            message: "too many logins at once; try again in a moment".into(),
+            retry_after: 1,
+        })?;
     let (user, valid) = web::block(move || match user {
         Some(user) => {
             let valid = password::verify(&user.password_hash, &password);
@@ -42,6 +65,11 @@ pub async fn login(
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
     let Some(user) = user.filter(|_| valid) else {
+        state
+            .logins
+            .failed(ip.as_deref(), &username, Instant::now());
+        // Throttled attempts never get here, so these rows grow only as fast as the limits
+        // allow.
         state.store.spawn(Record(
             NewAuditEntry::anonymous("login_failed")
                 .details(serde_json::json!({ "username": username }))
@@ -54,6 +82,7 @@ pub async fn login(
     if user.disabled {
         return Err(ApiError::Forbidden("this account is disabled".into()));
     }
+    state.logins.succeeded(&username);
     let (token, expires_at) = state.keys.login(user.id, &user.username, user.role());
     state.store.spawn(Record(
         NewAuditEntry::by_user("login", user.id, &user.username)

@@ -28,6 +28,14 @@ pub enum ApiError {
     /// 409: conflicts with existing state.
     #[error("{0}")]
     Conflict(String),
+    /// 429: too many attempts; try again after this many seconds.
+    #[error("{message}")]
+    TooManyRequests {
+        /// For people.
+        message: String,
+        /// Seconds to wait (`Retry-After`).
+        retry_after: u64,
+    },
     /// 503: a dependency (database, agents) is unavailable.
     #[error("{message}")]
     Unavailable {
@@ -56,6 +64,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -77,6 +86,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -86,7 +96,11 @@ impl ResponseError for ApiError {
         if let ApiError::Internal(detail) = self {
             log::error!("internal error: {detail}");
         }
-        HttpResponse::build(self.status_code()).json(Body {
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::TooManyRequests { retry_after, .. } = self {
+            response.insert_header(("Retry-After", retry_after.to_string()));
+        }
+        response.json(Body {
             error: self.code(),
             message: self.to_string(),
         })

@@ -21,6 +21,7 @@ use actix_web::{HttpResponse, web};
 
 use self::error::ApiError;
 use crate::actors::supervisor::Supervisor;
+use crate::auth::login_guard::LoginGuard;
 use crate::auth::spent_tokens::SpentTokens;
 use crate::auth::tokens::Keys;
 use crate::config::Config;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub keys: Keys,
     /// Viewer tokens already used.
     pub spent_viewer_tokens: SpentTokens,
+    /// Login throttling and the cap on concurrent password hashing.
+    pub logins: LoginGuard,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// The configuration.
