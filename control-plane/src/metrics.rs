@@ -1,7 +1,9 @@
-//! Prometheus metrics. State counts are read from the store at scrape time (so they are
-//! right after a restart); latencies and connection counts are recorded as they happen.
+//! Prometheus metrics. State counts are read from the store at scrape time, at most once per
+//! ten seconds (so they are right after a restart, and scrapes cannot load the database);
+//! latencies and connection counts are recorded as they happen.
 
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
@@ -42,6 +44,8 @@ pub struct Metrics {
     sockets: Family<Labels, Gauge>,
     viewer_buffered: Gauge,
     vnc_streams: Gauge,
+    /// The last state counts read, and when.
+    counts: Mutex<Option<(Instant, Counts)>>,
     // Serializes scrapes: each clears and refills the state gauges.
     scrape: Mutex<()>,
 }
@@ -89,6 +93,7 @@ impl Default for Metrics {
         Metrics {
             viewer_buffered,
             vnc_streams,
+            counts: Mutex::new(None),
             registry,
             agents,
             sessions,
@@ -121,6 +126,20 @@ impl Metrics {
     /// Bytes entered (positive) or left (negative) the viewers' send queues.
     pub fn viewer_buffered(&self, delta: i64) {
         self.viewer_buffered.inc_by(delta);
+    }
+
+    /// The state counts read less than `max_age` ago, if any.
+    pub fn recent_counts(&self, max_age: Duration) -> Option<Counts> {
+        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < max_age)
+            .map(|(_, c)| c.clone())
+    }
+
+    /// Keeps freshly read state counts for [`Self::recent_counts`].
+    pub fn remember_counts(&self, counts: Counts) {
+        *self.counts.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), counts));
     }
 
     /// How many VNC streams are open now.

@@ -114,3 +114,29 @@ async fn without_a_configured_password_the_first_admin_gets_a_generated_one_once
         .unwrap();
     assert!(again.generated_admin_password.is_none());
 }
+
+#[actix_web::test]
+async fn a_database_that_does_not_answer_gets_503_within_the_statement_timeout() {
+    use diesel::RunQueryDsl;
+    let server = common::start(&[]).await;
+    // Something else holds the users table: every request that reads it would wait forever.
+    let mut locker = server.db.connect();
+    diesel::sql_query("BEGIN").execute(&mut locker).unwrap();
+    diesel::sql_query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .unwrap();
+    let (status, body) = server.get("/api/v1/auth/me", &server.admin).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("database_unavailable")),
+        "{body}"
+    );
+    assert_eq!(
+        body["message"],
+        "database unavailable: a query took longer than 5 s"
+    );
+    // Released, the same request works again.
+    diesel::sql_query("ROLLBACK").execute(&mut locker).unwrap();
+    let (status, _) = server.get("/api/v1/auth/me", &server.admin).await;
+    assert_eq!(status, 200);
+}

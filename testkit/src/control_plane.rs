@@ -97,7 +97,10 @@ impl TestServer {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let client = awc::Client::default();
+        // Longer than the server's own deadlines, so a test sees its answer, not ours.
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .finish();
         let url = format!("{}{path}", self.base);
         let mut request = client.request(method.parse().unwrap(), url);
         if let Some(token) = token {

@@ -26,6 +26,15 @@ impl From<DieselError> for StoreError {
                 DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::ForeignKeyViolation,
                 ref info,
             ) => StoreError::Conflict(info.message().to_owned()),
+            // The statement timeout: the database is too busy or something holds a lock.
+            DieselError::DatabaseError(_, ref info)
+                if info.message().contains("statement timeout") =>
+            {
+                StoreError::Unavailable(format!(
+                    "a query took longer than {} s",
+                    super::STATEMENT_TIMEOUT.as_secs()
+                ))
+            }
             other => StoreError::Database(other),
         }
     }

@@ -16,6 +16,8 @@ pub mod stats;
 pub mod templates;
 pub mod users;
 
+use std::time::Duration;
+
 use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
 use diesel::PgConnection;
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
@@ -27,6 +29,29 @@ pub type PgPool = Pool<ConnectionManager<PgConnection>>;
 /// One connection taken from the pool.
 pub type PgPooled = PooledConnection<ConnectionManager<PgConnection>>;
 
+/// Longest any one statement may run; the database cancels it after that.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a caller waits for a store call (queueing, a connection, the statements).
+pub const CALL_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Every pooled connection gets the statement timeout, so a lock or a slow scan can never
+/// hold a store thread (and the requests queued behind it) for longer.
+#[derive(Debug)]
+struct StatementTimeout;
+
+impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for StatementTimeout {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        use diesel::RunQueryDsl;
+        diesel::sql_query(format!(
+            "SET statement_timeout = {}",
+            STATEMENT_TIMEOUT.as_millis()
+        ))
+        .execute(conn)
+        .map(|_| ())
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
 /// Builds the pool after one direct connection attempt, so a bad `DATABASE_URL` is reported
 /// at once in one line instead of as the pool's retries.
 pub fn connect(database_url: &str, size: u32) -> Result<PgPool, String> {
@@ -34,7 +59,8 @@ pub fn connect(database_url: &str, size: u32) -> Result<PgPool, String> {
     PgConnection::establish(database_url).map_err(|e| e.to_string().trim().replace('\n', " "))?;
     Pool::builder()
         .max_size(size)
-        .connection_timeout(std::time::Duration::from_secs(5))
+        .connection_timeout(Duration::from_secs(5))
+        .connection_customizer(Box::new(StatementTimeout))
         .build(ConnectionManager::new(database_url))
         .map_err(|e| e.to_string())
 }
@@ -88,12 +114,15 @@ impl StoreHandle {
         StoreHandle { addr }
     }
 
-    /// Runs a query and waits for its result.
+    /// Runs a query and waits for its result, at most [`CALL_DEADLINE`].
     pub async fn run<Q: Query>(&self, query: Q) -> Result<Q::Output, StoreError> {
-        self.addr
-            .send(Run(query))
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        match tokio::time::timeout(CALL_DEADLINE, self.addr.send(Run(query))).await {
+            Ok(answer) => answer.map_err(|e| StoreError::Unavailable(e.to_string()))?,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer within {} s",
+                CALL_DEADLINE.as_secs()
+            ))),
+        }
     }
 
     /// Runs a query without waiting (audit records, timestamps); failures are logged.

@@ -7,7 +7,7 @@ use super::schema::{agent_commands, agents, sessions};
 use super::{Query, StoreError};
 
 /// Current counts by state.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Counts {
     /// Agents by status.
     pub agents: Vec<(String, i64)>,
