@@ -345,3 +345,44 @@ async fn an_agent_holding_another_agents_session_cannot_end_it() {
         (Some("running"), Some("local-1"))
     );
 }
+
+#[actix_web::test]
+async fn sent_acked_and_completed_are_recorded_in_that_order_under_concurrency() {
+    let (server, mut agent, _) = common::start_with_agent(&[]).await;
+    // Ten creations at once (the scripted agent's capacity), each answered at once.
+    let creations: Vec<_> = (0..10)
+        .map(|_| create_session(&server, &server.admin, "xterm"))
+        .collect();
+    let answering = async {
+        for _ in 0..10 {
+            let (command_id, command) = agent.recv_command().await;
+            let Command::CreateSession(spec) = command else {
+                panic!("expected create_session, got {command:?}");
+            };
+            agent.send(&AgentMessage::Ack { command_id }).await;
+            let result =
+                serde_json::to_value(report(spec.session_id, AgentSessionState::Running)).unwrap();
+            agent
+                .send(&AgentMessage::Completed { command_id, result })
+                .await;
+        }
+    };
+    let (ids, ()) =
+        futures_util::future::join(futures_util::future::join_all(creations), answering).await;
+    for id in ids {
+        let commands = common::commands_until(&server, id, "the command finished", |c| {
+            c[0].completed_at.is_some() && c[0].attempts >= 1
+        })
+        .await;
+        let c = &commands[0];
+        let (sent, acked, completed) = (
+            c.sent_at.expect("sent_at recorded"),
+            c.acked_at.expect("acked_at recorded"),
+            c.completed_at.unwrap(),
+        );
+        assert!(
+            sent <= acked && acked <= completed,
+            "{id}: sent {sent}, acked {acked}, completed {completed}"
+        );
+    }
+}

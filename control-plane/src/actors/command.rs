@@ -8,7 +8,7 @@ use actix::prelude::*;
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::supervisor::{CommandDone, SendToAgent, Supervisor};
+use super::supervisor::{CommandDone, LinkOf, SendToAgent, Supervisor};
 use super::vnc_tunnel::StreamClosed;
 use crate::metrics::Metrics;
 use crate::store::StoreHandle;
@@ -193,17 +193,39 @@ impl Handler<Deliver> for CommandActor {
                 );
             }
         };
-        let send = SendToAgent {
-            agent_id: self.command.agent_id.clone(),
-            message,
-        };
-        self.supervisor
-            .send(send)
+        let agent_id = self.command.agent_id.clone();
+        let (supervisor, store, id) = (
+            self.supervisor.clone(),
+            self.store.clone(),
+            self.command_id(),
+        );
+        // Waited for (no answer is handled meanwhile). Not sent twice on one link, whichever
+        // of the first delivery and a reconnect's redelivery comes first; and `sent_at` is
+        // written before the frame leaves, so it never trails the agent's `ack`.
+        supervisor
+            .send(LinkOf(agent_id.clone()))
             .into_actor(self)
+            .then(move |link, this, _| {
+                let link = link.ok().flatten();
+                let fresh = link.is_some() && link != this.delivered_on;
+                async move {
+                    if !fresh {
+                        return None;
+                    }
+                    if let Err(e) = store.run(MarkSent(id)).await {
+                        log::warn!("command {id}: cannot record its delivery: {e}");
+                    }
+                    supervisor
+                        .send(SendToAgent { agent_id, message })
+                        .await
+                        .ok()
+                        .flatten()
+                }
+                .into_actor(this)
+            })
             .map(|sent, this, _| {
-                if let Ok(Some(link)) = sent {
+                if let Some(link) = sent {
                     this.delivered_on = Some(link);
-                    this.store.spawn(MarkSent(this.command_id()));
                 }
             })
             .wait(ctx);

@@ -39,6 +39,11 @@ pub struct SendToAgent {
     pub message: ControlMessage,
 }
 
+/// The connection id of an agent's live link, if it has one.
+#[derive(Message)]
+#[rtype(result = "Option<String>")]
+pub struct LinkOf(pub String);
+
 /// A command actor stopped.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -116,6 +121,14 @@ impl Handler<SendToAgent> for Supervisor {
         let link = self.registry.link(&msg.agent_id)?;
         link.handle.do_send(Outgoing(msg.message));
         Some(link.conn_id.clone())
+    }
+}
+
+impl Handler<LinkOf> for Supervisor {
+    type Result = Option<String>;
+
+    fn handle(&mut self, LinkOf(agent_id): LinkOf, _: &mut Context<Self>) -> Option<String> {
+        self.registry.link(&agent_id).map(|l| l.conn_id.clone())
     }
 }
 

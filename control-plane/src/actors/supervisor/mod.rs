@@ -20,7 +20,7 @@ use uuid::Uuid;
 pub use self::agents::{
     AgentDisconnected, AgentHello, AgentRefused, AgentRemoved, CredentialsRevoked, FromAgent, Seen,
 };
-pub use self::commands::{Ask, CommandDone, Dispatch, STREAM_COMMAND_TIMEOUT, SendToAgent};
+pub use self::commands::{Ask, CommandDone, Dispatch, LinkOf, STREAM_COMMAND_TIMEOUT, SendToAgent};
 use self::registry::Registry;
 pub use self::streams::{CloseStream, CloseStreamsOf, OpenStream};
 use super::agent_connection::AgentConnection;
