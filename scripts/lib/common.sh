@@ -15,7 +15,7 @@ run_cleanups() {
     CLEANUPS=()
 }
 trap run_cleanups EXIT
-trap 'exit 130' INT
+trap 'echo "interrupted: stopping everything this script started" >&2; exit 130' INT
 trap 'exit 143' TERM
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -97,7 +97,8 @@ start_kube_cluster() {
     source "$ROOT/scripts/lib/kubernetes.sh"
     k8s_ensure_built || return 1
     KUBE_CLUSTER_DIR="$(mktemp -d /tmp/streamspace-kube.XXXXXX)"
-    "$ROOT/scripts/kube-cluster" up "$KUBE_CLUSTER_DIR/cluster" "$$" &
+    # Its own process group: Ctrl-C reaches the calling script, whose cleanup stops it.
+    setsid "$ROOT/scripts/kube-cluster" up "$KUBE_CLUSTER_DIR/cluster" "$$" &
     local pid=$!
     on_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf $KUBE_CLUSTER_DIR"
     while [ ! -f "$KUBE_CLUSTER_DIR/cluster/ready" ]; do
