@@ -30,7 +30,8 @@ pub struct Config {
     pub agent_id: String,
     /// `CONTROL_PLANE_URL` (required): `ws://` or `wss://` base URL of the control plane.
     pub control_plane_url: String,
-    /// `AGENT_TOKEN`: the agent's credential, minted by an admin.
+    /// `AGENT_TOKEN`, or the contents of the file `AGENT_TOKEN_FILE` names: the agent's
+    /// credential, minted by an admin.
     pub agent_token: Option<String>,
     /// `PLATFORM` (default `kubernetes`).
     pub platform: Platform,
@@ -262,12 +263,33 @@ impl Config {
             screen_geometry,
             agent_id,
             control_plane_url: control_plane_url.trim_end_matches('/').to_owned(),
-            agent_token: get("AGENT_TOKEN"),
+            agent_token: agent_token(get("AGENT_TOKEN"), get("AGENT_TOKEN_FILE"))?,
             platform,
             region: get("REGION"),
             namespace,
             kubeconfig: get("KUBECONFIG").map(PathBuf::from),
         })
+    }
+}
+
+/// The credential from the environment or from a file (a mounted Secret: unlike the
+/// environment, other processes of the same user cannot read it from `/proc`).
+fn agent_token(value: Option<String>, file: Option<String>) -> Result<Option<String>, ConfigError> {
+    match (value, file) {
+        (Some(_), Some(_)) => Err(error(
+            "AGENT_TOKEN_FILE",
+            "is set together with AGENT_TOKEN: set one of them",
+        )),
+        (value, None) => Ok(value),
+        (None, Some(path)) => {
+            let token = std::fs::read_to_string(&path)
+                .map_err(|e| error("AGENT_TOKEN_FILE", format!("cannot read {path}: {e}")))?;
+            let token = token.trim().to_owned();
+            if token.is_empty() {
+                return Err(error("AGENT_TOKEN_FILE", format!("{path} is empty")));
+            }
+            Ok(Some(token))
+        }
     }
 }
 
@@ -327,6 +349,27 @@ mod tests {
         assert_eq!(c.namespace, "streamspace");
         assert_eq!(c.control_plane_url, "ws://cp:8080");
         assert_eq!(c.agent_token, None);
+    }
+
+    #[test]
+    fn the_token_comes_from_the_environment_or_a_file_not_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "ssa_secret\n").unwrap();
+        let path = file.to_string_lossy().into_owned();
+        let c = config(&[("AGENT_TOKEN_FILE", path.as_str())]).unwrap();
+        assert_eq!(c.agent_token.as_deref(), Some("ssa_secret"));
+        let both = config(&[("AGENT_TOKEN_FILE", path.as_str()), ("AGENT_TOKEN", "x")]);
+        assert_eq!(
+            both.unwrap_err().to_string(),
+            "AGENT_TOKEN_FILE: is set together with AGENT_TOKEN: set one of them"
+        );
+        let missing = dir.path().join("nope").to_string_lossy().into_owned();
+        let err = config(&[("AGENT_TOKEN_FILE", missing.as_str())]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("AGENT_TOKEN_FILE: cannot read"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -45,7 +45,7 @@ fn layout(config: &Config) -> Layout {
 fn render_command(args: &[String]) -> ExitCode {
     let config = Config::from_lookup(|name| match name {
         "AGENT_ID" => std::env::var(name).ok().or(Some("render".into())),
-        "CONTROL_PLANE_URL" => Some("ws://unused".into()),
+        "CONTROL_PLANE_URL" => Some("wss://unused".into()),
         other => std::env::var(other).ok(),
     });
     let result = config
