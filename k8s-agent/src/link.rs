@@ -67,6 +67,9 @@ pub struct ControlPlaneLink {
     backoff: Backoff,
     heartbeat: Option<SpawnHandle>,
     reconcile: Option<SpawnHandle>,
+    /// When the control plane was last heard from (it pings every heartbeat interval): a
+    /// link silent for two intervals is half-open and is dropped.
+    last_heard: std::time::Instant,
     commands: CommandBook,
     /// Open VNC streams and the session each belongs to.
     tunnels: HashMap<StreamId, (Uuid, Addr<Tunnel>)>,
@@ -88,6 +91,7 @@ impl ControlPlaneLink {
             backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(30)),
             heartbeat: None,
             reconcile: None,
+            last_heard: std::time::Instant::now(),
             commands: CommandBook::default(),
             tunnels: HashMap::new(),
             stream_window: streamspace_protocol::DEFAULT_STREAM_WINDOW,
@@ -204,6 +208,19 @@ impl ControlPlaneLink {
         }
     }
 
+    /// The connection went silent without closing (a half-open TCP connection, a frozen
+    /// control plane): give up on it and dial again at once.
+    fn drop_silent_link(&mut self, silent: Duration, ctx: &mut Context<Self>) {
+        log::warn!(
+            "the control plane has been silent for {} ms; reconnecting",
+            silent.as_millis()
+        );
+        // Whatever the old connection still delivers is ignored from now on.
+        self.generation += 1;
+        self.backoff.reset();
+        self.disconnected(ctx);
+    }
+
     fn send(&mut self, message: &AgentMessage) {
         if let Some(sink) = &mut self.sink {
             let _ = sink.write(WsMessage::Text(message.to_json().into()));
@@ -239,7 +256,11 @@ impl ControlPlaneLink {
                         this.send_inventory(ctx)
                     }),
                 );
-                self.heartbeat = Some(ctx.run_interval(every, |this, ctx| {
+                self.last_heard = std::time::Instant::now();
+                self.heartbeat = Some(ctx.run_interval(every, move |this, ctx| {
+                    if this.last_heard.elapsed() > every * 2 {
+                        return this.drop_silent_link(every * 2, ctx);
+                    }
                     let runtime = this.runtime.clone();
                     async move { runtime.list().await.map(|s| s.len()).unwrap_or(0) }
                         .into_actor(this)
@@ -449,6 +470,9 @@ impl StreamHandler<Incoming> for ControlPlaneLink {
     fn handle(&mut self, Incoming(generation, item): Incoming, ctx: &mut Context<Self>) {
         if generation != self.generation {
             return; // a previous connection's leftovers
+        }
+        if matches!(item, Some(Ok(_))) {
+            self.last_heard = std::time::Instant::now();
         }
         match item {
             Some(Ok(WsFrame::Text(bytes))) => match std::str::from_utf8(&bytes)

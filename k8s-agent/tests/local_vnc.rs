@@ -457,3 +457,23 @@ async fn disabling_a_user_closes_their_open_streams_at_once() {
         Some("your account was disabled")
     );
 }
+
+#[actix_web::test]
+async fn a_viewer_that_stops_answering_pings_is_dropped() {
+    let setup = setup(&[
+        ("AGENT_HEARTBEAT_INTERVAL", "200ms"),
+        ("AGENT_TIMEOUT", "2s"),
+    ])
+    .await;
+    let id = running_session(&setup).await;
+    let mut v = viewer(&setup, id).await;
+    v.handshake().await.unwrap();
+    // The viewer goes silent (as a vanished browser would): it reads nothing, so it answers
+    // no ping, and the control plane closes its stream after two intervals.
+    let closed = setup.server.audit("vnc_disconnect", 1).await;
+    assert_eq!(
+        closed[0]["details"]["reason"],
+        "the viewer stopped answering"
+    );
+    drop(v);
+}

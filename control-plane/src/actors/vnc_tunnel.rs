@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError as WsError};
@@ -46,6 +46,7 @@ struct Written(usize);
 
 enum ToViewer {
     Bytes(Bytes),
+    Ping,
     Pong(Bytes),
     Close(CloseReason),
 }
@@ -83,6 +84,10 @@ pub struct VncTunnel {
     opened_at: Instant,
     end_reason: Option<String>,
     agent_ended: bool,
+    /// The viewer is pinged this often and dropped when silent for two of these: a browser
+    /// that vanished without closing (a half-open connection) must not hold a stream.
+    ping_interval: Duration,
+    last_heard: Instant,
 }
 
 impl VncTunnel {
@@ -94,6 +99,7 @@ impl VncTunnel {
         supervisor: Addr<Supervisor>,
         store: StoreHandle,
         metrics: Arc<Metrics>,
+        ping_interval: Duration,
         me: Addr<VncTunnel>,
     ) -> Self {
         let (outbox, mut queue) = mpsc::unbounded_channel::<ToViewer>();
@@ -107,6 +113,7 @@ impl VncTunnel {
                         me.do_send(Written(n));
                         sent
                     }
+                    ToViewer::Ping => session.ping(b"").await,
                     ToViewer::Pong(bytes) => session.pong(&bytes).await,
                     ToViewer::Close(reason) => {
                         let _ = session.close(Some(reason)).await;
@@ -133,6 +140,8 @@ impl VncTunnel {
             bytes_to_viewer: 0,
             bytes_from_viewer: 0,
             opened_at: Instant::now(),
+            ping_interval,
+            last_heard: Instant::now(),
             end_reason: None,
             agent_ended: false,
         }
@@ -185,6 +194,12 @@ impl Actor for VncTunnel {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.metrics.socket_opened(SocketKind::Viewer);
+        ctx.run_interval(self.ping_interval, |this, ctx| {
+            if this.last_heard.elapsed() > this.ping_interval * 2 {
+                return this.finish(ctx, CloseCode::Away, "the viewer stopped answering");
+            }
+            let _ = this.outbox.send(ToViewer::Ping);
+        });
         let open = OpenStream {
             session_id: self.viewer.session_id,
             agent_id: self.viewer.agent_id.clone(),
@@ -312,6 +327,9 @@ impl Handler<StreamClosed> for VncTunnel {
 
 impl StreamHandler<Result<AggregatedMessage, WsError>> for VncTunnel {
     fn handle(&mut self, item: Result<AggregatedMessage, WsError>, ctx: &mut Context<Self>) {
+        if item.is_ok() {
+            self.last_heard = Instant::now();
+        }
         match item {
             Ok(AggregatedMessage::Binary(bytes)) => {
                 self.bytes_from_viewer += bytes.len() as u64;

@@ -148,6 +148,7 @@ pub async fn connect(
             state.supervisor.clone(),
             state.store.clone(),
             state.metrics.clone(),
+            state.config.agent_heartbeat_interval,
             ctx.address(),
         )
     });
