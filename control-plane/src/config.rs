@@ -31,7 +31,22 @@ pub struct Config {
     pub admin_password: Option<String>,
     /// `STATIC_DIR` (default `static`): the viewer and admin pages, with `node_modules`.
     pub static_dir: PathBuf,
+    /// How long history is kept.
+    pub retention: Retention,
 }
+
+/// How long each kind of history is kept before the pruner deletes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// `COMMAND_RETENTION` (default `7d`): finished commands.
+    pub commands: Duration,
+    /// `AUDIT_RETENTION` (default `90d`): audit entries.
+    pub audit: Duration,
+    /// `SESSION_RETENTION` (default `30d`): terminated, failed and lost sessions.
+    pub sessions: Duration,
+}
+
+const DAY: Duration = Duration::from_secs(86400);
 
 impl std::fmt::Debug for Config {
     // Hand-written so secrets never reach a log line.
@@ -103,6 +118,11 @@ impl Config {
             agent_heartbeat_interval,
             agent_timeout,
             command_timeout: vars.duration("COMMAND_TIMEOUT", Duration::from_secs(300))?,
+            retention: Retention {
+                commands: vars.duration("COMMAND_RETENTION", DAY * 7)?,
+                audit: vars.duration("AUDIT_RETENTION", DAY * 90)?,
+                sessions: vars.duration("SESSION_RETENTION", DAY * 30)?,
+            },
             vnc_proxy_enabled: vars.boolean("VNC_PROXY_ENABLED", true)?,
             admin_password: vars.optional("STREAMSPACE_ADMIN_PASSWORD"),
             static_dir: vars
@@ -159,7 +179,7 @@ impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
             Some(value) => parse_duration(&value).ok_or_else(|| {
                 self.error(
                     variable,
-                    format!("{value:?} is not a positive duration like 500ms, 30s, 5m or 1h"),
+                    format!("{value:?} is not a positive duration like 500ms, 30s, 5m, 1h or 7d"),
                 )
             }),
         }
@@ -195,6 +215,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         "" | "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.checked_mul(60)?),
         "h" => Duration::from_secs(n.checked_mul(3600)?),
+        "d" => Duration::from_secs(n.checked_mul(86400)?),
         _ => return None,
     };
     (!duration.is_zero()).then_some(duration)

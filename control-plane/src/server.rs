@@ -7,6 +7,7 @@ use actix::Actor;
 use actix_web::{App, HttpServer, web};
 use thiserror::Error;
 
+use crate::actors::pruner::Pruner;
 use crate::actors::supervisor::{Supervisor, Timing};
 use crate::auth::login_guard::LoginGuard;
 use crate::auth::{password, tokens::Keys};
@@ -64,6 +65,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         command_timeout: config.command_timeout,
     };
     let supervisor = Supervisor::new(store.clone(), metrics.clone(), timing).start();
+    Pruner::new(store.clone(), config.retention).start();
     let listen_addr = config.listen_addr;
     let state = web::Data::new(AppState {
         store,

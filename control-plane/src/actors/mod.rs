@@ -1,8 +1,10 @@
 //! The actors: one [`supervisor::Supervisor`] routing between one
 //! [`agent_connection::AgentConnection`] per agent WebSocket, one [`command::CommandActor`]
-//! per command in flight, one [`vnc_tunnel::VncTunnel`] per browser viewer, and the store.
+//! per command in flight, one [`vnc_tunnel::VncTunnel`] per browser viewer, the store, and
+//! one [`pruner::Pruner`] enforcing retention.
 
 pub mod agent_connection;
 pub mod command;
+pub mod pruner;
 pub mod supervisor;
 pub mod vnc_tunnel;

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod credentials;
 mod error;
 pub mod migrations;
+pub mod retention;
 pub mod schema;
 pub mod sessions;
 pub mod stats;

@@ -1,0 +1,100 @@
+//! Retention: finished commands, audit entries and ended sessions older than their cutoff are
+//! deleted in bounded batches, so no table grows forever and no delete holds locks for long.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::schema::{agent_commands, audit_log, sessions};
+use super::{Query, StoreError};
+use crate::model::{CommandStatus, SessionState};
+
+/// One batch of pruning.
+pub struct Prune {
+    /// Finished commands that finished (or were created, if never) before this go.
+    pub commands_before: DateTime<Utc>,
+    /// Audit entries recorded before this go.
+    pub audit_before: DateTime<Utc>,
+    /// Terminated, failed or lost sessions last changed before this go.
+    pub sessions_before: DateTime<Utc>,
+    /// Most rows deleted from each table in this batch.
+    pub batch: i64,
+}
+
+/// How many rows a batch deleted, per table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    /// Commands.
+    pub commands: usize,
+    /// Audit entries.
+    pub audit: usize,
+    /// Sessions.
+    pub sessions: usize,
+}
+
+impl Pruned {
+    /// Whether any table had a full batch (so there may be more to do).
+    pub fn full(&self, batch: i64) -> bool {
+        let batch = usize::try_from(batch).unwrap_or(usize::MAX);
+        self.commands >= batch || self.audit >= batch || self.sessions >= batch
+    }
+}
+
+impl Query for Prune {
+    type Output = Pruned;
+    fn run(self, conn: &mut PgConnection) -> Result<Pruned, StoreError> {
+        conn.transaction(|conn| self.batch_in(conn))
+    }
+}
+
+impl Prune {
+    fn batch_in(&self, conn: &mut PgConnection) -> Result<Pruned, StoreError> {
+        let unfinished: Vec<&str> = CommandStatus::UNFINISHED
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        let old_commands = agent_commands::table
+            .filter(agent_commands::status.ne_all(unfinished))
+            .filter(
+                agent_commands::completed_at.lt(self.commands_before).or(
+                    agent_commands::completed_at
+                        .is_null()
+                        .and(agent_commands::created_at.lt(self.commands_before)),
+                ),
+            )
+            .select(agent_commands::id)
+            .limit(self.batch)
+            .load::<uuid::Uuid>(conn)?;
+        let commands =
+            diesel::delete(agent_commands::table.filter(agent_commands::id.eq_any(old_commands)))
+                .execute(conn)?;
+        let old_audit = audit_log::table
+            .filter(audit_log::at.lt(self.audit_before))
+            .select(audit_log::id)
+            .limit(self.batch)
+            .load::<i64>(conn)?;
+        let audit = diesel::delete(audit_log::table.filter(audit_log::id.eq_any(old_audit)))
+            .execute(conn)?;
+        let ended: Vec<&str> = [
+            SessionState::Terminated,
+            SessionState::Failed,
+            SessionState::Lost,
+        ]
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+        let old_sessions = sessions::table
+            .filter(sessions::state.eq_any(ended))
+            .filter(sessions::updated_at.lt(self.sessions_before))
+            .select(sessions::id)
+            .limit(self.batch)
+            .load::<uuid::Uuid>(conn)?;
+        // Their commands keep their history (the reference is set to NULL).
+        let sessions = diesel::delete(sessions::table.filter(sessions::id.eq_any(old_sessions)))
+            .execute(conn)?;
+        Ok(Pruned {
+            commands,
+            audit,
+            sessions,
+        })
+    }
+}
