@@ -386,3 +386,33 @@ async fn sent_acked_and_completed_are_recorded_in_that_order_under_concurrency()
         );
     }
 }
+
+#[actix_web::test]
+async fn a_late_status_write_about_an_old_connection_cannot_take_a_connected_agent_offline() {
+    use streamspace_control_plane::model::AgentStatus;
+    use streamspace_control_plane::store::Query;
+    use streamspace_control_plane::store::agents::SetAgentStatus;
+    let (server, mut agent, _) = common::start_with_agent(&[]).await;
+    let kept = running_session(&server, &mut agent).await;
+    // The judgement of a connection that has since been replaced lands late…
+    let degraded = SetAgentStatus {
+        agent_id: "local-1".into(),
+        status: AgentStatus::Offline,
+        conn_id: Some("a-connection-long-gone".into()),
+    }
+    .run(&mut server.db.connect())
+    .unwrap();
+    // …and changes nothing.
+    assert_eq!(degraded, 0);
+    let (_, row) = server.get("/api/v1/agents/local-1", &server.admin).await;
+    assert_eq!(row["status"], "online");
+    let (_, session) = server
+        .get(&format!("/api/v1/sessions/{kept}"), &server.admin)
+        .await;
+    assert_eq!(session["state"], "running");
+    // Heartbeats on the live connection keep it online.
+    agent
+        .send(&AgentMessage::Heartbeat { active_sessions: 1 })
+        .await;
+    agent_reaches(&server, "local-1", "online").await;
+}

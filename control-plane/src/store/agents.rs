@@ -261,6 +261,9 @@ pub struct SetAgentStatus {
     pub agent_id: String,
     /// New status.
     pub status: AgentStatus,
+    /// Applies only while the store records this connection for the agent (`None`: none),
+    /// so a judgement about an old connection never lands after a reconnect.
+    pub conn_id: Option<String>,
 }
 
 impl Query for SetAgentStatus {
@@ -268,14 +271,19 @@ impl Query for SetAgentStatus {
     type Output = usize;
     fn run(self, conn: &mut PgConnection) -> Result<usize, StoreError> {
         conn.transaction(|conn| {
-            let target = agents::table.filter(agents::agent_id.eq(&self.agent_id));
+            let target = agents::table
+                .filter(agents::agent_id.eq(&self.agent_id))
+                .filter(agents::websocket_conn_id.is_not_distinct_from(self.conn_id.clone()));
             if self.status == AgentStatus::Offline {
-                diesel::update(target)
+                let changed = diesel::update(target)
                     .set((
                         agents::status.eq(self.status.as_str()),
                         agents::websocket_conn_id.eq(None::<String>),
                     ))
                     .execute(conn)?;
+                if changed == 0 {
+                    return Ok(0); // the agent reconnected meanwhile
+                }
                 Ok(diesel::update(
                     sessions::table
                         .filter(sessions::agent_id.eq(&self.agent_id))

@@ -108,8 +108,9 @@ impl Supervisor {
         ));
     }
 
-    /// Moves an agent to `status` in the store; `offline` degrades its running sessions.
-    fn record_status(&self, agent_id: &str, status: AgentStatus) {
+    /// Moves an agent to `status` in the store, if the store still records `conn_id` for it;
+    /// `offline` degrades its running sessions.
+    fn record_status(&self, agent_id: &str, status: AgentStatus, conn_id: Option<String>) {
         log::info!("agent {agent_id} is {status}");
         let store = self.store.clone();
         let agent_id = agent_id.to_owned();
@@ -118,6 +119,7 @@ impl Supervisor {
                 .run(SetAgentStatus {
                     agent_id: agent_id.clone(),
                     status,
+                    conn_id,
                 })
                 .await
             {
@@ -145,7 +147,7 @@ impl Supervisor {
             if transition.status == AgentStatus::Offline {
                 self.audit_agent("agent_offline", &transition.agent_id, serde_json::json!({}));
             }
-            self.record_status(&transition.agent_id, transition.status);
+            self.record_status(&transition.agent_id, transition.status, transition.conn_id);
         }
     }
 
@@ -453,7 +455,7 @@ impl Handler<AgentDisconnected> for Supervisor {
         if self.registry.disconnect(&msg.agent_id, &msg.conn_id) {
             self.link_lost(&msg.agent_id);
             self.audit_agent("agent_disconnect", &msg.agent_id, serde_json::json!({}));
-            self.record_status(&msg.agent_id, AgentStatus::Warning);
+            self.record_status(&msg.agent_id, AgentStatus::Warning, Some(msg.conn_id));
         }
     }
 }
@@ -500,7 +502,8 @@ impl Handler<AgentRefused> for Supervisor {
         );
         // A live, compatible link of the same agent outranks a stray old binary.
         if self.registry.link(&msg.agent_id).is_none() {
-            self.record_status(&msg.agent_id, AgentStatus::Error);
+            let conn_id = self.registry.conn_id(&msg.agent_id);
+            self.record_status(&msg.agent_id, AgentStatus::Error, conn_id);
         }
     }
 }

@@ -28,6 +28,9 @@ pub struct AgentEntry<C> {
     pub last_seen: Instant,
     /// Status last written to the store.
     pub status: AgentStatus,
+    /// The connection the store records for the agent (kept after it drops, until the agent
+    /// is offline): status writes are guarded by it.
+    pub conn_id: Option<String>,
 }
 
 /// A status change decided by [`Registry::sweep`].
@@ -39,6 +42,9 @@ pub struct Transition<C> {
     pub status: AgentStatus,
     /// A connection to close (the agent went silent while connected).
     pub close: Option<C>,
+    /// The connection this judgement is about: the write applies only if the store still
+    /// records it, so a late one cannot undo a reconnect.
+    pub conn_id: Option<String>,
 }
 
 /// Agents and their connections.
@@ -77,9 +83,11 @@ impl<C: Clone> Registry<C> {
                 link: None,
                 last_seen: now,
                 status: AgentStatus::Online,
+                conn_id: None,
             });
         entry.last_seen = now;
         entry.status = AgentStatus::Online;
+        entry.conn_id = Some(link.conn_id.clone());
         entry.link.replace(link)
     }
 
@@ -107,6 +115,11 @@ impl<C: Clone> Registry<C> {
         }
     }
 
+    /// The connection the store records for the agent, as far as this process knows.
+    pub fn conn_id(&self, agent_id: &str) -> Option<String> {
+        self.agents.get(agent_id).and_then(|e| e.conn_id.clone())
+    }
+
     /// Marks a live agent's status as written (a heartbeat brought it back to `online`).
     pub fn set_status(&mut self, agent_id: &str, status: AgentStatus) -> Option<AgentStatus> {
         self.agents
@@ -123,6 +136,8 @@ impl<C: Clone> Registry<C> {
                 link: None,
                 last_seen: now,
                 status: AgentStatus::Warning,
+                // The store cleared the previous process's connection at start.
+                conn_id: None,
             });
     }
 
@@ -167,6 +182,7 @@ impl<C: Clone> Registry<C> {
                         .as_ref()
                         .filter(|_| status == AgentStatus::Offline)
                         .map(|l| l.handle.clone()),
+                    conn_id: entry.conn_id.clone(),
                 });
             }
             status != AgentStatus::Offline
@@ -221,6 +237,23 @@ mod tests {
     }
 
     #[test]
+    fn liveness_judgements_name_the_connection_they_are_about() {
+        let mut registry = Registry::default();
+        let t0 = Instant::now();
+        registry.connect("a", link("first"), t0);
+        assert!(registry.disconnect("a", "first"));
+        let changes = registry.sweep(t0 + TIMEOUT, INTERVAL, TIMEOUT);
+        assert_eq!(changes[0].status, AgentStatus::Offline);
+        assert_eq!(changes[0].conn_id.as_deref(), Some("first"));
+        registry.expect("b", t0);
+        let changes = registry.sweep(t0 + TIMEOUT, INTERVAL, TIMEOUT);
+        assert_eq!(
+            (changes[0].agent_id.as_str(), changes[0].conn_id.as_deref()),
+            ("b", None)
+        );
+    }
+
+    #[test]
     fn stale_connections_do_not_keep_an_agent_alive() {
         let mut registry = Registry::default();
         let now = Instant::now();
@@ -245,7 +278,8 @@ mod tests {
             vec![Transition {
                 agent_id: "a".into(),
                 status: AgentStatus::Warning,
-                close: None
+                close: None,
+                conn_id: Some("c1".into()),
             }]
         );
         let off = registry.sweep(start + TIMEOUT, INTERVAL, TIMEOUT);
