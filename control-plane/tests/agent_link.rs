@@ -202,3 +202,23 @@ async fn a_hello_cannot_change_the_platform_or_region_an_admin_registered() {
     let (_, row) = server.get("/api/v1/agents/local-2", &server.admin).await;
     assert_eq!(row["region"], "home");
 }
+
+#[actix_web::test]
+async fn an_agent_that_provokes_replies_but_never_reads_them_is_closed() {
+    let (_server, mut agent) = connected().await;
+    // Every ping earns a pong; this agent sends 25 MB of pings and reads nothing, so the
+    // pongs pile up behind the full socket until the control plane gives up on it.
+    let payload = [7u8; 125];
+    for _ in 0..200_000 {
+        // Once the control plane stops reading too, sending blocks: time to look.
+        let sent = tokio::time::timeout(Duration::from_secs(1), agent.send_ping(&payload)).await;
+        if sent.is_err() {
+            break;
+        }
+    }
+    let reason = agent.closed().await.and_then(|r| r.description);
+    assert_eq!(
+        reason.as_deref(),
+        Some("the agent sends faster than it reads our replies")
+    );
+}

@@ -477,3 +477,41 @@ async fn a_viewer_that_stops_answering_pings_is_dropped() {
     );
     drop(v);
 }
+
+#[actix_web::test]
+async fn a_viewer_that_pings_but_never_reads_is_closed() {
+    use futures_util::{SinkExt, StreamExt};
+    let setup = setup(&[]).await;
+    let id = running_session(&setup).await;
+    let url = setup.server.viewer_url(&setup.alice, id).await;
+    let (_, mut ws) = awc::Client::default()
+        .ws(url)
+        .max_frame_size(1 << 20)
+        .connect()
+        .await
+        .unwrap();
+    // 25 MB of pings, nothing read: the pongs pile up behind the full socket.
+    let payload = [7u8; 125];
+    for _ in 0..200_000 {
+        let ping = awc::ws::Message::Ping(payload.to_vec().into());
+        if tokio::time::timeout(Duration::from_secs(1), ws.send(ping))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let reason = loop {
+        match tokio::time::timeout(Duration::from_secs(15), ws.next()).await {
+            Ok(Some(Ok(awc::ws::Frame::Close(reason)))) => {
+                break reason.and_then(|r| r.description);
+            }
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("the viewer was not closed: {other:?}"),
+        }
+    };
+    assert_eq!(
+        reason.as_deref(),
+        Some("the viewer sends pings but reads nothing")
+    );
+}

@@ -331,6 +331,14 @@ impl ScriptedAgent {
             .unwrap();
     }
 
+    /// Sends a WebSocket ping (the server owes a pong).
+    pub async fn send_ping(&mut self, payload: &[u8]) {
+        self.conn
+            .send(ws::Message::Ping(payload.to_vec().into()))
+            .await
+            .unwrap();
+    }
+
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {
         self.conn
             .send(ws::Message::Binary(bytes.into()))

@@ -18,6 +18,7 @@ use streamspace_protocol::{
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use super::owed::Owed;
 use super::supervisor::{AgentDisconnected, AgentHello, AgentRefused, FromAgent, Seen, Supervisor};
 use super::vnc_tunnel::{StreamClosed, StreamCredit, StreamData, VncTunnel};
 use crate::metrics::{Metrics, SocketKind};
@@ -63,6 +64,8 @@ pub struct SendFrame(pub Vec<u8>);
 /// What the writer task puts on the wire, in order.
 enum Outbound {
     Frame(WsMessage),
+    /// A frame the agent caused (a pong, an error reply): counted in `owed` until written.
+    Owed(WsMessage),
     Close(CloseReason),
 }
 
@@ -78,6 +81,7 @@ pub struct AgentConnection {
     // is bounded by the protocol: JSON messages are few and small, and stream bytes are
     // limited by each stream's credit window.
     outbox: mpsc::UnboundedSender<Outbound>,
+    owed: Owed,
     /// Open VNC streams on this link and the viewers they feed.
     streams: HashMap<StreamId, Addr<VncTunnel>>,
     last_seen_report: std::time::Instant,
@@ -97,15 +101,24 @@ impl AgentConnection {
         ping_interval: Duration,
     ) -> Self {
         let (outbox, mut queue) = mpsc::unbounded_channel();
+        let owed = Owed::default();
+        let writer_owed = owed.clone();
         actix::spawn(async move {
             let mut session = session;
             while let Some(item) = queue.recv().await {
+                let item = match item {
+                    Outbound::Owed(frame) => {
+                        writer_owed.written();
+                        Outbound::Frame(frame)
+                    }
+                    other => other,
+                };
                 let sent = match item {
                     Outbound::Frame(WsMessage::Text(text)) => session.text(text).await,
                     Outbound::Frame(WsMessage::Binary(bytes)) => session.binary(bytes).await,
                     Outbound::Frame(WsMessage::Ping(bytes)) => session.ping(&bytes).await,
                     Outbound::Frame(WsMessage::Pong(bytes)) => session.pong(&bytes).await,
-                    Outbound::Frame(_) => Ok(()),
+                    Outbound::Frame(_) | Outbound::Owed(_) => Ok(()),
                     Outbound::Close(reason) => {
                         let _ = session.close(Some(reason)).await;
                         return;
@@ -126,6 +139,7 @@ impl AgentConnection {
             metrics,
             ping_interval,
             outbox,
+            owed,
             streams: HashMap::new(),
             last_seen_report: std::time::Instant::now(),
             greeted: false,
@@ -137,6 +151,28 @@ impl AgentConnection {
         let _ = self
             .outbox
             .send(Outbound::Frame(WsMessage::Text(message.to_json().into())));
+    }
+
+    /// A reply the agent caused (an error about its message, a pong): an agent that keeps
+    /// causing them while never reading is closed.
+    fn send_owed(&mut self, ctx: &mut Context<Self>, frame: WsMessage) {
+        if !self.owed.add() {
+            return self.close(
+                ctx,
+                CloseCode::Policy,
+                "the agent sends faster than it reads our replies",
+            );
+        }
+        let _ = self.outbox.send(Outbound::Owed(frame));
+    }
+
+    fn error_reply(&mut self, ctx: &mut Context<Self>, code: &str, message: String) {
+        let text = ControlMessage::Error {
+            code: code.into(),
+            message,
+        }
+        .to_json();
+        self.send_owed(ctx, WsMessage::Text(text.into()));
     }
 
     fn close(&mut self, ctx: &mut Context<Self>, code: CloseCode, reason: impl Into<String>) {
@@ -170,10 +206,7 @@ impl AgentConnection {
             Err(e) if !self.greeted => return self.refuse(ctx, format!("expected hello: {e}")),
             Err(e) => {
                 log::warn!("agent {}: {e}", self.agent_id);
-                return self.send(&ControlMessage::Error {
-                    code: "malformed_message".into(),
-                    message: e.to_string(),
-                });
+                return self.error_reply(ctx, "malformed_message", e.to_string());
             }
         };
         match (self.greeted, message) {
@@ -239,10 +272,11 @@ impl AgentConnection {
                     .wait(ctx);
             }
             (false, _) => self.refuse(ctx, "expected hello as the first message"),
-            (true, AgentMessage::Hello { .. }) => self.send(&ControlMessage::Error {
-                code: "already_greeted".into(),
-                message: "hello was already received on this connection".into(),
-            }),
+            (true, AgentMessage::Hello { .. }) => self.error_reply(
+                ctx,
+                "already_greeted",
+                "hello was already received on this connection".into(),
+            ),
             (true, AgentMessage::VncDisconnect { stream_id, reason }) => {
                 self.seen();
                 if let Some(tunnel) = self.streams.remove(&stream_id) {
@@ -347,10 +381,10 @@ impl StreamHandler<Result<AggregatedMessage, WsError>> for AgentConnection {
             }
             Ok(AggregatedMessage::Binary(bytes)) => {
                 self.seen();
-                self.on_frame(bytes);
+                self.on_frame(bytes, ctx);
             }
             Ok(AggregatedMessage::Ping(bytes)) => {
-                let _ = self.outbox.send(Outbound::Frame(WsMessage::Pong(bytes)));
+                self.send_owed(ctx, WsMessage::Pong(bytes));
             }
             Ok(AggregatedMessage::Pong(_)) => self.seen(),
             Ok(AggregatedMessage::Close(reason)) => {
@@ -376,7 +410,7 @@ impl StreamHandler<Result<AggregatedMessage, WsError>> for AgentConnection {
 impl AgentConnection {
     /// Routes a binary stream frame to its viewer; frames for closed streams are dropped
     /// (they were in flight when the viewer left).
-    fn on_frame(&mut self, bytes: Bytes) {
+    fn on_frame(&mut self, bytes: Bytes, ctx: &mut Context<Self>) {
         match Frame::decode(&bytes) {
             Ok(Frame::Data { stream_id, .. }) => {
                 if let Some(tunnel) = self.streams.get(&stream_id) {
@@ -390,10 +424,7 @@ impl AgentConnection {
             }
             Err(e) => {
                 log::warn!("agent {}: bad stream frame: {e}", self.agent_id);
-                self.send(&ControlMessage::Error {
-                    code: "bad_frame".into(),
-                    message: e.to_string(),
-                });
+                self.error_reply(ctx, "bad_frame", e.to_string());
             }
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod agent_connection;
 pub mod command;
+pub mod owed;
 pub mod pruner;
 pub mod supervisor;
 pub mod vnc_tunnel;

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::agent_connection::{AgentConnection, SendFrame, UnregisterStream};
+use super::owed::Owed;
 use super::supervisor::{CloseStream, OpenStream, Supervisor};
 use crate::metrics::{Metrics, SocketKind};
 use crate::store::StoreHandle;
@@ -72,6 +73,8 @@ pub struct VncTunnel {
     store: StoreHandle,
     metrics: Arc<Metrics>,
     outbox: mpsc::UnboundedSender<ToViewer>,
+    /// Pongs queued for the viewer and not yet written.
+    owed: Owed,
     /// Set once the agent accepted the stream.
     link: Option<(StreamId, Addr<AgentConnection>)>,
     to_agent: SendWindow,
@@ -103,6 +106,8 @@ impl VncTunnel {
         me: Addr<VncTunnel>,
     ) -> Self {
         let (outbox, mut queue) = mpsc::unbounded_channel::<ToViewer>();
+        let owed = Owed::default();
+        let writer_owed = owed.clone();
         actix::spawn(async move {
             let mut session = session;
             while let Some(item) = queue.recv().await {
@@ -114,7 +119,10 @@ impl VncTunnel {
                         sent
                     }
                     ToViewer::Ping => session.ping(b"").await,
-                    ToViewer::Pong(bytes) => session.pong(&bytes).await,
+                    ToViewer::Pong(bytes) => {
+                        writer_owed.written();
+                        session.pong(&bytes).await
+                    }
                     ToViewer::Close(reason) => {
                         let _ = session.close(Some(reason)).await;
                         return;
@@ -132,6 +140,7 @@ impl VncTunnel {
             store,
             metrics,
             outbox,
+            owed,
             link: None,
             to_agent: SendWindow::new(DEFAULT_STREAM_WINDOW),
             pending: VecDeque::new(),
@@ -350,6 +359,13 @@ impl StreamHandler<Result<AggregatedMessage, WsError>> for VncTunnel {
                 "this endpoint carries binary RFB only",
             ),
             Ok(AggregatedMessage::Ping(bytes)) => {
+                if !self.owed.add() {
+                    return self.finish(
+                        ctx,
+                        CloseCode::Policy,
+                        "the viewer sends pings but reads nothing",
+                    );
+                }
                 let _ = self.outbox.send(ToViewer::Pong(bytes));
             }
             Ok(AggregatedMessage::Pong(_)) => {}
