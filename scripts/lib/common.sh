@@ -107,3 +107,16 @@ start_kube_cluster() {
     done
     export K8S_BIN STREAMSPACE_TEST_KUBECONFIG="$KUBE_CLUSTER_DIR/cluster/kubeconfig"
 }
+
+# cargo-fuzz drives libFuzzer, which needs Rust nightly (the machines this project is built on
+# have it next to stable; rustup cannot download it where only package registries are reachable).
+CARGO_FUZZ_VERSION=0.13.2
+
+ensure_cargo_fuzz() {
+    cargo +nightly --version >/dev/null 2>&1 \
+        || die "fuzzing needs the Rust nightly toolchain: rustup toolchain install nightly"
+    if ! cargo fuzz --version 2>/dev/null | grep -q " $CARGO_FUZZ_VERSION\$"; then
+        log "installing cargo-fuzz $CARGO_FUZZ_VERSION"
+        cargo install cargo-fuzz --version "=$CARGO_FUZZ_VERSION" --locked --quiet
+    fi
+}
