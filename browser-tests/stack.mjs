@@ -3,7 +3,7 @@
 // stops them all again.
 
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, openSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, openSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -43,6 +43,9 @@ export class Stack {
   constructor() {
     this.children = [];
     this.dir = mkdtempSync(join(tmpdir(), 'streamspace-browser-'));
+    // The local agent (as root) runs desktops as an unprivileged account: it must reach
+    // their homes under this directory.
+    chmodSync(this.dir, 0o711);
   }
 
   run(name, binary, env, args = []) {

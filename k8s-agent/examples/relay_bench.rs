@@ -59,6 +59,7 @@ async fn main() {
             xvnc: "Xvnc".into(),
             geometry: "1280x800".into(),
             max_sessions: 1,
+            run_as: None,
         })
         .unwrap(),
     ));

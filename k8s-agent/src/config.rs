@@ -52,6 +52,9 @@ pub struct Config {
     pub xvnc: String,
     /// `SCREEN_GEOMETRY` (local platform, default `1280x800`): desktop size.
     pub screen_geometry: String,
+    /// `DESKTOP_USER` (local platform, default `streamspace-desktop`): the unprivileged
+    /// account desktops run as when the agent runs as root (created if missing).
+    pub desktop_user: String,
     /// `HOME_SIZE` (kubernetes, default `5Gi`): size of each session's home volume.
     pub home_size: String,
     /// `STORAGE_CLASS` (kubernetes, optional): storage class of home volumes.
@@ -260,6 +263,7 @@ impl Config {
                 .unwrap_or_else(|| "/var/lib/streamspace-agent".into())
                 .into(),
             xvnc: get("XVNC").unwrap_or_else(|| "Xvnc".into()),
+            desktop_user: get("DESKTOP_USER").unwrap_or_else(|| "streamspace-desktop".into()),
             screen_geometry,
             agent_id,
             control_plane_url: control_plane_url.trim_end_matches('/').to_owned(),

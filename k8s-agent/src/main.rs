@@ -9,7 +9,7 @@ use streamspace_k8s_agent::runtime::Runtime;
 use streamspace_k8s_agent::runtime::kubernetes::client::client;
 use streamspace_k8s_agent::runtime::kubernetes::objects::Layout;
 use streamspace_k8s_agent::runtime::kubernetes::{KubeRuntime, KubeSettings};
-use streamspace_k8s_agent::runtime::local::{LocalRuntime, LocalSettings};
+use streamspace_k8s_agent::runtime::local::{DesktopUser, LocalRuntime, LocalSettings};
 use streamspace_k8s_agent::{health, render};
 
 fn main() -> ExitCode {
@@ -66,14 +66,24 @@ fn render_command(args: &[String]) -> ExitCode {
 async fn run(config: Config) -> ExitCode {
     log::info!("starting: {config:?}");
     let runtime = match config.platform {
-        Platform::Local => LocalRuntime::open(LocalSettings {
-            data_dir: config.data_dir.clone(),
-            xvnc: config.xvnc.clone(),
-            geometry: config.screen_geometry.clone(),
-            max_sessions: config.max_sessions,
-        })
-        .map(Runtime::Local)
-        .map_err(|e| e.to_string()),
+        Platform::Local => {
+            // Never desktops as root: they could read the agent's credential and each other.
+            let run_as = match nix::unistd::geteuid().is_root() {
+                true => DesktopUser::ensure(&config.desktop_user).map(Some),
+                false => Ok(None),
+            };
+            run_as.and_then(|run_as| {
+                LocalRuntime::open(LocalSettings {
+                    data_dir: config.data_dir.clone(),
+                    xvnc: config.xvnc.clone(),
+                    geometry: config.screen_geometry.clone(),
+                    max_sessions: config.max_sessions,
+                    run_as,
+                })
+                .map(Runtime::Local)
+                .map_err(|e| e.to_string())
+            })
+        }
         Platform::Kubernetes => client(config.kubeconfig.as_deref()).await.map(|client| {
             Runtime::Kubernetes(KubeRuntime::new(
                 client,

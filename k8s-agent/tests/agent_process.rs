@@ -156,6 +156,12 @@ async fn after_a_control_plane_restart_the_agent_is_back_at_once_and_runs_nothin
     // A VNC server that takes a second to start keeps the create running long enough to
     // stop the control plane between the agent's ack and its completion.
     let scripts = tempfile::tempdir().unwrap();
+    // Run by the agent's unprivileged desktop account when the agent is root.
+    std::fs::set_permissions(
+        scripts.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let slow = scripts.path().join("slow-xvnc");
     std::fs::write(&slow, "#!/bin/sh\nsleep 1\nexec Xvnc \"$@\"\n").unwrap();
     std::process::Command::new("chmod")

@@ -99,6 +99,7 @@ async fn a_silent_link_is_dropped_and_the_agent_dials_again_at_once() {
         xvnc: "Xvnc".into(),
         geometry: "800x600".into(),
         max_sessions: 1,
+        run_as: None,
     })
     .unwrap();
     let _agent = ControlPlaneLink::new(

@@ -14,6 +14,7 @@ fn open(dir: &Path) -> LocalRuntime {
         xvnc: "Xvnc".into(),
         geometry: "640x480".into(),
         max_sessions: 2,
+        run_as: None,
     })
     .unwrap()
 }
@@ -177,4 +178,60 @@ async fn refuses_beyond_capacity_and_unknown_programs_with_clear_errors() {
     for s in [&a, &b] {
         runtime.delete(s.session_id, false).await.unwrap();
     }
+}
+
+/// The real user id of a process.
+fn uid_of(pid: i32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_agent_running_as_root_runs_desktops_as_an_unprivileged_user() {
+    use streamspace_k8s_agent::runtime::local::DesktopUser;
+    if !nix::unistd::geteuid().is_root() {
+        // Not root: desktops already run as the (unprivileged) agent's user.
+        return;
+    }
+    let user = DesktopUser::ensure("streamspace-desktop").unwrap();
+    assert_ne!(user.uid, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = LocalRuntime::open(LocalSettings {
+        data_dir: dir.path().to_owned(),
+        xvnc: "Xvnc".into(),
+        geometry: "640x480".into(),
+        max_sessions: 1,
+        run_as: Some(user.clone()),
+    })
+    .unwrap();
+    let spec = spec("xterm");
+    let report = runtime.create(&spec).await.unwrap();
+    assert_eq!(report.state, AgentSessionState::Running);
+    let xvnc = pid_of(dir.path(), spec.session_id, "xvnc_pid");
+    let desktop = pid_of(dir.path(), spec.session_id, "desktop_pid");
+    // The desktop was just spawned: give setpriv its moment to switch users and exec.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!((uid_of(xvnc), uid_of(desktop)), (user.uid, user.uid));
+    // Its home is its own and nobody else's.
+    let home = dir
+        .path()
+        .join("sessions")
+        .join(spec.session_id.to_string())
+        .join("home");
+    let meta = std::fs::metadata(&home).unwrap();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!(
+        (meta.uid(), meta.permissions().mode() & 0o777),
+        (user.uid, 0o700)
+    );
+    // The desktop keeps running (xterm started, as that user, in its home).
+    assert!(alive(desktop), "the desktop program exited");
+    runtime.delete(spec.session_id, false).await.unwrap();
+    assert!(gone(xvnc).await);
 }

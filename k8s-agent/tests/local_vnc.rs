@@ -44,6 +44,7 @@ fn runtime(dir: &std::path::Path) -> Arc<Runtime> {
         xvnc: "Xvnc".into(),
         geometry: "800x600".into(),
         max_sessions: 4,
+        run_as: None,
     };
     Arc::new(Runtime::Local(LocalRuntime::open(settings).unwrap()))
 }

@@ -6,6 +6,7 @@
 //! the sessions whose Xvnc still runs and reports the others as failed.
 
 use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -40,6 +41,70 @@ pub struct LocalSettings {
     pub geometry: String,
     /// Most sessions at once.
     pub max_sessions: u32,
+    /// The unprivileged account desktops run as when the agent runs as root (`None`: as the
+    /// agent's own, unprivileged, user).
+    pub run_as: Option<DesktopUser>,
+}
+
+/// An account to run desktops as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesktopUser {
+    /// Its name.
+    pub name: String,
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+}
+
+impl DesktopUser {
+    /// Looks `name` up, creating a system account without a login shell when it is missing
+    /// (that needs root, which is when desktops must not run as the agent's user).
+    pub fn ensure(name: &str) -> Result<DesktopUser, String> {
+        if lookup(name).is_none() {
+            let status = std::process::Command::new("useradd")
+                .args(["--system", "--user-group", "--no-create-home"])
+                .args(["--shell", "/usr/sbin/nologin", name])
+                .status()
+                .map_err(|e| format!("DESKTOP_USER: cannot run useradd: {e}"))?;
+            if !status.success() {
+                return Err(format!("DESKTOP_USER: useradd {name} failed ({status})"));
+            }
+        }
+        lookup(name).ok_or_else(|| format!("DESKTOP_USER: no account {name:?}"))
+    }
+}
+
+/// The account `name` from the system's user database (`getent passwd`).
+fn lookup(name: &str) -> Option<DesktopUser> {
+    let out = std::process::Command::new("getent")
+        .args(["passwd", name])
+        .output()
+        .ok()?;
+    let line = String::from_utf8(out.stdout).ok()?;
+    let fields: Vec<&str> = line.trim().split(':').collect();
+    Some(DesktopUser {
+        name: name.to_owned(),
+        uid: fields.get(2)?.parse().ok()?,
+        gid: fields.get(3)?.parse().ok()?,
+    })
+}
+
+/// `program` run as `user` (through util-linux's `setpriv`: its groups, no capabilities, no
+/// new privileges), or as ourselves.
+fn command_as(program: &str, user: Option<&DesktopUser>) -> Command {
+    match user {
+        None => Command::new(program),
+        Some(user) => {
+            let mut command = Command::new("setpriv");
+            command
+                .arg(format!("--reuid={}", user.uid))
+                .arg(format!("--regid={}", user.gid))
+                .args(["--init-groups", "--inh-caps=-all", "--no-new-privs", "--"])
+                .arg(program);
+            command
+        }
+    }
 }
 
 /// What is kept on disk about a session.
@@ -71,6 +136,31 @@ impl LocalRuntime {
                 sessions.display()
             ))
         })?;
+        if let Some(user) = &settings.run_as {
+            // Its homes live under DATA_DIR: every directory above must let it pass.
+            let data_dir = std::fs::canonicalize(&settings.data_dir)
+                .map_err(|e| RuntimeError::Other(format!("DATA_DIR: {e}")))?;
+            for parent in data_dir.ancestors().skip(1) {
+                let mode = std::fs::metadata(parent)
+                    .map(|m| m.permissions().mode())
+                    .unwrap_or(0);
+                if mode & 0o001 == 0 {
+                    return Err(RuntimeError::Other(format!(
+                        "DATA_DIR: {} is closed to others (mode {:o}), so desktops running as {} cannot reach their homes under {}; choose a DATA_DIR below directories others may pass through",
+                        parent.display(),
+                        mode & 0o777,
+                        user.name,
+                        settings.data_dir.display()
+                    )));
+                }
+            }
+            // The desktop account passes through (to its homes) but lists nothing.
+            for dir in [&settings.data_dir, &sessions] {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).map_err(
+                    |e| RuntimeError::Other(format!("DATA_DIR: {}: {e}", dir.display())),
+                )?;
+            }
+        }
         let mut records = HashMap::new();
         for entry in std::fs::read_dir(&sessions).map_err(|e| RuntimeError::Other(e.to_string()))? {
             let path = entry
@@ -138,9 +228,24 @@ impl LocalRuntime {
         tokio::fs::create_dir_all(&home)
             .await
             .map_err(|e| RuntimeError::Start(format!("cannot create {}: {e}", home.display())))?;
+        if let Some(user) = &self.settings.run_as {
+            let prepared = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
+                .and_then(|()| std::os::unix::fs::chown(&home, Some(user.uid), Some(user.gid)))
+                .and_then(|()| {
+                    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700))
+                });
+            prepared.map_err(|e| {
+                RuntimeError::Start(format!(
+                    "cannot give {} to {}: {e}",
+                    home.display(),
+                    user.name
+                ))
+            })?;
+        }
 
         let (display, port, xvnc_pid) = self.start_xvnc(&dir, &spec.user).await?;
-        let desktop_pid = match start_desktop(&dir, &home, display, spec, &program) {
+        let run_as = self.settings.run_as.as_ref();
+        let desktop_pid = match start_desktop(&dir, &home, display, spec, &program, run_as) {
             Ok(pid) => pid,
             Err(e) => {
                 stop(Some(xvnc_pid), None).await;
@@ -171,7 +276,7 @@ impl LocalRuntime {
             .take(5)
         {
             let port = free_port().await?;
-            let mut xvnc = Command::new(&self.settings.xvnc);
+            let mut xvnc = command_as(&self.settings.xvnc, self.settings.run_as.as_ref());
             xvnc.arg(format!(":{display}"))
                 .args(["-rfbport", &port.to_string()])
                 .args(["-localhost", "-interface", "127.0.0.1", "-nolisten", "tcp"])
@@ -287,8 +392,9 @@ fn start_desktop(
     display: u32,
     spec: &SessionSpec,
     program: &str,
+    run_as: Option<&DesktopUser>,
 ) -> Result<i32, RuntimeError> {
-    let mut desktop = Command::new("sh");
+    let mut desktop = command_as("sh", run_as);
     desktop
         .args(["-c", &format!("exec {program}")])
         .env_clear()
