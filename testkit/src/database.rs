@@ -43,6 +43,35 @@ impl TestDatabase {
     pub fn connect(&self) -> PgConnection {
         PgConnection::establish(&self.url).expect("connect to test database")
     }
+
+    /// An outage of this database alone (the server is shared by parallel tests): new
+    /// connections are refused and every open one is cut, until [`Self::restore`].
+    pub fn take_down(&self) {
+        let mut admin = PgConnection::establish(&self.server_url).expect("reach the server");
+        diesel::sql_query(format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
+            self.name
+        ))
+        .execute(&mut admin)
+        .expect("refuse connections");
+        diesel::sql_query(format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+            self.name
+        ))
+        .execute(&mut admin)
+        .expect("cut connections");
+    }
+
+    /// Ends an outage begun by [`Self::take_down`].
+    pub fn restore(&self) {
+        let mut admin = PgConnection::establish(&self.server_url).expect("reach the server");
+        diesel::sql_query(format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+            self.name
+        ))
+        .execute(&mut admin)
+        .expect("allow connections");
+    }
 }
 
 impl Drop for TestDatabase {
