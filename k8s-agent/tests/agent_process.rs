@@ -19,7 +19,15 @@ impl AgentProcess {
     }
 
     fn start_with(server: &TestServer, token: &str, env: &[(&str, &str)]) -> Self {
-        let data = tempfile::tempdir().unwrap();
+        Self::start_in(server, token, env, tempfile::tempdir().unwrap())
+    }
+
+    fn start_in(
+        server: &TestServer,
+        token: &str,
+        env: &[(&str, &str)],
+        data: tempfile::TempDir,
+    ) -> Self {
         let child = Command::new(AGENT)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap())
@@ -35,6 +43,16 @@ impl AgentProcess {
             .spawn()
             .unwrap();
         AgentProcess { child, data }
+    }
+
+    /// kill -9, then the same agent again on the same data directory.
+    fn crash_and_restart(&mut self, server: &TestServer, token: &str, env: &[(&str, &str)]) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let data = std::mem::replace(&mut self.data, tempfile::tempdir().unwrap());
+        let mut restarted = Self::start_in(server, token, env, data);
+        // `restarted` then holds the dead process and a throwaway directory, and goes.
+        std::mem::swap(self, &mut restarted);
     }
 
     fn terminate(&mut self) -> (Option<i32>, Duration) {
@@ -214,6 +232,45 @@ async fn after_a_control_plane_restart_the_agent_is_back_at_once_and_runs_nothin
         "one session directory: the desktop was started once"
     );
     // Only the Xvnc servers this test caused: other desktops (a demo) may run meanwhile.
+    let xvnc = Command::new("pgrep")
+        .arg("-f")
+        .arg(format!("{user}'s StreamSpace desktop"))
+        .output()
+        .unwrap();
+    let running = String::from_utf8_lossy(&xvnc.stdout).lines().count();
+    assert_eq!(running, 1, "exactly one Xvnc for the session");
+}
+
+#[actix_web::test]
+async fn an_agent_killed_during_a_create_runs_it_once_after_it_restarts() {
+    let server = cp::start(&[]).await;
+    server.template("xterm").await;
+    let token = server.register_agent("local-1", "local").await;
+    // A VNC server that takes a second to start keeps the create running long enough to
+    // kill the agent in the middle of it.
+    let scripts = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        scripts.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let slow = scripts.path().join("slow-xvnc");
+    std::fs::write(&slow, "#!/bin/sh\nsleep 1\nexec Xvnc \"$@\"\n").unwrap();
+    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let slow_path = slow.to_string_lossy().into_owned();
+    let env = [("XVNC", slow_path.as_str())];
+    let mut agent = AgentProcess::start_with(&server, &token, &env);
+    cp::agent_reaches(&server, "local-1", "online").await;
+
+    let user = format!("crash-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let user_token = server.user(&user).await;
+    let id = cp::create_session(&server, &user_token, "xterm").await;
+    cp::session_reaches(&server, id, "creating").await;
+    agent.crash_and_restart(&server, &token, &env);
+
+    // The create is redelivered to the restarted agent and runs to the end, once: whatever
+    // the killed agent had started for it is gone.
+    cp::session_reaches_within(&server, id, "running", Duration::from_secs(30)).await;
     let xvnc = Command::new("pgrep")
         .arg("-f")
         .arg(format!("{user}'s StreamSpace desktop"))

@@ -476,6 +476,30 @@ pub async fn session_reaches(server: &TestServer, id: uuid::Uuid, state: &str) -
         .await
 }
 
+/// Polls a session until it reaches `state`, for up to `within` (an agent may first have to
+/// reconnect and redo work).
+pub async fn session_reaches_within(
+    server: &TestServer,
+    id: uuid::Uuid,
+    state: &str,
+    within: Duration,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let (status, body) = server
+            .get(&format!("/api/v1/sessions/{id}"), &server.admin)
+            .await;
+        if status == 200 && body["state"] == state {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "session {id} did not become {state}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Polls an agent until it reaches `status`.
 pub async fn agent_reaches(server: &TestServer, agent_id: &str, status: &str) -> Value {
     let path = format!("/api/v1/agents/{agent_id}");

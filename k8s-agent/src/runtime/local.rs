@@ -243,6 +243,9 @@ impl LocalRuntime {
             })?;
         }
 
+        // An agent killed during an earlier create of this session may have left its
+        // processes behind without a record: they hold the session's log files open.
+        kill_holders(&dir).await;
         let (display, port, xvnc_pid) = self.start_xvnc(&dir, &spec.user).await?;
         let run_as = self.settings.run_as.as_ref();
         let desktop_pid = match start_desktop(&dir, &home, display, spec, &program, run_as) {
@@ -419,6 +422,40 @@ fn start_desktop(
 
 /// Starts a session process in its own process group (so it outlives the agent's restart
 /// and its signals), output appended to `log`.
+/// Kills every process holding a file under `dir` open, and waits for them to go.
+async fn kill_holders(dir: &Path) {
+    let Ok(dir) = std::fs::canonicalize(dir) else {
+        return;
+    };
+    let holders: Vec<i32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|fd| {
+                    std::fs::read_link(fd.path()).is_ok_and(|target| target.starts_with(&dir))
+                })
+        })
+        .collect();
+    for pid in &holders {
+        log::warn!("killing process {pid}, left behind by an interrupted start");
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+    }
+    for pid in holders {
+        for _ in 0..100 {
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
 fn spawn_detached(command: &mut Command, log: &Path) -> std::io::Result<tokio::process::Child> {
     let log = std::fs::File::create(log)?;
     command
