@@ -5,7 +5,10 @@ use streamspace_testkit::control_plane as common;
 
 use std::time::Duration;
 
-use common::{ScriptedAgent, agent_reaches, commands_of, create_session, report, session_reaches};
+use common::{
+    ScriptedAgent, agent_reaches, commands_of, create_session, report, running_session,
+    session_reaches,
+};
 use streamspace_protocol::{AgentMessage, AgentSessionState, Command};
 
 /// Fast liveness so the tests see warning and offline within a second or two.
@@ -13,17 +16,6 @@ const FAST: &[(&str, &str)] = &[
     ("AGENT_HEARTBEAT_INTERVAL", "200ms"),
     ("AGENT_TIMEOUT", "1s"),
 ];
-
-async fn running_session(server: &common::TestServer, agent: &mut ScriptedAgent) -> uuid::Uuid {
-    let id = create_session(server, &server.admin, "xterm").await;
-    let (command_id, _) = agent.recv_command().await;
-    let result = serde_json::to_value(report(id, AgentSessionState::Running)).unwrap();
-    agent
-        .send(&AgentMessage::Completed { command_id, result })
-        .await;
-    session_reaches(server, id, "running").await;
-    id
-}
 
 #[actix_web::test]
 async fn a_command_for_a_disconnected_agent_is_delivered_when_it_reconnects() {

@@ -2,19 +2,12 @@
 
 use streamspace_testkit::control_plane as common;
 
-use common::{create_session, report, session_reaches};
-use streamspace_protocol::{AgentMessage, AgentSessionState};
+use common::{running_session, session_reaches};
 
 #[actix_web::test]
 async fn a_database_outage_under_load_gets_503s_and_everything_resumes_after_it() {
     let (server, mut agent, _) = common::start_with_agent(&[]).await;
-    let before = create_session(&server, &server.admin, "xterm").await;
-    let (command_id, _) = agent.recv_command().await;
-    let result = serde_json::to_value(report(before, AgentSessionState::Running)).unwrap();
-    agent
-        .send(&AgentMessage::Completed { command_id, result })
-        .await;
-    session_reaches(&server, before, "running").await;
+    let before = running_session(&server, &mut agent).await;
 
     server.db.take_down();
     // Requests keep coming meanwhile, all at once: each is answered, as 503 with a reason.
@@ -45,12 +38,6 @@ async fn a_database_outage_under_load_gets_503s_and_everything_resumes_after_it(
     server
         .wait_for("/readyz", "", "ready again", |_| true)
         .await;
-    let after = create_session(&server, &server.admin, "xterm").await;
-    let (command_id, _) = agent.recv_command().await;
-    let result = serde_json::to_value(report(after, AgentSessionState::Running)).unwrap();
-    agent
-        .send(&AgentMessage::Completed { command_id, result })
-        .await;
-    session_reaches(&server, after, "running").await;
+    running_session(&server, &mut agent).await;
     session_reaches(&server, before, "running").await;
 }

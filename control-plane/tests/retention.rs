@@ -3,27 +3,16 @@
 use streamspace_testkit::control_plane as common;
 
 use chrono::Utc;
-use common::{ScriptedAgent, create_session, report, session_reaches};
+use common::{create_session, running_session, session_reaches};
 use streamspace_control_plane::store::Query;
 use streamspace_control_plane::store::retention::Prune;
-use streamspace_protocol::{AgentMessage, AgentSessionState};
-
-async fn answer_create(server: &common::TestServer, agent: &mut ScriptedAgent) -> uuid::Uuid {
-    let id = create_session(server, &server.admin, "xterm").await;
-    let (command_id, _) = agent.recv_command().await;
-    let result = serde_json::to_value(report(id, AgentSessionState::Running)).unwrap();
-    agent
-        .send(&AgentMessage::Completed { command_id, result })
-        .await;
-    session_reaches(server, id, "running").await;
-    id
-}
+use streamspace_protocol::AgentMessage;
 
 #[actix_web::test]
 async fn history_past_its_retention_goes_in_bounded_batches_and_nothing_in_use_does() {
     let (server, mut agent, _) = common::start_with_agent(&[]).await;
-    let kept = answer_create(&server, &mut agent).await;
-    let ended = answer_create(&server, &mut agent).await;
+    let kept = running_session(&server, &mut agent).await;
+    let ended = running_session(&server, &mut agent).await;
     server
         .delete(&format!("/api/v1/sessions/{ended}"), &server.admin)
         .await;

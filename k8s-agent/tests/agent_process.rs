@@ -103,6 +103,30 @@ impl Drop for AgentProcess {
     }
 }
 
+/// How many Xvnc servers run for `user`'s desktops: only what this test caused, since other
+/// desktops (a demo) may run meanwhile and each test has a user of its own.
+fn desktops_of(user: &str) -> usize {
+    let xvnc = Command::new("pgrep")
+        .arg("-f")
+        .arg(format!("{user}'s StreamSpace desktop"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&xvnc.stdout).lines().count()
+}
+
+/// An `XVNC` that waits a second before starting Xvnc, in a directory of its own.
+fn slow_xvnc() -> (tempfile::TempDir, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let scripts = tempfile::tempdir().unwrap();
+    // Run by the agent's unprivileged desktop account when the agent is root.
+    std::fs::set_permissions(scripts.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    let slow = scripts.path().join("slow-xvnc");
+    std::fs::write(&slow, "#!/bin/sh\nsleep 1\nexec Xvnc \"$@\"\n").unwrap();
+    std::fs::set_permissions(&slow, PermissionsExt::from_mode(0o755)).unwrap();
+    let path = slow.to_string_lossy().into_owned();
+    (scripts, path)
+}
+
 #[test]
 fn bad_configuration_stops_the_agent_with_one_line_naming_the_variable() {
     for (var, value, line) in [
@@ -173,21 +197,7 @@ async fn after_a_control_plane_restart_the_agent_is_back_at_once_and_runs_nothin
     let token = server.register_agent("local-1", "local").await;
     // A VNC server that takes a second to start keeps the create running long enough to
     // stop the control plane between the agent's ack and its completion.
-    let scripts = tempfile::tempdir().unwrap();
-    // Run by the agent's unprivileged desktop account when the agent is root.
-    std::fs::set_permissions(
-        scripts.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let slow = scripts.path().join("slow-xvnc");
-    std::fs::write(&slow, "#!/bin/sh\nsleep 1\nexec Xvnc \"$@\"\n").unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&slow)
-        .status()
-        .unwrap();
-    let slow_path = slow.to_string_lossy().into_owned();
+    let (_scripts, slow_path) = slow_xvnc();
     let agent = AgentProcess::start_with(&server, &token, &[("XVNC", slow_path.as_str())]);
     cp::agent_reaches(&server, "local-1", "online").await;
     let addr = server.base.trim_start_matches("http://").to_owned();
@@ -231,14 +241,7 @@ async fn after_a_control_plane_restart_the_agent_is_back_at_once_and_runs_nothin
         sessions, 1,
         "one session directory: the desktop was started once"
     );
-    // Only the Xvnc servers this test caused: other desktops (a demo) may run meanwhile.
-    let xvnc = Command::new("pgrep")
-        .arg("-f")
-        .arg(format!("{user}'s StreamSpace desktop"))
-        .output()
-        .unwrap();
-    let running = String::from_utf8_lossy(&xvnc.stdout).lines().count();
-    assert_eq!(running, 1, "exactly one Xvnc for the session");
+    assert_eq!(desktops_of(&user), 1, "exactly one Xvnc for the session");
 }
 
 #[actix_web::test]
@@ -248,16 +251,7 @@ async fn an_agent_killed_during_a_create_runs_it_once_after_it_restarts() {
     let token = server.register_agent("local-1", "local").await;
     // A VNC server that takes a second to start keeps the create running long enough to
     // kill the agent in the middle of it.
-    let scripts = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        scripts.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let slow = scripts.path().join("slow-xvnc");
-    std::fs::write(&slow, "#!/bin/sh\nsleep 1\nexec Xvnc \"$@\"\n").unwrap();
-    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let slow_path = slow.to_string_lossy().into_owned();
+    let (_scripts, slow_path) = slow_xvnc();
     let env = [("XVNC", slow_path.as_str())];
     let mut agent = AgentProcess::start_with(&server, &token, &env);
     cp::agent_reaches(&server, "local-1", "online").await;
@@ -271,11 +265,5 @@ async fn an_agent_killed_during_a_create_runs_it_once_after_it_restarts() {
     // The create is redelivered to the restarted agent and runs to the end, once: whatever
     // the killed agent had started for it is gone.
     cp::session_reaches_within(&server, id, "running", Duration::from_secs(30)).await;
-    let xvnc = Command::new("pgrep")
-        .arg("-f")
-        .arg(format!("{user}'s StreamSpace desktop"))
-        .output()
-        .unwrap();
-    let running = String::from_utf8_lossy(&xvnc.stdout).lines().count();
-    assert_eq!(running, 1, "exactly one Xvnc for the session");
+    assert_eq!(desktops_of(&user), 1, "exactly one Xvnc for the session");
 }

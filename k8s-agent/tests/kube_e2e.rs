@@ -127,21 +127,7 @@ async fn create(setup: &Setup, body: Value) -> Uuid {
 
 /// Polls a session until it reaches `state`, allowing for a readiness deadline.
 async fn reaches(setup: &Setup, id: Uuid, state: &str, within: Duration) -> Value {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let (status, body) = setup
-            .server
-            .get(&format!("/api/v1/sessions/{id}"), &setup.server.admin)
-            .await;
-        if status == 200 && body["state"] == state {
-            return body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "session {id} did not become {state}: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    cp::session_reaches_within(&setup.server, id, state, within).await
 }
 
 /// Waits until `kubectl get KIND` in the namespace lists exactly `names`.

@@ -463,6 +463,19 @@ pub async fn create_session(server: &TestServer, token: &str, template: &str) ->
     body["id"].as_str().unwrap().parse().unwrap()
 }
 
+/// Creates a session as the admin and has `agent` report it running at once.
+pub async fn running_session(server: &TestServer, agent: &mut ScriptedAgent) -> uuid::Uuid {
+    let id = create_session(server, &server.admin, "xterm").await;
+    let (command_id, _) = agent.recv_command().await;
+    let result = serde_json::to_value(report(id, streamspace_protocol::AgentSessionState::Running))
+        .expect("a report serializes");
+    agent
+        .send(&AgentMessage::Completed { command_id, result })
+        .await;
+    session_reaches(server, id, "running").await;
+    id
+}
+
 /// Polls a session until it reaches `state`.
 pub async fn session_reaches(server: &TestServer, id: uuid::Uuid, state: &str) -> Value {
     let path = format!("/api/v1/sessions/{id}");
