@@ -222,3 +222,29 @@ async fn an_agent_that_provokes_replies_but_never_reads_them_is_closed() {
         Some("the agent sends faster than it reads our replies")
     );
 }
+
+#[actix_web::test]
+async fn frames_for_a_stream_the_control_plane_does_not_have_are_answered_with_a_reset() {
+    use streamspace_protocol::Frame;
+    let (_server, mut agent) = connected().await;
+    for frame in [
+        Frame::Data {
+            stream_id: 4242,
+            payload: b"RFB 003.008\n",
+        },
+        Frame::Credit {
+            stream_id: 4343,
+            bytes: 1024,
+        },
+    ] {
+        agent.send_binary(frame.encode()).await;
+        let answer = agent.recv_binary().await;
+        assert_eq!(
+            Frame::decode(&answer).unwrap(),
+            Frame::Reset {
+                stream_id: frame.stream_id()
+            },
+            "so the agent closes its end instead of keeping an orphan"
+        );
+    }
+}

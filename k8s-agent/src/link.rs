@@ -2,7 +2,7 @@
 //! holds, carries out commands (once per id), sends heartbeats, routes stream frames to the
 //! tunnels, and reconnects forever with jittered exponential backoff.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -73,6 +73,10 @@ pub struct ControlPlaneLink {
     commands: CommandBook,
     /// Open VNC streams and the session each belongs to.
     tunnels: HashMap<StreamId, (Uuid, Addr<Tunnel>)>,
+    /// Streams whose VNC connection is being opened, and those of them the control plane
+    /// closed meanwhile (the viewer left): those are dropped once open, never orphaned.
+    opening: HashSet<StreamId>,
+    cancelled: HashSet<StreamId>,
     stream_window: u32,
     shutting_down: bool,
     /// Fired when the link is down after a shutdown began.
@@ -94,6 +98,8 @@ impl ControlPlaneLink {
             last_heard: std::time::Instant::now(),
             commands: CommandBook::default(),
             tunnels: HashMap::new(),
+            opening: HashSet::new(),
+            cancelled: HashSet::new(),
             stream_window: streamspace_protocol::DEFAULT_STREAM_WINDOW,
             shutting_down: false,
             on_closed: None,
@@ -194,7 +200,9 @@ impl ControlPlaneLink {
         {
             ctx.cancel_future(handle);
         }
-        // The control plane's side of every stream died with the link.
+        // The control plane's side of every stream died with the link, including those
+        // still opening.
+        self.cancelled.extend(self.opening.iter().copied());
         for (_, (_, tunnel)) in self.tunnels.drain() {
             tunnel.do_send(tunnel::Close);
         }
@@ -282,6 +290,18 @@ impl ControlPlaneLink {
         }
     }
 
+    /// A frame came for a stream we do not have (still opening ones excepted): say so.
+    fn reset(&mut self, stream_id: StreamId) {
+        if self.opening.contains(&stream_id) {
+            return;
+        }
+        if let Some(sink) = &mut self.sink {
+            let _ = sink.write(WsMessage::Binary(
+                Frame::Reset { stream_id }.encode().into(),
+            ));
+        }
+    }
+
     /// Reports every session the runtime holds, for the control plane to reconcile.
     fn send_inventory(&mut self, ctx: &mut Context<Self>) {
         let runtime = self.runtime.clone();
@@ -312,22 +332,33 @@ impl ControlPlaneLink {
                 stream_id,
                 window,
             } => {
+                self.opening.insert(stream_id);
                 async move { runtime.open_vnc(session_id).await }
                     .into_actor(self)
-                    .map(move |opened, this, ctx| match opened {
-                        Ok(vnc) => {
-                            let tunnel = Tunnel::new(stream_id, window, vnc, ctx.address()).start();
-                            if let Some((_, old)) =
-                                this.tunnels.insert(stream_id, (session_id, tunnel))
-                            {
-                                old.do_send(tunnel::Close);
-                            }
-                            this.answer(
-                                command_id,
-                                Ok(serde_json::json!({ "stream_id": stream_id })),
-                            );
+                    .map(move |opened, this, ctx| {
+                        this.opening.remove(&stream_id);
+                        if this.cancelled.remove(&stream_id) {
+                            // Dropping the connection closes it (and its port-forward).
+                            log::info!("stream {stream_id}: the viewer left while it opened");
+                            let error = "the viewer left before the stream opened";
+                            return this.answer(command_id, Err(error.into()));
                         }
-                        Err(e) => this.answer(command_id, Err(e.to_string())),
+                        match opened {
+                            Ok(vnc) => {
+                                let tunnel =
+                                    Tunnel::new(stream_id, window, vnc, ctx.address()).start();
+                                if let Some((_, old)) =
+                                    this.tunnels.insert(stream_id, (session_id, tunnel))
+                                {
+                                    old.do_send(tunnel::Close);
+                                }
+                                this.answer(
+                                    command_id,
+                                    Ok(serde_json::json!({ "stream_id": stream_id })),
+                                );
+                            }
+                            Err(e) => this.answer(command_id, Err(e.to_string())),
+                        }
                     })
                     .spawn(ctx);
             }
@@ -335,6 +366,8 @@ impl ControlPlaneLink {
                 log::info!("stream {stream_id} closed by the control plane: {reason}");
                 if let Some((_, tunnel)) = self.tunnels.remove(&stream_id) {
                     tunnel.do_send(tunnel::Close);
+                } else if self.opening.contains(&stream_id) {
+                    self.cancelled.insert(stream_id);
                 }
                 self.answer(command_id, Ok(serde_json::json!({})));
             }
@@ -385,11 +418,17 @@ impl ControlPlaneLink {
                     // A view of the received buffer: no copy on the data path.
                     tunnel.do_send(tunnel::Data(bytes.slice(FRAME_HEADER_LEN..)))
                 }
-                None => log::debug!("data for unknown stream {stream_id} dropped"),
+                None => self.reset(stream_id),
             },
-            Ok(Frame::Credit { stream_id, bytes }) => {
-                if let Some((_, tunnel)) = self.tunnels.get(&stream_id) {
-                    tunnel.do_send(tunnel::Credit(bytes));
+            Ok(Frame::Credit { stream_id, bytes }) => match self.tunnels.get(&stream_id) {
+                Some((_, tunnel)) => tunnel.do_send(tunnel::Credit(bytes)),
+                None => self.reset(stream_id),
+            },
+            // The control plane has no viewer for it: close our end.
+            Ok(Frame::Reset { stream_id }) => {
+                if let Some((_, tunnel)) = self.tunnels.remove(&stream_id) {
+                    log::info!("stream {stream_id} reset by the control plane");
+                    tunnel.do_send(tunnel::Close);
                 }
             }
             Err(e) => log::warn!("bad stream frame from the control plane: {e}"),

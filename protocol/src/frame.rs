@@ -18,6 +18,9 @@ pub enum FrameKind {
     Data = 1,
     /// The receiver drained bytes and grants the sender that much more window.
     Credit = 2,
+    /// The sender knows no such stream (it ended, or never existed): stop using it. The
+    /// answer to a DATA or CREDIT frame for an unknown stream. Since protocol 1.1.
+    Reset = 3,
 }
 
 /// A decoded binary frame, borrowing its payload from the input.
@@ -36,6 +39,11 @@ pub enum Frame<'a> {
         stream_id: StreamId,
         /// How many more bytes the peer may send (never 0).
         bytes: u32,
+    },
+    /// The peer has no such stream; its other end should close.
+    Reset {
+        /// The stream.
+        stream_id: StreamId,
     },
 }
 
@@ -62,6 +70,9 @@ pub enum FrameError {
     /// A CREDIT frame whose payload is not exactly four bytes, or grants zero.
     #[error("bad credit frame on stream {0}")]
     BadCredit(StreamId),
+    /// A RESET frame with a payload.
+    #[error("bad reset frame on stream {0}")]
+    BadReset(StreamId),
 }
 
 impl<'a> Frame<'a> {
@@ -94,6 +105,10 @@ impl<'a> Frame<'a> {
                     bytes => Ok(Frame::Credit { stream_id, bytes }),
                 }
             }
+            k if k == FrameKind::Reset as u8 => match payload.is_empty() {
+                true => Ok(Frame::Reset { stream_id }),
+                false => Err(FrameError::BadReset(stream_id)),
+            },
             other => Err(FrameError::UnknownKind(other)),
         }
     }
@@ -101,7 +116,9 @@ impl<'a> Frame<'a> {
     /// The stream this frame belongs to.
     pub fn stream_id(&self) -> StreamId {
         match *self {
-            Frame::Data { stream_id, .. } | Frame::Credit { stream_id, .. } => stream_id,
+            Frame::Data { stream_id, .. }
+            | Frame::Credit { stream_id, .. }
+            | Frame::Reset { stream_id } => stream_id,
         }
     }
 
@@ -119,6 +136,12 @@ impl<'a> Frame<'a> {
                 out.push(FrameKind::Data as u8);
                 out.extend_from_slice(&stream_id.to_be_bytes());
                 out.extend_from_slice(payload);
+                out
+            }
+            Frame::Reset { stream_id } => {
+                let mut out = Vec::with_capacity(FRAME_HEADER_LEN);
+                out.push(FrameKind::Reset as u8);
+                out.extend_from_slice(&stream_id.to_be_bytes());
                 out
             }
             Frame::Credit { stream_id, bytes } => {
@@ -155,6 +178,17 @@ mod tests {
         }
         .encode();
         assert_eq!(bytes, [2, 0, 0, 0, 7, 0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn reset_frame_layout_is_kind_and_stream_only() {
+        let bytes = Frame::Reset { stream_id: 9 }.encode();
+        assert_eq!(bytes, [3, 0, 0, 0, 9]);
+        assert_eq!(Frame::decode(&bytes), Ok(Frame::Reset { stream_id: 9 }));
+        assert_eq!(
+            Frame::decode(&[3, 0, 0, 0, 9, 1]),
+            Err(FrameError::BadReset(9))
+        );
     }
 
     #[test]

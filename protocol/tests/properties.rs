@@ -188,6 +188,12 @@ proptest! {
     }
 
     #[test]
+    fn reset_frames_round_trip(stream_id in any::<u32>()) {
+        let encoded = Frame::Reset { stream_id }.encode();
+        prop_assert_eq!(Frame::decode(&encoded), Ok(Frame::Reset { stream_id }));
+    }
+
+    #[test]
     fn credit_frames_round_trip(stream_id in any::<u32>(), bytes in 1..=u32::MAX) {
         let encoded = Frame::Credit { stream_id, bytes }.encode();
         prop_assert_eq!(Frame::decode(&encoded), Ok(Frame::Credit { stream_id, bytes }));

@@ -356,6 +356,14 @@ impl ScriptedAgent {
         }
     }
 
+    /// The next binary frame, as sent.
+    pub async fn recv_binary(&mut self) -> Vec<u8> {
+        match self.next_frame(Duration::from_secs(5)).await {
+            Some(ws::Frame::Binary(bytes)) => bytes.to_vec(),
+            other => panic!("expected a binary frame, got {other:?}"),
+        }
+    }
+
     /// The next command, answered with nothing yet.
     pub async fn recv_command(&mut self) -> (uuid::Uuid, streamspace_protocol::Command) {
         match self.recv().await {

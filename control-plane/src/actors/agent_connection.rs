@@ -408,18 +408,22 @@ impl StreamHandler<Result<AggregatedMessage, WsError>> for AgentConnection {
 }
 
 impl AgentConnection {
-    /// Routes a binary stream frame to its viewer; frames for closed streams are dropped
-    /// (they were in flight when the viewer left).
+    /// Routes a binary stream frame to its viewer. A frame for a stream this side does not
+    /// have is answered with a RESET, so the agent closes its end (and its port-forward)
+    /// instead of keeping an orphan open.
     fn on_frame(&mut self, bytes: Bytes, ctx: &mut Context<Self>) {
         match Frame::decode(&bytes) {
-            Ok(Frame::Data { stream_id, .. }) => {
-                if let Some(tunnel) = self.streams.get(&stream_id) {
-                    tunnel.do_send(StreamData(bytes.slice(FRAME_HEADER_LEN..)));
-                }
-            }
-            Ok(Frame::Credit { stream_id, bytes }) => {
-                if let Some(tunnel) = self.streams.get(&stream_id) {
-                    tunnel.do_send(StreamCredit(bytes));
+            Ok(Frame::Data { stream_id, .. }) => match self.streams.get(&stream_id) {
+                Some(tunnel) => tunnel.do_send(StreamData(bytes.slice(FRAME_HEADER_LEN..))),
+                None => self.reset(ctx, stream_id),
+            },
+            Ok(Frame::Credit { stream_id, bytes }) => match self.streams.get(&stream_id) {
+                Some(tunnel) => tunnel.do_send(StreamCredit(bytes)),
+                None => self.reset(ctx, stream_id),
+            },
+            Ok(Frame::Reset { stream_id }) => {
+                if let Some(tunnel) = self.streams.remove(&stream_id) {
+                    tunnel.do_send(StreamClosed("the agent no longer has this stream".into()));
                 }
             }
             Err(e) => {
@@ -427,6 +431,11 @@ impl AgentConnection {
                 self.error_reply(ctx, "bad_frame", e.to_string());
             }
         }
+    }
+
+    fn reset(&mut self, ctx: &mut Context<Self>, stream_id: StreamId) {
+        let frame = Frame::Reset { stream_id }.encode();
+        self.send_owed(ctx, WsMessage::Binary(frame.into()));
     }
 
     /// Anything from the agent proves it alive, pongs included. Reported at most once a
