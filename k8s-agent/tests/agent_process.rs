@@ -267,3 +267,40 @@ async fn an_agent_killed_during_a_create_runs_it_once_after_it_restarts() {
     cp::session_reaches_within(&server, id, "running", Duration::from_secs(30)).await;
     assert_eq!(desktops_of(&user), 1, "exactly one Xvnc for the session");
 }
+
+#[actix_web::test]
+async fn a_control_plane_restart_during_a_stream_ends_it_and_the_desktop_is_viewable_again() {
+    use streamspace_testkit::rfb::ViewerStream;
+    let server = cp::start(&[]).await;
+    server.template("xterm").await;
+    let token = server.register_agent("local-1", "local").await;
+    let _agent = AgentProcess::start(&server, &token);
+    cp::agent_reaches(&server, "local-1", "online").await;
+    let alice = server.user("alice").await;
+    let id = cp::create_session(&server, &alice, "xterm").await;
+    cp::session_reaches_within(&server, id, "running", Duration::from_secs(20)).await;
+    let mut viewer = ViewerStream::open(&server.viewer_url(&alice, id).await)
+        .await
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+    viewer.handshake().await.unwrap();
+
+    // The control plane goes away mid-stream: the viewer's stream ends (it does not hang).
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let db = server.stop().await;
+    let _ = viewer.closed().await;
+
+    // Back on the same address: the agent returns, the session is still running (its agent
+    // kept it), and a new viewer gets pixels.
+    let server = cp::start_on(db, &[("LISTEN_ADDR", addr.as_str())]).await;
+    cp::agent_reaches(&server, "local-1", "online").await;
+    cp::session_reaches(&server, id, "running").await;
+    let alice = server.login("alice", "alice-password").await;
+    let mut again = ViewerStream::open(&server.viewer_url(&alice, id).await)
+        .await
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+    let init = again.handshake().await.unwrap();
+    again.request_update(init.width, init.height).await.unwrap();
+    assert!(!again.read_update().await.unwrap().0.is_empty());
+}
