@@ -1,10 +1,11 @@
-//! A link that goes silent without closing (a half-open TCP connection: a NAT dropped it, a
-//! peer froze) is noticed by the agent, which dials again at once. The silence is made by a
-//! TCP proxy between the agent and the real control plane that stops forwarding the
-//! connections it holds, while new ones pass.
+//! Links that fail without closing, between the real agent and the real control plane, made
+//! by a TCP proxy between them: a half-open connection (a NAT dropped it, a peer froze) is
+//! noticed by the agent, which dials again at once; a partition degrades the agent's
+//! sessions and, once healed, loses nothing.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use actix::Actor;
 use streamspace_k8s_agent::config::Config;
@@ -15,10 +16,12 @@ use streamspace_testkit::control_plane as cp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Forwards to `upstream`; [`Proxy::freeze`] stalls every connection open at that moment.
+/// Forwards to `upstream`; [`Proxy::freeze`] stalls every connection open at that moment,
+/// and while [`Proxy::partition`] holds, new connections are dropped too.
 struct Proxy {
     port: u16,
     epoch: Arc<AtomicU64>,
+    partitioned: Arc<AtomicBool>,
 }
 
 impl Proxy {
@@ -26,9 +29,14 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let epoch = Arc::new(AtomicU64::new(0));
-        let current = epoch.clone();
+        let partitioned = Arc::new(AtomicBool::new(false));
+        let (current, cut) = (epoch.clone(), partitioned.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                if cut.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(upstream).await else {
                     continue;
                 };
@@ -39,11 +47,25 @@ impl Proxy {
                 tokio::spawn(pump(sr, cw, born, current.clone()));
             }
         });
-        Proxy { port, epoch }
+        Proxy {
+            port,
+            epoch,
+            partitioned,
+        }
     }
 
     fn freeze(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Nothing gets through, old connections or new, until [`Proxy::heal`].
+    fn partition(&self) {
+        self.partitioned.store(true, Ordering::SeqCst);
+        self.freeze();
+    }
+
+    fn heal(&self) {
+        self.partitioned.store(false, Ordering::SeqCst);
     }
 }
 
@@ -69,6 +91,45 @@ async fn pump(
     }
 }
 
+/// The real agent (local runtime) dialling the control plane through `proxy`.
+fn agent_through(
+    proxy: &Proxy,
+    token: &str,
+    data: &std::path::Path,
+) -> actix::Addr<ControlPlaneLink> {
+    let url = format!("ws://127.0.0.1:{}", proxy.port);
+    let env = [
+        ("AGENT_ID", "local-1"),
+        ("CONTROL_PLANE_URL", url.as_str()),
+        ("AGENT_TOKEN", token),
+        ("PLATFORM", "local"),
+    ];
+    let config = Config::from_lookup(|name| {
+        env.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap();
+    let runtime = LocalRuntime::open(LocalSettings {
+        data_dir: data.to_owned(),
+        xvnc: "Xvnc".into(),
+        geometry: "800x600".into(),
+        max_sessions: 2,
+        run_as: None,
+    })
+    .unwrap();
+    ControlPlaneLink::new(
+        Arc::new(config),
+        Arc::new(Runtime::Local(runtime)),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .start()
+}
+
+fn upstream(server: &cp::TestServer) -> std::net::SocketAddr {
+    server.base.trim_start_matches("http://").parse().unwrap()
+}
+
 #[actix_web::test]
 async fn a_silent_link_is_dropped_and_the_agent_dials_again_at_once() {
     // The control plane pings every 200 ms; the agent gives up after two silent intervals.
@@ -78,36 +139,9 @@ async fn a_silent_link_is_dropped_and_the_agent_dials_again_at_once() {
     ])
     .await;
     let token = server.register_agent("local-1", "local").await;
-    let upstream: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
-    let proxy = Proxy::start(upstream).await;
-    let url = format!("ws://127.0.0.1:{}", proxy.port);
-    let env = [
-        ("AGENT_ID", "local-1"),
-        ("CONTROL_PLANE_URL", url.as_str()),
-        ("AGENT_TOKEN", token.as_str()),
-        ("PLATFORM", "local"),
-    ];
-    let config = Config::from_lookup(|name| {
-        env.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap();
+    let proxy = Proxy::start(upstream(&server)).await;
     let data = tempfile::tempdir().unwrap();
-    let runtime = LocalRuntime::open(LocalSettings {
-        data_dir: data.path().to_owned(),
-        xvnc: "Xvnc".into(),
-        geometry: "800x600".into(),
-        max_sessions: 1,
-        run_as: None,
-    })
-    .unwrap();
-    let _agent = ControlPlaneLink::new(
-        Arc::new(config),
-        Arc::new(Runtime::Local(runtime)),
-        Arc::new(AtomicBool::new(false)),
-    )
-    .start();
+    let _agent = agent_through(&proxy, &token, data.path());
     cp::agent_reaches(&server, "local-1", "online").await;
     server.audit("agent_connect", 1).await;
 
@@ -116,4 +150,55 @@ async fn a_silent_link_is_dropped_and_the_agent_dials_again_at_once() {
     let connects = server.audit("agent_connect", 2).await;
     assert_eq!(connects.len(), 2);
     cp::agent_reaches(&server, "local-1", "online").await;
+}
+
+#[actix_web::test]
+async fn a_partition_degrades_the_agents_sessions_and_after_it_heals_nothing_is_lost() {
+    let server = cp::start(&[
+        ("AGENT_HEARTBEAT_INTERVAL", "200ms"),
+        ("AGENT_TIMEOUT", "1s"),
+    ])
+    .await;
+    server.template("xterm").await;
+    let token = server.register_agent("local-1", "local").await;
+    let proxy = Proxy::start(upstream(&server)).await;
+    let data = tempfile::tempdir().unwrap();
+    let _agent = agent_through(&proxy, &token, data.path());
+    cp::agent_reaches(&server, "local-1", "online").await;
+    let kept = cp::create_session(&server, &server.admin, "xterm").await;
+    let ended = cp::create_session(&server, &server.admin, "xterm").await;
+    for id in [kept, ended] {
+        cp::session_reaches_within(&server, id, "running", Duration::from_secs(20)).await;
+    }
+
+    proxy.partition();
+    cp::agent_reaches(&server, "local-1", "offline").await;
+    cp::session_reaches(&server, kept, "degraded").await;
+    // A deletion asked for during the partition waits for the agent.
+    let (status, _) = server
+        .delete(&format!("/api/v1/sessions/{ended}"), &server.admin)
+        .await;
+    assert_eq!(status, 202);
+
+    proxy.heal();
+    cp::agent_reaches(&server, "local-1", "online").await;
+    cp::session_reaches(&server, kept, "running").await;
+    cp::session_reaches(&server, ended, "terminated").await;
+    // The deletion ran once, on the agent, after the heal.
+    let deletes: Vec<_> = cp::commands_of(&server, ended)
+        .into_iter()
+        .filter(|c| c.command_type == "delete_session")
+        .collect();
+    assert_eq!(deletes.len(), 1);
+    assert_eq!(deletes[0].status, "completed");
+    // Its processes are gone; the other desktop still runs.
+    let (_, sessions) = server
+        .get("/api/v1/sessions?state=running", &server.admin)
+        .await;
+    assert_eq!(sessions["sessions"].as_array().unwrap().len(), 1);
+    let (status, _) = server
+        .delete(&format!("/api/v1/sessions/{kept}"), &server.admin)
+        .await;
+    assert_eq!(status, 202);
+    cp::session_reaches(&server, kept, "terminated").await;
 }
