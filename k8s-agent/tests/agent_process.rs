@@ -304,3 +304,38 @@ async fn a_control_plane_restart_during_a_stream_ends_it_and_the_desktop_is_view
     again.request_update(init.width, init.height).await.unwrap();
     assert!(!again.read_update().await.unwrap().0.is_empty());
 }
+
+#[actix_web::test]
+async fn an_agent_killed_during_a_stream_tells_the_viewer_and_its_desktop_is_viewable_after_it_restarts()
+ {
+    use streamspace_testkit::rfb::ViewerStream;
+    let server = cp::start(&[]).await;
+    server.template("xterm").await;
+    let token = server.register_agent("local-1", "local").await;
+    let mut agent = AgentProcess::start(&server, &token);
+    cp::agent_reaches(&server, "local-1", "online").await;
+    let alice = server.user("alice").await;
+    let id = cp::create_session(&server, &alice, "xterm").await;
+    cp::session_reaches_within(&server, id, "running", Duration::from_secs(20)).await;
+    let mut viewer = ViewerStream::open(&server.viewer_url(&alice, id).await)
+        .await
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+    viewer.handshake().await.unwrap();
+
+    agent.crash_and_restart(&server, &token, &[]);
+    assert_eq!(
+        viewer.closed().await.as_deref(),
+        Some("the agent's link to the control plane dropped")
+    );
+    // The restarted agent adopts the desktop it left running: viewable again, same session.
+    cp::agent_reaches(&server, "local-1", "online").await;
+    cp::session_reaches(&server, id, "running").await;
+    let mut again = ViewerStream::open(&server.viewer_url(&alice, id).await)
+        .await
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+    let init = again.handshake().await.unwrap();
+    again.request_update(init.width, init.height).await.unwrap();
+    assert!(!again.read_update().await.unwrap().0.is_empty());
+}
