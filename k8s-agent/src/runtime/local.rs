@@ -67,7 +67,8 @@ impl DesktopUser {
                 .args(["--shell", "/usr/sbin/nologin", name])
                 .status()
                 .map_err(|e| format!("DESKTOP_USER: cannot run useradd: {e}"))?;
-            if !status.success() {
+            // Another agent starting at the same moment may have created it first.
+            if !status.success() && lookup(name).is_none() {
                 return Err(format!("DESKTOP_USER: useradd {name} failed ({status})"));
             }
         }
