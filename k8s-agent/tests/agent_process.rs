@@ -5,6 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use streamspace_testkit::control_plane::{self as cp, TestServer};
+use streamspace_testkit::rfb::ViewerStream;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_streamspace-k8s-agent");
 
@@ -112,6 +113,24 @@ fn desktops_of(user: &str) -> usize {
         .output()
         .unwrap();
     String::from_utf8_lossy(&xvnc.stdout).lines().count()
+}
+
+async fn open_viewer(server: &TestServer, token: &str, id: uuid::Uuid) -> ViewerStream {
+    ViewerStream::open(&server.viewer_url(token, id).await)
+        .await
+        .map_err(|e| format!("{e:?}"))
+        .unwrap()
+}
+
+/// A new viewer of session `id` gets a framebuffer update with pixels.
+async fn assert_viewable(server: &TestServer, token: &str, id: uuid::Uuid) {
+    let mut viewer = open_viewer(server, token, id).await;
+    let init = viewer.handshake().await.unwrap();
+    viewer
+        .request_update(init.width, init.height)
+        .await
+        .unwrap();
+    assert!(!viewer.read_update().await.unwrap().0.is_empty());
 }
 
 /// An `XVNC` that waits a second before starting Xvnc, in a directory of its own.
@@ -270,7 +289,6 @@ async fn an_agent_killed_during_a_create_runs_it_once_after_it_restarts() {
 
 #[actix_web::test]
 async fn a_control_plane_restart_during_a_stream_ends_it_and_the_desktop_is_viewable_again() {
-    use streamspace_testkit::rfb::ViewerStream;
     let server = cp::start(&[]).await;
     server.template("xterm").await;
     let token = server.register_agent("local-1", "local").await;
@@ -279,10 +297,7 @@ async fn a_control_plane_restart_during_a_stream_ends_it_and_the_desktop_is_view
     let alice = server.user("alice").await;
     let id = cp::create_session(&server, &alice, "xterm").await;
     cp::session_reaches_within(&server, id, "running", Duration::from_secs(20)).await;
-    let mut viewer = ViewerStream::open(&server.viewer_url(&alice, id).await)
-        .await
-        .map_err(|e| format!("{e:?}"))
-        .unwrap();
+    let mut viewer = open_viewer(&server, &alice, id).await;
     viewer.handshake().await.unwrap();
 
     // The control plane goes away mid-stream: the viewer's stream ends (it does not hang).
@@ -296,19 +311,12 @@ async fn a_control_plane_restart_during_a_stream_ends_it_and_the_desktop_is_view
     cp::agent_reaches(&server, "local-1", "online").await;
     cp::session_reaches(&server, id, "running").await;
     let alice = server.login("alice", "alice-password").await;
-    let mut again = ViewerStream::open(&server.viewer_url(&alice, id).await)
-        .await
-        .map_err(|e| format!("{e:?}"))
-        .unwrap();
-    let init = again.handshake().await.unwrap();
-    again.request_update(init.width, init.height).await.unwrap();
-    assert!(!again.read_update().await.unwrap().0.is_empty());
+    assert_viewable(&server, &alice, id).await;
 }
 
 #[actix_web::test]
 async fn an_agent_killed_during_a_stream_tells_the_viewer_and_its_desktop_is_viewable_after_it_restarts()
  {
-    use streamspace_testkit::rfb::ViewerStream;
     let server = cp::start(&[]).await;
     server.template("xterm").await;
     let token = server.register_agent("local-1", "local").await;
@@ -317,10 +325,7 @@ async fn an_agent_killed_during_a_stream_tells_the_viewer_and_its_desktop_is_vie
     let alice = server.user("alice").await;
     let id = cp::create_session(&server, &alice, "xterm").await;
     cp::session_reaches_within(&server, id, "running", Duration::from_secs(20)).await;
-    let mut viewer = ViewerStream::open(&server.viewer_url(&alice, id).await)
-        .await
-        .map_err(|e| format!("{e:?}"))
-        .unwrap();
+    let mut viewer = open_viewer(&server, &alice, id).await;
     viewer.handshake().await.unwrap();
 
     agent.crash_and_restart(&server, &token, &[]);
@@ -331,11 +336,5 @@ async fn an_agent_killed_during_a_stream_tells_the_viewer_and_its_desktop_is_vie
     // The restarted agent adopts the desktop it left running: viewable again, same session.
     cp::agent_reaches(&server, "local-1", "online").await;
     cp::session_reaches(&server, id, "running").await;
-    let mut again = ViewerStream::open(&server.viewer_url(&alice, id).await)
-        .await
-        .map_err(|e| format!("{e:?}"))
-        .unwrap();
-    let init = again.handshake().await.unwrap();
-    again.request_update(init.width, init.height).await.unwrap();
-    assert!(!again.read_update().await.unwrap().0.is_empty());
+    assert_viewable(&server, &alice, id).await;
 }

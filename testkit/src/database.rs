@@ -47,30 +47,31 @@ impl TestDatabase {
     /// An outage of this database alone (the server is shared by parallel tests): new
     /// connections are refused and every open one is cut, until [`Self::restore`].
     pub fn take_down(&self) {
-        let mut admin = PgConnection::establish(&self.server_url).expect("reach the server");
-        diesel::sql_query(format!(
-            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
-            self.name
-        ))
-        .execute(&mut admin)
-        .expect("refuse connections");
-        diesel::sql_query(format!(
+        self.allow_connections(false);
+        self.admin(&format!(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
             self.name
-        ))
-        .execute(&mut admin)
-        .expect("cut connections");
+        ));
     }
 
     /// Ends an outage begun by [`Self::take_down`].
     pub fn restore(&self) {
-        let mut admin = PgConnection::establish(&self.server_url).expect("reach the server");
-        diesel::sql_query(format!(
-            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+        self.allow_connections(true);
+    }
+
+    fn allow_connections(&self, allowed: bool) {
+        self.admin(&format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allowed}",
             self.name
-        ))
-        .execute(&mut admin)
-        .expect("allow connections");
+        ));
+    }
+
+    /// Runs `sql` on the server's administrative database.
+    fn admin(&self, sql: &str) {
+        let mut admin = PgConnection::establish(&self.server_url).expect("reach the server");
+        diesel::sql_query(sql)
+            .execute(&mut admin)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 }
 

@@ -225,6 +225,8 @@ impl LocalRuntime {
             )));
         }
         let dir = self.session_dir(spec.session_id);
+        // Only an earlier, interrupted create of this very session leaves its directory.
+        let retried = dir.exists();
         let home = dir.join("home");
         tokio::fs::create_dir_all(&home)
             .await
@@ -246,7 +248,9 @@ impl LocalRuntime {
 
         // An agent killed during an earlier create of this session may have left its
         // processes behind without a record: they hold the session's log files open.
-        kill_holders(&dir).await;
+        if retried {
+            kill_holders(&dir).await;
+        }
         let (display, port, xvnc_pid) = self.start_xvnc(&dir, &spec.user).await?;
         let run_as = self.settings.run_as.as_ref();
         let desktop_pid = match start_desktop(&dir, &home, display, spec, &program, run_as) {
