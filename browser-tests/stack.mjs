@@ -155,8 +155,10 @@ export class Stack {
     return this.login(username, password);
   }
 
-  async runningSession(token, template) {
-    const session = await this.api('/api/v1/sessions', { method: 'POST', body: { template }, token });
+  // Without a persistent home unless asked: a home serves one desktop at a time.
+  async runningSession(token, template, { persistentHome = false } = {}) {
+    const body = { template, persistent_home: persistentHome };
+    const session = await this.api('/api/v1/sessions', { method: 'POST', body, token });
     await until(`session ${session.id} running`, async () => {
       const now = await this.api(`/api/v1/sessions/${session.id}`, { token });
       if (now.state === 'failed') throw new Error(`session failed: ${now.state_reason}`);

@@ -24,9 +24,11 @@ after(async () => {
 
 test('the viewer shows the desktop, toggles full screen and reconnects with Ctrl+Alt+Shift+F/R', async () => {
   const alice = await stack.createUser('alice', 'alice-password');
-  const sessionId = await stack.runningSession(alice, 'xterm');
+  const sessionId = await stack.runningSession(alice, 'xterm', { persistentHome: true });
   const page = await signIn(browser, stack.base, 'alice', 'alice-password');
   await page.waitForSelector(`tr[data-session="${sessionId}"] a`);
+  const home = await page.waitForSelector('#homes tr[data-home]');
+  assert.match(await home.textContent(), new RegExp(`alicextermlocal-1 \\(local\\)ready.*${sessionId.slice(0, 8)}`));
 
   const loadStarted = Date.now();
   await page.goto(`${stack.base}/vnc-viewer/${sessionId}`);

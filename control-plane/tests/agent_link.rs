@@ -128,7 +128,7 @@ async fn an_incompatible_protocol_version_is_refused_naming_the_compatible_ones(
     assert_eq!(refused[0]["details"]["reason"], reason.as_str());
     assert_eq!(
         reason,
-        "peer speaks protocol 2.0, this side speaks 1.1; only 1.x versions are compatible"
+        "peer speaks protocol 2.0, this side speaks 1.2; only 1.x versions are compatible"
     );
 }
 

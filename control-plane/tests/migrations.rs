@@ -32,11 +32,12 @@ fn tables(conn: &mut PgConnection) -> Vec<String> {
     )
 }
 
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "agent_commands",
     "agent_credentials",
     "agents",
     "audit_log",
+    "homes",
     "sessions",
     "templates",
     "users",
@@ -48,7 +49,7 @@ fn migrations_run_up_down_and_up_again() {
     let mut conn = db.connect();
 
     let applied = run_pending(&mut conn).unwrap();
-    assert_eq!(applied, 7);
+    assert_eq!(applied, 8);
     assert_eq!(tables(&mut conn), TABLES);
 
     conn.revert_all_migrations(MIGRATIONS).unwrap();
@@ -62,7 +63,7 @@ fn migrations_run_up_down_and_up_again() {
         "down.sql left functions behind: {functions:?}"
     );
 
-    assert_eq!(run_pending(&mut conn).unwrap(), 7);
+    assert_eq!(run_pending(&mut conn).unwrap(), 8);
     assert_eq!(tables(&mut conn), TABLES);
     assert_eq!(
         run_pending(&mut conn).unwrap(),

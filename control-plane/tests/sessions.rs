@@ -174,7 +174,7 @@ async fn deleting_a_session_asks_its_agent_and_ends_terminated() {
         command,
         Command::DeleteSession {
             session_id: id,
-            keep_home: true
+            keep_home: false
         }
     );
     agent
@@ -228,7 +228,7 @@ async fn sessions_go_to_the_least_loaded_agent() {
             .post(
                 "/api/v1/sessions",
                 &server.admin,
-                json!({"template": "xterm"}),
+                json!({"template": "xterm", "persistent_home": false}),
             )
             .await;
         placed.push(body["agent_id"].as_str().unwrap().to_owned());

@@ -469,6 +469,13 @@ async fn run(runtime: &Runtime, command: Command) -> Result<serde_json::Value, S
                 .map_err(|e| e.to_string())?;
             Ok(serde_json::json!({}))
         }
+        Command::DeleteHome { home_id } => {
+            runtime
+                .delete_home(home_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(serde_json::json!({}))
+        }
         Command::ListSessions => {
             let sessions = runtime.list().await.map_err(|e| e.to_string())?;
             Ok(serde_json::json!({ "sessions": sessions }))

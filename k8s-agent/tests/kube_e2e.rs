@@ -149,12 +149,17 @@ async fn a_session_becomes_a_pod_and_a_claim_streams_vnc_through_the_api_server_
     let running = reaches(&setup, id, "running", Duration::from_secs(30)).await;
     assert_eq!(running["platform"], "kubernetes");
     let name = format!("ss-{id}");
+    let home = running["home_id"]
+        .as_str()
+        .expect("a persistent home")
+        .to_owned();
+    let claim = format!("ss-home-{home}");
     // Admitted by Pod Security "restricted" in the chart's namespace; no Service.
     assert_eq!(setup.namespace.names("pods"), std::slice::from_ref(&name));
     assert!(setup.namespace.names("services").is_empty());
     assert_eq!(
         setup.namespace.names("persistentvolumeclaims"),
-        [format!("{name}-home")]
+        std::slice::from_ref(&claim)
     );
     let token = setup
         .namespace
@@ -202,13 +207,51 @@ async fn a_session_becomes_a_pod_and_a_claim_streams_vnc_through_the_api_server_
     // The session asked for a persistent home: its claim outlives it.
     assert_eq!(
         setup.namespace.names("persistentvolumeclaims"),
-        [format!("{name}-home")]
+        std::slice::from_ref(&claim)
     );
     // The first viewer was still open: it is told why it ended.
     assert_eq!(
         viewer.closed().await.as_deref(),
         Some("the session was deleted")
     );
+
+    // Alice's next desktop of this template mounts the same claim.
+    let next = create(&setup, json!({"template": "desktop"})).await;
+    let running = reaches(&setup, next, "running", Duration::from_secs(30)).await;
+    assert_eq!(running["home_id"], home.as_str());
+    let mounted = setup
+        .namespace
+        .kubectl(
+            &[
+                "get",
+                "pod",
+                &format!("ss-{next}"),
+                "-o",
+                "jsonpath={.spec.volumes[0].persistentVolumeClaim.claimName}",
+            ],
+            None,
+        )
+        .unwrap();
+    assert_eq!(mounted, claim);
+    setup
+        .server
+        .delete(&format!("/api/v1/sessions/{next}"), &setup.alice)
+        .await;
+    reaches(&setup, next, "terminated", Duration::from_secs(20)).await;
+
+    // Deleting the home removes its claim through the agent (with the chart's RBAC).
+    let (status, body) = setup
+        .server
+        .delete(&format!("/api/v1/homes/{home}"), &setup.alice)
+        .await;
+    assert_eq!(status, 202, "{body}");
+    objects_are(&setup.namespace, "persistentvolumeclaims", &[]).await;
+    setup
+        .server
+        .wait_for("/api/v1/homes", &setup.alice, "the home gone", |h| {
+            h["homes"] == json!([])
+        })
+        .await;
 }
 
 #[actix_web::test]

@@ -49,6 +49,7 @@ fn spec(persistent_home: bool) -> SessionSpec {
             memory: "4Gi".into(),
         },
         persistent_home,
+        home_id: None,
     }
 }
 
@@ -381,4 +382,91 @@ async fn list_selects_this_agents_pods_by_label_and_reads_their_state() {
         (AgentSessionState::Running, 5901)
     );
     assert_eq!(reports[1].state, AgentSessionState::Starting);
+}
+
+#[tokio::test]
+async fn a_shared_home_that_exists_is_mounted_as_it_is() {
+    let (runtime, mut handle) = runtime();
+    let home = Uuid::from_u128(0x40e);
+    let mut spec = spec(true);
+    spec.home_id = Some(home);
+    let create = tokio::spawn(async move { runtime.create(&spec).await });
+
+    let probe = next_call(&mut handle).await;
+    let claim_path = format!("{NS}/persistentvolumeclaims/ss-home-{home}");
+    assert_eq!(
+        (probe.method.clone(), probe.path.clone()),
+        (Method::GET, claim_path)
+    );
+    ok(
+        probe.respond,
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": format!("ss-home-{home}")}}),
+    );
+    // Straight to the Pod: an existing home's claim is never re-applied (a changed size
+    // would ask the cluster to resize it).
+    let pod = next_call(&mut handle).await;
+    assert_apply(&pod, &format!("{NS}/pods/{NAME}"));
+    assert_eq!(
+        pod.body["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
+        format!("ss-home-{home}")
+    );
+    assert_eq!(
+        pod.body["metadata"]["labels"]["streamspace.io/home-id"],
+        home.to_string()
+    );
+    let applied = pod.body.clone();
+    ok(pod.respond, applied.clone());
+    answer_list(next_call(&mut handle).await, vec![ready_pod(&applied)]);
+    let report = create.await.unwrap().unwrap();
+    assert_eq!(report.state, AgentSessionState::Running);
+}
+
+#[tokio::test]
+async fn deleting_a_home_checks_no_pod_mounts_it_then_deletes_its_claim() {
+    let (runtime, mut handle) = runtime();
+    let home = Uuid::from_u128(0x40e);
+    let delete = tokio::spawn(async move { runtime.delete_home(home).await });
+    let list = next_call(&mut handle).await;
+    assert_eq!(
+        (list.method.clone(), list.path.clone()),
+        (Method::GET, format!("{NS}/pods"))
+    );
+    assert_eq!(
+        list.query["labelSelector"],
+        format!(
+            "app.kubernetes.io%2Fmanaged-by%3Dstreamspace%2Cstreamspace.io%2Fagent-id%3Dk8s-1%2Cstreamspace.io%2Fhome-id%3D{home}"
+        )
+    );
+    ok(
+        list.respond,
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}),
+    );
+    let claim = next_call(&mut handle).await;
+    assert_eq!(
+        (claim.method.clone(), claim.path.clone()),
+        (
+            Method::DELETE,
+            format!("{NS}/persistentvolumeclaims/ss-home-{home}")
+        )
+    );
+    ok(
+        claim.respond,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+    );
+    delete.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_home_a_pod_still_mounts_is_not_deleted() {
+    let (runtime, mut handle) = runtime();
+    let home = Uuid::from_u128(0x40e);
+    let delete = tokio::spawn(async move { runtime.delete_home(home).await });
+    ok(
+        next_call(&mut handle).await.respond,
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {},
+            "items": [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": NAME}}]}),
+    );
+    let error = delete.await.unwrap().unwrap_err().to_string();
+    assert_eq!(error, format!("home {home} is in use by Pod {NAME}"));
 }

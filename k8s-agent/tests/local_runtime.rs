@@ -34,6 +34,7 @@ fn spec(program: &str) -> SessionSpec {
             memory: "1Gi".into(),
         },
         persistent_home: true,
+        home_id: None,
     }
 }
 
@@ -234,4 +235,62 @@ async fn an_agent_running_as_root_runs_desktops_as_an_unprivileged_user() {
     assert!(alive(desktop), "the desktop program exited");
     runtime.delete(spec.session_id, false).await.unwrap();
     assert!(gone(xvnc).await);
+}
+
+fn home_of(pid: i32) -> String {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    environ
+        .split(|b| *b == 0)
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .find_map(|v| v.strip_prefix("HOME=").map(str::to_owned))
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn a_shared_home_outlives_its_sessions_serves_one_at_a_time_and_is_deleted_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = open(dir.path());
+    let home_id = Uuid::new_v4();
+    let home = dir.path().join("homes").join(home_id.to_string());
+    let mut first = spec("xterm");
+    first.home_id = Some(home_id);
+    runtime.create(&first).await.unwrap();
+    let desktop = pid_of(dir.path(), first.session_id, "desktop_pid");
+    assert_eq!(home_of(desktop), home.display().to_string());
+    std::fs::write(home.join("notes.txt"), "kept").unwrap();
+
+    let mut second = spec("xterm");
+    second.home_id = Some(home_id);
+    let busy = runtime.create(&second).await.unwrap_err().to_string();
+    assert_eq!(
+        busy,
+        format!("home {home_id} is in use by session {}", first.session_id)
+    );
+    let refused = runtime.delete_home(home_id).await.unwrap_err().to_string();
+    assert_eq!(
+        refused,
+        format!("home {home_id} is in use by session {}", first.session_id)
+    );
+
+    runtime.delete(first.session_id, true).await.unwrap();
+    let first_dir = dir
+        .path()
+        .join("sessions")
+        .join(first.session_id.to_string());
+    assert!(
+        !first_dir.exists(),
+        "nothing of the session is left but its home"
+    );
+    runtime.create(&second).await.unwrap();
+    let desktop = pid_of(dir.path(), second.session_id, "desktop_pid");
+    assert_eq!(home_of(desktop), home.display().to_string());
+    assert_eq!(
+        std::fs::read_to_string(home.join("notes.txt")).unwrap(),
+        "kept"
+    );
+
+    runtime.delete(second.session_id, true).await.unwrap();
+    runtime.delete_home(home_id).await.unwrap();
+    assert!(!home.exists());
+    runtime.delete_home(home_id).await.unwrap();
 }

@@ -69,6 +69,12 @@ pub enum Command {
         /// How many bytes the agent may send before waiting for credit.
         window: u32,
     },
+    /// Remove a persistent home (its directory or volume); refused while a session uses it.
+    /// Since protocol 1.2.
+    DeleteHome {
+        /// The home.
+        home_id: Uuid,
+    },
     /// Close a stream (the viewer went away).
     VncDisconnect {
         /// The stream.
@@ -79,6 +85,9 @@ pub enum Command {
 }
 
 impl Command {
+    /// The wire name of [`Command::DeleteHome`].
+    pub const DELETE_HOME: &'static str = "delete_home";
+
     /// The command's wire name, as stored in `agent_commands.command_type`.
     pub fn name(&self) -> &'static str {
         match self {
@@ -88,6 +97,7 @@ impl Command {
             Command::GetSession { .. } => "get_session",
             Command::VncConnect { .. } => "vnc_connect",
             Command::VncDisconnect { .. } => "vnc_disconnect",
+            Command::DeleteHome { .. } => Self::DELETE_HOME,
         }
     }
 }

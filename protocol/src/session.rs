@@ -52,6 +52,11 @@ pub struct SessionSpec {
     pub resources: Resources,
     /// Keep the home directory on a volume that outlives the session.
     pub persistent_home: bool,
+    /// The persistent home to mount: the same for every session of this user and template on
+    /// this agent (a directory or volume named after it). Without it (older control planes) a
+    /// persistent home belongs to the session alone. Since protocol 1.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_id: Option<Uuid>,
 }
 
 /// State of a session as the agent sees it.

@@ -12,6 +12,7 @@ use streamspace_protocol::*;
 use uuid::Uuid;
 
 const SESSION: Uuid = Uuid::from_u128(0x6f1c_2a44_8d1e_4c3b_9a53_0d6c_1e2f_3a4b);
+const HOME: Uuid = Uuid::from_u128(0x2d4f_6a8b_1c3e_4f50_a7b9_c1d3_e5f7_0912);
 const COMMAND: Uuid = Uuid::from_u128(0x0b6e_91f2_33c7_4d4a_8f0e_5a1b_2c3d_4e5f);
 
 fn report() -> SessionReport {
@@ -133,7 +134,31 @@ fn control_samples() -> Vec<(&'static str, ControlMessage)> {
                     memory: "4Gi".into(),
                 },
                 persistent_home: true,
+                home_id: None,
             })),
+        ),
+        (
+            "control_create_session_with_home",
+            command(Command::CreateSession(SessionSpec {
+                session_id: SESSION,
+                user: "alice".into(),
+                template: TemplateSpec {
+                    name: "xfce".into(),
+                    image: "streamspace/desktop:latest".into(),
+                    vnc_port: 5900,
+                    env: BTreeMap::new(),
+                },
+                resources: Resources {
+                    cpu: "1".into(),
+                    memory: "2Gi".into(),
+                },
+                persistent_home: true,
+                home_id: Some(HOME),
+            })),
+        ),
+        (
+            "control_delete_home",
+            command(Command::DeleteHome { home_id: HOME }),
         ),
         (
             "control_delete_session",

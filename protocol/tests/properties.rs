@@ -100,9 +100,10 @@ fn command() -> impl Strategy<Value = Command> {
             (text(), text(), any::<u16>()),
             proptest::collection::btree_map(text(), text(), 0..3),
             (text(), text(), any::<bool>()),
+            proptest::option::of(uuid()),
         )
-            .prop_map(|(session_id, user, t, env, r)| Command::CreateSession(
-                SessionSpec {
+            .prop_map(
+                |(session_id, user, t, env, r, home_id)| Command::CreateSession(SessionSpec {
                     session_id,
                     user,
                     template: TemplateSpec {
@@ -116,8 +117,10 @@ fn command() -> impl Strategy<Value = Command> {
                         memory: r.1
                     },
                     persistent_home: r.2,
-                }
-            )),
+                    home_id,
+                })
+            ),
+        uuid().prop_map(|home_id| Command::DeleteHome { home_id }),
         (uuid(), any::<bool>()).prop_map(|(session_id, keep_home)| Command::DeleteSession {
             session_id,
             keep_home

@@ -1,4 +1,4 @@
-// Sign-in, the user's desktops, and for admins: agents, templates, users and the audit log.
+// Sign-in, the user's desktops and homes, and for admins: agents, templates, users and the audit log.
 
 import { api, ApiError, el, setToken, token } from '/assets/api.js';
 
@@ -47,6 +47,32 @@ async function refreshSessions() {
           ['terminated', 'failed', 'lost'].includes(s.state)
             ? ''
             : el('button', { class: 'danger', type: 'button', onclick: () => api(`/api/v1/sessions/${s.id}`, { method: 'DELETE' }).then(refresh) }, 'Delete'),
+        ),
+      ),
+    ),
+  );
+}
+
+async function refreshHomes() {
+  const { homes } = await api('/api/v1/homes');
+  fill(
+    'homes',
+    homes.map((h) =>
+      el(
+        'tr',
+        { 'data-home': h.id },
+        el('td', {}, h.owner),
+        el('td', {}, h.template),
+        el('td', {}, `${h.agent_id} (${h.platform})`),
+        el('td', { class: `state state-${h.state}` }, h.state, h.state_reason ? el('div', { class: 'reason' }, h.state_reason) : ''),
+        el('td', {}, when(h.last_used_at)),
+        el('td', {}, h.in_use_by ? el('code', {}, h.in_use_by.slice(0, 8)) : '—'),
+        el(
+          'td',
+          {},
+          h.in_use_by || h.state === 'deleting'
+            ? ''
+            : el('button', { class: 'danger', type: 'button', onclick: () => confirm(`Delete ${h.owner}'s home for ${h.template}? Its files are removed for good.`) && api(`/api/v1/homes/${h.id}`, { method: 'DELETE' }).then(refresh, reportTo('#home-error')) }, 'Delete'),
         ),
       ),
     ),
@@ -132,7 +158,7 @@ async function refreshAdmin() {
 
 async function refresh() {
   try {
-    await Promise.all([refreshSessions(), me.role === 'admin' ? refreshAdmin() : null]);
+    await Promise.all([refreshSessions(), refreshHomes(), me.role === 'admin' ? refreshAdmin() : null]);
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) return signOut();
   }
@@ -188,11 +214,11 @@ $('#signout').addEventListener('click', signOut);
 $('#new-session').addEventListener('submit', async (event) => {
   event.preventDefault();
   $('#new-session-error').textContent = '';
-  const { template, platform, cpu, memory } = formData(event.target);
+  const { template, platform, cpu, memory, persistent_home } = formData(event.target);
   const resources = {};
   if (cpu) resources.cpu = cpu;
   if (memory) resources.memory = memory;
-  const body = { template, resources };
+  const body = { template, resources, persistent_home: persistent_home === 'on' };
   if (platform) body.platform = platform;
   api('/api/v1/sessions', { method: 'POST', body }).then(refresh, reportTo('#new-session-error'));
 });

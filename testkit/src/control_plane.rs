@@ -462,10 +462,15 @@ pub async fn commands_until(
     }
 }
 
-/// Creates a session as `token` and returns its id.
+/// Creates a session as `token` and returns its id. Without a persistent home, so a test may
+/// start several of one template at once (a home serves one session at a time).
 pub async fn create_session(server: &TestServer, token: &str, template: &str) -> uuid::Uuid {
     let (status, body) = server
-        .post("/api/v1/sessions", token, json!({"template": template}))
+        .post(
+            "/api/v1/sessions",
+            token,
+            json!({"template": template, "persistent_home": false}),
+        )
         .await;
     assert_eq!(status, 202, "{body}");
     body["id"].as_str().unwrap().parse().unwrap()

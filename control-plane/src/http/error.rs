@@ -26,8 +26,13 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     /// 409: conflicts with existing state.
-    #[error("{0}")]
-    Conflict(String),
+    #[error("{message}")]
+    Conflict {
+        /// Machine-readable code (`conflict` unless something more precise helps a client).
+        code: &'static str,
+        /// For people.
+        message: String,
+    },
     /// 429: too many attempts; try again after this many seconds.
     #[error("{message}")]
     TooManyRequests {
@@ -59,13 +64,22 @@ impl ApiError {
     /// The body's `error` field.
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::BadRequest { code, .. } | ApiError::Unavailable { code, .. } => code,
+            ApiError::BadRequest { code, .. }
+            | ApiError::Conflict { code, .. }
+            | ApiError::Unavailable { code, .. } => code,
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
-            ApiError::Conflict(_) => "conflict",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// A 409 with the `conflict` code.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError::Conflict {
+            code: "conflict",
+            message: message.into(),
         }
     }
 
@@ -85,7 +99,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -112,7 +126,7 @@ impl From<crate::store::StoreError> for ApiError {
         use crate::store::StoreError;
         match e {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
-            StoreError::Conflict(message) => ApiError::Conflict(message),
+            StoreError::Conflict(message) => ApiError::conflict(message),
             StoreError::Unavailable(message) => ApiError::Unavailable {
                 code: "database_unavailable",
                 message: format!("database unavailable: {message}"),
@@ -150,11 +164,7 @@ mod tests {
             ),
             (ApiError::Forbidden("admins only".into()), 403, "forbidden"),
             (ApiError::NotFound("no session 1".into()), 404, "not_found"),
-            (
-                ApiError::Conflict("user alice exists".into()),
-                409,
-                "conflict",
-            ),
+            (ApiError::conflict("user alice exists"), 409, "conflict"),
             (
                 ApiError::Unavailable {
                     code: "no_agent_available",

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod caller;
 pub mod error;
 pub mod health;
+pub mod homes;
 pub mod metrics;
 pub mod pages;
 pub mod sessions;
@@ -98,6 +99,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &std::path::Path) {
             .service(sessions::list)
             .service(sessions::get)
             .service(sessions::delete)
+            .service(homes::list)
+            .service(homes::get)
+            .service(homes::delete)
             .service(vnc::viewer_token)
             .service(vnc::connect)
             .service(audit::list),

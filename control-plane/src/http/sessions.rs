@@ -129,6 +129,8 @@ pub async fn create(
         },
         resources,
         persistent_home: request.persistent_home,
+        // Chosen with the placement, where the user's home lives.
+        home_id: None,
     };
     let placed = state
         .store
@@ -149,6 +151,12 @@ pub async fn create(
                 code: "no_agent_available",
                 message,
             });
+        }
+        Placed::HomeRefused(code @ "home_unavailable", message) => {
+            return Err(ApiError::Unavailable { code, message });
+        }
+        Placed::HomeRefused(code, message) => {
+            return Err(ApiError::Conflict { code, message });
         }
     };
     state.supervisor.do_send(Dispatch(command));

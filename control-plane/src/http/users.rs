@@ -110,8 +110,8 @@ pub async fn update(
         disabled,
     } = body.into_inner();
     if id == caller.id && (disabled == Some(true) || role == Some(Role::User)) {
-        return Err(ApiError::Conflict(
-            "an admin cannot disable or demote themselves; ask another admin".into(),
+        return Err(ApiError::conflict(
+            "an admin cannot disable or demote themselves; ask another admin",
         ));
     }
     let password_hash = match password {

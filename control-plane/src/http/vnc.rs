@@ -41,7 +41,7 @@ fn require_running(state: SessionState, reason: Option<&str>) -> Result<(), ApiE
     if let Some(reason) = reason {
         message += &format!(": {reason}");
     }
-    Err(ApiError::Conflict(message))
+    Err(ApiError::conflict(message))
 }
 
 /// A viewer token for one session, valid for about a minute.
@@ -126,7 +126,7 @@ pub async fn connect(
     require_running(session.state(), session.state_reason.as_deref())?;
     let agent_id = session
         .agent_id
-        .ok_or_else(|| ApiError::Conflict("the session has no agent".into()))?;
+        .ok_or_else(|| ApiError::conflict("the session has no agent"))?;
     let (response, ws, stream) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::invalid(format!("websocket upgrade: {e}")))?;
     let stream = stream

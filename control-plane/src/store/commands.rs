@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::dsl::now;
 use diesel::prelude::*;
 use serde::Serialize;
-use streamspace_protocol::ControlMessage;
+use streamspace_protocol::{Command, ControlMessage};
 use uuid::Uuid;
 
 use super::schema::{agent_commands, sessions};
@@ -240,6 +240,9 @@ impl Query for RecordReply {
                         .get_result(conn)?
                 }
             };
+            if command.command_type == Command::DELETE_HOME {
+                super::homes::after_delete(conn, &command, &self.reply)?;
+            }
             let session_state = match command.session_id {
                 Some(session_id) => apply_to_session(
                     conn,

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod commands;
 pub mod credentials;
 mod error;
+pub mod homes;
 pub mod migrations;
 pub mod retention;
 pub mod schema;

@@ -65,6 +65,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    homes (id) {
+        id -> Uuid,
+        owner_id -> Uuid,
+        template_name -> Text,
+        agent_id -> Text,
+        state -> Text,
+        state_reason -> Nullable<Text>,
+        created_at -> Timestamptz,
+        last_used_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> Uuid,
         owner_id -> Uuid,
@@ -81,6 +94,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         started_at -> Nullable<Timestamptz>,
         terminated_at -> Nullable<Timestamptz>,
+        home_id -> Nullable<Uuid>,
     }
 }
 
@@ -114,6 +128,8 @@ diesel::table! {
 
 diesel::joinable!(agent_commands -> sessions (session_id));
 diesel::joinable!(agent_credentials -> users (created_by));
+diesel::joinable!(homes -> users (owner_id));
+diesel::joinable!(sessions -> homes (home_id));
 diesel::joinable!(sessions -> templates (template_id));
 diesel::joinable!(sessions -> users (owner_id));
 
@@ -122,6 +138,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     agent_credentials,
     agents,
     audit_log,
+    homes,
     sessions,
     templates,
     users,

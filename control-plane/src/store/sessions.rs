@@ -10,6 +10,7 @@ use streamspace_protocol::{
 use uuid::Uuid;
 
 use super::commands::{CommandRow, deletions_in_flight, insert_command};
+use super::homes::{self, HomePlacement};
 use super::schema::{agents, sessions, users};
 use super::{Query, StoreError};
 use crate::lifecycle;
@@ -52,6 +53,8 @@ pub struct Session {
     pub started_at: Option<DateTime<Utc>>,
     /// Terminated at.
     pub terminated_at: Option<DateTime<Utc>>,
+    /// Its persistent home.
+    pub home_id: Option<Uuid>,
 }
 
 impl Session {
@@ -187,6 +190,9 @@ pub enum Placed {
     },
     /// Nobody can take it; the message names what was asked for.
     NoAgent(String),
+    /// The user's home cannot be used now: `(code, message)`; `home_in_use` and
+    /// `home_being_deleted` are conflicts, `home_unavailable` a passing outage.
+    HomeRefused(&'static str, String),
 }
 
 impl Query for CreateSession {
@@ -198,18 +204,34 @@ impl Query for CreateSession {
                 platform: self.platform.as_deref(),
                 region: self.region.as_deref(),
             };
-            let Some(agent) = placement::choose(&candidates, &request) else {
-                return Ok(Placed::NoAgent(placement::no_agent_message(&request)));
+            let no_agent = || Placed::NoAgent(placement::no_agent_message(&request));
+            let (agent, home_id) = if self.spec.persistent_home {
+                let template = self.spec.template.name.as_str();
+                match homes::place(conn, self.owner_id, template, &candidates, &request)? {
+                    HomePlacement::Placed { agent, home_id } => (agent, Some(home_id)),
+                    HomePlacement::Refused(code, message) => {
+                        return Ok(Placed::HomeRefused(code, message));
+                    }
+                    HomePlacement::NoAgent => return Ok(no_agent()),
+                }
+            } else {
+                match placement::choose(&candidates, &request) {
+                    Some(agent) => (agent.clone(), None),
+                    None => return Ok(no_agent()),
+                }
             };
+            let mut spec = self.spec;
+            spec.home_id = home_id;
             let session = diesel::insert_into(sessions::table)
                 .values((
-                    sessions::id.eq(self.spec.session_id),
+                    sessions::id.eq(spec.session_id),
                     sessions::owner_id.eq(self.owner_id),
                     sessions::template_id.eq(self.template_id),
-                    sessions::template_name.eq(&self.spec.template.name),
+                    sessions::template_name.eq(&spec.template.name),
                     sessions::resources
-                        .eq(serde_json::to_value(&self.spec.resources).unwrap_or_default()),
-                    sessions::persistent_home.eq(self.spec.persistent_home),
+                        .eq(serde_json::to_value(&spec.resources).unwrap_or_default()),
+                    sessions::persistent_home.eq(spec.persistent_home),
+                    sessions::home_id.eq(home_id),
                     sessions::agent_id.eq(&agent.agent_id),
                     sessions::platform.eq(&agent.platform),
                     sessions::region.eq(&agent.region),
@@ -218,7 +240,7 @@ impl Query for CreateSession {
                 .get_result(conn)?;
             let message = ControlMessage::Command {
                 command_id: self.command_id,
-                command: Command::CreateSession(self.spec),
+                command: Command::CreateSession(spec),
             };
             let command = insert_command(
                 conn,

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::runtime::kubernetes::objects::{self, Layout};
 
 /// Renders a sample session's objects. `args` are `--flag value` pairs: `--image`, `--user`,
-/// `--cpu`, `--memory`, `--vnc-port`, `--template`, `--session-id`, `--env NAME=VALUE`
+/// `--cpu`, `--memory`, `--vnc-port`, `--template`, `--session-id`, `--home-id`, `--env NAME=VALUE`
 /// (repeatable) and `--ephemeral-home`.
 pub fn render(layout: &Layout, args: &[String]) -> Result<String, String> {
     let mut spec = SessionSpec {
@@ -29,6 +29,7 @@ pub fn render(layout: &Layout, args: &[String]) -> Result<String, String> {
             memory: "2Gi".into(),
         },
         persistent_home: true,
+        home_id: Some(Uuid::from_u128(0x40e5)),
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -55,6 +56,13 @@ pub fn render(layout: &Layout, args: &[String]) -> Result<String, String> {
                 spec.session_id = value
                     .parse()
                     .map_err(|_| format!("--session-id: {value:?} is not a UUID"))?
+            }
+            "--home-id" => {
+                spec.home_id = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("--home-id: {value:?} is not a UUID"))?,
+                )
             }
             "--env" => {
                 let (name, value) = value

@@ -1,5 +1,7 @@
 //! The `local` platform: each session is an Xvnc server on 127.0.0.1 plus a desktop program
-//! on its display, with a home directory under the data directory.
+//! on its display, with a home directory under the data directory: `DATA_DIR/homes/<home id>`
+//! for a persistent home (shared by the sessions of one user and template), else the
+//! session's own directory.
 //!
 //! Processes are started in their own process group, so they outlive an agent restart; each
 //! session is recorded in `DATA_DIR/sessions/<id>/session.json`, and a restarted agent adopts
@@ -118,6 +120,9 @@ struct Record {
     xvnc_pid: i32,
     desktop_pid: Option<i32>,
     program: String,
+    /// The persistent home it mounts (records written before homes had ids lack it).
+    #[serde(default)]
+    home_id: Option<Uuid>,
 }
 
 /// The runtime.
@@ -131,12 +136,12 @@ impl LocalRuntime {
     /// Opens the data directory and adopts the sessions recorded there.
     pub fn open(settings: LocalSettings) -> Result<Self, RuntimeError> {
         let sessions = settings.data_dir.join("sessions");
-        std::fs::create_dir_all(&sessions).map_err(|e| {
-            RuntimeError::Other(format!(
-                "DATA_DIR: cannot create {}: {e}",
-                sessions.display()
-            ))
-        })?;
+        let homes = settings.data_dir.join("homes");
+        for dir in [&sessions, &homes] {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                RuntimeError::Other(format!("DATA_DIR: cannot create {}: {e}", dir.display()))
+            })?;
+        }
         if let Some(user) = &settings.run_as {
             // Its homes live under DATA_DIR: every directory above must let it pass.
             let data_dir = std::fs::canonicalize(&settings.data_dir)
@@ -156,7 +161,7 @@ impl LocalRuntime {
                 }
             }
             // The desktop account passes through (to its homes) but lists nothing.
-            for dir in [&settings.data_dir, &sessions] {
+            for dir in [&settings.data_dir, &sessions, &homes] {
                 std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).map_err(
                     |e| RuntimeError::Other(format!("DATA_DIR: {}: {e}", dir.display())),
                 )?;
@@ -204,6 +209,13 @@ impl LocalRuntime {
         self.settings.data_dir.join("sessions").join(id.to_string())
     }
 
+    fn home_dir(&self, home_id: Uuid) -> PathBuf {
+        self.settings
+            .data_dir
+            .join("homes")
+            .join(home_id.to_string())
+    }
+
     /// See [`super::Runtime::create`].
     pub async fn create(&self, spec: &SessionSpec) -> Result<SessionReport, RuntimeError> {
         let mut records = self.records.lock().await;
@@ -227,7 +239,21 @@ impl LocalRuntime {
         let dir = self.session_dir(spec.session_id);
         // Only an earlier, interrupted create of this very session leaves its directory.
         let retried = dir.exists();
-        let home = dir.join("home");
+        let home_id = spec.home_id.filter(|_| spec.persistent_home);
+        let home = home_id.map_or_else(|| dir.join("home"), |id| self.home_dir(id));
+        if let Some(id) = home_id
+            && let Some(other) = records
+                .values()
+                .find(|r| r.home_id == Some(id) && xvnc_alive(r))
+        {
+            return Err(RuntimeError::Start(format!(
+                "home {id} is in use by session {}",
+                other.session_id
+            )));
+        }
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| RuntimeError::Start(format!("cannot create {}: {e}", dir.display())))?;
         tokio::fs::create_dir_all(&home)
             .await
             .map_err(|e| RuntimeError::Start(format!("cannot create {}: {e}", home.display())))?;
@@ -268,6 +294,7 @@ impl LocalRuntime {
             xvnc_pid,
             desktop_pid: Some(desktop_pid),
             program,
+            home_id,
         };
         write_record(&dir, &record).await?;
         let report = report(&record);
@@ -327,19 +354,45 @@ impl LocalRuntime {
     /// See [`super::Runtime::delete`].
     pub async fn delete(&self, id: Uuid, keep_home: bool) -> Result<(), RuntimeError> {
         let mut records = self.records.lock().await;
+        let mut home_elsewhere = false;
         if let Some(record) = records.remove(&id) {
             stop(Some(record.xvnc_pid), record.desktop_pid).await;
+            home_elsewhere = record.home_id.is_some();
         }
         let dir = self.session_dir(id);
         if !dir.exists() {
             return Ok(());
         }
-        let result = if keep_home {
+        // A shared home lives outside the session's directory: nothing in it is kept.
+        let result = if keep_home && !home_elsewhere {
             remove_all_but(&dir, "home").await
         } else {
             tokio::fs::remove_dir_all(&dir).await
         };
         result.map_err(|e| RuntimeError::Other(format!("cannot remove {}: {e}", dir.display())))
+    }
+
+    /// See [`super::Runtime::delete_home`].
+    pub async fn delete_home(&self, home_id: Uuid) -> Result<(), RuntimeError> {
+        let records = self.records.lock().await;
+        if let Some(user) = records
+            .values()
+            .find(|r| r.home_id == Some(home_id) && xvnc_alive(r))
+        {
+            return Err(RuntimeError::Other(format!(
+                "home {home_id} is in use by session {}",
+                user.session_id
+            )));
+        }
+        let dir = self.home_dir(home_id);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(RuntimeError::Other(format!(
+                "cannot remove {}: {e}",
+                dir.display()
+            ))),
+        }
     }
 
     /// See [`super::Runtime::list`].

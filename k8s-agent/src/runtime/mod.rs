@@ -53,6 +53,15 @@ impl Runtime {
         }
     }
 
+    /// Removes a persistent home kept for a user and template; refused while a session uses
+    /// it. Removing one that does not exist succeeds.
+    pub async fn delete_home(&self, home_id: Uuid) -> Result<(), RuntimeError> {
+        match self {
+            Runtime::Local(r) => r.delete_home(home_id).await,
+            Runtime::Kubernetes(r) => r.delete_home(home_id).await,
+        }
+    }
+
     /// Every session this agent holds, dead ones included (as `failed`).
     pub async fn list(&self) -> Result<Vec<SessionReport>, RuntimeError> {
         match self {

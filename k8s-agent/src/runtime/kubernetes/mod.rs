@@ -123,19 +123,23 @@ impl KubeRuntime {
         let _serialized = self.locks.lock(spec.session_id).await;
         let layout = &self.settings.layout;
         let name = objects::session_name(spec.session_id);
-        let claim = objects::home_name(spec.session_id);
-        let mut keep_home = true;
-        if spec.persistent_home {
-            keep_home = self.exists::<PersistentVolumeClaim>(&claim).await?;
-            self.apply(&objects::home_claim(layout, spec), &claim)
+        let claim = spec.persistent_home.then(|| objects::claim_name(spec));
+        // A claim made by this very call goes if the start fails (nothing ran on it); one an
+        // earlier session used stays.
+        let mut made_claim = None;
+        if let Some(claim) = &claim
+            && !self.exists::<PersistentVolumeClaim>(claim).await?
+        {
+            self.apply(&objects::home_claim(layout, spec), claim)
                 .await?;
+            made_claim = Some(claim.as_str());
         }
         let started = match self.apply(&objects::pod(layout, spec), &name).await {
-            Ok(()) => self.wait_ready(&name, spec.persistent_home).await,
+            Ok(()) => self.wait_ready(&name, claim.as_deref()).await,
             Err(e) => Err(e),
         };
         if started.is_err()
-            && let Err(e) = self.remove(spec.session_id, keep_home).await
+            && let Err(e) = self.remove(spec.session_id, made_claim).await
         {
             log::warn!(
                 "session {}: cleaning up after a failed start: {e}",
@@ -143,6 +147,34 @@ impl KubeRuntime {
             );
         }
         started
+    }
+
+    /// See [`super::Runtime::delete_home`]: the home's claim, unless a Pod of this agent
+    /// still mounts it.
+    pub async fn delete_home(&self, home_id: Uuid) -> Result<(), RuntimeError> {
+        let params =
+            ListParams::default().labels(&objects::home_selector(&self.settings.layout, home_id));
+        let users = self
+            .api::<Pod>()
+            .list(&params)
+            .await
+            .map_err(|e| api_error("listing Pods", e))?;
+        if let Some(pod) = users.items.first() {
+            return Err(RuntimeError::Other(format!(
+                "home {home_id} is in use by Pod {}",
+                pod.name_any()
+            )));
+        }
+        let claim = objects::shared_home_name(home_id);
+        match self
+            .api::<PersistentVolumeClaim>()
+            .delete(&claim, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(api_error("deleting PersistentVolumeClaim", e)),
+        }
     }
 
     async fn exists<K: Namespaced>(&self, name: &str) -> Result<bool, RuntimeError> {
@@ -154,7 +186,11 @@ impl KubeRuntime {
     }
 
     /// Watches the Pod until it is Ready or cannot become Ready, within the deadline.
-    async fn wait_ready(&self, name: &str, home: bool) -> Result<SessionReport, RuntimeError> {
+    async fn wait_ready(
+        &self,
+        name: &str,
+        claim: Option<&str>,
+    ) -> Result<SessionReport, RuntimeError> {
         let settled = |pod: Option<&Pod>| {
             pod.is_none_or(|pod| !matches!(starting_state(pod), Starting::Waiting(_)))
         };
@@ -178,7 +214,9 @@ impl KubeRuntime {
                     },
                     Err(e) => format!("cannot read it: {e}"),
                 };
-                if home && let Some(claim) = self.pending_claim(name).await {
+                if let Some(claim) = claim
+                    && let Some(claim) = self.pending_claim(claim).await
+                {
                     waiting = format!("{waiting}; {claim}");
                 }
                 Err(RuntimeError::Start(format!(
@@ -189,12 +227,11 @@ impl KubeRuntime {
         }
     }
 
-    /// Why the home claim of the Pod `name` is not bound, if it is not.
-    async fn pending_claim(&self, name: &str) -> Option<String> {
-        let claim_name = format!("{name}-home");
+    /// Why the home claim `claim_name` is not bound, if it is not.
+    async fn pending_claim(&self, claim_name: &str) -> Option<String> {
         let claim = self
             .api::<PersistentVolumeClaim>()
-            .get(&claim_name)
+            .get(claim_name)
             .await
             .ok()?;
         let phase = claim.status.as_ref()?.phase.clone()?;
@@ -215,10 +252,13 @@ impl KubeRuntime {
     /// `keep_home`, the claim.
     pub async fn delete(&self, id: Uuid, keep_home: bool) -> Result<(), RuntimeError> {
         let _serialized = self.locks.lock(id).await;
-        self.remove(id, keep_home).await
+        let own_claim = objects::home_name(id);
+        self.remove(id, (!keep_home).then_some(own_claim.as_str()))
+            .await
     }
 
-    async fn remove(&self, id: Uuid, keep_home: bool) -> Result<(), RuntimeError> {
+    /// Deletes the Pod (awaited until it is gone), then `claim` if given.
+    async fn remove(&self, id: Uuid, claim: Option<&str>) -> Result<(), RuntimeError> {
         let name = objects::session_name(id);
         let pods = self.api::<Pod>();
         match pods.delete(&name, &DeleteParams::default()).await {
@@ -245,12 +285,9 @@ impl KubeRuntime {
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(api_error("deleting Pod", e)),
         }
-        if !keep_home {
+        if let Some(claim) = claim {
             let claims = self.api::<PersistentVolumeClaim>();
-            match claims
-                .delete(&objects::home_name(id), &DeleteParams::default())
-                .await
-            {
+            match claims.delete(claim, &DeleteParams::default()).await {
                 Ok(_) => {}
                 Err(e) if is_not_found(&e) => {}
                 Err(e) => return Err(api_error("deleting PersistentVolumeClaim", e)),

@@ -23,6 +23,8 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "streamspa
 pub const SESSION_LABEL: &str = "streamspace.io/session-id";
 /// Label naming the agent that owns the objects.
 pub const AGENT_LABEL: &str = "streamspace.io/agent-id";
+/// Label naming the persistent home a claim holds, or a Pod mounts.
+pub const HOME_LABEL: &str = "streamspace.io/home-id";
 /// Where the home volume is mounted in the desktop container.
 pub const HOME_PATH: &str = "/home/streamspace";
 /// The container's name.
@@ -50,9 +52,21 @@ pub fn session_name(id: Uuid) -> String {
     format!("ss-{id}")
 }
 
-/// Object name of a session's home volume claim.
+/// Object name of the home volume claim of a session that has a home of its own (sent by
+/// control planes before protocol 1.2, which did not key homes by user and template).
 pub fn home_name(id: Uuid) -> String {
     format!("ss-{id}-home")
+}
+
+/// Object name of a persistent home's claim, shared by the sessions of one user and template.
+pub fn shared_home_name(home_id: Uuid) -> String {
+    format!("ss-home-{home_id}")
+}
+
+/// The claim a session's home lives on (when it is persistent).
+pub fn claim_name(spec: &SessionSpec) -> String {
+    spec.home_id
+        .map_or_else(|| home_name(spec.session_id), shared_home_name)
 }
 
 /// Labels of every object of a session.
@@ -81,11 +95,20 @@ pub fn agent_selector(layout: &Layout) -> String {
     )
 }
 
+/// Label selector for the Pods that mount a home.
+pub fn home_selector(layout: &Layout, home_id: Uuid) -> String {
+    format!("{},{HOME_LABEL}={home_id}", agent_selector(layout))
+}
+
 fn meta(layout: &Layout, spec: &SessionSpec, name: String) -> ObjectMeta {
+    let mut labels = labels(layout, spec);
+    if let Some(home_id) = spec.home_id {
+        labels.insert(HOME_LABEL.to_owned(), home_id.to_string());
+    }
     ObjectMeta {
         name: Some(name),
         namespace: Some(layout.namespace.clone()),
-        labels: Some(labels(layout, spec)),
+        labels: Some(labels),
         ..ObjectMeta::default()
     }
 }
@@ -122,7 +145,7 @@ pub fn pod(layout: &Layout, spec: &SessionSpec) -> Pod {
         Volume {
             name: "home".into(),
             persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: home_name(spec.session_id),
+                claim_name: claim_name(spec),
                 read_only: None,
             }),
             ..Volume::default()
@@ -214,10 +237,18 @@ pub fn pod(layout: &Layout, spec: &SessionSpec) -> Pod {
     }
 }
 
-/// The home directory's claim (only for sessions with a persistent home).
+/// The home directory's claim (only for sessions with a persistent home). A shared home's
+/// claim outlives its sessions, so it is not labelled with one.
 pub fn home_claim(layout: &Layout, spec: &SessionSpec) -> PersistentVolumeClaim {
+    let mut metadata = meta(layout, spec, claim_name(spec));
+    if spec.home_id.is_some()
+        && let Some(labels) = metadata.labels.as_mut()
+    {
+        labels.remove(SESSION_LABEL);
+        labels.insert("app.kubernetes.io/name".into(), "streamspace-home".into());
+    }
     PersistentVolumeClaim {
-        metadata: meta(layout, spec, home_name(spec.session_id)),
+        metadata,
         spec: Some(PersistentVolumeClaimSpec {
             access_modes: Some(vec!["ReadWriteOnce".into()]),
             storage_class_name: layout.storage_class.clone(),
@@ -266,7 +297,29 @@ mod tests {
                 memory: "4Gi".into(),
             },
             persistent_home: true,
+            home_id: None,
         }
+    }
+
+    #[test]
+    fn a_shared_home_is_a_claim_named_after_it_without_a_session_label() {
+        let mut spec = spec();
+        let home = Uuid::from_u128(0x40e);
+        spec.home_id = Some(home);
+        let claim = home_claim(&layout(), &spec);
+        assert_eq!(
+            claim.metadata.name.as_deref(),
+            Some(shared_home_name(home).as_str())
+        );
+        let labels = claim.metadata.labels.unwrap();
+        assert_eq!(labels[HOME_LABEL], home.to_string());
+        assert!(!labels.contains_key(SESSION_LABEL));
+        let pod = pod(&layout(), &spec);
+        assert_eq!(pod.metadata.labels.unwrap()[HOME_LABEL], home.to_string());
+        let volumes = pod.spec.unwrap().volumes.unwrap();
+        let mounted = volumes[0].persistent_volume_claim.as_ref().unwrap();
+        assert_eq!(mounted.claim_name, shared_home_name(home));
+        assert!(shared_home_name(Uuid::max()).len() <= 63);
     }
 
     #[test]

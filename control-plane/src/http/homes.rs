@@ -1,0 +1,111 @@
+//! Persistent homes: users list and delete their own, admins everyone's.
+//!
+//! A home is made by the first session of a user and template with `persistent_home` on an
+//! agent, and reused by the next ones there. Another user's home answers 404, like a missing one.
+
+use actix_web::{HttpResponse, delete as delete_route, get, web};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::AppState;
+use super::caller::Caller;
+use super::error::ApiError;
+use crate::actors::supervisor::Dispatch;
+use crate::model::Role;
+use crate::store::audit::{NewAuditEntry, Record};
+use crate::store::homes::{DeleteHome, HomeById, HomeDeletion, HomeView, ListHomes};
+
+/// List filters; `owner` is honoured for admins only.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HomeFilter {
+    owner: Option<Uuid>,
+    agent_id: Option<String>,
+}
+
+fn no_home(id: Uuid) -> ApiError {
+    ApiError::NotFound(format!("no home {id}"))
+}
+
+async fn visible_home(state: &AppState, caller: &Caller, id: Uuid) -> Result<HomeView, ApiError> {
+    state
+        .store
+        .run(HomeById(id))
+        .await?
+        .filter(|h| caller.may_access(h.home.owner_id))
+        .ok_or_else(|| no_home(id))
+}
+
+/// `GET /api/v1/homes`: the caller's own; admins see all, filtered.
+#[get("/homes")]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<HomeFilter>,
+) -> Result<HttpResponse, ApiError> {
+    let HomeFilter { owner, agent_id } = query.into_inner();
+    let owner_id = match caller.role {
+        Role::Admin => owner,
+        Role::User => Some(caller.id),
+    };
+    let homes = state.store.run(ListHomes { owner_id, agent_id }).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "homes": homes })))
+}
+
+/// `GET /api/v1/homes/{id}`
+#[get("/homes/{id}")]
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(visible_home(&state, &caller, id.into_inner()).await?))
+}
+
+/// `DELETE /api/v1/homes/{id}` → 202 while its agent removes the data (the home disappears
+/// from the list once it confirms), 409 while a session uses it.
+#[delete_route("/homes/{id}")]
+pub async fn delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let home = visible_home(&state, &caller, id.into_inner()).await?;
+    let deletion = state
+        .store
+        .run(DeleteHome {
+            id: home.home.id,
+            command_id: Uuid::new_v4(),
+            command_timeout: state.config.command_timeout,
+        })
+        .await?;
+    let view = match deletion {
+        HomeDeletion::NotFound => return Err(no_home(home.home.id)),
+        HomeDeletion::InUse(session) => {
+            return Err(ApiError::Conflict {
+                code: "home_in_use",
+                message: format!(
+                    "home {} is in use by session {session}; end the session first",
+                    home.home.id
+                ),
+            });
+        }
+        HomeDeletion::Requested(view, command) => {
+            if let Some(command) = command {
+                state.supervisor.do_send(Dispatch(*command));
+            }
+            *view
+        }
+    };
+    state.store.spawn(Record(
+        NewAuditEntry::by_user("home_delete", caller.id, &caller.username)
+            .target("home", view.home.id)
+            .details(serde_json::json!({
+                "owner": view.owner,
+                "template": view.home.template_name,
+                "agent_id": view.home.agent_id,
+            }))
+            .from_ip(caller.ip.clone()),
+    ));
+    Ok(HttpResponse::Accepted().json(view))
+}

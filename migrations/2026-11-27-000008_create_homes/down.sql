@@ -1,0 +1,2 @@
+ALTER TABLE sessions DROP COLUMN home_id;
+DROP TABLE homes;
