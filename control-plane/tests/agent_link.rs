@@ -236,6 +236,7 @@ async fn frames_for_a_stream_the_control_plane_does_not_have_are_answered_with_a
             stream_id: 4343,
             bytes: 1024,
         },
+        Frame::Probe { stream_id: 4444 },
     ] {
         agent.send_binary(frame.encode()).await;
         let answer = agent.recv_binary().await;
@@ -247,4 +248,33 @@ async fn frames_for_a_stream_the_control_plane_does_not_have_are_answered_with_a
             "so the agent closes its end instead of keeping an orphan"
         );
     }
+}
+
+#[actix_web::test]
+async fn a_stream_the_agent_lost_without_a_word_is_found_by_a_probe_and_its_viewer_closed() {
+    use streamspace_protocol::{AgentMessage, Command, Frame};
+    use streamspace_testkit::rfb::ViewerStream;
+    let (server, mut agent, _) =
+        common::start_with_agent(&[("AGENT_HEARTBEAT_INTERVAL", "300ms")]).await;
+    let id = common::running_session(&server, &mut agent).await;
+    let url = server.viewer_url(&server.admin, id).await;
+    let mut viewer = ViewerStream::open(&url).await.unwrap();
+    let (command_id, command) = agent.recv_command().await;
+    let Command::VncConnect { stream_id, .. } = command else {
+        panic!("expected vnc_connect, got {command:?}");
+    };
+    agent.send(&AgentMessage::Ack { command_id }).await;
+    let result = serde_json::json!({ "stream_id": stream_id });
+    agent
+        .send(&AgentMessage::Completed { command_id, result })
+        .await;
+
+    // Nothing flows on the stream; after an interval the control plane asks about it anyway.
+    let probe = agent.recv_binary().await;
+    assert_eq!(Frame::decode(&probe).unwrap(), Frame::Probe { stream_id });
+    agent.send_binary(Frame::Reset { stream_id }.encode()).await;
+    assert_eq!(
+        viewer.closed().await.as_deref(),
+        Some("the agent no longer has this stream")
+    );
 }

@@ -15,7 +15,7 @@ use awc::ws::{CloseCode, CloseReason, Codec, Frame as WsFrame, Message as WsMess
 use futures_util::stream::{SplitSink, StreamExt};
 use streamspace_protocol::{
     AgentMessage, Capacity, Command, ControlMessage, FRAME_HEADER_LEN, Frame, MAX_FRAME_PAYLOAD,
-    MAX_TEXT_MESSAGE, PROTOCOL_VERSION, StreamId,
+    MAX_TEXT_MESSAGE, PROBE_SINCE, PROTOCOL_VERSION, StreamId,
 };
 use uuid::Uuid;
 
@@ -78,6 +78,8 @@ pub struct ControlPlaneLink {
     opening: HashSet<StreamId>,
     cancelled: HashSet<StreamId>,
     stream_window: u32,
+    /// The control plane understands PROBE frames (protocol 1.2 and later).
+    probes: bool,
     shutting_down: bool,
     /// Fired when the link is down after a shutdown began.
     on_closed: Option<tokio::sync::oneshot::Sender<()>>,
@@ -101,6 +103,7 @@ impl ControlPlaneLink {
             opening: HashSet::new(),
             cancelled: HashSet::new(),
             stream_window: streamspace_protocol::DEFAULT_STREAM_WINDOW,
+            probes: false,
             shutting_down: false,
             on_closed: None,
         }
@@ -238,10 +241,11 @@ impl ControlPlaneLink {
     fn on_control(&mut self, message: ControlMessage, ctx: &mut Context<Self>) {
         match message {
             ControlMessage::Welcome {
+                protocol_version,
                 heartbeat_interval_ms,
                 stream_window,
-                ..
             } => {
+                self.probes = protocol_version >= PROBE_SINCE;
                 log::info!(
                     "linked to the control plane at {}",
                     self.config.control_plane_url
@@ -269,6 +273,7 @@ impl ControlPlaneLink {
                     if this.last_heard.elapsed() > every * 2 {
                         return this.drop_silent_link(every * 2, ctx);
                     }
+                    this.probe_tunnels();
                     let runtime = this.runtime.clone();
                     async move { runtime.list().await.map(|s| s.len()).unwrap_or(0) }
                         .into_actor(this)
@@ -287,6 +292,24 @@ impl ControlPlaneLink {
                 log::warn!("control plane rejected a message: {code}: {message}");
             }
             ControlMessage::Unknown => log::debug!("ignoring a control message of unknown type"),
+        }
+    }
+
+    /// Asks the control plane whether it still has each open stream: one it lost without a
+    /// word answers RESET, which closes the tunnel and its port-forward, even when no byte
+    /// flows to reveal it.
+    fn probe_tunnels(&mut self) {
+        if !self.probes {
+            return;
+        }
+        let Some(sink) = &mut self.sink else {
+            return;
+        };
+        for stream_id in self.tunnels.keys() {
+            let frame = Frame::Probe {
+                stream_id: *stream_id,
+            };
+            let _ = sink.write(WsMessage::Binary(frame.encode().into()));
         }
     }
 
@@ -424,6 +447,11 @@ impl ControlPlaneLink {
                 Some((_, tunnel)) => tunnel.do_send(tunnel::Credit(bytes)),
                 None => self.reset(stream_id),
             },
+            Ok(Frame::Probe { stream_id }) => {
+                if !self.tunnels.contains_key(&stream_id) {
+                    self.reset(stream_id);
+                }
+            }
             // The control plane has no viewer for it: close our end.
             Ok(Frame::Reset { stream_id }) => {
                 if let Some((_, tunnel)) = self.tunnels.remove(&stream_id) {

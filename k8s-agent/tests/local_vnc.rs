@@ -168,48 +168,136 @@ async fn two_viewers_watch_one_session_at_once() {
     }
 }
 
+/// Bytes the kernel holds on the connections to the control plane at `port`, towards the
+/// clients: unsent or unacknowledged on its side, received but unread on theirs
+/// (`/proc/net/tcp`'s `tx_queue` and `rx_queue`).
+fn kernel_queued(port: u16) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let port_of = |address: &str| {
+        let hex = address.rsplit(':').next().unwrap_or("");
+        u16::from_str_radix(hex, 16).unwrap_or(0)
+    };
+    let queue = |field: &str, index: usize| {
+        let hex = field.split(':').nth(index).unwrap_or("0");
+        u64::from_str_radix(hex, 16).unwrap_or(0)
+    };
+    table
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|fields| fields.len() > 4 && fields[3] == "01") // established
+        .map(|fields| {
+            if port_of(fields[1]) == port {
+                queue(fields[4], 0)
+            } else if port_of(fields[2]) == port {
+                queue(fields[4], 1)
+            } else {
+                0
+            }
+        })
+        .sum()
+}
+
+fn gauge(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+        .parse()
+        .unwrap()
+}
+
 #[actix_web::test]
-async fn a_stalled_viewer_neither_blocks_another_nor_grows_memory() {
+async fn a_viewer_that_reads_nothing_for_30_s_holds_one_window_and_blocks_no_one() {
     let setup = setup(&[]).await;
     let id = running_session(&setup).await;
+    let port: u16 = setup
+        .server
+        .ws_base()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let window = u64::from(streamspace_protocol::DEFAULT_STREAM_WINDOW);
     let mut stalled = viewer(&setup, id).await;
     let init = stalled.handshake().await.unwrap();
-    // Ask for many full screens (about 2 MB each, raw) and never read them.
-    for _ in 0..40 {
-        stalled
-            .request_update(init.width, init.height)
-            .await
-            .unwrap();
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-
     let mut active = viewer(&setup, id).await;
     active.handshake().await.unwrap();
-    for _ in 0..5 {
+
+    // For 30 s the stalled viewer keeps asking for whole screens (about 2 MB each, raw) and
+    // reads none of them, while the other viewer of the same desktop works on.
+    let started = tokio::time::Instant::now();
+    let mut most_buffered = 0f64;
+    let mut updates = 0;
+    while started.elapsed() < Duration::from_secs(30) {
+        for _ in 0..5 {
+            stalled
+                .request_update(init.width, init.height)
+                .await
+                .unwrap();
+        }
         active
             .request_update(init.width, init.height)
             .await
             .unwrap();
         let (rects, _) = active.read_update().await.unwrap();
         assert!(!rects.is_empty());
+        updates += 1;
+        let (_, metrics) = setup.server.call("GET", "/metrics", None, None).await;
+        most_buffered = most_buffered.max(gauge(
+            metrics.as_str().unwrap(),
+            "streamspace_viewer_buffered_bytes",
+        ));
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (_, metrics) = setup.server.call("GET", "/metrics", None, None).await;
-    let buffered: f64 = metrics
-        .as_str()
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("streamspace_viewer_buffered_bytes "))
-        .unwrap()
-        .parse()
-        .unwrap();
-    let window = f64::from(streamspace_protocol::DEFAULT_STREAM_WINDOW);
     assert!(
-        buffered <= 2.0 * window,
-        "{buffered} bytes buffered for two viewers"
+        updates >= 30,
+        "the other viewer was served throughout ({updates} updates)"
     );
     assert!(
-        stalled.received < 8 * 1024 * 1024,
-        "the stalled viewer read nothing but the handshake"
+        most_buffered <= 2.0 * window as f64,
+        "{most_buffered} bytes buffered for two viewers, one window each at most"
+    );
+    active.close().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // What the stalled viewer's stream holds in this process: what the agent sent it, less
+    // what the viewer read and what the kernel holds. The gauge must count all of it but the
+    // HTTP layer's one write buffer (32 KiB, plus the one frame that crossed it).
+    let (_, metrics) = setup.server.call("GET", "/metrics", None, None).await;
+    let counted = gauge(
+        metrics.as_str().unwrap(),
+        "streamspace_viewer_buffered_bytes",
+    ) as u64;
+    let in_kernel = kernel_queued(port);
+    let read = stalled.received;
+    drop(stalled);
+    let audit = setup.server.audit("vnc_disconnect", 2).await;
+    // The stalled viewer is the one that asked five times as often.
+    let details = |e: &serde_json::Value, key: &str| e["details"][key].as_u64().unwrap();
+    let sent = audit
+        .iter()
+        .max_by_key(|e| details(e, "bytes_from_viewer"))
+        .map(|e| details(e, "bytes_to_viewer"))
+        .unwrap();
+    assert!(
+        sent > window * 4,
+        "the desktop sent well beyond one window: {sent}"
+    );
+    let held = sent.saturating_sub(read + in_kernel);
+    let http_buffer = 32 * 1024 + 64 * 1024 + 4096;
+    println!(
+        "stalled viewer: agent sent {sent} B, viewer read {read} B, kernel holds {in_kernel} B, \
+         process holds {held} B, the gauge counts {counted} B"
+    );
+    assert!(
+        counted <= window,
+        "{counted} bytes counted for the stalled viewer"
+    );
+    assert!(
+        held <= counted + http_buffer,
+        "the process holds {held} bytes for a stalled viewer, the gauge counts only {counted}"
     );
 }
 
@@ -515,4 +603,102 @@ async fn a_viewer_that_pings_but_never_reads_is_closed() {
         reason.as_deref(),
         Some("the viewer sends pings but reads nothing")
     );
+}
+
+#[actix_web::test]
+async fn a_stream_the_control_plane_forgot_is_found_by_a_probe_and_closed() {
+    use streamspace_protocol::{AgentMessage, Command, ControlMessage, Frame, Resources};
+    use streamspace_protocol::{SessionSpec, TemplateSpec};
+    use streamspace_testkit::scripted_control_plane::{FromAgent, ScriptedControlPlane};
+
+    let data = tempfile::tempdir().unwrap();
+    let runtime = runtime(data.path());
+    let session_id = Uuid::new_v4();
+    let spec = SessionSpec {
+        session_id,
+        user: "alice".into(),
+        template: TemplateSpec {
+            name: "xterm".into(),
+            image: "xterm".into(),
+            vnc_port: 5900,
+            env: Default::default(),
+        },
+        resources: Resources {
+            cpu: "1".into(),
+            memory: "1Gi".into(),
+        },
+        persistent_home: false,
+        home_id: None,
+    };
+    runtime.create(&spec).await.unwrap();
+    let _cleanup = SessionsOf(data.path().to_owned());
+    let mut control_plane = ScriptedControlPlane::start().await;
+    let env = [
+        ("AGENT_ID", "local-1"),
+        ("CONTROL_PLANE_URL", control_plane.url.as_str()),
+        ("AGENT_TOKEN", "scripted"),
+        ("PLATFORM", "local"),
+    ];
+    let config = Config::from_lookup(|name| {
+        env.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap();
+    let _agent =
+        ControlPlaneLink::new(Arc::new(config), runtime, Arc::new(AtomicBool::new(false))).start();
+    let mut link = control_plane.accept(Duration::from_millis(300)).await;
+
+    let command_id = Uuid::new_v4();
+    let stream_id = 7;
+    link.send(&ControlMessage::Command {
+        command_id,
+        command: Command::VncConnect {
+            session_id,
+            stream_id,
+            window: streamspace_protocol::DEFAULT_STREAM_WINDOW,
+        },
+    })
+    .await;
+    // Ack, completed, and the desktop's greeting, in some order; then, though the control
+    // plane says nothing more about the stream, the agent asks whether it still has it.
+    let mut probed = false;
+    for item in link.collect_for(Duration::from_secs(2)).await {
+        match item {
+            FromAgent::Message(AgentMessage::Failed { error, .. }) => panic!("{error}"),
+            FromAgent::Frame(frame) => {
+                probed |= Frame::decode(&frame).unwrap() == Frame::Probe { stream_id };
+            }
+            FromAgent::Message(_) => {}
+        }
+    }
+    assert!(probed, "an open stream is probed every heartbeat interval");
+
+    // The control plane has no such stream: the agent closes its end and forgets it.
+    link.send_frame(Frame::Reset { stream_id }.encode()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after: Vec<FromAgent> = link.collect_for(Duration::from_secs(1)).await;
+    assert!(
+        after
+            .iter()
+            .all(|item| !matches!(item, FromAgent::Frame(_))),
+        "no probe, no data for a stream that was reset: {after:?}"
+    );
+    link.send_frame(Frame::Probe { stream_id }.encode()).await;
+    match link.recv().await {
+        FromAgent::Frame(frame) => {
+            assert_eq!(Frame::decode(&frame).unwrap(), Frame::Reset { stream_id })
+        }
+        other => panic!("expected a reset, got {other:?}"),
+    }
+    control_plane.stop().await;
+}
+
+/// Kills the sessions' processes when the test ends, however it ends.
+struct SessionsOf(std::path::PathBuf);
+
+impl Drop for SessionsOf {
+    fn drop(&mut self) {
+        kill_sessions(&self.0);
+    }
 }

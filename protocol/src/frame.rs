@@ -1,6 +1,10 @@
 use thiserror::Error;
 
 use crate::StreamId;
+use crate::version::ProtocolVersion;
+
+/// The first protocol version whose peers understand PROBE frames.
+pub const PROBE_SINCE: ProtocolVersion = ProtocolVersion { major: 1, minor: 2 };
 
 /// Bytes before the payload: one byte kind, four bytes stream id (big-endian).
 pub const FRAME_HEADER_LEN: usize = 5;
@@ -19,8 +23,12 @@ pub enum FrameKind {
     /// The receiver drained bytes and grants the sender that much more window.
     Credit = 2,
     /// The sender knows no such stream (it ended, or never existed): stop using it. The
-    /// answer to a DATA or CREDIT frame for an unknown stream. Since protocol 1.1.
+    /// answer to a DATA, CREDIT or PROBE frame for an unknown stream. Since protocol 1.1.
     Reset = 3,
+    /// Do you still have this stream? Sent for streams that carried nothing for a while; the
+    /// peer ignores it when it has the stream and answers RESET when it does not, so a
+    /// tunnel whose other end is gone is closed even when no byte flows. Since protocol 1.2.
+    Probe = 4,
 }
 
 /// A decoded binary frame, borrowing its payload from the input.
@@ -42,6 +50,11 @@ pub enum Frame<'a> {
     },
     /// The peer has no such stream; its other end should close.
     Reset {
+        /// The stream.
+        stream_id: StreamId,
+    },
+    /// Asks whether the peer still has this stream (RESET if not).
+    Probe {
         /// The stream.
         stream_id: StreamId,
     },
@@ -73,6 +86,9 @@ pub enum FrameError {
     /// A RESET frame with a payload.
     #[error("bad reset frame on stream {0}")]
     BadReset(StreamId),
+    /// A PROBE frame with a payload.
+    #[error("bad probe frame on stream {0}")]
+    BadProbe(StreamId),
 }
 
 impl<'a> Frame<'a> {
@@ -109,6 +125,10 @@ impl<'a> Frame<'a> {
                 true => Ok(Frame::Reset { stream_id }),
                 false => Err(FrameError::BadReset(stream_id)),
             },
+            k if k == FrameKind::Probe as u8 => match payload.is_empty() {
+                true => Ok(Frame::Probe { stream_id }),
+                false => Err(FrameError::BadProbe(stream_id)),
+            },
             other => Err(FrameError::UnknownKind(other)),
         }
     }
@@ -118,7 +138,8 @@ impl<'a> Frame<'a> {
         match *self {
             Frame::Data { stream_id, .. }
             | Frame::Credit { stream_id, .. }
-            | Frame::Reset { stream_id } => stream_id,
+            | Frame::Reset { stream_id }
+            | Frame::Probe { stream_id } => stream_id,
         }
     }
 
@@ -138,12 +159,8 @@ impl<'a> Frame<'a> {
                 out.extend_from_slice(payload);
                 out
             }
-            Frame::Reset { stream_id } => {
-                let mut out = Vec::with_capacity(FRAME_HEADER_LEN);
-                out.push(FrameKind::Reset as u8);
-                out.extend_from_slice(&stream_id.to_be_bytes());
-                out
-            }
+            Frame::Reset { stream_id } => header_only(FrameKind::Reset, stream_id),
+            Frame::Probe { stream_id } => header_only(FrameKind::Probe, stream_id),
             Frame::Credit { stream_id, bytes } => {
                 assert!(bytes > 0, "zero credit");
                 let mut out = Vec::with_capacity(FRAME_HEADER_LEN + CREDIT_PAYLOAD_LEN);
@@ -154,6 +171,13 @@ impl<'a> Frame<'a> {
             }
         }
     }
+}
+
+fn header_only(kind: FrameKind, stream_id: StreamId) -> Vec<u8> {
+    let mut out = Vec::with_capacity(FRAME_HEADER_LEN);
+    out.push(kind as u8);
+    out.extend_from_slice(&stream_id.to_be_bytes());
+    out
 }
 
 #[cfg(test)]
@@ -188,6 +212,17 @@ mod tests {
         assert_eq!(
             Frame::decode(&[3, 0, 0, 0, 9, 1]),
             Err(FrameError::BadReset(9))
+        );
+    }
+
+    #[test]
+    fn probe_frame_layout_is_kind_and_stream_only() {
+        let bytes = Frame::Probe { stream_id: 9 }.encode();
+        assert_eq!(bytes, [4, 0, 0, 0, 9]);
+        assert_eq!(Frame::decode(&bytes), Ok(Frame::Probe { stream_id: 9 }));
+        assert_eq!(
+            Frame::decode(&[4, 0, 0, 0, 9, 0]),
+            Err(FrameError::BadProbe(9))
         );
     }
 

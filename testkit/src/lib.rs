@@ -5,6 +5,7 @@ mod database;
 pub mod kube_cluster;
 pub mod kwok_desktops;
 pub mod rfb;
+pub mod scripted_control_plane;
 pub mod xvnc;
 
 pub use database::TestDatabase;

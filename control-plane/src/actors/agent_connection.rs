@@ -1,19 +1,18 @@
 //! One actor per agent WebSocket: reads and checks what the agent sends, forwards it to the
 //! Supervisor, writes what the Supervisor sends, and keeps the link alive with pings.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_ws::{
     AggregatedMessage, CloseCode, CloseReason, Message as WsMessage, ProtocolError as WsError,
 };
-use std::collections::HashMap;
-
 use bytes::Bytes;
 use streamspace_protocol::{
-    AgentMessage, ControlMessage, FRAME_HEADER_LEN, Frame, PROTOCOL_VERSION, ProtocolError,
-    StreamId,
+    AgentMessage, ControlMessage, FRAME_HEADER_LEN, Frame, PROBE_SINCE, PROTOCOL_VERSION,
+    ProtocolError, StreamId,
 };
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -82,9 +81,11 @@ pub struct AgentConnection {
     // limited by each stream's credit window.
     outbox: mpsc::UnboundedSender<Outbound>,
     owed: Owed,
-    /// Open VNC streams on this link and the viewers they feed.
-    streams: HashMap<StreamId, Addr<VncTunnel>>,
-    last_seen_report: std::time::Instant,
+    /// Open VNC streams on this link, the viewers they feed, and since when.
+    streams: HashMap<StreamId, (Addr<VncTunnel>, Instant)>,
+    /// The agent understands PROBE frames (protocol 1.2 and later).
+    probes: bool,
+    last_seen_report: Instant,
     greeted: bool,
     closing: bool,
 }
@@ -141,7 +142,8 @@ impl AgentConnection {
             outbox,
             owed,
             streams: HashMap::new(),
-            last_seen_report: std::time::Instant::now(),
+            probes: false,
+            last_seen_report: Instant::now(),
             greeted: false,
             closing: false,
         }
@@ -222,6 +224,7 @@ impl AgentConnection {
                     inventory_error,
                 },
             ) => {
+                self.probes = protocol_version >= PROBE_SINCE;
                 if let Err(e) = PROTOCOL_VERSION.check_compatible(protocol_version) {
                     // An authenticated agent that cannot work until someone upgrades it.
                     self.supervisor.do_send(AgentRefused {
@@ -279,7 +282,7 @@ impl AgentConnection {
             ),
             (true, AgentMessage::VncDisconnect { stream_id, reason }) => {
                 self.seen();
-                if let Some(tunnel) = self.streams.remove(&stream_id) {
+                if let Some((tunnel, _)) = self.streams.remove(&stream_id) {
                     tunnel.do_send(StreamClosed(reason));
                 }
             }
@@ -312,12 +315,13 @@ impl Actor for AgentConnection {
             let _ = this
                 .outbox
                 .send(Outbound::Frame(WsMessage::Ping(Default::default())));
+            this.probe_streams();
         });
     }
 
     fn stopping(&mut self, _: &mut Context<Self>) -> Running {
         self.metrics.socket_closed(SocketKind::Agent);
-        for (_, tunnel) in self.streams.drain() {
+        for (_, (tunnel, _)) in self.streams.drain() {
             tunnel.do_send(StreamClosed(
                 "the agent's link to the control plane dropped".into(),
             ));
@@ -342,7 +346,8 @@ impl Handler<Outgoing> for AgentConnection {
 impl Handler<RegisterStream> for AgentConnection {
     type Result = ();
     fn handle(&mut self, msg: RegisterStream, _: &mut Context<Self>) {
-        self.streams.insert(msg.stream_id, msg.tunnel);
+        self.streams
+            .insert(msg.stream_id, (msg.tunnel, Instant::now()));
     }
 }
 
@@ -414,21 +419,46 @@ impl AgentConnection {
     fn on_frame(&mut self, bytes: Bytes, ctx: &mut Context<Self>) {
         match Frame::decode(&bytes) {
             Ok(Frame::Data { stream_id, .. }) => match self.streams.get(&stream_id) {
-                Some(tunnel) => tunnel.do_send(StreamData(bytes.slice(FRAME_HEADER_LEN..))),
+                Some((tunnel, _)) => tunnel.do_send(StreamData(bytes.slice(FRAME_HEADER_LEN..))),
                 None => self.reset(ctx, stream_id),
             },
             Ok(Frame::Credit { stream_id, bytes }) => match self.streams.get(&stream_id) {
-                Some(tunnel) => tunnel.do_send(StreamCredit(bytes)),
+                Some((tunnel, _)) => tunnel.do_send(StreamCredit(bytes)),
                 None => self.reset(ctx, stream_id),
             },
+            Ok(Frame::Probe { stream_id }) => {
+                if !self.streams.contains_key(&stream_id) {
+                    self.reset(ctx, stream_id);
+                }
+            }
             Ok(Frame::Reset { stream_id }) => {
-                if let Some(tunnel) = self.streams.remove(&stream_id) {
+                if let Some((tunnel, _)) = self.streams.remove(&stream_id) {
                     tunnel.do_send(StreamClosed("the agent no longer has this stream".into()));
                 }
             }
             Err(e) => {
                 log::warn!("agent {}: bad stream frame: {e}", self.agent_id);
                 self.error_reply(ctx, "bad_frame", e.to_string());
+            }
+        }
+    }
+
+    /// Asks the agent whether it still has each stream open for an interval or more (younger
+    /// ones may still be opening there): one it lost without a word answers RESET, which
+    /// closes the viewer, even when no byte flows to reveal it.
+    fn probe_streams(&self) {
+        if !self.probes {
+            return;
+        }
+        for (stream_id, (_, opened)) in &self.streams {
+            if opened.elapsed() >= self.ping_interval {
+                let frame = Frame::Probe {
+                    stream_id: *stream_id,
+                }
+                .encode();
+                let _ = self
+                    .outbox
+                    .send(Outbound::Frame(WsMessage::Binary(frame.into())));
             }
         }
     }
@@ -442,7 +472,7 @@ impl AgentConnection {
     /// second, so stream traffic does not flood the Supervisor.
     fn seen(&mut self) {
         if self.greeted && self.last_seen_report.elapsed() >= Duration::from_secs(1) {
-            self.last_seen_report = std::time::Instant::now();
+            self.last_seen_report = Instant::now();
             self.supervisor.do_send(Seen {
                 agent_id: self.agent_id.clone(),
                 conn_id: self.conn_id.clone(),

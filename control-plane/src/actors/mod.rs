@@ -8,4 +8,5 @@ pub mod command;
 pub mod owed;
 pub mod pruner;
 pub mod supervisor;
+pub mod viewer_writer;
 pub mod vnc_tunnel;

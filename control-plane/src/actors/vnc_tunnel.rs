@@ -2,8 +2,8 @@
 //! link, unmodified, in both directions, under the stream's credit windows.
 //!
 //! Agent → viewer: the agent never has more than `window` bytes in flight; we grant credit
-//! back only as the viewer's socket accepts bytes, so a slow viewer holds at most one window
-//! here and stalls only its own stream. Viewer → agent: we send only with credit; what the
+//! back only as the viewer's socket takes bytes (see [`super::viewer_writer`]), so a slow
+//! viewer holds at most one window here and stalls only its own stream. Viewer → agent: we send only with credit; what the
 //! viewer sends beyond that waits here, up to one window, and a viewer that overruns even
 //! that is disconnected.
 
@@ -21,6 +21,7 @@ use uuid::Uuid;
 use super::agent_connection::{AgentConnection, SendFrame, UnregisterStream};
 use super::owed::Owed;
 use super::supervisor::{CloseStream, OpenStream, Supervisor};
+use super::viewer_writer::ToViewer;
 use crate::metrics::{Metrics, SocketKind};
 use crate::store::StoreHandle;
 use crate::store::audit::{NewAuditEntry, Record};
@@ -40,17 +41,10 @@ pub struct StreamCredit(pub u32);
 #[rtype(result = "()")]
 pub struct StreamClosed(pub String);
 
-/// The writer task put bytes on the viewer's socket.
+/// The viewer's socket took this many RFB bytes.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Written(usize);
-
-enum ToViewer {
-    Bytes(Bytes),
-    Ping,
-    Pong(Bytes),
-    Close(CloseReason),
-}
+pub struct Written(pub usize);
 
 /// Who is watching what.
 pub struct Viewer {
@@ -94,46 +88,17 @@ pub struct VncTunnel {
 }
 
 impl VncTunnel {
-    /// Wraps an upgraded viewer WebSocket.
-    /// `me` is the actor's own address (from `Actor::create`), for the writer's reports.
+    /// A tunnel for an upgraded viewer WebSocket whose frames go out through `outbox` (read
+    /// by a [`super::viewer_writer::ViewerWriter`] sharing `owed`).
     pub fn new(
         viewer: Viewer,
-        session: actix_ws::Session,
+        outbox: mpsc::UnboundedSender<ToViewer>,
+        owed: Owed,
         supervisor: Addr<Supervisor>,
         store: StoreHandle,
         metrics: Arc<Metrics>,
         ping_interval: Duration,
-        me: Addr<VncTunnel>,
     ) -> Self {
-        let (outbox, mut queue) = mpsc::unbounded_channel::<ToViewer>();
-        let owed = Owed::default();
-        let writer_owed = owed.clone();
-        actix::spawn(async move {
-            let mut session = session;
-            while let Some(item) = queue.recv().await {
-                let result = match item {
-                    ToViewer::Bytes(bytes) => {
-                        let n = bytes.len();
-                        let sent = session.binary(bytes).await;
-                        me.do_send(Written(n));
-                        sent
-                    }
-                    ToViewer::Ping => session.ping(b"").await,
-                    ToViewer::Pong(bytes) => {
-                        writer_owed.written();
-                        session.pong(&bytes).await
-                    }
-                    ToViewer::Close(reason) => {
-                        let _ = session.close(Some(reason)).await;
-                        return;
-                    }
-                };
-                if result.is_err() {
-                    return;
-                }
-            }
-            let _ = session.close(None).await;
-        });
         VncTunnel {
             viewer,
             supervisor,

@@ -4,15 +4,19 @@
 //! token never appears in a URL.
 
 use actix::{Actor, AsyncContext};
+use actix_web::body::{BodyStream, BoxBody};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::Deserialize;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::AppState;
 use super::caller::{Caller, client_ip};
 use super::error::ApiError;
 use super::sessions::visible_session;
-use crate::actors::vnc_tunnel::{Viewer, VncTunnel};
+use crate::actors::owed::Owed;
+use crate::actors::viewer_writer::ViewerWriter;
+use crate::actors::vnc_tunnel::{Viewer, VncTunnel, Written};
 use crate::auth::tokens::{TokenError, VIEWER_TTL, VNC_AUDIENCE};
 use crate::model::SessionState;
 use crate::store::users::UserById;
@@ -127,7 +131,9 @@ pub async fn connect(
     let agent_id = session
         .agent_id
         .ok_or_else(|| ApiError::conflict("the session has no agent"))?;
-    let (response, ws, stream) = actix_ws::handle(&req, body)
+    // actix-ws decodes what the viewer sends; what goes to the viewer is written by our own
+    // body (see `ViewerWriter`), so its session is left unused.
+    let (response, _unused, stream) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::invalid(format!("websocket upgrade: {e}")))?;
     let stream = stream
         .max_frame_size(MAX_VIEWER_FRAME)
@@ -140,17 +146,24 @@ pub async fn connect(
         username: caller.username,
         ip: caller.ip,
     };
-    VncTunnel::create(|ctx| {
+    let (outbox, queue) = mpsc::unbounded_channel();
+    let owed = Owed::default();
+    let tunnel = VncTunnel::create(|ctx| {
         ctx.add_stream(stream);
         VncTunnel::new(
             viewer,
-            ws,
+            outbox,
+            owed.clone(),
             state.supervisor.clone(),
             state.store.clone(),
             state.metrics.clone(),
             state.config.agent_heartbeat_interval,
-            ctx.address(),
         )
     });
+    let (response, incoming_guard) = response.into_parts();
+    let writer = ViewerWriter::new(queue, owed, incoming_guard, move |n| {
+        tunnel.do_send(Written(n))
+    });
+    let response = response.set_body(BoxBody::new(BodyStream::new(writer)));
     Ok(response)
 }

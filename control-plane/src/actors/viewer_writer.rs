@@ -1,0 +1,137 @@
+//! The viewer's outgoing WebSocket, as the HTTP response body of the upgrade.
+//!
+//! `actix_ws::Session` queues up to 32 messages in a channel and its body then encodes all of
+//! them at once into the HTTP layer's write buffer: a sender learns nothing about what the
+//! socket really took, and a stalled viewer could hold megabytes there beyond the stream
+//! window. Here the HTTP layer pulls one frame at a time, only while its own write buffer is
+//! below its limit (32 KiB), and each frame is reported written the moment it is pulled; so the
+//! tunnel returns credit to the agent only for bytes that left this process's queues, and the
+//! `streamspace_viewer_buffered_bytes` gauge counts everything held for viewers but that one
+//! buffer.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix_http::ws::{Codec, Message};
+use actix_web::body::BoxBody;
+use actix_ws::CloseReason;
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use tokio::sync::mpsc;
+
+use super::owed::Owed;
+
+/// Browsers refuse close frames whose reason exceeds the 125-byte control payload.
+const MAX_CLOSE_REASON: usize = 123;
+
+/// What the tunnel sends its viewer.
+pub enum ToViewer {
+    /// RFB bytes from the desktop.
+    Bytes(Bytes),
+    /// A liveness ping.
+    Ping,
+    /// The answer to the viewer's ping (counted in [`Owed`] until written).
+    Pong(Bytes),
+    /// The last frame.
+    Close(CloseReason),
+}
+
+/// The response body: frames from the tunnel's queue, encoded as the HTTP layer asks for them.
+pub struct ViewerWriter<F: FnMut(usize)> {
+    queue: mpsc::UnboundedReceiver<ToViewer>,
+    owed: Owed,
+    codec: Codec,
+    buf: BytesMut,
+    written: F,
+    closed: bool,
+    // actix-ws ends its stream of the viewer's messages when its own body is dropped, i.e. when
+    // the connection ends: held until then, never polled.
+    _incoming_guard: BoxBody,
+}
+
+impl<F: FnMut(usize)> ViewerWriter<F> {
+    /// A writer for `queue`; `written(n)` is called as `n` RFB bytes are handed to the socket.
+    pub fn new(
+        queue: mpsc::UnboundedReceiver<ToViewer>,
+        owed: Owed,
+        incoming_guard: BoxBody,
+        written: F,
+    ) -> Self {
+        ViewerWriter {
+            queue,
+            owed,
+            codec: Codec::new(),
+            buf: BytesMut::new(),
+            written,
+            closed: false,
+            _incoming_guard: incoming_guard,
+        }
+    }
+}
+
+fn shorten(mut reason: CloseReason) -> CloseReason {
+    if let Some(text) = reason.description.as_mut()
+        && text.len() > MAX_CLOSE_REASON
+    {
+        let mut end = MAX_CLOSE_REASON;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    reason
+}
+
+impl<F: FnMut(usize) + Unpin> Stream for ViewerWriter<F> {
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.closed {
+            return Poll::Ready(None);
+        }
+        let message = match this.queue.poll_recv(cx) {
+            Poll::Pending => return Poll::Pending,
+            // The tunnel is gone without a word: end the connection.
+            Poll::Ready(None) => {
+                this.closed = true;
+                Message::Close(None)
+            }
+            Poll::Ready(Some(ToViewer::Bytes(bytes))) => {
+                (this.written)(bytes.len());
+                Message::Binary(bytes)
+            }
+            Poll::Ready(Some(ToViewer::Ping)) => Message::Ping(Bytes::new()),
+            Poll::Ready(Some(ToViewer::Pong(bytes))) => {
+                this.owed.written();
+                Message::Pong(bytes)
+            }
+            Poll::Ready(Some(ToViewer::Close(reason))) => {
+                this.closed = true;
+                Message::Close(Some(shorten(reason)))
+            }
+        };
+        match actix_codec::Encoder::encode(&mut this.codec, message, &mut this.buf) {
+            Ok(()) => Poll::Ready(Some(Ok(this.buf.split().freeze()))),
+            Err(e) => Poll::Ready(Some(Err(e.into()))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_ws::CloseCode;
+
+    use super::*;
+
+    #[test]
+    fn a_long_close_reason_is_cut_at_a_character_boundary() {
+        let reason = shorten(CloseReason {
+            code: CloseCode::Normal,
+            description: Some("é".repeat(100)),
+        });
+        let text = reason.description.unwrap();
+        assert_eq!(text.len(), 122);
+        assert!(text.chars().all(|c| c == 'é'));
+    }
+}
