@@ -2,8 +2,8 @@
 // scripts/test started (DATABASE_URL), the control-plane binary, and the agent binary, and
 // stops them all again.
 
-import { spawn, execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, openSync } from 'node:fs';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, openSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -42,6 +42,7 @@ async function until(what, check, timeoutMs = 20000) {
 export class Stack {
   constructor() {
     this.children = [];
+    this.accountPrefix = `ss-e2e-${process.pid.toString(36)}`;
     this.dir = mkdtempSync(join(tmpdir(), 'streamspace-browser-'));
     // The local agent (as root) runs desktops as an unprivileged account: it must reach
     // their homes under this directory.
@@ -124,10 +125,21 @@ export class Stack {
       HEALTH_ADDR: `127.0.0.1:${await freePort()}`,
       DATA_DIR: join(this.dir, `agent-${agentId}`),
         SCREEN_GEOMETRY: '1024x768',
+        // Run as root, the agent makes an account per user: this run's own, removed in stop().
+        DESKTOP_USER: this.accountPrefix,
         ...env,
       },
     };
     await this.spawnAgent(agentId);
+  }
+
+  /** Desktop accounts the agents of this stack made (only root makes any). */
+  removeAccounts() {
+    if (process.getuid() !== 0) return;
+    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const name = line.split(':')[0];
+      if (name.startsWith(`${this.accountPrefix}-`)) spawnSync('userdel', [name]);
+    }
   }
 
   async spawnAgent(agentId) {
@@ -185,6 +197,7 @@ export class Stack {
     }
     this.dropDatabase?.();
     this.deleteNamespace?.();
+    this.removeAccounts();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

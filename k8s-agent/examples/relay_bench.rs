@@ -14,6 +14,7 @@ use serde_json::json;
 use streamspace_k8s_agent::config::Config;
 use streamspace_k8s_agent::link::ControlPlaneLink;
 use streamspace_k8s_agent::runtime::Runtime;
+use streamspace_k8s_agent::runtime::local::accounts::DesktopAccounts;
 use streamspace_k8s_agent::runtime::local::{LocalRuntime, LocalSettings};
 use streamspace_testkit::control_plane as cp;
 use streamspace_testkit::rfb::{RfbClient, Transport, ViewerStream};
@@ -59,7 +60,7 @@ async fn main() {
             xvnc: "Xvnc".into(),
             geometry: "1280x800".into(),
             max_sessions: 1,
-            run_as: None,
+            accounts: DesktopAccounts::Agent,
         })
         .unwrap(),
     ));

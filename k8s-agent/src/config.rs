@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+use crate::runtime::local::accounts::MAX_PREFIX;
+
 /// Where sessions run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Platform {
@@ -52,9 +54,13 @@ pub struct Config {
     pub xvnc: String,
     /// `SCREEN_GEOMETRY` (local platform, default `1280x800`): desktop size.
     pub screen_geometry: String,
-    /// `DESKTOP_USER` (local platform, default `streamspace-desktop`): the unprivileged
-    /// account desktops run as when the agent runs as root (created if missing).
+    /// `DESKTOP_USER` (local platform, default `streamspace-desktop`): when the agent runs as
+    /// root, the unprivileged account desktops run as (`shared`), or the prefix of each
+    /// StreamSpace user's own account (`per-user`); created if missing.
     pub desktop_user: String,
+    /// `DESKTOP_ACCOUNTS` (local platform, default `per-user`): `per-user` gives each
+    /// StreamSpace user's desktops an account of their own, `shared` runs them all as one.
+    pub per_user_accounts: bool,
     /// `HOME_SIZE` (kubernetes, default `5Gi`): size of each session's home volume.
     pub home_size: String,
     /// `STORAGE_CLASS` (kubernetes, optional): storage class of home volumes.
@@ -248,6 +254,36 @@ impl Config {
             Some(v) => parse_duration(&v)
                 .ok_or_else(|| error(variable, format!("{v:?} is not a duration like 30s or 5m"))),
         };
+        let per_user_accounts = match get("DESKTOP_ACCOUNTS").as_deref() {
+            None | Some("per-user") => true,
+            Some("shared") => false,
+            Some(other) => {
+                return Err(error(
+                    "DESKTOP_ACCOUNTS",
+                    format!("{other:?} is neither per-user nor shared"),
+                ));
+            }
+        };
+        let desktop_user = get("DESKTOP_USER").unwrap_or_else(|| "streamspace-desktop".into());
+        let longest = if per_user_accounts { MAX_PREFIX } else { 32 };
+        let account_name = desktop_user.len() <= longest
+            && desktop_user.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && desktop_user
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b));
+        if !account_name {
+            return Err(error(
+                "DESKTOP_USER",
+                format!(
+                    "{desktop_user:?} is not an account name: lowercase letters, digits, '_' and '-', starting with a letter or '_', at most {longest} characters{}",
+                    if per_user_accounts {
+                        " (per-user accounts add 11)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
         let ready_timeout = duration("SESSION_READY_TIMEOUT", 300)?;
         let reconcile_interval = duration("RECONCILE_INTERVAL", 60)?;
         Ok(Config {
@@ -263,7 +299,8 @@ impl Config {
                 .unwrap_or_else(|| "/var/lib/streamspace-agent".into())
                 .into(),
             xvnc: get("XVNC").unwrap_or_else(|| "Xvnc".into()),
-            desktop_user: get("DESKTOP_USER").unwrap_or_else(|| "streamspace-desktop".into()),
+            desktop_user,
+            per_user_accounts,
             screen_geometry,
             agent_id,
             control_plane_url: control_plane_url.trim_end_matches('/').to_owned(),

@@ -9,6 +9,7 @@ use streamspace_k8s_agent::runtime::Runtime;
 use streamspace_k8s_agent::runtime::kubernetes::client::client;
 use streamspace_k8s_agent::runtime::kubernetes::objects::Layout;
 use streamspace_k8s_agent::runtime::kubernetes::{KubeRuntime, KubeSettings};
+use streamspace_k8s_agent::runtime::local::accounts::DesktopAccounts;
 use streamspace_k8s_agent::runtime::local::{DesktopUser, LocalRuntime, LocalSettings};
 use streamspace_k8s_agent::{health, render};
 
@@ -68,17 +69,21 @@ async fn run(config: Config) -> ExitCode {
     let runtime = match config.platform {
         Platform::Local => {
             // Never desktops as root: they could read the agent's credential and each other.
-            let run_as = match nix::unistd::geteuid().is_root() {
-                true => DesktopUser::ensure(&config.desktop_user).map(Some),
-                false => Ok(None),
+            let accounts = match (nix::unistd::geteuid().is_root(), config.per_user_accounts) {
+                (false, _) => Ok(DesktopAccounts::Agent),
+                (true, true) => Ok(DesktopAccounts::PerUser {
+                    prefix: config.desktop_user.clone(),
+                }),
+                (true, false) => DesktopUser::ensure(&config.desktop_user, "StreamSpace desktops")
+                    .map(DesktopAccounts::Shared),
             };
-            run_as.and_then(|run_as| {
+            accounts.and_then(|accounts| {
                 LocalRuntime::open(LocalSettings {
                     data_dir: config.data_dir.clone(),
                     xvnc: config.xvnc.clone(),
                     geometry: config.screen_geometry.clone(),
                     max_sessions: config.max_sessions,
-                    run_as,
+                    accounts,
                 })
                 .map(Runtime::Local)
                 .map_err(|e| e.to_string())

@@ -39,6 +39,9 @@ impl AgentProcess {
             .env("DATA_DIR", data.path())
             .env("HEALTH_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "warn")
+            // One account for all (created once, as in earlier releases) rather than one per
+            // user left behind by every run; per-user accounts have their own test.
+            .env("DESKTOP_ACCOUNTS", "shared")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .spawn()

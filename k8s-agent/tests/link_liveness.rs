@@ -11,6 +11,7 @@ use actix::Actor;
 use streamspace_k8s_agent::config::Config;
 use streamspace_k8s_agent::link::ControlPlaneLink;
 use streamspace_k8s_agent::runtime::Runtime;
+use streamspace_k8s_agent::runtime::local::accounts::DesktopAccounts;
 use streamspace_k8s_agent::runtime::local::{LocalRuntime, LocalSettings};
 use streamspace_testkit::control_plane as cp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -115,7 +116,7 @@ fn agent_through(
         xvnc: "Xvnc".into(),
         geometry: "800x600".into(),
         max_sessions: 2,
-        run_as: None,
+        accounts: DesktopAccounts::Agent,
     })
     .unwrap();
     ControlPlaneLink::new(

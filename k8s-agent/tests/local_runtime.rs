@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use streamspace_k8s_agent::runtime::local::accounts::DesktopAccounts;
 use streamspace_k8s_agent::runtime::local::{LocalRuntime, LocalSettings};
 use streamspace_protocol::{AgentSessionState, Resources, SessionSpec, TemplateSpec};
 use uuid::Uuid;
@@ -14,7 +15,7 @@ fn open(dir: &Path) -> LocalRuntime {
         xvnc: "Xvnc".into(),
         geometry: "640x480".into(),
         max_sessions: 2,
-        run_as: None,
+        accounts: DesktopAccounts::Agent,
     })
     .unwrap()
 }
@@ -193,48 +194,123 @@ fn uid_of(pid: i32) -> u32 {
         .unwrap()
 }
 
+/// Runs `program` as the account `uid`/`gid`, as a desktop would; whether it succeeded.
+fn succeeds_as(uid: u32, gid: u32, program: &str, args: &[&str], env: &[(&str, &str)]) -> bool {
+    std::process::Command::new("setpriv")
+        .args([format!("--reuid={uid}"), format!("--regid={gid}")])
+        .args(["--clear-groups", "--", program])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
 #[tokio::test]
-async fn an_agent_running_as_root_runs_desktops_as_an_unprivileged_user() {
-    use streamspace_k8s_agent::runtime::local::DesktopUser;
+async fn an_agent_running_as_root_runs_each_users_desktops_as_their_own_unprivileged_account() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     if !nix::unistd::geteuid().is_root() {
         // Not root: desktops already run as the (unprivileged) agent's user.
         return;
     }
-    let user = DesktopUser::ensure("streamspace-desktop").unwrap();
-    assert_ne!(user.uid, 0);
     let dir = tempfile::tempdir().unwrap();
     let runtime = LocalRuntime::open(LocalSettings {
         data_dir: dir.path().to_owned(),
         xvnc: "Xvnc".into(),
         geometry: "640x480".into(),
-        max_sessions: 1,
-        run_as: Some(user.clone()),
+        max_sessions: 2,
+        accounts: DesktopAccounts::PerUser {
+            prefix: "ss-test".into(),
+        },
     })
     .unwrap();
-    let spec = spec("xterm");
-    let report = runtime.create(&spec).await.unwrap();
-    assert_eq!(report.state, AgentSessionState::Running);
-    let xvnc = pid_of(dir.path(), spec.session_id, "xvnc_pid");
-    let desktop = pid_of(dir.path(), spec.session_id, "desktop_pid");
-    // The desktop was just spawned: give setpriv its moment to switch users and exec.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!((uid_of(xvnc), uid_of(desktop)), (user.uid, user.uid));
-    // Its home is its own and nobody else's.
-    let home = dir
-        .path()
-        .join("sessions")
-        .join(spec.session_id.to_string())
-        .join("home");
-    let meta = std::fs::metadata(&home).unwrap();
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    assert_eq!(
-        (meta.uid(), meta.permissions().mode() & 0o777),
-        (user.uid, 0o700)
-    );
-    // The desktop keeps running (xterm started, as that user, in its home).
-    assert!(alive(desktop), "the desktop program exited");
-    runtime.delete(spec.session_id, false).await.unwrap();
-    assert!(gone(xvnc).await);
+    let alice = spec("xterm");
+    let mut bob = spec("xterm");
+    bob.user = "bob".into();
+    let mut ids = Vec::new();
+    for session in [&alice, &bob] {
+        let report = runtime.create(session).await.unwrap();
+        assert_eq!(report.state, AgentSessionState::Running);
+        let socket = report.vnc.unwrap().host;
+        assert!(
+            socket.starts_with("unix:"),
+            "VNC on a Unix socket, not TCP: {socket}"
+        );
+        let xvnc = pid_of(dir.path(), session.session_id, "xvnc_pid");
+        let desktop = pid_of(dir.path(), session.session_id, "desktop_pid");
+        // The desktop was just spawned: give setpriv its moment to switch users and exec.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(uid_of(xvnc), uid_of(desktop));
+        assert!(alive(desktop), "the desktop program exited");
+        let uid = uid_of(xvnc);
+        assert_ne!(uid, 0);
+        let session_dir = dir
+            .path()
+            .join("sessions")
+            .join(session.session_id.to_string());
+        let gid = std::fs::metadata(session_dir.join("home")).unwrap().gid();
+        for private in ["home", "run"] {
+            let meta = std::fs::metadata(session_dir.join(private)).unwrap();
+            assert_eq!(
+                (meta.uid(), meta.permissions().mode() & 0o777),
+                (uid, 0o700)
+            );
+        }
+        let socket = std::fs::metadata(session_dir.join("run/vnc.sock")).unwrap();
+        assert_eq!(
+            (socket.uid(), socket.permissions().mode() & 0o777),
+            (uid, 0o600)
+        );
+        ids.push((session_dir, uid, gid));
+    }
+    let [(alice_dir, alice_uid, alice_gid), (_, bob_uid, bob_gid)] = &ids[..] else {
+        unreachable!()
+    };
+    assert_ne!(alice_uid, bob_uid, "each user has an account of their own");
+
+    // Alice's own account reaches her display with her cookie; Bob's reaches neither her
+    // files nor her cookie, so not her display either.
+    let display = format!(":{}", pid_of(dir.path(), alice.session_id, "display"));
+    let cookie = alice_dir.join("run/Xauthority");
+    let cookie = cookie.to_str().unwrap();
+    let x = [("DISPLAY", display.as_str()), ("XAUTHORITY", cookie)];
+    assert!(succeeds_as(*alice_uid, *alice_gid, "xdpyinfo", &[], &x));
+    assert!(!succeeds_as(*bob_uid, *bob_gid, "xdpyinfo", &[], &x));
+    let no_cookie = [
+        ("DISPLAY", display.as_str()),
+        ("XAUTHORITY", "/nonexistent"),
+    ];
+    assert!(!succeeds_as(
+        *alice_uid,
+        *alice_gid,
+        "xdpyinfo",
+        &[],
+        &no_cookie
+    ));
+    std::fs::write(alice_dir.join("home/secret"), "alice's").unwrap();
+    let secret = alice_dir.join("home/secret");
+    assert!(!succeeds_as(
+        *bob_uid,
+        *bob_gid,
+        "cat",
+        &[secret.to_str().unwrap()],
+        &[]
+    ));
+    for session in [&alice, &bob] {
+        runtime.delete(session.session_id, false).await.unwrap();
+    }
+    // The accounts are this test's own (their prefix says so): leave none behind.
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    for name in passwd.lines().filter_map(|l| l.split(':').next()) {
+        if name.starts_with("ss-test-") {
+            std::process::Command::new("userdel")
+                .arg(name)
+                .status()
+                .unwrap();
+        }
+    }
 }
 
 fn home_of(pid: i32) -> String {

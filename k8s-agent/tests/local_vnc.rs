@@ -10,6 +10,7 @@ use serde_json::json;
 use streamspace_k8s_agent::config::Config;
 use streamspace_k8s_agent::link::ControlPlaneLink;
 use streamspace_k8s_agent::runtime::Runtime;
+use streamspace_k8s_agent::runtime::local::accounts::DesktopAccounts;
 use streamspace_k8s_agent::runtime::local::{LocalRuntime, LocalSettings};
 use streamspace_testkit::control_plane::{self as cp, TestServer};
 use streamspace_testkit::rfb::{OpenError, ViewerStream};
@@ -44,7 +45,7 @@ fn runtime(dir: &std::path::Path) -> Arc<Runtime> {
         xvnc: "Xvnc".into(),
         geometry: "800x600".into(),
         max_sessions: 4,
-        run_as: None,
+        accounts: DesktopAccounts::Agent,
     };
     Arc::new(Runtime::Local(LocalRuntime::open(settings).unwrap()))
 }

@@ -92,7 +92,7 @@ impl Runtime {
     /// Opens a connection to the session's VNC server.
     pub async fn open_vnc(&self, id: Uuid) -> Result<Box<dyn VncStream>, RuntimeError> {
         match self {
-            Runtime::Local(r) => Ok(Box::new(r.open_vnc(id).await?)),
+            Runtime::Local(r) => r.open_vnc(id).await,
             Runtime::Kubernetes(r) => Ok(Box::new(r.open_vnc(id).await?)),
         }
     }

@@ -17,12 +17,19 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use streamspace_protocol::{AgentSessionState, SessionReport, SessionSpec, VncEndpoint};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio::process::Command;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use super::RuntimeError;
+use self::accounts::{DesktopAccounts, command_as};
+use self::x_access::{authority_file, display_free, run_dir, vnc_socket, xauthority};
+use super::{RuntimeError, VncStream};
+
+pub mod accounts;
+mod x_access;
+
+pub use self::accounts::DesktopUser;
 
 /// How long Xvnc may take to accept connections.
 const START_DEADLINE: Duration = Duration::from_secs(15);
@@ -43,71 +50,8 @@ pub struct LocalSettings {
     pub geometry: String,
     /// Most sessions at once.
     pub max_sessions: u32,
-    /// The unprivileged account desktops run as when the agent runs as root (`None`: as the
-    /// agent's own, unprivileged, user).
-    pub run_as: Option<DesktopUser>,
-}
-
-/// An account to run desktops as.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DesktopUser {
-    /// Its name.
-    pub name: String,
-    /// User id.
-    pub uid: u32,
-    /// Primary group id.
-    pub gid: u32,
-}
-
-impl DesktopUser {
-    /// Looks `name` up, creating a system account without a login shell when it is missing
-    /// (that needs root, which is when desktops must not run as the agent's user).
-    pub fn ensure(name: &str) -> Result<DesktopUser, String> {
-        if lookup(name).is_none() {
-            let status = std::process::Command::new("useradd")
-                .args(["--system", "--user-group", "--no-create-home"])
-                .args(["--shell", "/usr/sbin/nologin", name])
-                .status()
-                .map_err(|e| format!("DESKTOP_USER: cannot run useradd: {e}"))?;
-            // Another agent starting at the same moment may have created it first.
-            if !status.success() && lookup(name).is_none() {
-                return Err(format!("DESKTOP_USER: useradd {name} failed ({status})"));
-            }
-        }
-        lookup(name).ok_or_else(|| format!("DESKTOP_USER: no account {name:?}"))
-    }
-}
-
-/// The account `name` from the system's user database (`getent passwd`).
-fn lookup(name: &str) -> Option<DesktopUser> {
-    let out = std::process::Command::new("getent")
-        .args(["passwd", name])
-        .output()
-        .ok()?;
-    let line = String::from_utf8(out.stdout).ok()?;
-    let fields: Vec<&str> = line.trim().split(':').collect();
-    Some(DesktopUser {
-        name: name.to_owned(),
-        uid: fields.get(2)?.parse().ok()?,
-        gid: fields.get(3)?.parse().ok()?,
-    })
-}
-
-/// `program` run as `user` (through util-linux's `setpriv`: its groups, no capabilities, no
-/// new privileges), or as ourselves.
-fn command_as(program: &str, user: Option<&DesktopUser>) -> Command {
-    match user {
-        None => Command::new(program),
-        Some(user) => {
-            let mut command = Command::new("setpriv");
-            command
-                .arg(format!("--reuid={}", user.uid))
-                .arg(format!("--regid={}", user.gid))
-                .args(["--init-groups", "--inh-caps=-all", "--no-new-privs", "--"])
-                .arg(program);
-            command
-        }
-    }
+    /// Whose accounts desktops run as.
+    pub accounts: DesktopAccounts,
 }
 
 /// What is kept on disk about a session.
@@ -116,7 +60,12 @@ struct Record {
     session_id: Uuid,
     user: String,
     display: u32,
+    /// The VNC server's TCP port, for sessions started before VNC moved to a Unix socket.
+    #[serde(default)]
     port: u16,
+    /// The VNC server's Unix socket.
+    #[serde(default)]
+    socket: Option<PathBuf>,
     xvnc_pid: i32,
     desktop_pid: Option<i32>,
     program: String,
@@ -142,8 +91,20 @@ impl LocalRuntime {
                 RuntimeError::Other(format!("DATA_DIR: cannot create {}: {e}", dir.display()))
             })?;
         }
-        if let Some(user) = &settings.run_as {
-            // Its homes live under DATA_DIR: every directory above must let it pass.
+        let longest_socket = settings
+            .data_dir
+            .join("sessions")
+            .join(Uuid::max().to_string());
+        let longest_socket = vnc_socket(&longest_socket).as_os_str().len();
+        if longest_socket > x_access::MAX_SOCKET_PATH {
+            return Err(RuntimeError::Other(format!(
+                "DATA_DIR: {} is too long for the desktops' VNC sockets (their paths would have {longest_socket} bytes, at most {} fit); choose a shorter one",
+                settings.data_dir.display(),
+                x_access::MAX_SOCKET_PATH
+            )));
+        }
+        if settings.accounts.switches_users() {
+            // Their homes live under DATA_DIR: every directory above must let them pass.
             let data_dir = std::fs::canonicalize(&settings.data_dir)
                 .map_err(|e| RuntimeError::Other(format!("DATA_DIR: {e}")))?;
             for parent in data_dir.ancestors().skip(1) {
@@ -152,15 +113,14 @@ impl LocalRuntime {
                     .unwrap_or(0);
                 if mode & 0o001 == 0 {
                     return Err(RuntimeError::Other(format!(
-                        "DATA_DIR: {} is closed to others (mode {:o}), so desktops running as {} cannot reach their homes under {}; choose a DATA_DIR below directories others may pass through",
+                        "DATA_DIR: {} is closed to others (mode {:o}), so desktops running as their own accounts cannot reach their homes under {}; choose a DATA_DIR below directories others may pass through",
                         parent.display(),
                         mode & 0o777,
-                        user.name,
                         settings.data_dir.display()
                     )));
                 }
             }
-            // The desktop account passes through (to its homes) but lists nothing.
+            // The desktop accounts pass through (to their homes) but list nothing.
             for dir in [&settings.data_dir, &sessions, &homes] {
                 std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).map_err(
                     |e| RuntimeError::Other(format!("DATA_DIR: {}: {e}", dir.display())),
@@ -251,34 +211,48 @@ impl LocalRuntime {
                 other.session_id
             )));
         }
-        tokio::fs::create_dir_all(&dir)
+        let accounts = self.settings.accounts.clone();
+        let owner = spec.user.clone();
+        let account = tokio::task::spawn_blocking(move || accounts.for_user(&owner))
             .await
-            .map_err(|e| RuntimeError::Start(format!("cannot create {}: {e}", dir.display())))?;
-        tokio::fs::create_dir_all(&home)
-            .await
-            .map_err(|e| RuntimeError::Start(format!("cannot create {}: {e}", home.display())))?;
-        if let Some(user) = &self.settings.run_as {
-            let prepared = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
-                .and_then(|()| std::os::unix::fs::chown(&home, Some(user.uid), Some(user.gid)))
-                .and_then(|()| {
-                    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700))
-                });
-            prepared.map_err(|e| {
-                RuntimeError::Start(format!(
-                    "cannot give {} to {}: {e}",
-                    home.display(),
-                    user.name
-                ))
+            .map_err(|e| RuntimeError::Start(e.to_string()))?
+            .map_err(RuntimeError::Start)?;
+        let run = run_dir(&dir);
+        for made in [&run, &home] {
+            tokio::fs::create_dir_all(made).await.map_err(|e| {
+                RuntimeError::Start(format!("cannot create {}: {e}", made.display()))
             })?;
         }
+        // The session's directory only lets its account pass; its run directory (VNC socket,
+        // X cookie) and its home are that account's alone.
+        let private = |path: &Path| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+            match &account {
+                Some(user) => std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid)),
+                None => Ok(()),
+            }
+        };
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
+            .and_then(|()| private(&run))
+            .and_then(|()| private(&home))
+            .map_err(|e| {
+                RuntimeError::Start(format!(
+                    "cannot give {} and {} to {}: {e}",
+                    run.display(),
+                    home.display(),
+                    account
+                        .as_ref()
+                        .map_or("the agent's user", |a| a.name.as_str())
+                ))
+            })?;
 
         // An agent killed during an earlier create of this session may have left its
         // processes behind without a record: they hold the session's log files open.
         if retried {
             kill_holders(&dir).await;
         }
-        let (display, port, xvnc_pid) = self.start_xvnc(&dir, &spec.user).await?;
-        let run_as = self.settings.run_as.as_ref();
+        let run_as = account.as_ref();
+        let (display, xvnc_pid) = self.start_xvnc(&dir, &spec.user, run_as).await?;
         let desktop_pid = match start_desktop(&dir, &home, display, spec, &program, run_as) {
             Ok(pid) => pid,
             Err(e) => {
@@ -290,7 +264,8 @@ impl LocalRuntime {
             session_id: spec.session_id,
             user: spec.user.clone(),
             display,
-            port,
+            port: 0,
+            socket: Some(vnc_socket(&dir)),
             xvnc_pid,
             desktop_pid: Some(desktop_pid),
             program,
@@ -302,20 +277,47 @@ impl LocalRuntime {
         Ok(report)
     }
 
-    /// Starts Xvnc on the first free display; retries the next one if another server
-    /// grabbed it meanwhile. Returns display, port and pid once it accepts connections.
-    async fn start_xvnc(&self, dir: &Path, user: &str) -> Result<(u32, u16, i32), RuntimeError> {
+    /// Starts Xvnc on the first free display, as `run_as`; retries the next one if another
+    /// server grabbed it meanwhile. Returns display and pid once it accepts connections on its
+    /// Unix socket (it listens on no TCP port, and its display wants a fresh cookie).
+    async fn start_xvnc(
+        &self,
+        dir: &Path,
+        user: &str,
+        run_as: Option<&DesktopUser>,
+    ) -> Result<(u32, i32), RuntimeError> {
         let mut last_error = String::from("no free X display");
+        let socket = vnc_socket(dir);
+        let auth = xauthority(dir);
         for display in (FIRST_DISPLAY..=LAST_DISPLAY)
             .filter(|d| display_free(*d))
             .take(5)
         {
-            let port = free_port().await?;
-            let mut xvnc = command_as(&self.settings.xvnc, self.settings.run_as.as_ref());
+            let _ = std::fs::remove_file(&socket);
+            let written = authority_file(display).and_then(|bytes| {
+                std::fs::write(&auth, bytes)?;
+                std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600))?;
+                match run_as {
+                    Some(u) => std::os::unix::fs::chown(&auth, Some(u.uid), Some(u.gid)),
+                    None => Ok(()),
+                }
+            });
+            written.map_err(|e| {
+                RuntimeError::Start(format!("cannot write {}: {e}", auth.display()))
+            })?;
+            let mut xvnc = command_as(&self.settings.xvnc, run_as);
             xvnc.arg(format!(":{display}"))
-                .args(["-rfbport", &port.to_string()])
-                .args(["-localhost", "-interface", "127.0.0.1", "-nolisten", "tcp"])
-                .args(["-SecurityTypes", "None", "-AlwaysShared"])
+                .args(["-rfbport", "-1", "-rfbunixmode", "0600", "-rfbunixpath"])
+                .arg(&socket)
+                .arg("-auth")
+                .arg(&auth)
+                .args([
+                    "-nolisten",
+                    "tcp",
+                    "-SecurityTypes",
+                    "None",
+                    "-AlwaysShared",
+                ])
                 .args(["-geometry", &self.settings.geometry, "-depth", "24"])
                 .args(["-desktop", &format!("{user}'s StreamSpace desktop")]);
             let mut child = spawn_detached(&mut xvnc, &dir.join("xvnc.log")).map_err(|e| {
@@ -324,12 +326,12 @@ impl LocalRuntime {
             let pid = child.id().map(|p| p as i32).unwrap_or_default();
             let deadline = tokio::time::Instant::now() + START_DEADLINE;
             loop {
-                if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                if UnixStream::connect(&socket).await.is_ok() {
                     // Reap it when it exits, so it never lingers as a zombie.
                     tokio::spawn(async move {
                         let _ = child.wait().await;
                     });
-                    return Ok((display, port, pid));
+                    return Ok((display, pid));
                 }
                 if let Ok(Some(status)) = child.try_wait() {
                     let log = tokio::fs::read_to_string(dir.join("xvnc.log"))
@@ -404,8 +406,8 @@ impl LocalRuntime {
     }
 
     /// See [`super::Runtime::open_vnc`].
-    pub async fn open_vnc(&self, id: Uuid) -> Result<TcpStream, RuntimeError> {
-        let port = {
+    pub async fn open_vnc(&self, id: Uuid) -> Result<Box<dyn VncStream>, RuntimeError> {
+        let (socket, port) = {
             let records = self.records.lock().await;
             let record = records.get(&id).ok_or(RuntimeError::NotFound(id))?;
             if !xvnc_alive(record) {
@@ -413,13 +415,21 @@ impl LocalRuntime {
                     "the desktop of session {id} is not running"
                 )));
             }
-            record.port
+            (record.socket.clone(), record.port)
         };
-        let stream = TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| {
+        let unreachable = |e: std::io::Error| {
             RuntimeError::Other(format!("cannot reach the VNC server of session {id}: {e}"))
-        })?;
-        let _ = stream.set_nodelay(true);
-        Ok(stream)
+        };
+        Ok(match socket {
+            Some(socket) => Box::new(UnixStream::connect(socket).await.map_err(unreachable)?),
+            None => {
+                let stream = TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .map_err(unreachable)?;
+                let _ = stream.set_nodelay(true);
+                Box::new(stream)
+            }
+        })
     }
 }
 
@@ -428,9 +438,15 @@ fn report(record: &Record) -> SessionReport {
         SessionReport {
             session_id: record.session_id,
             state: AgentSessionState::Running,
-            vnc: Some(VncEndpoint {
-                host: "127.0.0.1".into(),
-                port: record.port,
+            vnc: Some(match &record.socket {
+                Some(socket) => VncEndpoint {
+                    host: format!("unix:{}", socket.display()),
+                    port: 0,
+                },
+                None => VncEndpoint {
+                    host: "127.0.0.1".into(),
+                    port: record.port,
+                },
             }),
             message: None,
         }
@@ -464,6 +480,7 @@ fn start_desktop(
             std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
         )
         .env("DISPLAY", format!(":{display}"))
+        .env("XAUTHORITY", xauthority(dir))
         .env("HOME", home)
         .env("USER", &spec.user)
         .env("STREAMSPACE_SESSION_ID", spec.session_id.to_string())
@@ -559,21 +576,6 @@ async fn stop(xvnc: Option<i32>, desktop: Option<i32>) {
         let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
         let _ = kill(*pid, Signal::SIGKILL);
     }
-}
-
-fn display_free(display: u32) -> bool {
-    !Path::new(&format!("/tmp/.X11-unix/X{display}")).exists()
-        && !Path::new(&format!("/tmp/.X{display}-lock")).exists()
-}
-
-async fn free_port() -> Result<u16, RuntimeError> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .map_err(|e| RuntimeError::Start(format!("no free port: {e}")))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| RuntimeError::Start(e.to_string()))
 }
 
 fn on_path(program: &str) -> bool {
