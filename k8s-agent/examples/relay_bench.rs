@@ -1,5 +1,5 @@
 //! Throughput and connect latency of the VNC relay (viewer WebSocket → control plane →
-//! agent link → tunnel → Xvnc) against the baseline of a raw loopback TCP connection to the
+//! agent link → tunnel → Xvnc) against the baseline of a raw connection to the Unix socket of the
 //! same Xvnc, in the same run. Each round asks for full, non-incremental framebuffer updates
 //! in the Raw encoding (width × height × 4 bytes each) and reads them completely.
 //!
@@ -86,12 +86,14 @@ async fn main() {
     cp::agent_reaches(&server, "bench", "online").await;
     let id = cp::create_session(&server, &server.admin, "xterm").await;
     cp::session_reaches(&server, id, "running").await;
-    let port = runtime.get(id).await.unwrap().vnc.unwrap().port;
+    // The desktop's VNC server listens on a Unix socket only (`unix:PATH`).
+    let endpoint = runtime.get(id).await.unwrap().vnc.unwrap().host;
+    let socket = endpoint.strip_prefix("unix:").unwrap().to_owned();
 
     let viewer_url = || server.viewer_url(&server.admin, id);
 
     // Throughput, rounds interleaved so both see the same machine conditions.
-    let mut raw = RfbClient::connect(("127.0.0.1", port)).await.unwrap();
+    let mut raw = RfbClient::connect_unix(&socket).await.unwrap();
     let init = raw.handshake().await.unwrap();
     let mut relay = ViewerStream::open(&viewer_url().await)
         .await
@@ -112,11 +114,11 @@ async fn main() {
     let (raw_rate, relay_rate) = (median(raw_rates), median(relay_rates));
 
     // Connect latency: until the RFB greeting arrives. The relay's includes a fresh viewer
-    // token, the WebSocket upgrade, vnc_connect to the agent and its TCP connect.
+    // token, the WebSocket upgrade, vnc_connect to the agent and its socket connect.
     let (mut raw_connect, mut relay_connect) = (Vec::new(), Vec::new());
     for _ in 0..CONNECTS {
         let started = Instant::now();
-        let mut c = RfbClient::connect(("127.0.0.1", port)).await.unwrap();
+        let mut c = RfbClient::connect_unix(&socket).await.unwrap();
         c.read_exact(12).await.unwrap();
         raw_connect.push(started.elapsed().as_secs_f64() * 1000.0);
         let started = Instant::now();
@@ -131,21 +133,21 @@ async fn main() {
     let (raw_ms, relay_ms) = (median(raw_connect), median(relay_connect));
 
     println!(
-        "VNC relay vs raw loopback TCP, same Xvnc ({}x{}, Raw encoding), same run",
+        "VNC relay vs a raw connection to the same Xvnc's Unix socket ({}x{}, Raw encoding), same run",
         init.width, init.height
     );
     println!(
         "  throughput: {UPDATES_PER_ROUND} full updates ({:.1} MB) per round, median of {ROUNDS} rounds",
         bytes as f64 / 1e6
     );
-    println!("    raw TCP      {raw_rate:8.1} MB/s");
+    println!("    raw socket   {raw_rate:8.1} MB/s");
     println!("    relay        {relay_rate:8.1} MB/s");
     println!(
         "    ratio        {:8.2} (relay / raw)",
         relay_rate / raw_rate
     );
     println!("  connect to RFB greeting, median of {CONNECTS}");
-    println!("    raw TCP      {raw_ms:8.2} ms");
+    println!("    raw socket   {raw_ms:8.2} ms");
     println!("    relay        {relay_ms:8.2} ms (viewer token + WebSocket + vnc_connect)");
     server
         .delete(&format!("/api/v1/sessions/{id}"), &server.admin)

@@ -64,10 +64,10 @@ impl Transport for WsTransport {
     }
 }
 
-/// A plain TCP connection to a VNC server (the benchmark's baseline).
-pub struct TcpTransport(tokio::net::TcpStream);
+/// A plain connection to a VNC server, TCP or Unix socket (the benchmark's baseline).
+pub struct RawTransport<S>(S);
 
-impl Transport for TcpTransport {
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Transport for RawTransport<S> {
     async fn read_chunk(&mut self) -> Result<Vec<u8>, String> {
         let mut buf = vec![0u8; 64 * 1024];
         match tokio::io::AsyncReadExt::read(&mut self.0, &mut buf).await {
@@ -137,12 +137,20 @@ impl RfbClient<WsTransport> {
     }
 }
 
-impl RfbClient<TcpTransport> {
-    /// Connects straight to a VNC server.
+impl RfbClient<RawTransport<tokio::net::TcpStream>> {
+    /// Connects straight to a VNC server's TCP port.
     pub async fn connect(addr: (&str, u16)) -> std::io::Result<Self> {
         let stream = tokio::net::TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        Ok(RfbClient::new(TcpTransport(stream)))
+        Ok(RfbClient::new(RawTransport(stream)))
+    }
+}
+
+impl RfbClient<RawTransport<tokio::net::UnixStream>> {
+    /// Connects straight to a VNC server's Unix socket.
+    pub async fn connect_unix(path: &str) -> std::io::Result<Self> {
+        let stream = tokio::net::UnixStream::connect(path).await?;
+        Ok(RfbClient::new(RawTransport(stream)))
     }
 }
 
