@@ -118,6 +118,11 @@ impl SessionState {
         SessionState::Terminating,
     ];
 
+    /// The text forms of [`Self::ACTIVE`], for `IN (…)` filters.
+    pub fn active_names() -> Vec<&'static str> {
+        Self::ACTIVE.iter().map(|s| s.as_str()).collect()
+    }
+
     /// No further transition will happen.
     pub fn is_final(self) -> bool {
         matches!(

@@ -23,11 +23,10 @@ struct Setup {
     _agent: Addr<ControlPlaneLink>,
 }
 
-fn agent_config(server: &TestServer, token: &str) -> Config {
-    let url = server.ws_base();
+fn agent_config(url: &str, token: &str) -> Config {
     let env = [
         ("AGENT_ID", "local-1"),
-        ("CONTROL_PLANE_URL", url.as_str()),
+        ("CONTROL_PLANE_URL", url),
         ("AGENT_TOKEN", token),
         ("PLATFORM", "local"),
     ];
@@ -63,7 +62,7 @@ async fn setup(overrides: &[(&str, &str)]) -> Setup {
     let token = server.register_agent("local-1", "local").await;
     let data = tempfile::tempdir().unwrap();
     let agent = ControlPlaneLink::new(
-        Arc::new(agent_config(&server, &token)),
+        Arc::new(agent_config(&server.ws_base(), &token)),
         runtime(data.path()),
         Arc::new(AtomicBool::new(false)),
     )
@@ -634,18 +633,7 @@ async fn a_stream_the_control_plane_forgot_is_found_by_a_probe_and_closed() {
     runtime.create(&spec).await.unwrap();
     let _cleanup = SessionsOf(data.path().to_owned());
     let mut control_plane = ScriptedControlPlane::start().await;
-    let env = [
-        ("AGENT_ID", "local-1"),
-        ("CONTROL_PLANE_URL", control_plane.url.as_str()),
-        ("AGENT_TOKEN", "scripted"),
-        ("PLATFORM", "local"),
-    ];
-    let config = Config::from_lookup(|name| {
-        env.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap();
+    let config = agent_config(&control_plane.url, "scripted");
     let _agent =
         ControlPlaneLink::new(Arc::new(config), runtime, Arc::new(AtomicBool::new(false))).start();
     let mut link = control_plane.accept(Duration::from_millis(300)).await;

@@ -159,7 +159,7 @@ impl Query for DeleteAgent {
             diesel::update(
                 sessions::table
                     .filter(sessions::agent_id.eq(&self.0))
-                    .filter(sessions::state.eq_any(super::sessions::active_states())),
+                    .filter(sessions::state.eq_any(SessionState::active_names())),
             )
             .set((
                 sessions::state.eq(SessionState::Lost.as_str()),

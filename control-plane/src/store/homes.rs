@@ -9,10 +9,10 @@ use serde::Serialize;
 use streamspace_protocol::{Command, ControlMessage};
 use uuid::Uuid;
 
-use super::commands::{CommandRow, Reply, insert_command};
+use super::command_rows::{CommandRow, Reply, insert_command};
 use super::schema::{agents, homes, sessions, users};
-use super::sessions::active_states;
 use super::{Query, StoreError};
+use crate::model::SessionState;
 use crate::placement::{self, Candidate};
 
 /// A home as stored.
@@ -59,7 +59,7 @@ const DELETING: &str = "deleting";
 fn users_of(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
     let rows: Vec<(Option<Uuid>, Uuid)> = sessions::table
         .filter(sessions::home_id.eq_any(ids))
-        .filter(sessions::state.eq_any(active_states()))
+        .filter(sessions::state.eq_any(SessionState::active_names()))
         .select((sessions::home_id, sessions::id))
         .load(conn)?;
     Ok(rows

@@ -6,6 +6,7 @@
 
 pub mod agents;
 pub mod audit;
+mod command_rows;
 pub mod commands;
 pub mod credentials;
 mod error;

@@ -9,7 +9,7 @@ use streamspace_protocol::{
 };
 use uuid::Uuid;
 
-use super::commands::{CommandRow, deletions_in_flight, insert_command};
+use super::command_rows::{CommandRow, deletions_in_flight, insert_command};
 use super::homes::{self, HomePlacement};
 use super::schema::{agents, sessions, users};
 use super::{Query, StoreError};
@@ -107,11 +107,6 @@ pub(super) fn set_state(
     Ok(())
 }
 
-/// The text forms of [`SessionState::ACTIVE`], for `IN (…)` filters.
-pub(super) fn active_states() -> Vec<&'static str> {
-    SessionState::ACTIVE.iter().map(|s| s.as_str()).collect()
-}
-
 /// How many sessions that hold resources each of these agents has.
 pub(super) fn active_counts(
     conn: &mut PgConnection,
@@ -119,7 +114,7 @@ pub(super) fn active_counts(
 ) -> Result<std::collections::HashMap<String, i64>, StoreError> {
     let counts: Vec<(Option<String>, i64)> = sessions::table
         .filter(sessions::agent_id.eq_any(agent_ids))
-        .filter(sessions::state.eq_any(active_states()))
+        .filter(sessions::state.eq_any(SessionState::active_names()))
         .group_by(sessions::agent_id)
         .select((sessions::agent_id, count_star()))
         .load(conn)?;
@@ -437,7 +432,7 @@ impl Query for ApplyInventory {
         conn.transaction(|conn| {
             let placed: Vec<(Uuid, String, DateTime<Utc>)> = sessions::table
                 .filter(sessions::agent_id.eq(&self.agent_id))
-                .filter(sessions::state.eq_any(active_states()))
+                .filter(sessions::state.eq_any(SessionState::active_names()))
                 .select((sessions::id, sessions::state, sessions::updated_at))
                 .for_update()
                 .load(conn)?;
