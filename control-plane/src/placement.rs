@@ -22,6 +22,17 @@ pub struct Request<'a> {
     pub platform: Option<&'a str>,
     /// Required region, if any.
     pub region: Option<&'a str>,
+    /// The platforms the template runs on (empty: any).
+    pub platforms: &'a [String],
+}
+
+impl Request<'_> {
+    /// Whether `agent`'s platform and region suit this request.
+    pub fn allows(&self, platform: &str, region: Option<&str>) -> bool {
+        self.platform.is_none_or(|p| p == platform)
+            && self.region.is_none_or(|r| region == Some(r))
+            && (self.platforms.is_empty() || self.platforms.iter().any(|p| p == platform))
+    }
 }
 
 /// Picks the least-loaded matching agent with free capacity (ties: fewest sessions, then
@@ -29,12 +40,7 @@ pub struct Request<'a> {
 pub fn choose<'c>(candidates: &'c [Candidate], request: &Request<'_>) -> Option<&'c Candidate> {
     candidates
         .iter()
-        .filter(|c| request.platform.is_none_or(|p| c.platform == p))
-        .filter(|c| {
-            request
-                .region
-                .is_none_or(|r| c.region.as_deref() == Some(r))
-        })
+        .filter(|c| request.allows(&c.platform, c.region.as_deref()))
         .filter(|c| c.active < c.max_sessions)
         .min_by(|a, b| {
             // Compare load fractions a.active/a.max vs b.active/b.max without floats.
@@ -51,6 +57,8 @@ pub fn no_agent_message(request: &Request<'_>) -> String {
     let mut message = String::from("no online agent with free capacity");
     if let Some(platform) = request.platform {
         message += &format!(" for platform {platform}");
+    } else if !request.platforms.is_empty() {
+        message += &format!(" for platform {}", request.platforms.join(" or "));
     }
     if let Some(region) = request.region {
         message += &format!(" in region {region}");
@@ -95,6 +103,7 @@ mod tests {
         let request = Request {
             platform: Some("kubernetes"),
             region: Some("eu"),
+            ..Request::default()
         };
         assert_eq!(choose(&agents, &request).unwrap().agent_id, "eu");
     }
@@ -105,11 +114,32 @@ mod tests {
         let request = Request {
             platform: Some("kubernetes"),
             region: Some("eu"),
+            ..Request::default()
         };
         assert!(choose(&agents, &request).is_none());
         assert_eq!(
             no_agent_message(&request),
             "no online agent with free capacity for platform kubernetes in region eu"
+        );
+    }
+
+    #[test]
+    fn only_the_platforms_the_template_runs_on_are_considered() {
+        let agents = [
+            agent("k8s", "kubernetes", "eu", 10, 9),
+            agent("local", "local", "eu", 10, 0),
+        ];
+        let platforms = ["kubernetes".to_owned()];
+        let request = Request {
+            platforms: &platforms,
+            ..Request::default()
+        };
+        assert_eq!(choose(&agents, &request).unwrap().agent_id, "k8s");
+        let full = [agent("k8s", "kubernetes", "eu", 1, 1)];
+        assert!(choose(&full, &request).is_none());
+        assert_eq!(
+            no_agent_message(&request),
+            "no online agent with free capacity for platform kubernetes"
         );
     }
 

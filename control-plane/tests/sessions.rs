@@ -185,14 +185,56 @@ async fn deleting_a_session_asks_its_agent_and_ends_terminated() {
         .await;
     let ended = session_reaches(&server, id, "terminated").await;
     assert!(ended["terminated_at"].is_string());
-    // Deleting again changes nothing.
+    // Deleting it again, now that it ended, removes it from the list.
+    let (status, _) = server
+        .delete(&format!("/api/v1/sessions/{id}"), &alice)
+        .await;
+    assert_eq!(status, 204);
     assert_eq!(
-        server
-            .delete(&format!("/api/v1/sessions/{id}"), &alice)
-            .await
-            .0,
-        200
+        server.get(&format!("/api/v1/sessions/{id}"), &alice).await.0,
+        404
     );
+    server.audit("session_remove", 1).await;
+}
+
+#[actix_web::test]
+async fn admins_filter_sessions_by_user_platform_and_state_and_page_through_them() {
+    let (server, _agent, _token) = common::start_with_agent(&[]).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let mut alices = Vec::new();
+    for _ in 0..5 {
+        alices.push(create_session(&server, &alice, "xterm").await);
+    }
+    create_session(&server, &bob, "xterm").await;
+
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/sessions?user=alice&platform=local&state=pending&limit=2".to_owned();
+    loop {
+        let (status, page) = server.get(&path, &server.admin).await;
+        assert_eq!(status, 200, "{page}");
+        let sessions = page["sessions"].as_array().unwrap();
+        assert!(sessions.len() <= 2);
+        seen.extend(sessions.iter().map(|s| s["id"].as_str().unwrap().to_owned()));
+        match page["next_before"].as_str() {
+            Some(before) => {
+                path = format!(
+                    "/api/v1/sessions?user=alice&platform=local&state=pending&limit=2&before={before}"
+                )
+            }
+            None => break,
+        }
+    }
+    let mut expected: Vec<String> = alices.iter().rev().map(|id| id.to_string()).collect();
+    expected.dedup();
+    assert_eq!(seen, expected, "alice's five, newest first, each once");
+    // A user's own list ignores the admin filters.
+    let (_, own) = server.get("/api/v1/sessions?user=alice", &bob).await;
+    assert_eq!(own["sessions"].as_array().unwrap().len(), 1);
+    let (status, body) = server
+        .get("/api/v1/sessions?platform=mainframe", &server.admin)
+        .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
 }
 
 #[actix_web::test]
@@ -234,4 +276,51 @@ async fn sessions_go_to_the_least_loaded_agent() {
         placed.push(body["agent_id"].as_str().unwrap().to_owned());
     }
     assert_eq!(placed, ["agent-a", "agent-b", "agent-a", "agent-b"]);
+}
+
+#[actix_web::test]
+async fn a_template_runs_only_on_the_platforms_it_names() {
+    let (server, _agent, _token) = common::start_with_agent(&[]).await;
+    let (status, template) = server
+        .post(
+            "/api/v1/templates",
+            &server.admin,
+            json!({"name": "xfce", "image": "streamspace/desktop:1", "platforms": ["kubernetes", "kubernetes"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{template}");
+    assert_eq!(template["platforms"], json!(["kubernetes"]));
+    // Only a local agent is online: nothing can run it, and asking for local is a mistake.
+    let (status, body) = server
+        .post("/api/v1/sessions", &server.admin, json!({"template": "xfce"}))
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["message"],
+        "no online agent with free capacity for platform kubernetes"
+    );
+    let (status, body) = server
+        .post(
+            "/api/v1/sessions",
+            &server.admin,
+            json!({"template": "xfce", "platform": "local"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str(), body["message"].as_str()),
+        (
+            400,
+            Some("platform_not_supported"),
+            Some("platform: template xfce runs on kubernetes, not local")
+        )
+    );
+    let (status, body) = server
+        .post(
+            "/api/v1/templates",
+            &server.admin,
+            json!({"name": "odd", "image": "x", "platforms": ["mainframe"]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().starts_with("platforms: "));
 }

@@ -1,6 +1,7 @@
 //! `GET /api/v1/audit` (admin), newest first, paged by id.
 
 use actix_web::{HttpResponse, get, web};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::AppState;
@@ -21,6 +22,26 @@ pub struct AuditQuery {
     before: Option<i64>,
     /// Only this action (e.g. `login_failed`).
     action: Option<String>,
+    /// Only by this user name.
+    user: Option<String>,
+    /// Only at or after this time (RFC 3339).
+    since: Option<String>,
+    /// Only before this time (RFC 3339).
+    until: Option<String>,
+}
+
+fn time(field: &str, value: Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    value
+        .map(|v| {
+            DateTime::parse_from_rfc3339(&v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    ApiError::invalid(format!(
+                        "{field}: {v:?} is not an RFC 3339 time like 2026-11-27T09:00:00Z"
+                    ))
+                })
+        })
+        .transpose()
 }
 
 /// A page of the audit log.
@@ -35,7 +56,11 @@ pub async fn list(
         limit,
         before,
         action,
+        user,
+        since,
+        until,
     } = query.into_inner();
+    let (since, until) = (time("since", since)?, time("until", until)?);
     let limit = limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::invalid(format!(
@@ -48,6 +73,9 @@ pub async fn list(
             limit,
             before,
             action,
+            user,
+            since,
+            until,
         })
         .await?;
     let next_before = (entries.len() as i64 == limit)

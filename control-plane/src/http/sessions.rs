@@ -14,7 +14,8 @@ use crate::actors::supervisor::Dispatch;
 use crate::model::{Role, SessionState};
 use crate::store::audit::{NewAuditEntry, Record};
 use crate::store::sessions::{
-    CreateSession, DeleteSession, Deletion, ListSessions, Placed, SessionById, SessionView,
+    CreateSession, DeleteSession, Deletion, ForgetSession, ListSessions, Placed, SessionById,
+    SessionView,
 };
 use crate::store::templates::TemplateByName;
 use crate::validate;
@@ -100,6 +101,20 @@ pub async fn create(
             code: "unknown_template",
             message: format!("template: no template named {:?}", request.template),
         })?;
+    let platforms = template.platforms();
+    if let Some(platform) = &request.platform
+        && !platforms.is_empty()
+        && !platforms.contains(platform)
+    {
+        return Err(ApiError::BadRequest {
+            code: "platform_not_supported",
+            message: format!(
+                "platform: template {} runs on {}, not {platform}",
+                template.name,
+                platforms.join(" or ")
+            ),
+        });
+    }
     let default = |field: &str, fallback: &str| {
         template.default_resources[field]
             .as_str()
@@ -140,6 +155,7 @@ pub async fn create(
             template_id: template.id,
             platform: request.platform,
             region: request.region,
+            platforms,
             command_id: Uuid::new_v4(),
             command_timeout: state.config.command_timeout,
         })
@@ -174,16 +190,26 @@ pub async fn create(
     }))
 }
 
-/// List filters; `owner` is honoured for admins only.
+const DEFAULT_PAGE: i64 = 100;
+const MAX_PAGE: i64 = 500;
+
+/// List filters and paging; `owner` and `user` are honoured for admins only.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionFilter {
     state: Option<String>,
     agent_id: Option<String>,
     owner: Option<Uuid>,
+    /// The owner's login name.
+    user: Option<String>,
+    platform: Option<String>,
+    /// Page size (default 100, at most 500).
+    limit: Option<i64>,
+    /// Sessions older than this one: the previous page's `next_before`.
+    before: Option<Uuid>,
 }
 
-/// `GET /api/v1/sessions`: the caller's own; admins see all, filtered.
+/// `GET /api/v1/sessions`: the caller's own; admins see all, filtered; newest first, paged.
 #[get("/sessions")]
 pub async fn list(
     state: web::Data<AppState>,
@@ -194,6 +220,10 @@ pub async fn list(
         state: session_state,
         agent_id,
         owner,
+        user,
+        platform,
+        limit,
+        before,
     } = query.into_inner();
     let session_state = session_state
         .map(|s| {
@@ -201,19 +231,38 @@ pub async fn list(
                 .map_err(|e| ApiError::invalid(format!("state: {e}")))
         })
         .transpose()?;
-    let owner_id = match caller.role {
-        Role::Admin => owner,
-        Role::User => Some(caller.id),
+    if let Some(platform) = &platform {
+        validate::platform(platform).map_err(ApiError::invalid)?;
+    }
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit: must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let (owner_id, owner_name) = match caller.role {
+        Role::Admin => (owner, user),
+        Role::User => (Some(caller.id), None),
     };
     let sessions = state
         .store
         .run(ListSessions {
             owner_id,
+            owner_name,
             state: session_state,
             agent_id,
+            platform,
+            limit,
+            before,
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "sessions": sessions })))
+    let next_before = (sessions.len() as i64 == limit)
+        .then(|| sessions.last().map(|s| s.session.id))
+        .flatten();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "sessions": sessions,
+        "next_before": next_before,
+    })))
 }
 
 /// `GET /api/v1/sessions/{id}`
@@ -227,7 +276,7 @@ pub async fn get(
 }
 
 /// `DELETE /api/v1/sessions/{id}` → 202 while the agent removes it, 200 if nothing was left
-/// to remove.
+/// to remove, 204 when it had already ended: then it is removed from the lists.
 #[delete_route("/sessions/{id}")]
 pub async fn delete(
     state: web::Data<AppState>,
@@ -235,6 +284,7 @@ pub async fn delete(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let view = visible_session(&state, &caller, id.into_inner()).await?;
+    let ended_before = view.session.state().is_final();
     let deletion = state
         .store
         .run(DeleteSession {
@@ -247,6 +297,17 @@ pub async fn delete(
         Deletion::Requested { session, command } => {
             state.supervisor.do_send(Dispatch(*command));
             (*session, true)
+        }
+        Deletion::Finished(session) if ended_before => {
+            state.store.run(ForgetSession(session.id)).await?;
+            audit(
+                &state,
+                &caller,
+                "session_remove",
+                session.id,
+                serde_json::json!({ "state": session.state }),
+            );
+            return Ok(HttpResponse::NoContent().finish());
         }
         Deletion::Finished(session) => (*session, false),
     };

@@ -38,6 +38,9 @@ pub struct TemplateBody {
     default_resources: Option<ResourceDefaults>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    /// Platforms it runs on; empty (the default) means any.
+    #[serde(default)]
+    platforms: Vec<String>,
 }
 
 fn default_vnc_port() -> u16 {
@@ -73,7 +76,15 @@ impl TemplateBody {
                 )));
             }
         }
+        let mut platforms = self.platforms;
+        for platform in &platforms {
+            validate::platform(platform)
+                .map_err(|e| ApiError::invalid(format!("platforms: {e}")))?;
+        }
+        platforms.sort();
+        platforms.dedup();
         Ok(TemplateFields {
+            platforms: serde_json::to_value(platforms).unwrap_or_default(),
             display_name: self.display_name.unwrap_or_else(|| self.name.clone()),
             name: self.name,
             description: self.description,

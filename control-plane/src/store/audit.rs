@@ -77,6 +77,12 @@ pub struct ListAudit {
     pub before: Option<i64>,
     /// Only this action.
     pub action: Option<String>,
+    /// Only by this user (their login name at the time).
+    pub user: Option<String>,
+    /// Only at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only before this time.
+    pub until: Option<DateTime<Utc>>,
 }
 
 impl Query for ListAudit {
@@ -92,6 +98,15 @@ impl Query for ListAudit {
         }
         if let Some(action) = &self.action {
             query = query.filter(audit_log::action.eq(action));
+        }
+        if let Some(user) = &self.user {
+            query = query.filter(audit_log::actor_username.eq(user));
+        }
+        if let Some(since) = self.since {
+            query = query.filter(audit_log::at.ge(since));
+        }
+        if let Some(until) = self.until {
+            query = query.filter(audit_log::at.lt(until));
         }
         Ok(query.load(conn)?)
     }

@@ -174,10 +174,9 @@ pub(super) fn place(
         ))
         .order(homes::last_used_at.desc())
         .load(conn)?;
-    let allowed = existing.into_iter().find(|(_, platform, region, _)| {
-        request.platform.is_none_or(|p| p == platform)
-            && request.region.is_none_or(|r| region.as_deref() == Some(r))
-    });
+    let allowed = existing
+        .into_iter()
+        .find(|(_, platform, region, _)| request.allows(platform, region.as_deref()));
     if let Some((home, _, _, status)) = allowed {
         if home.state == DELETING {
             return Ok(HomePlacement::Refused(

@@ -110,6 +110,7 @@ diesel::table! {
         env -> Jsonb,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        platforms -> Jsonb,
     }
 }
 

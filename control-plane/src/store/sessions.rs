@@ -168,6 +168,8 @@ pub struct CreateSession {
     pub platform: Option<String>,
     /// Required region.
     pub region: Option<String>,
+    /// The platforms the template runs on (empty: any).
+    pub platforms: Vec<String>,
     /// Command id for `create_session`.
     pub command_id: Uuid,
     /// `COMMAND_TIMEOUT`.
@@ -198,6 +200,7 @@ impl Query for CreateSession {
             let request = placement::Request {
                 platform: self.platform.as_deref(),
                 region: self.region.as_deref(),
+                platforms: &self.platforms,
             };
             let no_agent = || Placed::NoAgent(placement::no_agent_message(&request));
             let (agent, home_id) = if self.spec.persistent_home {
@@ -252,15 +255,23 @@ impl Query for CreateSession {
     }
 }
 
-/// Filters for listing sessions.
-#[derive(Debug, Default)]
+/// Filters and paging for listing sessions, newest first.
+#[derive(Debug)]
 pub struct ListSessions {
     /// Only this owner's (always set for non-admins).
     pub owner_id: Option<Uuid>,
+    /// Only the sessions of the user with this login name.
+    pub owner_name: Option<String>,
     /// Only in this state.
     pub state: Option<SessionState>,
     /// Only on this agent.
     pub agent_id: Option<String>,
+    /// Only on this platform.
+    pub platform: Option<String>,
+    /// At most this many.
+    pub limit: i64,
+    /// Only sessions older than this one (the previous page's `next_before`).
+    pub before: Option<Uuid>,
 }
 
 impl Query for ListSessions {
@@ -274,16 +285,38 @@ impl Query for ListSessions {
                 users::username,
                 agents::status.nullable(),
             ))
-            .order(sessions::created_at.desc())
+            .order((sessions::created_at.desc(), sessions::id.desc()))
+            .limit(self.limit)
             .into_boxed();
         if let Some(owner) = self.owner_id {
             query = query.filter(sessions::owner_id.eq(owner));
+        }
+        if let Some(name) = &self.owner_name {
+            query = query.filter(users::username.eq(name));
         }
         if let Some(state) = self.state {
             query = query.filter(sessions::state.eq(state.as_str()));
         }
         if let Some(agent_id) = &self.agent_id {
             query = query.filter(sessions::agent_id.eq(agent_id));
+        }
+        if let Some(platform) = &self.platform {
+            query = query.filter(sessions::platform.eq(platform));
+        }
+        if let Some(before) = self.before {
+            let at: Option<DateTime<Utc>> = sessions::table
+                .find(before)
+                .select(sessions::created_at)
+                .first(conn)
+                .optional()?;
+            let Some(at) = at else {
+                return Ok(Vec::new());
+            };
+            query = query.filter(
+                sessions::created_at
+                    .lt(at)
+                    .or(sessions::created_at.eq(at).and(sessions::id.lt(before))),
+            );
         }
         Ok(query
             .load::<(Session, String, Option<String>)>(conn)?
@@ -294,6 +327,31 @@ impl Query for ListSessions {
                 agent_status,
             })
             .collect())
+    }
+}
+
+/// Removes an ended session from the lists (the audit log keeps its story).
+pub struct ForgetSession(pub Uuid);
+
+impl Query for ForgetSession {
+    /// Whether it was removed: only sessions in a final state are.
+    type Output = bool;
+    fn run(self, conn: &mut PgConnection) -> Result<bool, StoreError> {
+        let finished: Vec<&str> = [
+            SessionState::Terminated,
+            SessionState::Failed,
+            SessionState::Lost,
+        ]
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+        let removed = diesel::delete(
+            sessions::table
+                .find(self.0)
+                .filter(sessions::state.eq_any(finished)),
+        )
+        .execute(conn)?;
+        Ok(removed == 1)
     }
 }
 

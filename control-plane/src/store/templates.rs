@@ -28,6 +28,8 @@ pub struct Template {
     pub default_resources: serde_json::Value,
     /// Extra environment.
     pub env: serde_json::Value,
+    /// Platforms it runs on (`[]`: any).
+    pub platforms: serde_json::Value,
     /// When created.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -52,6 +54,15 @@ pub struct TemplateFields {
     pub default_resources: serde_json::Value,
     /// Environment.
     pub env: serde_json::Value,
+    /// Platforms it runs on (`[]`: any).
+    pub platforms: serde_json::Value,
+}
+
+impl Template {
+    /// The platforms it runs on; empty means any.
+    pub fn platforms(&self) -> Vec<String> {
+        serde_json::from_value(self.platforms.clone()).unwrap_or_default()
+    }
 }
 
 fn named_conflict(e: diesel::result::Error, name: &str) -> StoreError {
