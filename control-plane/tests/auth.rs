@@ -4,6 +4,18 @@ use streamspace_testkit::control_plane as common;
 
 use serde_json::json;
 
+/// Tokens carry whole seconds: a password changed after this is changed in a later second
+/// than the tokens issued before.
+async fn next_second() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(
+        1000 - u64::from(now.subsec_millis()) + 50,
+    ))
+    .await;
+}
+
 #[actix_web::test]
 async fn login_succeeds_with_the_right_password_and_me_names_the_user() {
     let server = common::start(&[]).await;
@@ -224,14 +236,7 @@ async fn changing_a_password_ends_the_login_tokens_issued_before() {
     let before = server.user("carol").await;
     let (_, me) = server.get("/api/v1/auth/me", &before).await;
     let carol_id = me["id"].as_str().unwrap().to_owned();
-    // Tokens carry whole seconds: change the password in a later second than the token's.
-    let issued = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(
-        1000 - u64::from(issued.subsec_millis()) + 50,
-    ))
-    .await;
+    next_second().await;
     let (status, body) = server
         .call(
             "PATCH",
@@ -291,4 +296,106 @@ async fn a_user_name_that_keeps_failing_is_told_to_wait_before_any_password_is_c
     // Throttled attempts are not audited: the log holds the ten that were checked.
     let failed = server.audit("login_failed", 10).await;
     assert_eq!(failed.len(), 10);
+}
+
+#[actix_web::test]
+async fn users_change_their_own_password_and_keep_working_with_the_new_token() {
+    let server = common::start(&[]).await;
+    let alice = server.user("alice").await;
+    let change =
+        |current: &str, new: &str| json!({"current_password": current, "new_password": new});
+    let (status, body) = server
+        .post(
+            "/api/v1/auth/password",
+            &alice,
+            change("wrong", "a-new-password"),
+        )
+        .await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
+    let (status, body) = server
+        .post(
+            "/api/v1/auth/password",
+            &alice,
+            change("alice-password", "short"),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    next_second().await;
+    let (status, body) = server
+        .post(
+            "/api/v1/auth/password",
+            &alice,
+            change("alice-password", "a-new-password"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let fresh = body["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        server.get("/api/v1/auth/me", &alice).await.0,
+        401,
+        "the old token ended"
+    );
+    assert_eq!(server.get("/api/v1/auth/me", &fresh).await.0, 200);
+    server.login("alice", "a-new-password").await;
+    server.audit("password_change", 1).await;
+}
+
+#[actix_web::test]
+async fn admins_delete_users_who_hold_nothing_on_any_agent() {
+    let (server, _agent, _token) = common::start_with_agent(&[]).await;
+    let alice = server.user("alice").await;
+    let (_, me) = server.get("/api/v1/auth/me", &alice).await;
+    let alice_id = me["id"].as_str().unwrap().to_owned();
+    let (_, admin) = server.get("/api/v1/auth/me", &server.admin).await;
+    let (status, _) = server
+        .delete(
+            &format!("/api/v1/users/{}", admin["id"].as_str().unwrap()),
+            &server.admin,
+        )
+        .await;
+    assert_eq!(status, 409, "not themselves");
+    common::create_session(&server, &alice, "xterm").await;
+    let path = format!("/api/v1/users/{alice_id}");
+    let (status, body) = server.delete(&path, &server.admin).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("user_has_sessions"))
+    );
+    assert_eq!(server.delete(&path, &alice).await.0, 403);
+
+    server.user("bob").await;
+    let (_, users) = server.get("/api/v1/users", &server.admin).await;
+    let bob = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "bob")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = server
+        .delete(&format!("/api/v1/users/{bob}"), &server.admin)
+        .await;
+    assert_eq!(status, 204);
+    let (_, users) = server.get("/api/v1/users", &server.admin).await;
+    assert!(
+        users["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["username"] != "bob")
+    );
+    let (status, _) = server
+        .post(
+            "/api/v1/auth/login",
+            "",
+            json!({"username": "bob", "password": "bob-password"}),
+        )
+        .await;
+    assert_eq!(status, 401);
+    server.audit("user_delete", 1).await;
 }

@@ -191,7 +191,10 @@ async fn deleting_a_session_asks_its_agent_and_ends_terminated() {
         .await;
     assert_eq!(status, 204);
     assert_eq!(
-        server.get(&format!("/api/v1/sessions/{id}"), &alice).await.0,
+        server
+            .get(&format!("/api/v1/sessions/{id}"), &alice)
+            .await
+            .0,
         404
     );
     server.audit("session_remove", 1).await;
@@ -215,7 +218,11 @@ async fn admins_filter_sessions_by_user_platform_and_state_and_page_through_them
         assert_eq!(status, 200, "{page}");
         let sessions = page["sessions"].as_array().unwrap();
         assert!(sessions.len() <= 2);
-        seen.extend(sessions.iter().map(|s| s["id"].as_str().unwrap().to_owned()));
+        seen.extend(
+            sessions
+                .iter()
+                .map(|s| s["id"].as_str().unwrap().to_owned()),
+        );
         match page["next_before"].as_str() {
             Some(before) => {
                 path = format!(
@@ -234,7 +241,10 @@ async fn admins_filter_sessions_by_user_platform_and_state_and_page_through_them
     let (status, body) = server
         .get("/api/v1/sessions?platform=mainframe", &server.admin)
         .await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
 }
 
 #[actix_web::test]
@@ -292,7 +302,11 @@ async fn a_template_runs_only_on_the_platforms_it_names() {
     assert_eq!(template["platforms"], json!(["kubernetes"]));
     // Only a local agent is online: nothing can run it, and asking for local is a mistake.
     let (status, body) = server
-        .post("/api/v1/sessions", &server.admin, json!({"template": "xfce"}))
+        .post(
+            "/api/v1/sessions",
+            &server.admin,
+            json!({"template": "xfce"}),
+        )
         .await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(

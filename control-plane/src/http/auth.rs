@@ -1,4 +1,4 @@
-//! `POST /api/v1/auth/login`, `GET /api/v1/auth/me`.
+//! `POST /api/v1/auth/login`, `GET /api/v1/auth/me`, `POST /api/v1/auth/password`.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,7 @@ use super::caller::{Caller, client_ip};
 use super::error::ApiError;
 use crate::auth::password;
 use crate::store::audit::{NewAuditEntry, Record};
-use crate::store::users::UserByName;
+use crate::store::users::{UpdateUser, UserById, UserByName, UserChanges};
 
 /// How long a login may wait for a free hashing permit before it is told to come back.
 const HASHING_PATIENCE: Duration = Duration::from_secs(5);
@@ -104,4 +104,71 @@ pub async fn me(caller: Caller) -> HttpResponse {
         "username": caller.username,
         "role": caller.role,
     }))
+}
+
+/// A password change by the user themselves.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// Changes the caller's own password. Every login token issued before stops working, so the
+/// answer carries a new one, like a login's.
+#[post("/auth/password")]
+pub async fn change_password(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<PasswordChange>,
+) -> Result<HttpResponse, ApiError> {
+    let PasswordChange {
+        current_password,
+        new_password,
+    } = body.into_inner();
+    super::users::check_password(&new_password)?;
+    let user = state
+        .store
+        .run(UserById(caller.id))
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("user no longer exists".into()))?;
+    let _permit = state
+        .logins
+        .hashing_permit(HASHING_PATIENCE)
+        .await
+        .ok_or_else(|| ApiError::TooManyRequests {
+            message: "too many password checks at once; try again in a moment".into(),
+            retry_after: 1,
+        })?;
+    let stored = user.password_hash.clone();
+    let valid = web::block(move || password::verify(&stored, &current_password))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if !valid {
+        return Err(ApiError::Forbidden(
+            "current_password: that is not your current password".into(),
+        ));
+    }
+    let changes = UserChanges {
+        password_hash: Some(super::users::hash(new_password).await?),
+        ..UserChanges::default()
+    };
+    let user = state
+        .store
+        .run(UpdateUser {
+            id: user.id,
+            changes,
+        })
+        .await?;
+    state.store.spawn(Record(
+        NewAuditEntry::by_user("password_change", user.id, &user.username)
+            .target("user", user.id)
+            .from_ip(caller.ip.clone()),
+    ));
+    let (token, expires_at) = state.keys.login(user.id, &user.username, user.role());
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "token": token,
+        "expires_at": expires_at,
+        "user": user,
+    })))
 }

@@ -1,6 +1,6 @@
-//! Users (admin): create, list, change role or password, disable.
+//! Users (admin): create, list, change role or password, disable, delete.
 
-use actix_web::{HttpResponse, get, patch, post, web};
+use actix_web::{HttpResponse, delete as delete_route, get, patch, post, web};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -11,7 +11,9 @@ use crate::actors::supervisor::CloseStreamsOf;
 use crate::auth::password;
 use crate::model::Role;
 use crate::store::audit::{NewAuditEntry, Record};
-use crate::store::users::{CreateUser, ListUsers, UpdateUser, UserChanges};
+use crate::store::users::{
+    CreateUser, DeleteUser, ListUsers, UpdateUser, UserChanges, UserDeletion,
+};
 use crate::validate;
 
 /// A new user.
@@ -28,7 +30,7 @@ fn default_role() -> Role {
     Role::User
 }
 
-fn check_password(password: &str) -> Result<(), ApiError> {
+pub(super) fn check_password(password: &str) -> Result<(), ApiError> {
     if password.chars().count() < password::MIN_PASSWORD_LEN {
         return Err(ApiError::invalid(format!(
             "password: must be at least {} characters",
@@ -38,7 +40,7 @@ fn check_password(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn hash(password: String) -> Result<String, ApiError> {
+pub(super) async fn hash(password: String) -> Result<String, ApiError> {
     web::block(move || password::hash(&password))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))
@@ -156,4 +158,43 @@ pub async fn update(
             .from_ip(caller.ip.clone()),
     ));
     Ok(HttpResponse::Ok().json(user))
+}
+
+/// `DELETE /api/v1/users/{id}` (admin): only a user who holds nothing on any agent (no active
+/// session, no home); their ended sessions go with them, the audit log keeps their name.
+#[delete_route("/users/{id}")]
+pub async fn delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let id = id.into_inner();
+    if id == caller.id {
+        return Err(ApiError::conflict(
+            "an admin cannot delete themselves; ask another admin",
+        ));
+    }
+    match state.store.run(DeleteUser(id)).await? {
+        UserDeletion::Deleted => {}
+        UserDeletion::NotFound => return Err(ApiError::NotFound(format!("no user {id}"))),
+        UserDeletion::HasSessions(n) => {
+            return Err(ApiError::Conflict {
+                code: "user_has_sessions",
+                message: format!("this user still has {n} active sessions: delete them first"),
+            });
+        }
+        UserDeletion::HasHomes(n) => {
+            return Err(ApiError::Conflict {
+                code: "user_has_homes",
+                message: format!("this user still has {n} persistent homes: delete them first"),
+            });
+        }
+    }
+    state.store.spawn(Record(
+        NewAuditEntry::by_user("user_delete", caller.id, &caller.username)
+            .target("user", id)
+            .from_ip(caller.ip.clone()),
+    ));
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -5,9 +5,9 @@ use diesel::prelude::*;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::schema::users;
+use super::schema::{homes, sessions, users};
 use super::{Query, StoreError};
-use crate::model::Role;
+use crate::model::{Role, SessionState};
 
 /// A user as stored (the hash never leaves the server: it is skipped in JSON).
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -176,5 +176,55 @@ impl Query for UpdateUser {
             .set(&self.changes)
             .returning(User::as_returning())
             .get_result(conn)?)
+    }
+}
+
+/// Result of [`DeleteUser`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum UserDeletion {
+    /// Gone, with their ended sessions.
+    Deleted,
+    /// No such user.
+    NotFound,
+    /// They still have this many sessions holding resources.
+    HasSessions(i64),
+    /// They still have this many persistent homes (their data lives on agents).
+    HasHomes(i64),
+}
+
+/// Deletes a user who holds nothing on any agent any more.
+pub struct DeleteUser(pub Uuid);
+
+impl Query for DeleteUser {
+    type Output = UserDeletion;
+    fn run(self, conn: &mut PgConnection) -> Result<UserDeletion, StoreError> {
+        conn.transaction(|conn| {
+            let found: Option<Uuid> = users::table
+                .find(self.0)
+                .select(users::id)
+                .for_update()
+                .first(conn)
+                .optional()?;
+            if found.is_none() {
+                return Ok(UserDeletion::NotFound);
+            }
+            let active: i64 = sessions::table
+                .filter(sessions::owner_id.eq(self.0))
+                .filter(sessions::state.eq_any(SessionState::active_names()))
+                .count()
+                .get_result(conn)?;
+            if active > 0 {
+                return Ok(UserDeletion::HasSessions(active));
+            }
+            let homes: i64 = homes::table
+                .filter(homes::owner_id.eq(self.0))
+                .count()
+                .get_result(conn)?;
+            if homes > 0 {
+                return Ok(UserDeletion::HasHomes(homes));
+            }
+            diesel::delete(users::table.find(self.0)).execute(conn)?;
+            Ok(UserDeletion::Deleted)
+        })
     }
 }
