@@ -26,9 +26,9 @@ test('the viewer shows the desktop, toggles full screen and reconnects with Ctrl
   const alice = await stack.createUser('alice', 'alice-password');
   const sessionId = await stack.runningSession(alice, 'xterm', { persistentHome: true });
   const page = await signIn(browser, stack.base, 'alice', 'alice-password');
-  await page.waitForSelector(`tr[data-session="${sessionId}"] a`);
-  const home = await page.waitForSelector('#homes tr[data-home]');
-  assert.match(await home.textContent(), new RegExp(`alicextermlocal-1 \\(local\\)ready.*${sessionId.slice(0, 8)}`));
+  await page.waitForSelector(`article[data-session="${sessionId}"] a`);
+  const home = await page.waitForSelector('tr[data-home]');
+  assert.match(await home.textContent(), new RegExp(`xterm.*local-1.*Ready.*${sessionId.slice(0, 8)}`));
 
   const loadStarted = Date.now();
   await page.goto(`${stack.base}/vnc-viewer/${sessionId}`);

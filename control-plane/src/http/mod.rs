@@ -72,6 +72,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &std::path::Path) {
     .service(health::readyz)
     .service(metrics::metrics)
     .service(pages::index)
+    .service(pages::route)
     .service(pages::viewer)
     .service(
         web::scope("/api/v1")

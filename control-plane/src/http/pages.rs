@@ -1,5 +1,7 @@
-//! The bundled pages: sign-in and sessions (`/`), the viewer (`/vnc-viewer/{session}`), their
-//! assets, and noVNC from its npm package (`STATIC_DIR/node_modules/@novnc/novnc`).
+//! The bundled pages: the app (`/` and its routes: `/desktops`, `/agents`, `/sessions`,
+//! `/templates`, `/users`, `/audit`, all the same page, which routes in the browser so deep
+//! links and the back button work), the viewer (`/vnc-viewer/{session}`), their assets, and
+//! noVNC from its npm package (`STATIC_DIR/node_modules/@novnc/novnc`).
 
 use std::path::PathBuf;
 
@@ -18,9 +20,15 @@ fn page(state: &AppState, name: &str, req: &HttpRequest) -> Result<HttpResponse,
     Ok(file.use_etag(true).into_response(req))
 }
 
-/// Sign-in, sessions and admin page.
+/// The app: sign-in, desktops and the admin pages.
 #[get("/")]
 pub async fn index(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    page(&state, "index.html", &req)
+}
+
+/// The app's routes, each a deep link into the same page.
+#[get("/{route:desktops|agents|sessions|templates|users|audit}")]
+pub async fn route(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     page(&state, "index.html", &req)
 }
 

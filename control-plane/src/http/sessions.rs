@@ -14,8 +14,8 @@ use crate::actors::supervisor::Dispatch;
 use crate::model::{Role, SessionState};
 use crate::store::audit::{NewAuditEntry, Record};
 use crate::store::sessions::{
-    CreateSession, DeleteSession, Deletion, ForgetSession, ListSessions, Placed, SessionById,
-    SessionView,
+    CreateSession, DeleteSession, Deletion, ForgetSession, ListSessions, Placed, Session,
+    SessionById, SessionView,
 };
 use crate::store::templates::TemplateByName;
 use crate::validate;
@@ -275,6 +275,19 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(visible_session(&state, &caller, id.into_inner()).await?))
 }
 
+/// Removes an ended session from the lists, and says so in the audit log.
+async fn forget(state: &AppState, caller: &Caller, session: Session) -> Result<(), ApiError> {
+    state.store.run(ForgetSession(session.id)).await?;
+    audit(
+        state,
+        caller,
+        "session_remove",
+        session.id,
+        serde_json::json!({ "state": session.state }),
+    );
+    Ok(())
+}
+
 /// `DELETE /api/v1/sessions/{id}` → 202 while the agent removes it, 200 if nothing was left
 /// to remove, 204 when it had already ended: then it is removed from the lists.
 #[delete_route("/sessions/{id}")]
@@ -294,19 +307,19 @@ pub async fn delete(
         })
         .await?;
     let (session, accepted) = match deletion {
+        // An ended session may still hold objects on its agent: they are removed all the same
+        // (the command outlives the row), and the session leaves the list at once.
+        Deletion::Requested { session, command } if ended_before => {
+            state.supervisor.do_send(Dispatch(*command));
+            forget(&state, &caller, *session).await?;
+            return Ok(HttpResponse::NoContent().finish());
+        }
         Deletion::Requested { session, command } => {
             state.supervisor.do_send(Dispatch(*command));
             (*session, true)
         }
         Deletion::Finished(session) if ended_before => {
-            state.store.run(ForgetSession(session.id)).await?;
-            audit(
-                &state,
-                &caller,
-                "session_remove",
-                session.id,
-                serde_json::json!({ "state": session.state }),
-            );
+            forget(&state, &caller, *session).await?;
             return Ok(HttpResponse::NoContent().finish());
         }
         Deletion::Finished(session) => (*session, false),

@@ -330,17 +330,19 @@ impl Query for ListSessions {
     }
 }
 
-/// Removes an ended session from the lists (the audit log keeps its story).
+/// Removes an ended session from the lists (the audit log keeps its story). One being cleaned
+/// up after it ended (`terminating`) may go too: the cleanup command outlives the row.
 pub struct ForgetSession(pub Uuid);
 
 impl Query for ForgetSession {
-    /// Whether it was removed: only sessions in a final state are.
+    /// Whether it was removed: only sessions that ended (or are being cleaned up) are.
     type Output = bool;
     fn run(self, conn: &mut PgConnection) -> Result<bool, StoreError> {
         let finished: Vec<&str> = [
             SessionState::Terminated,
             SessionState::Failed,
             SessionState::Lost,
+            SessionState::Terminating,
         ]
         .iter()
         .map(|s| s.as_str())
