@@ -3,8 +3,10 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Stack } from './stack.mjs';
+import { Stack, until } from './stack.mjs';
 import { ARTIFACTS, launch, signIn, waitForDesktop, litFraction } from './browser.mjs';
 
 const stack = new Stack();
@@ -81,4 +83,99 @@ test('when the agent crashes and comes back, the viewer reconnects by itself', a
   const session = await stack.api(`/api/v1/sessions/${sessionId}`);
   assert.equal(session.state, 'running');
   await page.screenshot({ path: join(ARTIFACTS, 'viewer-after-agent-restart.png') });
+});
+
+/** Runs xclip on a session's X display, as root with the display's own cookie. */
+function xclip(sessionId, args, input) {
+  const dir = join(stack.dir, 'agent-local-1', 'sessions', sessionId);
+  const { display } = JSON.parse(readFileSync(join(dir, 'session.json'), 'utf8'));
+  return execFileSync('xclip', ['-selection', 'clipboard', ...args], {
+    env: { ...process.env, DISPLAY: `:${display}`, XAUTHORITY: join(dir, 'run', 'Xauthority') },
+    input,
+    encoding: 'utf8',
+    timeout: 5000,
+    // Setting the selection, xclip stays in the background to serve it: do not wait on it.
+    stdio: input === undefined ? ['ignore', 'pipe', 'ignore'] : ['pipe', 'ignore', 'ignore'],
+  });
+}
+
+test('the toolbar hides itself and carries clipboard, scaling, info, disconnect and reconnect', async () => {
+  const alice = await stack.login('alice', 'alice-password');
+  const sessionId = await stack.runningSession(alice, 'xterm');
+  const page = await signIn(browser, stack.base, 'alice', 'alice-password');
+  await page.goto(`${stack.base}/vnc-viewer/${sessionId}`);
+  await waitForDesktop(page);
+  const toolbar = page.locator('#toolbar');
+  await page.waitForFunction(() => !document.querySelector('#toolbar').classList.contains('shown'), null, { timeout: 8000 });
+  await page.waitForFunction(() => document.querySelector('#hint').classList.contains('faded'), null, { timeout: 8000 });
+  await page.mouse.move(640, 2);
+  await page.waitForFunction(() => document.querySelector('#toolbar').classList.contains('shown'));
+
+  // Clipboard both ways, through the real X selection of the desktop.
+  await toolbar.getByRole('button', { name: 'Clipboard' }).click();
+  await page.fill('#clipboard-text', 'from the browser');
+  await page.click('#clipboard-send');
+  await until('the desktop has the text', async () => {
+    try {
+      return xclip(sessionId, ['-o']) === 'from the browser';
+    } catch {
+      return false; // nobody owns the selection yet
+    }
+  });
+  xclip(sessionId, ['-i'], 'from the desktop');
+  await page.waitForFunction(() => document.querySelector('#clipboard-text').value === 'from the desktop', null, { timeout: 10000 });
+  await page.click('#clipboard-close');
+
+  // Scaling: the 1024-wide desktop shrunk to fit an 800-wide window, or shown pixel for pixel
+  // (and clipped, to be dragged around).
+  await page.setViewportSize({ width: 800, height: 600 });
+  await page.mouse.move(400, 2);
+  const scale = () => page.evaluate(() => {
+    const canvas = document.querySelector('#screen canvas');
+    return canvas.getBoundingClientRect().width / canvas.width;
+  });
+  await until('scaled to fit', async () => (await scale()) < 0.9);
+  await toolbar.getByRole('button', { name: 'Scale: fit' }).click();
+  await until('at 100 %', async () => Math.abs((await scale()) - 1) < 0.01);
+  await toolbar.getByRole('button', { name: 'Scale: 100 %' }).click();
+  await toolbar.getByRole('button', { name: 'Ctrl-Alt-Del' }).click();
+
+  await toolbar.getByRole('button', { name: 'Session info' }).click();
+  const info = page.locator('dialog[open]');
+  assert.match(await info.textContent(), new RegExp(`Templatexterm.*Local.*local-1.*Owneralice.*${sessionId}`, 's'));
+  await page.keyboard.press('Escape');
+
+  await page.mouse.move(400, 2);
+  await toolbar.getByRole('button', { name: 'Disconnect' }).click();
+  await page.waitForFunction(() => window.streamspace.phase === 'stopped');
+  assert.equal(await page.textContent('#status-text'), 'You disconnected from this desktop.');
+  await page.click('#retry');
+  await waitForDesktop(page, { connects: 2 });
+  await page.screenshot({ path: join(ARTIFACTS, 'viewer-toolbar.png') });
+
+  // Closing the tab is recorded as the viewer closing, not as an error.
+  await page.close({ runBeforeUnload: true });
+  await until('the disconnect audited', async () => {
+    const { entries } = await stack.api('/api/v1/audit?action=vnc_disconnect&limit=5');
+    return entries.some((e) => e.target_id === sessionId && e.details.reason === 'viewer closed');
+  });
+});
+
+test('final states offer no reconnect, and a malformed link says so in words', async () => {
+  const alice = await stack.login('alice', 'alice-password');
+  const page = await signIn(browser, stack.base, 'alice', 'alice-password');
+  await page.goto(`${stack.base}/vnc-viewer/not-a-session`);
+  await page.waitForFunction(() => window.streamspace?.phase === 'stopped');
+  assert.equal(await page.textContent('#status-text'), 'This is not a desktop link.');
+  assert.ok(await page.isHidden('#retry'));
+  assert.doesNotMatch(await page.textContent('body'), /"error"/);
+
+  const sessionId = await stack.runningSession(alice, 'xterm');
+  await stack.api(`/api/v1/sessions/${sessionId}`, { method: 'DELETE', token: alice });
+  await until('ended', async () => (await stack.api(`/api/v1/sessions/${sessionId}`)).state === 'terminated');
+  await page.goto(`${stack.base}/vnc-viewer/${sessionId}`);
+  await page.waitForFunction(() => window.streamspace?.phase === 'stopped');
+  assert.equal(await page.textContent('#status-text'), 'This desktop has been closed.');
+  assert.ok(await page.isHidden('#retry'), 'nothing to reconnect to');
+  await page.close();
 });

@@ -21,7 +21,7 @@ trap 'exit 143' TERM
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Debian packages the tests and the demo use, installed only when missing.
-DEB_PACKAGES=(postgresql libpq-dev tigervnc-standalone-server tigervnc-tools xterm x11-apps
+DEB_PACKAGES=(postgresql libpq-dev tigervnc-standalone-server tigervnc-tools xterm x11-apps xclip
     chromium fonts-dejavu-core openssl curl)
 
 ensure_packages() {

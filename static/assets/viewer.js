@@ -1,11 +1,18 @@
 // The desktop viewer: noVNC (from its npm package, served at /novnc) connected through the
 // control plane's VNC proxy with a short viewer token, reconnecting by itself when the stream
-// drops, and saying plainly why when the desktop cannot be shown.
+// drops, and saying plainly why when the desktop cannot be shown. A toolbar that hides itself
+// (it comes back at the top edge) carries the clipboard, Ctrl-Alt-Del, full screen, scaling,
+// reconnect, disconnect and the session's details.
 
 import RFB from '/novnc/core/rfb.js';
 import { api, ApiError, token, signInUrl } from '/assets/api.js';
+import { dialog, el, platform, when } from '/assets/ui.js';
 
 const sessionId = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop());
+const WELL_FORMED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(sessionId);
+const toolbar = document.getElementById('toolbar');
+const clipboardPanel = document.getElementById('clipboard');
+const clipboardText = document.getElementById('clipboard-text');
 const screen = document.getElementById('screen');
 const statusBox = document.getElementById('status');
 const statusText = document.getElementById('status-text');
@@ -26,6 +33,8 @@ let rfb = null;
 let attempt = 0;
 let retryTimer = null;
 let startedAt = 0;
+let session = null;
+let scaled = true;
 
 function show(message, { detail = '', busy = true, canRetry = false } = {}) {
   state.message = message;
@@ -40,10 +49,11 @@ function hideStatus() {
   statusBox.hidden = true;
 }
 
-function stop(message, detail = '') {
+// Final: the desktop is gone or not the caller's, so there is nothing to reconnect to.
+function stop(message, detail = '', { canRetry = false } = {}) {
   state.phase = 'stopped';
   clearTimeout(retryTimer);
-  show(message, { detail, busy: false, canRetry: true });
+  show(message, { detail, busy: false, canRetry });
 }
 
 // Retries back off from a quarter second to eight, with jitter.
@@ -65,6 +75,7 @@ const ENDED = {
 
 async function connect() {
   clearTimeout(retryTimer);
+  if (!WELL_FORMED) return stop('This is not a desktop link.', 'The address does not name a session; open your desktop from the Desktops page.');
   if (!token()) {
     location.replace(signInUrl());
     return;
@@ -72,7 +83,6 @@ async function connect() {
   startedAt = performance.now();
   state.phase = 'connecting';
   show(state.connects ? 'Reconnecting…' : 'Connecting to your desktop…');
-  let session;
   let viewer;
   try {
     session = await api(`/api/v1/sessions/${encodeURIComponent(sessionId)}`);
@@ -111,7 +121,8 @@ async function connect() {
 
 function open(url) {
   const client = new RFB(screen, url, { shared: true });
-  client.scaleViewport = true;
+  client.scaleViewport = scaled;
+  client.clipViewport = !scaled;
   client.resizeSession = false;
   client.background = '#101418';
   rfb = client;
@@ -122,7 +133,11 @@ function open(url) {
     state.lastConnectMs = performance.now() - startedAt;
     state.phase = 'connected';
     hideStatus();
+    revealToolbar();
     client.focus();
+  });
+  client.addEventListener('clipboard', (event) => {
+    clipboardText.value = event.detail.text;
   });
   client.addEventListener('disconnect', (event) => {
     if (rfb !== client) return; // replaced on purpose
@@ -154,10 +169,89 @@ function reconnect() {
   connect();
 }
 
+function disconnect() {
+  const old = rfb;
+  rfb = null;
+  if (old) old.disconnect();
+  stop('You disconnected from this desktop.', 'It keeps running; reconnect whenever you like.', { canRetry: true });
+}
+
 function toggleFullscreen() {
   if (document.fullscreenElement) document.exitFullscreen();
   else document.documentElement.requestFullscreen().catch(() => {});
 }
+
+function toggleScale(button) {
+  scaled = !scaled;
+  if (rfb) {
+    rfb.scaleViewport = scaled;
+    rfb.clipViewport = !scaled;
+  }
+  button.textContent = scaled ? 'Scale: fit' : 'Scale: 100 %';
+  button.setAttribute('aria-pressed', String(scaled));
+}
+
+function toggleClipboard(button) {
+  const open = clipboardPanel.hidden;
+  clipboardPanel.hidden = !open;
+  button.setAttribute('aria-expanded', String(open));
+  if (open) clipboardText.focus();
+  else rfb?.focus();
+}
+
+function showInfo() {
+  dialog('Session info', (body) => {
+    if (!session) {
+      body.append(el('p', {}, 'No details yet.'));
+      return;
+    }
+    body.append(el('dl', { class: 'facts' },
+      el('dt', {}, 'Template'), el('dd', {}, session.template),
+      el('dt', {}, 'Platform'), el('dd', {}, platform(session.platform)),
+      el('dt', {}, 'Agent'), el('dd', {}, el('code', {}, session.agent_id ?? '—')),
+      el('dt', {}, 'Region'), el('dd', {}, session.region ?? '—'),
+      el('dt', {}, 'Started'), el('dd', {}, when(session.started_at)),
+      el('dt', {}, 'Owner'), el('dd', {}, session.owner),
+      el('dt', {}, 'Session'), el('dd', {}, el('code', {}, session.id))));
+  }).then(() => rfb?.focus());
+}
+
+// The toolbar shows itself on connect and near the top edge, and hides again a few seconds
+// after the pointer leaves it, so the desktop gets the whole window.
+let hideTimer = null;
+function revealToolbar(ms = 3000) {
+  toolbar.classList.add('shown');
+  clearTimeout(hideTimer);
+  hideTimer = setTimeout(() => {
+    if (!toolbar.matches(':hover') && clipboardPanel.hidden) toolbar.classList.remove('shown');
+  }, ms);
+}
+document.getElementById('toolbar-edge').addEventListener('mouseenter', () => revealToolbar());
+toolbar.addEventListener('mouseleave', () => revealToolbar(1500));
+
+const ACTIONS = {
+  clipboard: toggleClipboard,
+  'ctrl-alt-del': () => rfb?.sendCtrlAltDel(),
+  fullscreen: toggleFullscreen,
+  scale: toggleScale,
+  reconnect,
+  disconnect,
+  info: showInfo,
+};
+toolbar.addEventListener('click', (event) => {
+  const button = event.target.closest('button[data-action]');
+  if (!button) return;
+  ACTIONS[button.dataset.action](button);
+  if (!['clipboard', 'info', 'disconnect'].includes(button.dataset.action)) rfb?.focus();
+});
+document.addEventListener('fullscreenchange', () => {
+  toolbar.querySelector('[data-action=fullscreen]').setAttribute('aria-pressed', String(Boolean(document.fullscreenElement)));
+});
+document.getElementById('clipboard-send').addEventListener('click', () => {
+  rfb?.clipboardPasteFrom(clipboardText.value);
+  state.clipboardSent = clipboardText.value;
+});
+document.getElementById('clipboard-close').addEventListener('click', () => toggleClipboard(toolbar.querySelector('[data-action=clipboard]')));
 
 // Capture phase on window: the shortcuts never reach noVNC, so the remote desktop does not
 // see them either.
@@ -174,6 +268,14 @@ window.addEventListener(
   true,
 );
 
+// Closing the tab closes the stream cleanly, so it is recorded as the viewer closing.
+window.addEventListener('pagehide', () => {
+  const old = rfb;
+  rfb = null;
+  old?.disconnect();
+});
+
+setTimeout(() => document.getElementById('hint').classList.add('faded'), 5000);
 retryButton.addEventListener('click', reconnect);
 state.reconnectNow = reconnect;
 connect();
