@@ -85,8 +85,11 @@ test('a user starts a desktop from a card, sees why another failed, deletes and 
   assert.match(await card.textContent(), /Ended/);
   await card.getByRole('button', { name: 'Remove from list' }).click();
   await page.waitForSelector('text=No desktops yet');
-  // Its home outlived it.
+  // Its home outlived it, until its owner deletes it (asked first).
   assert.match(await page.locator('tr[data-home]').textContent(), /xterm.*local-1.*Ready/);
+  await page.click('tr[data-home] >> text=Delete');
+  await confirm(page, /Its files are removed for good/, 'Delete home');
+  await page.waitForSelector('text=No persistent homes yet');
 
   await page.setViewportSize(PHONE);
   await assertNoOverflow(page, 'the desktops page');
@@ -227,6 +230,7 @@ test('templates, users and audit: every field, every confirmation, filters and p
   await page.fill('dialog[open] input[name=display_name]', 'Xfce');
   await page.click('dialog[open] button[type=submit]');
   await page.waitForSelector('tr[data-template="xfce"] >> text=Xfce');
+  await page.screenshot({ path: join(ARTIFACTS, 'page-templates.png'), fullPage: true });
   await page.click('tr[data-template="xfce"] >> text=Delete');
   await confirm(page, /Desktops already running keep running/, 'Delete template');
   await page.waitForSelector('tr[data-template="xfce"]', { state: 'detached' });
@@ -244,6 +248,7 @@ test('templates, users and audit: every field, every confirmation, filters and p
   await page.fill('dialog[open] input[name=password]', 'frank-new-password');
   await page.click('dialog[open] button[type=submit]');
   await until('the new password works', async () => Boolean(await stack.login('frank', 'frank-new-password').catch(() => null)));
+  await page.screenshot({ path: join(ARTIFACTS, 'page-users.png'), fullPage: true });
   await frank.getByRole('button', { name: 'Disable' }).click();
   await confirm(page, /signed out and their open desktop viewers close/, 'Disable');
   await frank.locator('text=Disabled').waitFor();
@@ -287,6 +292,13 @@ test('sessions: every user\'s, filtered and paged; every page fits a phone', asy
   await page.waitForSelector('text=Page 1');
   await page.selectOption('select[name=state]', 'running');
   await page.waitForSelector('text=No session matches these filters.');
+  // A running one is deleted from here too, after a confirmation naming whose it is.
+  const running = await stack.runningSession(grace, 'xterm');
+  await page.selectOption('select[name=state]', 'pending');
+  await page.selectOption('select[name=state]', 'running');
+  await page.click(`tr[data-session="${running}"] >> text=Delete`);
+  await confirm(page, /grace's xterm desktop stops/, 'Delete session');
+  await until('it ended', async () => (await stack.api(`/api/v1/sessions/${running}`)).state === 'terminated', 20000);
   await page.screenshot({ path: join(ARTIFACTS, 'page-sessions.png'), fullPage: true });
 
   await page.setViewportSize(PHONE);
