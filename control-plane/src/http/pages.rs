@@ -34,7 +34,10 @@ pub async fn route(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
 /// The noVNC viewer for one session. Any id loads the page, which says itself when the id is
 /// malformed or not the caller's.
 #[get("/vnc-viewer/{id}")]
-pub async fn viewer(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn viewer(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     page(&state, "viewer.html", &req)
 }
 
