@@ -440,6 +440,18 @@ pub fn commands_of(
         .unwrap()
 }
 
+/// The commands whose payload names a session, even after it left the lists.
+pub fn commands_mentioning(
+    server: &TestServer,
+    session_id: uuid::Uuid,
+) -> Vec<streamspace_control_plane::store::commands::CommandRow> {
+    use streamspace_control_plane::store::Query;
+    use streamspace_control_plane::store::commands::CommandsMentioning;
+    CommandsMentioning(session_id)
+        .run(&mut server.db.connect())
+        .unwrap()
+}
+
 /// Polls the stored commands of a session until `check` holds for them (some bookkeeping,
 /// like delivery attempts, is written in the background).
 pub async fn commands_until(

@@ -14,7 +14,7 @@ use crate::actors::supervisor::Dispatch;
 use crate::model::{Role, SessionState};
 use crate::store::audit::{NewAuditEntry, Record};
 use crate::store::sessions::{
-    CreateSession, DeleteSession, Deletion, ForgetSession, ListSessions, Placed, Session,
+    CreateSession, DeleteSession, Deletion, ListSessions, Placed, Removal, RemoveEndedSession,
     SessionById, SessionView,
 };
 use crate::store::templates::TemplateByName;
@@ -275,19 +275,6 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(visible_session(&state, &caller, id.into_inner()).await?))
 }
 
-/// Removes an ended session from the lists, and says so in the audit log.
-async fn forget(state: &AppState, caller: &Caller, session: Session) -> Result<(), ApiError> {
-    state.store.run(ForgetSession(session.id)).await?;
-    audit(
-        state,
-        caller,
-        "session_remove",
-        session.id,
-        serde_json::json!({ "state": session.state }),
-    );
-    Ok(())
-}
-
 /// `DELETE /api/v1/sessions/{id}` → 202 while the agent removes it, 200 if nothing was left
 /// to remove, 204 when it had already ended: then it is removed from the lists.
 #[delete_route("/sessions/{id}")]
@@ -297,7 +284,29 @@ pub async fn delete(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let view = visible_session(&state, &caller, id.into_inner()).await?;
-    let ended_before = view.session.state().is_final();
+    if view.session.state().is_final() {
+        let removal = state
+            .store
+            .run(RemoveEndedSession {
+                id: view.session.id,
+                command_id: Uuid::new_v4(),
+                command_timeout: state.config.command_timeout,
+            })
+            .await?;
+        if let Removal::Removed(cleanup) = removal {
+            if let Some(command) = cleanup {
+                state.supervisor.do_send(Dispatch(*command));
+            }
+            audit(
+                &state,
+                &caller,
+                "session_remove",
+                view.session.id,
+                serde_json::json!({ "state": view.session.state }),
+            );
+            return Ok(HttpResponse::NoContent().finish());
+        }
+    }
     let deletion = state
         .store
         .run(DeleteSession {
@@ -307,20 +316,9 @@ pub async fn delete(
         })
         .await?;
     let (session, accepted) = match deletion {
-        // An ended session may still hold objects on its agent: they are removed all the same
-        // (the command outlives the row), and the session leaves the list at once.
-        Deletion::Requested { session, command } if ended_before => {
-            state.supervisor.do_send(Dispatch(*command));
-            forget(&state, &caller, *session).await?;
-            return Ok(HttpResponse::NoContent().finish());
-        }
         Deletion::Requested { session, command } => {
             state.supervisor.do_send(Dispatch(*command));
             (*session, true)
-        }
-        Deletion::Finished(session) if ended_before => {
-            forget(&state, &caller, *session).await?;
-            return Ok(HttpResponse::NoContent().finish());
         }
         Deletion::Finished(session) => (*session, false),
     };

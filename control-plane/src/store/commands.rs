@@ -245,3 +245,22 @@ impl Query for CommandsForSession {
             .load(conn)?)
     }
 }
+
+/// Commands whose payload names a session, oldest first: also those of a session removed from
+/// the lists since (their `session_id` is cleared then, their payload is not).
+pub struct CommandsMentioning(pub Uuid);
+
+impl Query for CommandsMentioning {
+    type Output = Vec<CommandRow>;
+    fn run(self, conn: &mut PgConnection) -> Result<Vec<CommandRow>, StoreError> {
+        Ok(agent_commands::table
+            .filter(
+                agent_commands::payload
+                    .retrieve_by_path_as_text(vec!["command", "session_id"])
+                    .eq(self.0.to_string()),
+            )
+            .order(agent_commands::created_at)
+            .select(CommandRow::as_select())
+            .load(conn)?)
+    }
+}

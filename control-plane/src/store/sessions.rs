@@ -330,30 +330,61 @@ impl Query for ListSessions {
     }
 }
 
-/// Removes an ended session from the lists (the audit log keeps its story). One being cleaned
-/// up after it ended (`terminating`) may go too: the cleanup command outlives the row.
-pub struct ForgetSession(pub Uuid);
+/// Result of [`RemoveEndedSession`].
+pub enum Removal {
+    /// Gone from the lists; send this cleanup command if there is one.
+    Removed(Option<Box<CommandRow>>),
+    /// It has not ended (any more): delete it the usual way.
+    NotEnded,
+}
 
-impl Query for ForgetSession {
-    /// Whether it was removed: only sessions that ended (or are being cleaned up) are.
-    type Output = bool;
-    fn run(self, conn: &mut PgConnection) -> Result<bool, StoreError> {
-        let finished: Vec<&str> = [
-            SessionState::Terminated,
-            SessionState::Failed,
-            SessionState::Lost,
-            SessionState::Terminating,
-        ]
-        .iter()
-        .map(|s| s.as_str())
-        .collect();
-        let removed = diesel::delete(
-            sessions::table
-                .find(self.0)
-                .filter(sessions::state.eq_any(finished)),
-        )
-        .execute(conn)?;
-        Ok(removed == 1)
+/// Removes an ended session from the lists (the audit log keeps its story). One that failed
+/// or was lost may still hold objects on its agent: a `delete_session` for them is stored in
+/// the same transaction, tied to no session (the row goes now; the command outlives it).
+pub struct RemoveEndedSession {
+    /// The session.
+    pub id: Uuid,
+    /// Command id for the cleanup.
+    pub command_id: Uuid,
+    /// `COMMAND_TIMEOUT`.
+    pub command_timeout: std::time::Duration,
+}
+
+impl Query for RemoveEndedSession {
+    type Output = Removal;
+    fn run(self, conn: &mut PgConnection) -> Result<Removal, StoreError> {
+        conn.transaction(|conn| {
+            let session: Session = sessions::table
+                .find(self.id)
+                .select(Session::as_select())
+                .for_update()
+                .first(conn)?;
+            let state = session.state();
+            if !state.is_final() {
+                return Ok(Removal::NotEnded);
+            }
+            let cleanup = match &session.agent_id {
+                Some(agent_id) if state != SessionState::Terminated => {
+                    let message = ControlMessage::Command {
+                        command_id: self.command_id,
+                        command: Command::DeleteSession {
+                            session_id: self.id,
+                            keep_home: session.persistent_home,
+                        },
+                    };
+                    Some(Box::new(insert_command(
+                        conn,
+                        agent_id,
+                        None,
+                        &message,
+                        self.command_timeout,
+                    )?))
+                }
+                _ => None,
+            };
+            diesel::delete(sessions::table.find(self.id)).execute(conn)?;
+            Ok(Removal::Removed(cleanup))
+        })
     }
 }
 
