@@ -43,13 +43,16 @@ pub fn authority_file(display: u32) -> std::io::Result<Vec<u8>> {
 }
 
 /// Whether X display `:display` is free on this host. What an X server killed outright left
-/// behind (its lock naming a dead process, its socket) is removed first: the next server may
+/// behind (its lock naming a dead process, its socket, its compiled keymap) is removed first: the next server may
 /// run as another account, which the sticky `/tmp` would not let remove them, and without this
 /// every crash would use up a display for good.
 pub fn display_free(display: u32) -> bool {
     let lock = PathBuf::from(format!("/tmp/.X{display}-lock"));
     let socket = PathBuf::from(format!("/tmp/.X11-unix/X{display}"));
-    match std::fs::read_to_string(&lock) {
+    // The keyboard map the last server of this display compiled: a server of another
+    // account can neither overwrite nor remove it, and then cannot start its keyboard.
+    let keymap = PathBuf::from(format!("/tmp/server-{display}.xkm"));
+    let free = match std::fs::read_to_string(&lock) {
         Ok(text) => {
             let holder = text.trim().parse::<i32>().ok().filter(|pid| *pid > 0);
             let alive = match holder {
@@ -63,7 +66,8 @@ pub fn display_free(display: u32) -> bool {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => remove(&socket),
         Err(_) => false,
-    }
+    };
+    free && remove(&keymap)
 }
 
 /// A lock file left empty this long is not being written any more.
@@ -89,8 +93,11 @@ mod tests {
         let dead_pid = dead.id();
         dead.wait().unwrap();
         std::fs::write(&lock, format!("{dead_pid:>10}\n")).unwrap();
+        let keymap = format!("/tmp/server-{display}.xkm");
+        std::fs::write(&keymap, "left by a server of another account").unwrap();
         assert!(display_free(display), "a dead server's lock is cleared");
         assert!(!Path::new(&lock).exists());
+        assert!(!Path::new(&keymap).exists(), "and its keymap");
         std::fs::write(&lock, format!("{:>10}\n", std::process::id())).unwrap();
         assert!(!display_free(display), "a live server keeps its display");
         std::fs::write(&lock, "").unwrap();
