@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use thiserror::Error;
+pub use streamspace_settings::ConfigError;
+use streamspace_settings::{Vars, error};
 
 /// Shortest accepted `JWT_SECRET`: HS256 wants at least as many key bytes as hash bytes.
 pub const MIN_JWT_SECRET_LEN: usize = 32;
@@ -62,16 +63,6 @@ impl std::fmt::Debug for Config {
     }
 }
 
-/// A variable that is missing or malformed; the message names it.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{variable}: {problem}")]
-pub struct ConfigError {
-    /// The environment variable.
-    pub variable: &'static str,
-    /// What is wrong with it.
-    pub problem: String,
-}
-
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -80,17 +71,17 @@ impl Config {
 
     /// Reads configuration through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let vars = Vars(&lookup);
+        let vars = Vars(lookup);
         let database_url = vars.required("DATABASE_URL")?;
         if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
-            return Err(vars.error(
+            return Err(error(
                 "DATABASE_URL",
                 "must start with postgres:// or postgresql://",
             ));
         }
         let jwt_secret = vars.required("JWT_SECRET")?.into_bytes();
         if jwt_secret.len() < MIN_JWT_SECRET_LEN {
-            return Err(vars.error(
+            return Err(error(
                 "JWT_SECRET",
                 format!(
                     "is {} bytes; at least {MIN_JWT_SECRET_LEN} are required",
@@ -102,7 +93,7 @@ impl Config {
             vars.duration("AGENT_HEARTBEAT_INTERVAL", Duration::from_secs(30))?;
         let agent_timeout = vars.duration("AGENT_TIMEOUT", Duration::from_secs(90))?;
         if agent_timeout <= agent_heartbeat_interval {
-            return Err(vars.error(
+            return Err(error(
                 "AGENT_TIMEOUT",
                 "must be longer than AGENT_HEARTBEAT_INTERVAL",
             ));
@@ -131,94 +122,6 @@ impl Config {
                 .into(),
         })
     }
-}
-
-/// Typed access to configuration variables, each failure naming its variable.
-pub(crate) struct Vars<'a, F: Fn(&str) -> Option<String>>(pub(crate) &'a F);
-
-impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
-    pub(crate) fn error(&self, variable: &'static str, problem: impl Into<String>) -> ConfigError {
-        ConfigError {
-            variable,
-            problem: problem.into(),
-        }
-    }
-
-    /// A set, non-blank value.
-    pub(crate) fn optional(&self, variable: &'static str) -> Option<String> {
-        (self.0)(variable).filter(|v| !v.trim().is_empty())
-    }
-
-    pub(crate) fn required(&self, variable: &'static str) -> Result<String, ConfigError> {
-        self.optional(variable)
-            .ok_or_else(|| self.error(variable, "is required but not set"))
-    }
-
-    pub(crate) fn parsed<T: std::str::FromStr>(
-        &self,
-        variable: &'static str,
-        default: &str,
-        expected: &str,
-    ) -> Result<T, ConfigError> {
-        let value = self
-            .optional(variable)
-            .unwrap_or_else(|| default.to_owned());
-        value
-            .trim()
-            .parse()
-            .map_err(|_| self.error(variable, format!("{value:?} is not {expected}")))
-    }
-
-    pub(crate) fn duration(
-        &self,
-        variable: &'static str,
-        default: Duration,
-    ) -> Result<Duration, ConfigError> {
-        match self.optional(variable) {
-            None => Ok(default),
-            Some(value) => parse_duration(&value).ok_or_else(|| {
-                self.error(
-                    variable,
-                    format!("{value:?} is not a positive duration like 500ms, 30s, 5m, 1h or 7d"),
-                )
-            }),
-        }
-    }
-
-    pub(crate) fn boolean(
-        &self,
-        variable: &'static str,
-        default: bool,
-    ) -> Result<bool, ConfigError> {
-        match self
-            .optional(variable)
-            .map(|v| v.trim().to_ascii_lowercase())
-        {
-            None => Ok(default),
-            Some(v) if matches!(v.as_str(), "true" | "1" | "yes" | "on") => Ok(true),
-            Some(v) if matches!(v.as_str(), "false" | "0" | "no" | "off") => Ok(false),
-            Some(v) => Err(self.error(variable, format!("{v:?} is not true or false"))),
-        }
-    }
-}
-
-/// Parses `500ms`, `30s`, `5m`, `1h` (a bare number is seconds). Zero is refused.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    let duration = match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.checked_mul(60)?),
-        "h" => Duration::from_secs(n.checked_mul(3600)?),
-        "d" => Duration::from_secs(n.checked_mul(86400)?),
-        _ => return None,
-    };
-    (!duration.is_zero()).then_some(duration)
 }
 
 #[cfg(test)]
@@ -284,16 +187,5 @@ mod tests {
     fn agent_timeout_must_exceed_the_heartbeat_interval() {
         let err = config(&[("AGENT_HEARTBEAT_INTERVAL", "1m"), ("AGENT_TIMEOUT", "30s")]);
         assert_eq!(err.unwrap_err().variable, "AGENT_TIMEOUT");
-    }
-
-    #[test]
-    fn durations_accept_the_usual_units() {
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("45"), Some(Duration::from_secs(45)));
-        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("-1s"), None);
-        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(7 * 86400)));
-        assert_eq!(parse_duration("1w"), None);
     }
 }

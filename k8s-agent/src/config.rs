@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use thiserror::Error;
+pub use streamspace_settings::ConfigError;
+use streamspace_settings::{Vars, error};
 
 use crate::runtime::local::accounts::MAX_PREFIX;
 
@@ -89,23 +90,6 @@ impl std::fmt::Debug for Config {
     }
 }
 
-/// A variable that is missing or malformed; the message names it.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{variable}: {problem}")]
-pub struct ConfigError {
-    /// The environment variable.
-    pub variable: &'static str,
-    /// What is wrong with it.
-    pub problem: String,
-}
-
-fn error(variable: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError {
-        variable,
-        problem: problem.into(),
-    }
-}
-
 /// Kubernetes names: lowercase RFC 1123 labels, which also keeps ids safe in URLs and paths.
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
@@ -124,13 +108,9 @@ impl Config {
 
     /// Reads configuration through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let agent_id =
-            get("AGENT_ID").ok_or_else(|| error("AGENT_ID", "is required but not set"))?;
+        let vars = Vars(lookup);
+        let get = |name: &str| vars.optional(name);
+        let agent_id = vars.required("AGENT_ID")?;
         // A Kubernetes label value: session objects are labelled and selected by it.
         let label_value = agent_id.len() <= 63
             && agent_id
@@ -165,16 +145,7 @@ impl Config {
         }
         // The link carries the agent's credential and every desktop's pixels and keystrokes:
         // unencrypted only on this host, or where an operator says the network is trusted.
-        let allow_insecure = match get("ALLOW_INSECURE_CONTROL_PLANE").as_deref() {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => {
-                return Err(error(
-                    "ALLOW_INSECURE_CONTROL_PLANE",
-                    format!("{other:?} is not true or false"),
-                ));
-            }
-        };
+        let allow_insecure = vars.boolean("ALLOW_INSECURE_CONTROL_PLANE", false)?;
         if control_plane_url.starts_with("ws://") && !is_loopback(rest) && !allow_insecure {
             return Err(error(
                 "CONTROL_PLANE_URL",
@@ -249,10 +220,8 @@ impl Config {
                     error("RUN_AS_USER", format!("{v:?} is not a non-root user id"))
                 })?,
             };
-        let duration = |variable: &'static str, default: u64| match get(variable) {
-            None => Ok(std::time::Duration::from_secs(default)),
-            Some(v) => parse_duration(&v)
-                .ok_or_else(|| error(variable, format!("{v:?} is not a duration like 30s or 5m"))),
+        let duration = |variable: &'static str, default: u64| {
+            vars.duration(variable, std::time::Duration::from_secs(default))
         };
         let per_user_accounts = match get("DESKTOP_ACCOUNTS").as_deref() {
             None | Some("per-user") => true,
@@ -347,23 +316,6 @@ fn is_loopback(host_and_path: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Parses `500ms`, `30s`, `5m`, `1h` (a bare number is seconds). Zero is refused.
-pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    let seconds = match unit {
-        "ms" => return (n > 0).then(|| std::time::Duration::from_millis(n)),
-        "" | "s" => n,
-        "m" => n.checked_mul(60)?,
-        "h" => n.checked_mul(3600)?,
-        _ => return None,
-    };
-    (seconds > 0).then(|| std::time::Duration::from_secs(seconds))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod command_book;
 pub mod config;
 pub mod health;
 pub mod link;
+pub mod link_messages;
 pub mod render;
 pub mod runtime;
 pub mod tunnel;

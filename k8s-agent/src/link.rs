@@ -23,28 +23,13 @@ use crate::backoff::Backoff;
 use crate::command_book::{CommandBook, Seen};
 use crate::config::Config;
 use crate::runtime::Runtime;
+use crate::link_messages::{LinkHandle, SendFrame, SendMessage, TunnelGone};
 use crate::tunnel::{self, Tunnel};
 
 type WsSink = SplitSink<actix_codec::Framed<BoxedSocket, Codec>, WsMessage>;
 
 /// Heartbeats until `welcome` says otherwise.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
-
-/// Sends a JSON message to the control plane (dropped while disconnected: the control plane
-/// redelivers what it has not had an answer to).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SendMessage(pub AgentMessage);
-
-/// Sends an encoded binary frame.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SendFrame(pub Vec<u8>);
-
-/// A tunnel stopped.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct TunnelGone(pub StreamId);
 
 /// SIGTERM: refuse new work, close tunnels, say goodbye, close the link.
 #[derive(Message)]
@@ -369,7 +354,7 @@ impl ControlPlaneLink {
                         match opened {
                             Ok(vnc) => {
                                 let tunnel =
-                                    Tunnel::new(stream_id, window, vnc, ctx.address()).start();
+                                    Tunnel::new(stream_id, window, vnc, link_handle(ctx)).start();
                                 if let Some((_, old)) =
                                     this.tunnels.insert(stream_id, (session_id, tunnel))
                                 {
@@ -599,6 +584,16 @@ impl WriteHandler<WsProtocolError> for ControlPlaneLink {
     }
 
     fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+/// Where a tunnel sends what it has for the control plane: this link.
+fn link_handle(ctx: &Context<ControlPlaneLink>) -> LinkHandle {
+    let me = ctx.address();
+    LinkHandle {
+        message: me.clone().recipient(),
+        frame: me.clone().recipient(),
+        gone: me.recipient(),
+    }
 }
 
 impl Handler<SendMessage> for ControlPlaneLink {

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::link::{ControlPlaneLink, SendFrame, SendMessage, TunnelGone};
+use crate::link_messages::{LinkHandle, SendFrame, SendMessage, TunnelGone};
 use crate::runtime::VncStream;
 
 /// Bytes from the control plane for the VNC server.
@@ -45,7 +45,7 @@ struct Drained(usize);
 /// The actor.
 pub struct Tunnel {
     stream_id: StreamId,
-    link: Addr<ControlPlaneLink>,
+    link: LinkHandle,
     vnc: Option<Box<dyn VncStream>>,
     window: u32,
     /// Our send credit, as permits the reader task waits on.
@@ -63,7 +63,7 @@ impl Tunnel {
         stream_id: StreamId,
         window: u32,
         vnc: Box<dyn VncStream>,
-        link: Addr<ControlPlaneLink>,
+        link: LinkHandle,
     ) -> Self {
         Tunnel {
             stream_id,
@@ -82,7 +82,7 @@ impl Tunnel {
         if !self.ended {
             self.ended = true;
             log::info!("stream {}: {reason}", self.stream_id);
-            self.link.do_send(SendMessage(AgentMessage::VncDisconnect {
+            self.link.message.do_send(SendMessage(AgentMessage::VncDisconnect {
                 stream_id: self.stream_id,
                 reason,
             }));
@@ -129,7 +129,7 @@ impl Actor for Tunnel {
                     }
                 };
                 credit.add_permits(budget - n);
-                link.do_send(SendFrame(
+                link.frame.do_send(SendFrame(
                     Frame::Data {
                         stream_id,
                         payload: &buf[..n],
@@ -155,7 +155,7 @@ impl Actor for Tunnel {
         for task in self.tasks.drain(..) {
             task.abort();
         }
-        self.link.do_send(TunnelGone(self.stream_id));
+        self.link.gone.do_send(TunnelGone(self.stream_id));
         Running::Stop
     }
 }
@@ -180,7 +180,7 @@ impl Handler<Drained> for Tunnel {
 
     fn handle(&mut self, Drained(n): Drained, _: &mut Context<Self>) {
         if let Some(bytes) = self.receive.drain(n) {
-            self.link.do_send(SendFrame(
+            self.link.frame.do_send(SendFrame(
                 Frame::Credit {
                     stream_id: self.stream_id,
                     bytes,
