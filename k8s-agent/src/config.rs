@@ -390,10 +390,10 @@ mod tests {
             .is_ok()
         );
         assert_eq!(
-            config(&[("ALLOW_INSECURE_CONTROL_PLANE", "yes")])
+            config(&[("ALLOW_INSECURE_CONTROL_PLANE", "maybe")])
                 .unwrap_err()
                 .to_string(),
-            "ALLOW_INSECURE_CONTROL_PLANE: \"yes\" is not true or false"
+            "ALLOW_INSECURE_CONTROL_PLANE: \"maybe\" is not true or false"
         );
     }
 

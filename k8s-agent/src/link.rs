@@ -22,8 +22,8 @@ use uuid::Uuid;
 use crate::backoff::Backoff;
 use crate::command_book::{CommandBook, Seen};
 use crate::config::Config;
-use crate::runtime::Runtime;
 use crate::link_messages::{LinkHandle, SendFrame, SendMessage, TunnelGone};
+use crate::runtime::Runtime;
 use crate::tunnel::{self, Tunnel};
 
 type WsSink = SplitSink<actix_codec::Framed<BoxedSocket, Codec>, WsMessage>;

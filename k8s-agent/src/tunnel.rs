@@ -82,10 +82,12 @@ impl Tunnel {
         if !self.ended {
             self.ended = true;
             log::info!("stream {}: {reason}", self.stream_id);
-            self.link.message.do_send(SendMessage(AgentMessage::VncDisconnect {
-                stream_id: self.stream_id,
-                reason,
-            }));
+            self.link
+                .message
+                .do_send(SendMessage(AgentMessage::VncDisconnect {
+                    stream_id: self.stream_id,
+                    reason,
+                }));
         }
         ctx.stop();
     }

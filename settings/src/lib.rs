@@ -131,7 +131,16 @@ mod tests {
         assert_eq!(parse_duration(" 5m "), Some(Duration::from_secs(300)));
         assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
         assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
-        for bad in ["", "0s", "0ms", "5x", "-1s", "1.5s", "s", "99999999999999999999h"] {
+        for bad in [
+            "",
+            "0s",
+            "0ms",
+            "5x",
+            "-1s",
+            "1.5s",
+            "s",
+            "99999999999999999999h",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad:?}");
         }
     }
