@@ -330,6 +330,39 @@ impl Query for ListSessions {
     }
 }
 
+/// The session, its row locked for the rest of the transaction.
+fn locked(conn: &mut PgConnection, id: Uuid) -> Result<Session, StoreError> {
+    Ok(sessions::table
+        .find(id)
+        .select(Session::as_select())
+        .for_update()
+        .first(conn)?)
+}
+
+/// A deletion of `session_id` for `agent_id` to carry out, tied to the session row `tied_to`
+/// (whose state its answer then moves), stored as `pending`.
+struct DeleteCommand<'a> {
+    agent_id: &'a str,
+    session_id: Uuid,
+    keep_home: bool,
+    tied_to: Option<Uuid>,
+    command_id: Uuid,
+    timeout: std::time::Duration,
+}
+
+impl DeleteCommand<'_> {
+    fn insert(self, conn: &mut PgConnection) -> Result<CommandRow, StoreError> {
+        let message = ControlMessage::Command {
+            command_id: self.command_id,
+            command: Command::DeleteSession {
+                session_id: self.session_id,
+                keep_home: self.keep_home,
+            },
+        };
+        insert_command(conn, self.agent_id, self.tied_to, &message, self.timeout)
+    }
+}
+
 /// Result of [`RemoveEndedSession`].
 pub enum Removal {
     /// Gone from the lists; send this cleanup command if there is one.
@@ -354,31 +387,22 @@ impl Query for RemoveEndedSession {
     type Output = Removal;
     fn run(self, conn: &mut PgConnection) -> Result<Removal, StoreError> {
         conn.transaction(|conn| {
-            let session: Session = sessions::table
-                .find(self.id)
-                .select(Session::as_select())
-                .for_update()
-                .first(conn)?;
+            let session = locked(conn, self.id)?;
             let state = session.state();
             if !state.is_final() {
                 return Ok(Removal::NotEnded);
             }
             let cleanup = match &session.agent_id {
                 Some(agent_id) if state != SessionState::Terminated => {
-                    let message = ControlMessage::Command {
-                        command_id: self.command_id,
-                        command: Command::DeleteSession {
-                            session_id: self.id,
-                            keep_home: session.persistent_home,
-                        },
-                    };
-                    Some(Box::new(insert_command(
-                        conn,
+                    let command = DeleteCommand {
                         agent_id,
-                        None,
-                        &message,
-                        self.command_timeout,
-                    )?))
+                        session_id: self.id,
+                        keep_home: session.persistent_home,
+                        tied_to: None,
+                        command_id: self.command_id,
+                        timeout: self.command_timeout,
+                    };
+                    Some(Box::new(command.insert(conn)?))
                 }
                 _ => None,
             };
@@ -440,11 +464,7 @@ impl Query for DeleteSession {
     type Output = Deletion;
     fn run(self, conn: &mut PgConnection) -> Result<Deletion, StoreError> {
         conn.transaction(|conn| {
-            let session: Session = sessions::table
-                .find(self.id)
-                .select(Session::as_select())
-                .for_update()
-                .first(conn)?;
+            let session = locked(conn, self.id)?;
             let state = session.state();
             let agent_id = match (&session.agent_id, state) {
                 // A failed or lost session may still hold objects on its agent (a Pod that
@@ -464,20 +484,15 @@ impl Query for DeleteSession {
                 (Some(agent_id), _) => agent_id.clone(),
             };
             set_state(conn, self.id, SessionState::Terminating, None)?;
-            let message = ControlMessage::Command {
+            let command = DeleteCommand {
+                agent_id: &agent_id,
+                session_id: self.id,
+                keep_home: session.persistent_home,
+                tied_to: Some(self.id),
                 command_id: self.command_id,
-                command: Command::DeleteSession {
-                    session_id: self.id,
-                    keep_home: session.persistent_home,
-                },
-            };
-            let command = insert_command(
-                conn,
-                &agent_id,
-                Some(self.id),
-                &message,
-                self.command_timeout,
-            )?;
+                timeout: self.command_timeout,
+            }
+            .insert(conn)?;
             Ok(Deletion::Requested {
                 session: Box::new(reload(conn, self.id)?),
                 command: Box::new(command),
@@ -569,25 +584,20 @@ impl Query for ApplyInventory {
                 let row = known.iter().find(|(k, _, _)| *k == id);
                 // A session we know nothing about keeps its home: its data may matter.
                 let keep_home = row.is_none_or(|(_, persistent, _)| *persistent);
-                let message = ControlMessage::Command {
-                    command_id: Uuid::new_v4(),
-                    command: Command::DeleteSession {
-                        session_id: id,
-                        keep_home,
-                    },
-                };
                 // Tied to the session only when it is this agent's: the answer of an agent
                 // holding another agent's session must not end that session.
-                let session = row
+                let tied_to = row
                     .filter(|(_, _, agent)| agent.as_deref() == Some(self.agent_id.as_str()))
                     .map(|(id, _, _)| *id);
-                reconciled.cleanup.push(insert_command(
-                    conn,
-                    &self.agent_id,
-                    session,
-                    &message,
-                    self.command_timeout,
-                )?);
+                let command = DeleteCommand {
+                    agent_id: &self.agent_id,
+                    session_id: id,
+                    keep_home,
+                    tied_to,
+                    command_id: Uuid::new_v4(),
+                    timeout: self.command_timeout,
+                };
+                reconciled.cleanup.push(command.insert(conn)?);
             }
             Ok(reconciled)
         })
