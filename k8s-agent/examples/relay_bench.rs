@@ -54,7 +54,7 @@ async fn main() {
         .await;
     let token = server.register_agent("bench", "local").await;
     let data = tempfile::tempdir().unwrap();
-    let runtime = Arc::new(Runtime::Local(
+    let runtime: Arc<dyn Runtime> = Arc::new(
         LocalRuntime::open(LocalSettings {
             data_dir: data.path().to_owned(),
             xvnc: "Xvnc".into(),
@@ -63,7 +63,7 @@ async fn main() {
             accounts: DesktopAccounts::Agent,
         })
         .unwrap(),
-    ));
+    );
     let url = server.ws_base();
     let env = [
         ("AGENT_ID", "bench"),

@@ -45,7 +45,7 @@ struct RuntimeChanged;
 /// The actor.
 pub struct ControlPlaneLink {
     config: Arc<Config>,
-    runtime: Arc<Runtime>,
+    runtime: Arc<dyn Runtime>,
     linked: Arc<AtomicBool>,
     sink: Option<SinkWrite<WsMessage, WsSink>>,
     generation: u64,
@@ -72,7 +72,7 @@ pub struct ControlPlaneLink {
 
 impl ControlPlaneLink {
     /// A link that reports its state through `linked` (for the readiness probe).
-    pub fn new(config: Arc<Config>, runtime: Arc<Runtime>, linked: Arc<AtomicBool>) -> Self {
+    pub fn new(config: Arc<Config>, runtime: Arc<dyn Runtime>, linked: Arc<AtomicBool>) -> Self {
         ControlPlaneLink {
             config,
             runtime,
@@ -466,7 +466,7 @@ fn nodelay_connector() -> impl actix_service::Service<
 }
 
 /// Carries out the commands that only need the runtime.
-async fn run(runtime: &Runtime, command: Command) -> Result<serde_json::Value, String> {
+async fn run(runtime: &dyn Runtime, command: Command) -> Result<serde_json::Value, String> {
     let value = |v| serde_json::to_value(v).map_err(|e| e.to_string());
     match command {
         Command::CreateSession(spec) => {

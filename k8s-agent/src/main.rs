@@ -66,7 +66,7 @@ fn render_command(args: &[String]) -> ExitCode {
 
 async fn run(config: Config) -> ExitCode {
     log::info!("starting: {config:?}");
-    let runtime = match config.platform {
+    let runtime: Result<Arc<dyn Runtime>, String> = match config.platform {
         Platform::Local => {
             // Never desktops as root: they could read the agent's credential and each other.
             let accounts = match (nix::unistd::geteuid().is_root(), config.per_user_accounts) {
@@ -85,23 +85,21 @@ async fn run(config: Config) -> ExitCode {
                     max_sessions: config.max_sessions,
                     accounts,
                 })
-                .map(Runtime::Local)
+                .map(|r| Arc::new(r) as Arc<dyn Runtime>)
                 .map_err(|e| e.to_string())
             })
         }
         Platform::Kubernetes => client(config.kubeconfig.as_deref()).await.map(|client| {
-            Runtime::Kubernetes(KubeRuntime::new(
-                client,
-                KubeSettings {
-                    layout: layout(&config),
-                    ready_timeout: config.ready_timeout,
-                    max_sessions: config.max_sessions,
-                },
-            ))
+            let settings = KubeSettings {
+                layout: layout(&config),
+                ready_timeout: config.ready_timeout,
+                max_sessions: config.max_sessions,
+            };
+            Arc::new(KubeRuntime::new(client, settings)) as Arc<dyn Runtime>
         }),
     };
     let runtime = match runtime {
-        Ok(runtime) => Arc::new(runtime),
+        Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("streamspace-k8s-agent: {e}");
             return ExitCode::from(2);

@@ -84,7 +84,7 @@ async fn setup(extra: &[(&str, &str)]) -> Setup {
             .map(|(_, v)| v.clone())
     })
     .unwrap();
-    let runtime = Runtime::Kubernetes(KubeRuntime::new(
+    let runtime: Arc<dyn Runtime> = Arc::new(KubeRuntime::new(
         client(config.kubeconfig.as_deref()).await.unwrap(),
         KubeSettings {
             layout: Layout {
@@ -101,7 +101,7 @@ async fn setup(extra: &[(&str, &str)]) -> Setup {
     ));
     let agent = ControlPlaneLink::new(
         Arc::new(config),
-        Arc::new(runtime),
+        runtime,
         Arc::new(AtomicBool::new(false)),
     )
     .start();

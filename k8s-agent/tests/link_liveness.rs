@@ -121,7 +121,7 @@ fn agent_through(
     .unwrap();
     ControlPlaneLink::new(
         Arc::new(config),
-        Arc::new(Runtime::Local(runtime)),
+        Arc::new(runtime) as Arc<dyn Runtime>,
         Arc::new(AtomicBool::new(false)),
     )
     .start()

@@ -38,7 +38,7 @@ fn agent_config(url: &str, token: &str) -> Config {
     .unwrap()
 }
 
-fn runtime(dir: &std::path::Path) -> Arc<Runtime> {
+fn runtime(dir: &std::path::Path) -> Arc<dyn Runtime> {
     let settings = LocalSettings {
         data_dir: dir.to_owned(),
         xvnc: "Xvnc".into(),
@@ -46,7 +46,7 @@ fn runtime(dir: &std::path::Path) -> Arc<Runtime> {
         max_sessions: 4,
         accounts: DesktopAccounts::Agent,
     };
-    Arc::new(Runtime::Local(LocalRuntime::open(settings).unwrap()))
+    Arc::new(LocalRuntime::open(settings).unwrap())
 }
 
 async fn setup(overrides: &[(&str, &str)]) -> Setup {

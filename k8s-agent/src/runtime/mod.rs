@@ -3,6 +3,8 @@
 pub mod kubernetes;
 pub mod local;
 
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
 use streamspace_protocol::{SessionReport, SessionSpec};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -26,92 +28,56 @@ pub enum RuntimeError {
     Other(String),
 }
 
-/// The runtime this agent uses.
-pub enum Runtime {
-    /// Xvnc and a desktop program as local processes.
-    Local(local::LocalRuntime),
-    /// Pods and PVCs.
-    Kubernetes(kubernetes::KubeRuntime),
-}
+/// A future a runtime returns (boxed, so runtimes are interchangeable behind `dyn Runtime`).
+pub type RuntimeFuture<'a, T> = BoxFuture<'a, Result<T, RuntimeError>>;
 
-impl Runtime {
+/// Where this agent runs sessions: one implementation per platform, each in its own module,
+/// chosen by `PLATFORM` at start.
+pub trait Runtime: Send + Sync + 'static {
     /// Starts a session and waits until its VNC server accepts connections. Idempotent: a
     /// session that already runs is reported as it is.
-    pub async fn create(&self, spec: &SessionSpec) -> Result<SessionReport, RuntimeError> {
-        match self {
-            Runtime::Local(r) => r.create(spec).await,
-            Runtime::Kubernetes(r) => r.create(spec).await,
-        }
-    }
+    fn create<'a>(&'a self, spec: &'a SessionSpec) -> RuntimeFuture<'a, SessionReport>;
 
-    /// Stops a session and removes what it used (its home too unless `keep_home`).
-    /// Deleting a session that does not exist succeeds.
-    pub async fn delete(&self, id: Uuid, keep_home: bool) -> Result<(), RuntimeError> {
-        match self {
-            Runtime::Local(r) => r.delete(id, keep_home).await,
-            Runtime::Kubernetes(r) => r.delete(id, keep_home).await,
-        }
-    }
+    /// Stops a session and removes what it used (its own home too unless `keep_home`; a
+    /// persistent home shared by a user's sessions stays). Deleting a session that does not
+    /// exist succeeds.
+    fn delete(&self, id: Uuid, keep_home: bool) -> RuntimeFuture<'_, ()>;
 
     /// Removes a persistent home kept for a user and template; refused while a session uses
     /// it. Removing one that does not exist succeeds.
-    pub async fn delete_home(&self, home_id: Uuid) -> Result<(), RuntimeError> {
-        match self {
-            Runtime::Local(r) => r.delete_home(home_id).await,
-            Runtime::Kubernetes(r) => r.delete_home(home_id).await,
-        }
-    }
+    fn delete_home(&self, home_id: Uuid) -> RuntimeFuture<'_, ()>;
 
     /// Every session this agent holds, dead ones included (as `failed`).
-    pub async fn list(&self) -> Result<Vec<SessionReport>, RuntimeError> {
-        match self {
-            Runtime::Local(r) => r.list().await,
-            Runtime::Kubernetes(r) => r.list().await,
-        }
-    }
+    fn list(&self) -> RuntimeFuture<'_, Vec<SessionReport>>;
 
     /// What the periodic and event-driven reports send: every session held, those a command
     /// is creating or deleting right now as starting (their answers settle them; a report
     /// taken mid-way must not race them).
-    pub async fn inventory(&self) -> Result<Vec<SessionReport>, RuntimeError> {
-        match self {
-            Runtime::Local(r) => r.list().await,
-            Runtime::Kubernetes(r) => r.inventory().await,
-        }
+    fn inventory(&self) -> RuntimeFuture<'_, Vec<SessionReport>> {
+        self.list()
     }
 
     /// One session.
-    pub async fn get(&self, id: Uuid) -> Result<SessionReport, RuntimeError> {
-        self.list()
-            .await?
-            .into_iter()
-            .find(|r| r.session_id == id)
-            .ok_or(RuntimeError::NotFound(id))
+    fn get(&self, id: Uuid) -> RuntimeFuture<'_, SessionReport> {
+        Box::pin(async move {
+            self.list()
+                .await?
+                .into_iter()
+                .find(|r| r.session_id == id)
+                .ok_or(RuntimeError::NotFound(id))
+        })
     }
 
     /// Opens a connection to the session's VNC server.
-    pub async fn open_vnc(&self, id: Uuid) -> Result<Box<dyn VncStream>, RuntimeError> {
-        match self {
-            Runtime::Local(r) => r.open_vnc(id).await,
-            Runtime::Kubernetes(r) => Ok(Box::new(r.open_vnc(id).await?)),
-        }
-    }
+    fn open_vnc(&self, id: Uuid) -> RuntimeFuture<'_, Box<dyn VncStream>>;
 
     /// Fires whenever a session changed behind the agent's back (deleted or failed by someone
     /// else), so the link can send a fresh inventory at once; `None` for runtimes whose
     /// sessions only change through the agent.
-    pub fn changes(&self) -> Option<futures_util::stream::BoxStream<'static, ()>> {
-        match self {
-            Runtime::Local(_) => None,
-            Runtime::Kubernetes(r) => Some(r.changes()),
-        }
+    fn changes(&self) -> Option<BoxStream<'static, ()>> {
+        None
     }
 
     /// How many sessions this agent accepts.
-    pub fn max_sessions(&self) -> u32 {
-        match self {
-            Runtime::Local(r) => r.max_sessions(),
-            Runtime::Kubernetes(r) => r.max_sessions(),
-        }
-    }
+    fn max_sessions(&self) -> u32;
 }

@@ -27,7 +27,7 @@ use self::forwarded::Forwarded;
 use self::objects::{Layout, SESSION_LABEL};
 use self::session_locks::SessionLocks;
 pub use self::status::{Starting, starting_state};
-use super::RuntimeError;
+use super::{Runtime, RuntimeError, RuntimeFuture, VncStream};
 
 /// Field manager of every server-side apply: conflicts name us.
 pub const FIELD_MANAGER: &str = "streamspace-agent";
@@ -96,11 +96,6 @@ impl KubeRuntime {
 
     fn api<K: Namespaced>(&self) -> Api<K> {
         Api::namespaced(self.client.clone(), &self.settings.layout.namespace)
-    }
-
-    /// Most sessions at once.
-    pub fn max_sessions(&self) -> u32 {
-        self.settings.max_sessions
     }
 
     async fn apply<K: Namespaced + Serialize>(
@@ -410,5 +405,42 @@ impl KubeRuntime {
             }),
             message,
         }
+    }
+}
+
+impl Runtime for KubeRuntime {
+    fn create<'a>(&'a self, spec: &'a SessionSpec) -> RuntimeFuture<'a, SessionReport> {
+        Box::pin(KubeRuntime::create(self, spec))
+    }
+
+    fn delete(&self, id: Uuid, keep_home: bool) -> RuntimeFuture<'_, ()> {
+        Box::pin(KubeRuntime::delete(self, id, keep_home))
+    }
+
+    fn delete_home(&self, home_id: Uuid) -> RuntimeFuture<'_, ()> {
+        Box::pin(KubeRuntime::delete_home(self, home_id))
+    }
+
+    fn list(&self) -> RuntimeFuture<'_, Vec<SessionReport>> {
+        Box::pin(KubeRuntime::list(self))
+    }
+
+    fn inventory(&self) -> RuntimeFuture<'_, Vec<SessionReport>> {
+        Box::pin(KubeRuntime::inventory(self))
+    }
+
+    fn open_vnc(&self, id: Uuid) -> RuntimeFuture<'_, Box<dyn VncStream>> {
+        Box::pin(async move {
+            let stream: Box<dyn VncStream> = Box::new(KubeRuntime::open_vnc(self, id).await?);
+            Ok(stream)
+        })
+    }
+
+    fn changes(&self) -> Option<BoxStream<'static, ()>> {
+        Some(KubeRuntime::changes(self))
+    }
+
+    fn max_sessions(&self) -> u32 {
+        self.settings.max_sessions
     }
 }

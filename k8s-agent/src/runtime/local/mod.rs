@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use self::accounts::{DesktopAccounts, command_as};
 use self::x_access::{authority_file, display_free, run_dir, vnc_socket, xauthority};
-use super::{RuntimeError, VncStream};
+use super::{Runtime, RuntimeError, RuntimeFuture, VncStream};
 
 pub mod accounts;
 mod x_access;
@@ -158,11 +158,6 @@ impl LocalRuntime {
             settings,
             records: Mutex::new(records),
         })
-    }
-
-    /// Most sessions at once.
-    pub fn max_sessions(&self) -> u32 {
-        self.settings.max_sessions
     }
 
     fn session_dir(&self, id: Uuid) -> PathBuf {
@@ -617,4 +612,30 @@ async fn remove_all_but(dir: &Path, keep: &str) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+impl Runtime for LocalRuntime {
+    fn create<'a>(&'a self, spec: &'a SessionSpec) -> RuntimeFuture<'a, SessionReport> {
+        Box::pin(LocalRuntime::create(self, spec))
+    }
+
+    fn delete(&self, id: Uuid, keep_home: bool) -> RuntimeFuture<'_, ()> {
+        Box::pin(LocalRuntime::delete(self, id, keep_home))
+    }
+
+    fn delete_home(&self, home_id: Uuid) -> RuntimeFuture<'_, ()> {
+        Box::pin(LocalRuntime::delete_home(self, home_id))
+    }
+
+    fn list(&self) -> RuntimeFuture<'_, Vec<SessionReport>> {
+        Box::pin(LocalRuntime::list(self))
+    }
+
+    fn open_vnc(&self, id: Uuid) -> RuntimeFuture<'_, Box<dyn VncStream>> {
+        Box::pin(LocalRuntime::open_vnc(self, id))
+    }
+
+    fn max_sessions(&self) -> u32 {
+        self.settings.max_sessions
+    }
 }
