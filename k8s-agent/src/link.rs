@@ -393,13 +393,13 @@ impl ControlPlaneLink {
                         tunnel.do_send(tunnel::End("the session was deleted".into()));
                     }
                 }
-                async move { run(&runtime, command).await }
+                async move { run(runtime.as_ref(), command).await }
                     .into_actor(self)
                     .map(move |result, this, _| this.answer(command_id, result))
                     .spawn(ctx);
             }
             other => {
-                async move { run(&runtime, other).await }
+                async move { run(runtime.as_ref(), other).await }
                     .into_actor(self)
                     .map(move |result, this, _| this.answer(command_id, result))
                     .spawn(ctx);

@@ -99,12 +99,8 @@ async fn setup(extra: &[(&str, &str)]) -> Setup {
             max_sessions: 5,
         },
     ));
-    let agent = ControlPlaneLink::new(
-        Arc::new(config),
-        runtime,
-        Arc::new(AtomicBool::new(false)),
-    )
-    .start();
+    let agent =
+        ControlPlaneLink::new(Arc::new(config), runtime, Arc::new(AtomicBool::new(false))).start();
     cp::agent_reaches(&server, "k8s-1", "online").await;
     let alice = server.user("alice").await;
     Setup {
