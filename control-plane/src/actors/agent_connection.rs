@@ -17,48 +17,18 @@ use streamspace_protocol::{
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use super::link_messages::{
+    CloseLink, LinkHandle, Outgoing, RegisterStream, SendFrame, UnregisterStream,
+};
 use super::owed::Owed;
-use super::supervisor::{AgentDisconnected, AgentHello, AgentRefused, FromAgent, Seen, Supervisor};
-use super::vnc_tunnel::{StreamClosed, StreamCredit, StreamData, VncTunnel};
+use super::supervisor_messages::{
+    AgentDisconnected, AgentHello, AgentRefused, FromAgent, Seen, SupervisorHandle,
+};
+use super::tunnel_messages::{StreamClosed, StreamCredit, StreamData, TunnelHandle};
 use crate::metrics::{Metrics, SocketKind};
 
 /// How long a new connection may take to say `hello`.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Sends a JSON message to the agent.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Outgoing(pub ControlMessage);
-
-/// Closes the link with a reason the agent will log.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CloseLink {
-    /// WebSocket close code.
-    pub code: CloseCode,
-    /// Why (at most 123 bytes reach the agent).
-    pub reason: String,
-}
-
-/// Routes a stream's frames from the agent to a viewer's tunnel.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RegisterStream {
-    /// The stream.
-    pub stream_id: StreamId,
-    /// Its viewer.
-    pub tunnel: Addr<VncTunnel>,
-}
-
-/// Stops routing a stream.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct UnregisterStream(pub StreamId);
-
-/// Sends an encoded binary stream frame to the agent.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SendFrame(pub Vec<u8>);
 
 /// What the writer task puts on the wire, in order.
 enum Outbound {
@@ -73,7 +43,7 @@ pub struct AgentConnection {
     agent_id: String,
     credential_id: Uuid,
     conn_id: String,
-    supervisor: Addr<Supervisor>,
+    supervisor: SupervisorHandle,
     metrics: Arc<Metrics>,
     ping_interval: Duration,
     // The writer task owns the WebSocket session; this queue keeps writes in order. Its size
@@ -82,7 +52,7 @@ pub struct AgentConnection {
     outbox: mpsc::UnboundedSender<Outbound>,
     owed: Owed,
     /// Open VNC streams on this link, the viewers they feed, and since when.
-    streams: HashMap<StreamId, (Addr<VncTunnel>, Instant)>,
+    streams: HashMap<StreamId, (TunnelHandle, Instant)>,
     /// The agent understands PROBE frames (protocol 1.2 and later).
     probes: bool,
     last_seen_report: Instant,
@@ -91,13 +61,24 @@ pub struct AgentConnection {
 }
 
 impl AgentConnection {
+    /// Where the Supervisor and the tunnels send this connection what they have.
+    pub fn handle(me: &Addr<AgentConnection>) -> LinkHandle {
+        LinkHandle {
+            outgoing: me.clone().recipient(),
+            close: me.clone().recipient(),
+            register: me.clone().recipient(),
+            unregister: me.clone().recipient(),
+            frame: me.clone().recipient(),
+        }
+    }
+
     /// Wraps an upgraded WebSocket. `agent_id` and `credential_id` were authenticated before
     /// the upgrade.
     pub fn new(
         agent_id: String,
         credential_id: Uuid,
         session: actix_ws::Session,
-        supervisor: Addr<Supervisor>,
+        supervisor: SupervisorHandle,
         metrics: Arc<Metrics>,
         ping_interval: Duration,
     ) -> Self {
@@ -227,7 +208,7 @@ impl AgentConnection {
                 self.probes = protocol_version >= PROBE_SINCE;
                 if let Err(e) = PROTOCOL_VERSION.check_compatible(protocol_version) {
                     // An authenticated agent that cannot work until someone upgrades it.
-                    self.supervisor.do_send(AgentRefused {
+                    self.supervisor.refused.do_send(AgentRefused {
                         agent_id: self.agent_id.clone(),
                         reason: e.to_string(),
                     });
@@ -258,11 +239,12 @@ impl AgentConnection {
                         None => Ok(sessions),
                         Some(why) => Err(why),
                     },
-                    addr: ctx.address(),
+                    link: AgentConnection::handle(&ctx.address()),
                 };
                 // Hold further messages until the Supervisor has registered us, so nothing
                 // the agent sends overtakes its own hello.
                 self.supervisor
+                    .hello
                     .send(hello)
                     .into_actor(self)
                     .map(|result, this, ctx| match result {
@@ -283,7 +265,7 @@ impl AgentConnection {
             (true, AgentMessage::VncDisconnect { stream_id, reason }) => {
                 self.seen();
                 if let Some((tunnel, _)) = self.streams.remove(&stream_id) {
-                    tunnel.do_send(StreamClosed(reason));
+                    tunnel.closed.do_send(StreamClosed(reason));
                 }
             }
             (true, AgentMessage::Unknown) => {
@@ -292,7 +274,7 @@ impl AgentConnection {
                     self.agent_id
                 );
             }
-            (true, message) => self.supervisor.do_send(FromAgent {
+            (true, message) => self.supervisor.from_agent.do_send(FromAgent {
                 agent_id: self.agent_id.clone(),
                 conn_id: self.conn_id.clone(),
                 message,
@@ -322,12 +304,12 @@ impl Actor for AgentConnection {
     fn stopping(&mut self, _: &mut Context<Self>) -> Running {
         self.metrics.socket_closed(SocketKind::Agent);
         for (_, (tunnel, _)) in self.streams.drain() {
-            tunnel.do_send(StreamClosed(
+            tunnel.closed.do_send(StreamClosed(
                 "the agent's link to the control plane dropped".into(),
             ));
         }
         if self.greeted {
-            self.supervisor.do_send(AgentDisconnected {
+            self.supervisor.disconnected.do_send(AgentDisconnected {
                 agent_id: self.agent_id.clone(),
                 conn_id: self.conn_id.clone(),
             });
@@ -419,11 +401,13 @@ impl AgentConnection {
     fn on_frame(&mut self, bytes: Bytes, ctx: &mut Context<Self>) {
         match Frame::decode(&bytes) {
             Ok(Frame::Data { stream_id, .. }) => match self.streams.get(&stream_id) {
-                Some((tunnel, _)) => tunnel.do_send(StreamData(bytes.slice(FRAME_HEADER_LEN..))),
+                Some((tunnel, _)) => tunnel
+                    .data
+                    .do_send(StreamData(bytes.slice(FRAME_HEADER_LEN..))),
                 None => self.reset(ctx, stream_id),
             },
             Ok(Frame::Credit { stream_id, bytes }) => match self.streams.get(&stream_id) {
-                Some((tunnel, _)) => tunnel.do_send(StreamCredit(bytes)),
+                Some((tunnel, _)) => tunnel.credit.do_send(StreamCredit(bytes)),
                 None => self.reset(ctx, stream_id),
             },
             Ok(Frame::Probe { stream_id }) => {
@@ -433,7 +417,9 @@ impl AgentConnection {
             }
             Ok(Frame::Reset { stream_id }) => {
                 if let Some((tunnel, _)) = self.streams.remove(&stream_id) {
-                    tunnel.do_send(StreamClosed("the agent no longer has this stream".into()));
+                    tunnel
+                        .closed
+                        .do_send(StreamClosed("the agent no longer has this stream".into()));
                 }
             }
             Err(e) => {
@@ -473,7 +459,7 @@ impl AgentConnection {
     fn seen(&mut self) {
         if self.greeted && self.last_seen_report.elapsed() >= Duration::from_secs(1) {
             self.last_seen_report = Instant::now();
-            self.supervisor.do_send(Seen {
+            self.supervisor.seen.do_send(Seen {
                 agent_id: self.agent_id.clone(),
                 conn_id: self.conn_id.clone(),
             });

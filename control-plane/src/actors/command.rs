@@ -8,8 +8,8 @@ use actix::prelude::*;
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::supervisor::{CommandDone, LinkOf, SendToAgent, Supervisor};
-use super::vnc_tunnel::StreamClosed;
+use super::supervisor_messages::{CommandDone, LinkOf, SendToAgent, SupervisorHandle};
+use super::tunnel_messages::StreamClosed;
 use crate::metrics::Metrics;
 use crate::store::StoreHandle;
 use crate::store::commands::{CommandRow, MarkSent, RecordReply, Reply, ReplyEffect};
@@ -55,7 +55,7 @@ pub enum Waiter {
 /// The actor.
 pub struct CommandActor {
     command: CommandRow,
-    supervisor: Addr<Supervisor>,
+    supervisor: SupervisorHandle,
     store: StoreHandle,
     metrics: Arc<Metrics>,
     /// Told the outcome when the command finishes.
@@ -68,7 +68,7 @@ impl CommandActor {
     /// An actor for a persisted, unfinished command.
     pub fn new(
         command: CommandRow,
-        supervisor: Addr<Supervisor>,
+        supervisor: SupervisorHandle,
         store: StoreHandle,
         metrics: Arc<Metrics>,
         waiter: Option<Waiter>,
@@ -167,7 +167,9 @@ impl Actor for CommandActor {
     }
 
     fn stopping(&mut self, _: &mut Context<Self>) -> Running {
-        self.supervisor.do_send(CommandDone(self.command_id()));
+        self.supervisor
+            .command_done
+            .do_send(CommandDone(self.command_id()));
         Running::Stop
     }
 }
@@ -203,6 +205,7 @@ impl Handler<Deliver> for CommandActor {
         // of the first delivery and a reconnect's redelivery comes first; and `sent_at` is
         // written before the frame leaves, so it never trails the agent's `ack`.
         supervisor
+            .link_of
             .send(LinkOf(agent_id.clone()))
             .into_actor(self)
             .then(move |link, this, _| {
@@ -216,6 +219,7 @@ impl Handler<Deliver> for CommandActor {
                         log::warn!("command {id}: cannot record its delivery: {e}");
                     }
                     supervisor
+                        .send_to_agent
                         .send(SendToAgent { agent_id, message })
                         .await
                         .ok()

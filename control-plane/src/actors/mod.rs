@@ -5,8 +5,11 @@
 
 pub mod agent_connection;
 pub mod command;
+pub mod link_messages;
 pub mod owed;
 pub mod pruner;
 pub mod supervisor;
+pub mod supervisor_messages;
+pub mod tunnel_messages;
 pub mod viewer_writer;
 pub mod vnc_tunnel;

@@ -18,28 +18,14 @@ use streamspace_protocol::{DEFAULT_STREAM_WINDOW, Frame, RecvWindow, SendWindow,
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::agent_connection::{AgentConnection, SendFrame, UnregisterStream};
+use super::link_messages::{LinkHandle, SendFrame, UnregisterStream};
 use super::owed::Owed;
-use super::supervisor::{CloseStream, OpenStream, Supervisor};
+use super::supervisor_messages::{CloseStream, OpenStream, SupervisorHandle};
+pub use super::tunnel_messages::{StreamClosed, StreamCredit, StreamData, TunnelHandle};
 use super::viewer_writer::ToViewer;
 use crate::metrics::{Metrics, SocketKind};
 use crate::store::StoreHandle;
 use crate::store::audit::{NewAuditEntry, Record};
-
-/// Bytes from the agent for the viewer.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct StreamData(pub Bytes);
-
-/// The agent drained bytes we sent: more window.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct StreamCredit(pub u32);
-
-/// The stream ended on the agent's side (desktop closed, link dropped, command failed).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct StreamClosed(pub String);
 
 /// The viewer's socket took this many RFB bytes.
 #[derive(Message)]
@@ -63,14 +49,14 @@ pub struct Viewer {
 /// The actor.
 pub struct VncTunnel {
     viewer: Viewer,
-    supervisor: Addr<Supervisor>,
+    supervisor: SupervisorHandle,
     store: StoreHandle,
     metrics: Arc<Metrics>,
     outbox: mpsc::UnboundedSender<ToViewer>,
     /// Pongs queued for the viewer and not yet written.
     owed: Owed,
     /// Set once the agent accepted the stream.
-    link: Option<(StreamId, Addr<AgentConnection>)>,
+    link: Option<(StreamId, LinkHandle)>,
     to_agent: SendWindow,
     /// Viewer bytes waiting for credit (at most one window).
     pending: VecDeque<Bytes>,
@@ -88,13 +74,23 @@ pub struct VncTunnel {
 }
 
 impl VncTunnel {
+    /// Where the agent's connection, the commands and the Supervisor send this tunnel what
+    /// they have.
+    pub fn handle(me: &Addr<VncTunnel>) -> TunnelHandle {
+        TunnelHandle {
+            data: me.clone().recipient(),
+            credit: me.clone().recipient(),
+            closed: me.clone().recipient(),
+        }
+    }
+
     /// A tunnel for an upgraded viewer WebSocket whose frames go out through `outbox` (read
     /// by a [`super::viewer_writer::ViewerWriter`] sharing `owed`).
     pub fn new(
         viewer: Viewer,
         outbox: mpsc::UnboundedSender<ToViewer>,
         owed: Owed,
-        supervisor: Addr<Supervisor>,
+        supervisor: SupervisorHandle,
         store: StoreHandle,
         metrics: Arc<Metrics>,
         ping_interval: Duration,
@@ -149,7 +145,7 @@ impl VncTunnel {
             let chunk = front.split_to(n);
             self.to_agent.spend(n);
             self.pending_len -= n;
-            link.do_send(SendFrame(
+            link.frame.do_send(SendFrame(
                 Frame::Data {
                     stream_id: *stream_id,
                     payload: &chunk,
@@ -177,11 +173,12 @@ impl Actor for VncTunnel {
         let open = OpenStream {
             session_id: self.viewer.session_id,
             agent_id: self.viewer.agent_id.clone(),
-            tunnel: ctx.address(),
+            tunnel: VncTunnel::handle(&ctx.address()),
             user_id: self.viewer.user_id,
             window: DEFAULT_STREAM_WINDOW,
         };
         self.supervisor
+            .open_stream
             .send(open)
             .into_actor(self)
             .map(|opened, this, ctx| match opened {
@@ -211,8 +208,8 @@ impl Actor for VncTunnel {
             .clone()
             .unwrap_or_else(|| "viewer closed".into());
         if let Some((stream_id, link)) = self.link.take() {
-            link.do_send(UnregisterStream(stream_id));
-            self.supervisor.do_send(CloseStream {
+            link.unregister.do_send(UnregisterStream(stream_id));
+            self.supervisor.close_stream.do_send(CloseStream {
                 agent_id: self.viewer.agent_id.clone(),
                 session_id: self.viewer.session_id,
                 stream_id,
@@ -264,7 +261,7 @@ impl Handler<Written> for VncTunnel {
     fn handle(&mut self, Written(n): Written, _: &mut Context<Self>) {
         self.metrics.viewer_buffered(-(n as i64));
         if let (Some(bytes), Some((stream_id, link))) = (self.from_agent.drain(n), &self.link) {
-            link.do_send(SendFrame(
+            link.frame.do_send(SendFrame(
                 Frame::Credit {
                     stream_id: *stream_id,
                     bytes,

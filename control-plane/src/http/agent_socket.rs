@@ -11,6 +11,7 @@ use super::AppState;
 use super::caller::{bearer, client_ip};
 use super::error::ApiError;
 use crate::actors::agent_connection::AgentConnection;
+use crate::actors::supervisor::Supervisor;
 use crate::auth::agent_token;
 use crate::store::audit::{NewAuditEntry, Record};
 use crate::store::credentials::AuthenticateAgent;
@@ -72,7 +73,7 @@ pub async fn connect(
             agent_id,
             credential.id,
             session,
-            state.supervisor.clone(),
+            Supervisor::handle(&state.supervisor),
             state.metrics.clone(),
             config.agent_heartbeat_interval,
         )

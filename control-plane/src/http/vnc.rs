@@ -15,6 +15,7 @@ use super::caller::{Caller, client_ip};
 use super::error::ApiError;
 use super::sessions::visible_session;
 use crate::actors::owed::Owed;
+use crate::actors::supervisor::Supervisor;
 use crate::actors::viewer_writer::ViewerWriter;
 use crate::actors::vnc_tunnel::{Viewer, VncTunnel, Written};
 use crate::auth::tokens::{TokenError, VIEWER_TTL, VNC_AUDIENCE};
@@ -154,7 +155,7 @@ pub async fn connect(
             viewer,
             outbox,
             owed.clone(),
-            state.supervisor.clone(),
+            Supervisor::handle(&state.supervisor),
             state.store.clone(),
             state.metrics.clone(),
             state.config.agent_heartbeat_interval,

@@ -5,84 +5,23 @@ use std::time::Instant;
 use actix::prelude::*;
 use actix_ws::CloseCode;
 use streamspace_protocol::{
-    AgentMessage, Capacity, ControlMessage, DEFAULT_STREAM_WINDOW, PROTOCOL_VERSION, SessionReport,
+    AgentMessage, ControlMessage, DEFAULT_STREAM_WINDOW, PROTOCOL_VERSION, SessionReport,
 };
 use uuid::Uuid;
 
 use super::Supervisor;
 use super::registry::Link;
-use crate::actors::agent_connection::{AgentConnection, CloseLink, Outgoing};
 use crate::actors::command::{AgentReply, Deliver};
+use crate::actors::link_messages::{CloseLink, Outgoing};
+use crate::actors::supervisor_messages::{
+    AgentDisconnected, AgentHello, AgentRefused, FromAgent, Seen,
+};
 use crate::model::AgentStatus;
 use crate::store::StoreError;
 use crate::store::agents::{MarkConnected, RecordHeartbeat, SetAgentStatus};
 use crate::store::audit::{NewAuditEntry, Record};
 use crate::store::commands::{RecordReply, Reply, UnfinishedCommands};
 use crate::store::sessions::{ApplyInventory, ApplySessionStatus, Reconciled};
-
-/// An authenticated connection said `hello`. Answered with `Err(reason)` to refuse it.
-#[derive(Message)]
-#[rtype(result = "Result<(), String>")]
-pub struct AgentHello {
-    /// The agent (already matched to its credential).
-    pub agent_id: String,
-    /// The new connection.
-    pub conn_id: String,
-    /// The credential it used.
-    pub credential_id: Uuid,
-    /// Announced platform.
-    pub platform: String,
-    /// Announced region.
-    pub region: Option<String>,
-    /// Announced capacity.
-    pub capacity: Capacity,
-    /// The sessions it holds, or why the agent could not list them.
-    pub sessions: Result<Vec<SessionReport>, String>,
-    /// The connection actor.
-    pub addr: Addr<AgentConnection>,
-}
-
-/// A message from a greeted agent.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct FromAgent {
-    /// The agent.
-    pub agent_id: String,
-    /// The connection it came on.
-    pub conn_id: String,
-    /// What it said.
-    pub message: AgentMessage,
-}
-
-/// Something (a pong, a stream frame) arrived: the agent is alive.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Seen {
-    /// The agent.
-    pub agent_id: String,
-    /// The connection.
-    pub conn_id: String,
-}
-
-/// A greeted connection ended.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AgentDisconnected {
-    /// The agent.
-    pub agent_id: String,
-    /// The connection that ended.
-    pub conn_id: String,
-}
-
-/// An authenticated agent was refused (incompatible protocol): it needs an admin.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AgentRefused {
-    /// The agent.
-    pub agent_id: String,
-    /// Why.
-    pub reason: String,
-}
 
 /// An admin deleted the agent: close its link and drop its commands.
 #[derive(Message)]
@@ -139,7 +78,7 @@ impl Supervisor {
         );
         for transition in transitions {
             if let Some(link) = transition.close {
-                link.do_send(CloseLink {
+                link.close.do_send(CloseLink {
                     code: CloseCode::Away,
                     reason: format!("no heartbeat for {}s", self.timing.agent_timeout.as_secs()),
                 });
@@ -211,22 +150,25 @@ impl Handler<AgentHello> for Supervisor {
                 let link = Link {
                     conn_id: hello.conn_id.clone(),
                     credential_id: hello.credential_id,
-                    handle: hello.addr.clone(),
+                    handle: hello.link.clone(),
                 };
                 if let Some(old) = this.registry.connect(&hello.agent_id, link, Instant::now()) {
-                    old.handle.do_send(CloseLink {
+                    old.handle.close.do_send(CloseLink {
                         code: CloseCode::Policy,
                         reason: "replaced by a newer connection of the same agent".into(),
                     });
                 }
-                hello.addr.do_send(Outgoing(ControlMessage::Welcome {
-                    protocol_version: PROTOCOL_VERSION,
-                    heartbeat_interval_ms: u64::try_from(
-                        this.timing.heartbeat_interval.as_millis(),
-                    )
-                    .unwrap_or(u64::MAX),
-                    stream_window: DEFAULT_STREAM_WINDOW,
-                }));
+                hello
+                    .link
+                    .outgoing
+                    .do_send(Outgoing(ControlMessage::Welcome {
+                        protocol_version: PROTOCOL_VERSION,
+                        heartbeat_interval_ms: u64::try_from(
+                            this.timing.heartbeat_interval.as_millis(),
+                        )
+                        .unwrap_or(u64::MAX),
+                        stream_window: DEFAULT_STREAM_WINDOW,
+                    }));
                 this.audit_agent(
                     "agent_connect",
                     &hello.agent_id,
@@ -465,7 +407,7 @@ impl Handler<AgentRemoved> for Supervisor {
 
     fn handle(&mut self, AgentRemoved(agent_id): AgentRemoved, _: &mut Context<Self>) {
         if let Some(link) = self.registry.remove(&agent_id) {
-            link.handle.do_send(CloseLink {
+            link.handle.close.do_send(CloseLink {
                 code: CloseCode::Policy,
                 reason: "agent deleted by an administrator".into(),
             });
@@ -483,7 +425,7 @@ impl Handler<CredentialsRevoked> for Supervisor {
         if let Some(link) = self.registry.link(&msg.agent_id)
             && msg.ids.contains(&link.credential_id)
         {
-            link.handle.do_send(CloseLink {
+            link.handle.close.do_send(CloseLink {
                 code: CloseCode::Policy,
                 reason: "credential revoked".into(),
             });

@@ -1,11 +1,10 @@
 //! Commands: dispatch from the API, delivery to connections, and their actors' end.
 
 use actix::prelude::*;
-use streamspace_protocol::ControlMessage;
-use uuid::Uuid;
 
 use super::Supervisor;
-use crate::actors::agent_connection::Outgoing;
+use crate::actors::link_messages::Outgoing;
+use crate::actors::supervisor_messages::{CommandDone, LinkOf, SendToAgent};
 use std::time::Duration;
 
 use crate::actors::command::{Cancel, CommandActor, LinkLost, Waiter};
@@ -29,26 +28,6 @@ pub struct Ask {
 /// How long stream commands may take: a viewer is waiting.
 pub const STREAM_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Writes a message to an agent's live connection; answers which connection, if any.
-#[derive(Message)]
-#[rtype(result = "Option<String>")]
-pub struct SendToAgent {
-    /// The agent.
-    pub agent_id: String,
-    /// The message.
-    pub message: ControlMessage,
-}
-
-/// The connection id of an agent's live link, if it has one.
-#[derive(Message)]
-#[rtype(result = "Option<String>")]
-pub struct LinkOf(pub String);
-
-/// A command actor stopped.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CommandDone(pub Uuid);
-
 impl Supervisor {
     /// Starts an actor for a command unless one is running.
     pub(super) fn track(&mut self, command: CommandRow, ctx: &mut Context<Self>) {
@@ -69,7 +48,7 @@ impl Supervisor {
         let agent_id = command.agent_id.clone();
         let actor = CommandActor::new(
             command,
-            ctx.address(),
+            Supervisor::handle(&ctx.address()),
             self.store.clone(),
             self.metrics.clone(),
             waiter,
@@ -119,7 +98,7 @@ impl Handler<SendToAgent> for Supervisor {
 
     fn handle(&mut self, msg: SendToAgent, _: &mut Context<Self>) -> Option<String> {
         let link = self.registry.link(&msg.agent_id)?;
-        link.handle.do_send(Outgoing(msg.message));
+        link.handle.outgoing.do_send(Outgoing(msg.message));
         Some(link.conn_id.clone())
     }
 }

@@ -17,15 +17,14 @@ use actix::prelude::*;
 use streamspace_protocol::StreamId;
 use uuid::Uuid;
 
-pub use self::agents::{
-    AgentDisconnected, AgentHello, AgentRefused, AgentRemoved, CredentialsRevoked, FromAgent, Seen,
-};
-pub use self::commands::{Ask, CommandDone, Dispatch, LinkOf, STREAM_COMMAND_TIMEOUT, SendToAgent};
+pub use self::agents::{AgentRemoved, CredentialsRevoked};
+pub use self::commands::{Ask, Dispatch, STREAM_COMMAND_TIMEOUT};
 use self::registry::Registry;
-pub use self::streams::{CloseStream, CloseStreamsOf, OpenStream};
-use super::agent_connection::AgentConnection;
+pub use self::streams::CloseStreamsOf;
 use super::command::CommandActor;
-use super::vnc_tunnel::StreamClosed;
+use super::link_messages::LinkHandle;
+pub use super::supervisor_messages::SupervisorHandle;
+use super::tunnel_messages::StreamClosed;
 use crate::metrics::Metrics;
 use crate::store::StoreHandle;
 use crate::store::agents::AgentsBelievedAlive;
@@ -55,7 +54,7 @@ pub struct Supervisor {
     store: StoreHandle,
     metrics: Arc<Metrics>,
     timing: Timing,
-    registry: Registry<Addr<AgentConnection>>,
+    registry: Registry<LinkHandle>,
     /// Command id → (agent id, actor).
     commands: HashMap<Uuid, (String, Addr<CommandActor>)>,
     /// Streams open: id → the viewer's user and tunnel; and the last id handed out.
@@ -78,6 +77,24 @@ impl Supervisor {
             streams: HashMap::new(),
             next_stream: 0,
             revoked: HashSet::new(),
+        }
+    }
+}
+
+impl Supervisor {
+    /// Where the actors the Supervisor addresses send it what they have.
+    pub fn handle(me: &Addr<Supervisor>) -> SupervisorHandle {
+        SupervisorHandle {
+            hello: me.clone().recipient(),
+            from_agent: me.clone().recipient(),
+            seen: me.clone().recipient(),
+            disconnected: me.clone().recipient(),
+            refused: me.clone().recipient(),
+            send_to_agent: me.clone().recipient(),
+            link_of: me.clone().recipient(),
+            command_done: me.clone().recipient(),
+            open_stream: me.clone().recipient(),
+            close_stream: me.clone().recipient(),
         }
     }
 }

@@ -6,44 +6,11 @@ use uuid::Uuid;
 
 use super::Supervisor;
 use super::commands::STREAM_COMMAND_TIMEOUT;
-use crate::actors::agent_connection::{AgentConnection, RegisterStream};
 use crate::actors::command::Waiter;
-use crate::actors::vnc_tunnel::StreamClosed;
-use crate::actors::vnc_tunnel::VncTunnel;
+use crate::actors::link_messages::{LinkHandle, RegisterStream};
+use crate::actors::supervisor_messages::{CloseStream, OpenStream};
+use crate::actors::tunnel_messages::StreamClosed;
 use crate::store::commands::InsertCommand;
-
-/// A viewer wants a stream to its session's VNC server. Answers the stream id and the
-/// agent's connection (frames go there directly), or why not.
-#[derive(Message)]
-#[rtype(result = "Result<(StreamId, Addr<AgentConnection>), String>")]
-pub struct OpenStream {
-    /// The session.
-    pub session_id: Uuid,
-    /// Its agent.
-    pub agent_id: String,
-    /// The viewer's tunnel.
-    pub tunnel: Addr<VncTunnel>,
-    /// The viewer's user.
-    pub user_id: Uuid,
-    /// Credit the agent starts with.
-    pub window: u32,
-}
-
-/// A viewer's tunnel ended; its stream id is free again.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CloseStream {
-    /// The agent.
-    pub agent_id: String,
-    /// The session.
-    pub session_id: Uuid,
-    /// The stream.
-    pub stream_id: StreamId,
-    /// Why, for the agent's log.
-    pub reason: String,
-    /// Whether the agent must be told (not when it ended the stream itself).
-    pub tell_agent: bool,
-}
 
 /// A user lost access (disabled): end their open streams with `reason`.
 #[derive(Message)]
@@ -108,7 +75,7 @@ impl Supervisor {
 }
 
 impl Handler<OpenStream> for Supervisor {
-    type Result = Result<(StreamId, Addr<AgentConnection>), String>;
+    type Result = Result<(StreamId, LinkHandle), String>;
 
     fn handle(&mut self, msg: OpenStream, ctx: &mut Context<Self>) -> Self::Result {
         let link = self
@@ -121,8 +88,8 @@ impl Handler<OpenStream> for Supervisor {
                     msg.agent_id
                 )
             })?;
-        let stream_id = self.allocate_stream(msg.user_id, msg.tunnel.clone().recipient());
-        link.do_send(RegisterStream {
+        let stream_id = self.allocate_stream(msg.user_id, msg.tunnel.closed.clone());
+        link.register.do_send(RegisterStream {
             stream_id,
             tunnel: msg.tunnel.clone(),
         });
@@ -135,7 +102,7 @@ impl Handler<OpenStream> for Supervisor {
             msg.agent_id,
             msg.session_id,
             command,
-            Some(Waiter::Stream(msg.tunnel.recipient())),
+            Some(Waiter::Stream(msg.tunnel.closed.clone())),
             ctx,
         );
         Ok((stream_id, link))

@@ -1,0 +1,58 @@
+//! What an agent's connection is sent by the Supervisor and the viewers' tunnels, and
+//! [`LinkHandle`], through which they send it without importing the connection.
+
+use actix::prelude::*;
+use actix_ws::CloseCode;
+use streamspace_protocol::{ControlMessage, StreamId};
+
+use super::tunnel_messages::TunnelHandle;
+
+/// Sends a JSON message to the agent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Outgoing(pub ControlMessage);
+
+/// Closes the link with a reason the agent will log.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseLink {
+    /// WebSocket close code.
+    pub code: CloseCode,
+    /// Why (at most 123 bytes reach the agent).
+    pub reason: String,
+}
+
+/// Routes a stream's frames from the agent to a viewer's tunnel.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegisterStream {
+    /// The stream.
+    pub stream_id: StreamId,
+    /// Its viewer.
+    pub tunnel: TunnelHandle,
+}
+
+/// Stops routing a stream.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UnregisterStream(pub StreamId);
+
+/// Sends an encoded binary stream frame to the agent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendFrame(pub Vec<u8>);
+
+/// Where a connection's messages go.
+#[derive(Clone)]
+pub struct LinkHandle {
+    /// JSON messages for the agent.
+    pub outgoing: Recipient<Outgoing>,
+    /// Closing the link.
+    pub close: Recipient<CloseLink>,
+    /// Routing a stream to a tunnel.
+    pub register: Recipient<RegisterStream>,
+    /// Ending that routing.
+    pub unregister: Recipient<UnregisterStream>,
+    /// Binary frames for the agent.
+    pub frame: Recipient<SendFrame>,
+}

@@ -1,0 +1,152 @@
+//! What the Supervisor is sent by the agents' connections, the commands and the viewers'
+//! tunnels, and [`SupervisorHandle`], through which they send it without importing the
+//! Supervisor (which starts and addresses them).
+
+use actix::prelude::*;
+use streamspace_protocol::{AgentMessage, Capacity, ControlMessage, SessionReport, StreamId};
+use uuid::Uuid;
+
+use super::link_messages::LinkHandle;
+use super::tunnel_messages::TunnelHandle;
+
+/// An authenticated connection said `hello`. Answered with `Err(reason)` to refuse it.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct AgentHello {
+    /// The agent (already matched to its credential).
+    pub agent_id: String,
+    /// The new connection.
+    pub conn_id: String,
+    /// The credential it used.
+    pub credential_id: Uuid,
+    /// Announced platform.
+    pub platform: String,
+    /// Announced region.
+    pub region: Option<String>,
+    /// Announced capacity.
+    pub capacity: Capacity,
+    /// The sessions it holds, or why the agent could not list them.
+    pub sessions: Result<Vec<SessionReport>, String>,
+    /// The connection actor.
+    pub link: LinkHandle,
+}
+
+/// A message from a greeted agent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FromAgent {
+    /// The agent.
+    pub agent_id: String,
+    /// The connection it came on.
+    pub conn_id: String,
+    /// What it said.
+    pub message: AgentMessage,
+}
+
+/// Something (a pong, a stream frame) arrived: the agent is alive.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Seen {
+    /// The agent.
+    pub agent_id: String,
+    /// The connection.
+    pub conn_id: String,
+}
+
+/// A greeted connection ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentDisconnected {
+    /// The agent.
+    pub agent_id: String,
+    /// The connection that ended.
+    pub conn_id: String,
+}
+
+/// An authenticated agent was refused (incompatible protocol): it needs an admin.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentRefused {
+    /// The agent.
+    pub agent_id: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Writes a message to an agent's live connection; answers which connection, if any.
+#[derive(Message)]
+#[rtype(result = "Option<String>")]
+pub struct SendToAgent {
+    /// The agent.
+    pub agent_id: String,
+    /// The message.
+    pub message: ControlMessage,
+}
+
+/// The connection id of an agent's live link, if it has one.
+#[derive(Message)]
+#[rtype(result = "Option<String>")]
+pub struct LinkOf(pub String);
+
+/// A command actor stopped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CommandDone(pub Uuid);
+
+/// A viewer wants a stream to its session's VNC server. Answers the stream id and the
+/// agent's connection (frames go there directly), or why not.
+#[derive(Message)]
+#[rtype(result = "Result<(StreamId, LinkHandle), String>")]
+pub struct OpenStream {
+    /// The session.
+    pub session_id: Uuid,
+    /// Its agent.
+    pub agent_id: String,
+    /// The viewer's tunnel.
+    pub tunnel: TunnelHandle,
+    /// The viewer's user.
+    pub user_id: Uuid,
+    /// Credit the agent starts with.
+    pub window: u32,
+}
+
+/// A viewer's tunnel ended; its stream id is free again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseStream {
+    /// The agent.
+    pub agent_id: String,
+    /// The session.
+    pub session_id: Uuid,
+    /// The stream.
+    pub stream_id: StreamId,
+    /// Why, for the agent's log.
+    pub reason: String,
+    /// Whether the agent must be told (not when it ended the stream itself).
+    pub tell_agent: bool,
+}
+
+/// Where the Supervisor's messages go.
+#[derive(Clone)]
+pub struct SupervisorHandle {
+    /// A connection said hello.
+    pub hello: Recipient<AgentHello>,
+    /// A greeted agent said something.
+    pub from_agent: Recipient<FromAgent>,
+    /// An agent is alive.
+    pub seen: Recipient<Seen>,
+    /// A connection ended.
+    pub disconnected: Recipient<AgentDisconnected>,
+    /// An agent was refused.
+    pub refused: Recipient<AgentRefused>,
+    /// A message for an agent's live connection.
+    pub send_to_agent: Recipient<SendToAgent>,
+    /// Which connection an agent has.
+    pub link_of: Recipient<LinkOf>,
+    /// A command actor stopped.
+    pub command_done: Recipient<CommandDone>,
+    /// A viewer wants a stream.
+    pub open_stream: Recipient<OpenStream>,
+    /// A viewer's stream ended.
+    pub close_stream: Recipient<CloseStream>,
+}
