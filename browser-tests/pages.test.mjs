@@ -329,3 +329,29 @@ test('everyone changes their own password from the header', async () => {
   await stack.login('hana', 'hana-new-password');
   await page.close();
 });
+
+test('the pages work from the keyboard: navigation, dialogs that take and give back focus', async () => {
+  const page = await signIn(browser, stack.base, 'admin', 'admin-password');
+  await page.waitForSelector('h1.page-title');
+  // Tab from the top of the page to the Agents link and follow it.
+  await page.focus('a.brand');
+  let reached = false;
+  for (let i = 0; i < 10 && !reached; i += 1) {
+    await page.keyboard.press('Tab');
+    reached = await page.evaluate(() => document.activeElement?.textContent === 'Agents');
+  }
+  assert.ok(reached, 'the Agents link is reachable with Tab');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('h1.page-title >> text=Agents');
+  assert.equal(await page.getAttribute('nav.main a[href="/agents"]', 'aria-current'), 'page');
+  // A dialog opened from the keyboard takes the focus, Escape closes it, focus comes back.
+  await page.focus('text=Register agent');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('dialog[open]');
+  assert.equal(await page.evaluate(() => document.activeElement?.name), 'agent_id');
+  assert.equal(await page.getAttribute('dialog[open]', 'aria-labelledby') !== null, true);
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('dialog[open]', { state: 'detached' });
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Register agent');
+  await page.close();
+});
