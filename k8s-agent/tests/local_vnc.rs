@@ -365,6 +365,7 @@ async fn an_expired_viewer_token_is_refused() {
         exp: chrono_now() - 1,
         sid: Some(id),
         jti: Some(Uuid::new_v4()),
+        pwd: None,
     };
     let token = Keys::new(cp::JWT_SECRET.as_bytes()).sign(&claims);
     let url = format!("{}/api/v1/vnc/{id}?token={token}", setup.server.ws_base());

@@ -39,6 +39,10 @@ pub struct Claims {
     /// Viewer tokens: their id, so each opens one stream only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<Uuid>,
+    /// Login tokens: when the user's password last changed (Unix microseconds) as the token
+    /// was issued; a later change ends the token, even within the same second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pwd: Option<i64>,
 }
 
 /// Why a token was refused.
@@ -83,8 +87,15 @@ impl Keys {
             .expect("HS256 signing cannot fail")
     }
 
-    /// A login token; returns it with its expiry (Unix seconds).
-    pub fn login(&self, user: Uuid, name: &str, role: Role) -> (String, i64) {
+    /// A login token for a user whose password last changed at `password_changed_at`;
+    /// returns it with its expiry (Unix seconds).
+    pub fn login(
+        &self,
+        user: Uuid,
+        name: &str,
+        role: Role,
+        password_changed_at: chrono::DateTime<Utc>,
+    ) -> (String, i64) {
         self.issue(
             Claims {
                 sub: user,
@@ -95,6 +106,7 @@ impl Keys {
                 exp: 0,
                 sid: None,
                 jti: None,
+                pwd: Some(password_changed_at.timestamp_micros()),
             },
             LOGIN_TTL,
         )
@@ -112,6 +124,7 @@ impl Keys {
                 exp: 0,
                 sid: Some(session),
                 jti: Some(Uuid::new_v4()),
+                pwd: None,
             },
             VIEWER_TTL,
         )
@@ -143,7 +156,7 @@ mod tests {
     fn login_tokens_verify_for_the_api_only() {
         let keys = Keys::new(SECRET);
         let user = Uuid::new_v4();
-        let (token, exp) = keys.login(user, "alice", Role::User);
+        let (token, exp) = keys.login(user, "alice", Role::User, Utc::now());
         let claims = keys.verify(&token, API_AUDIENCE).unwrap();
         assert_eq!(
             (claims.sub, claims.name.as_str(), claims.exp),
@@ -183,6 +196,7 @@ mod tests {
                 exp: 0,
                 sid: None,
                 jti: None,
+                pwd: None,
             },
             Duration::ZERO,
         );
@@ -192,7 +206,7 @@ mod tests {
             Err(TokenError::Expired)
         );
         let other = Keys::new(b"another-secret-another-secret-!!");
-        let (forged, _) = other.login(Uuid::nil(), "mallory", Role::Admin);
+        let (forged, _) = other.login(Uuid::nil(), "mallory", Role::Admin, Utc::now());
         assert_eq!(keys.verify(&forged, API_AUDIENCE), Err(TokenError::Invalid));
         assert_eq!(
             keys.verify("not.a.jwt", API_AUDIENCE),

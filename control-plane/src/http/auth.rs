@@ -83,7 +83,12 @@ pub async fn login(
         return Err(ApiError::Forbidden("this account is disabled".into()));
     }
     state.logins.succeeded(&username);
-    let (token, expires_at) = state.keys.login(user.id, &user.username, user.role());
+    let (token, expires_at) = state.keys.login(
+        user.id,
+        &user.username,
+        user.role(),
+        user.password_changed_at,
+    );
     state.store.spawn(Record(
         NewAuditEntry::by_user("login", user.id, &user.username)
             .target("user", user.id)
@@ -165,7 +170,12 @@ pub async fn change_password(
             .target("user", user.id)
             .from_ip(caller.ip.clone()),
     ));
-    let (token, expires_at) = state.keys.login(user.id, &user.username, user.role());
+    let (token, expires_at) = state.keys.login(
+        user.id,
+        &user.username,
+        user.role(),
+        user.password_changed_at,
+    );
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "token": token,
         "expires_at": expires_at,

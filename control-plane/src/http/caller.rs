@@ -89,8 +89,13 @@ impl FromRequest for Caller {
                 .ok_or_else(|| {
                     ApiError::Unauthorized("user no longer exists or is disabled".into())
                 })?;
-            // Whole seconds on both sides: a token from the second of the change still works.
-            if claims.iat < user.password_changed_at.timestamp() {
+            // Tokens name the password they were issued under; older ones (without that
+            // claim) are judged by their issue time, in whole seconds.
+            let outdated = match claims.pwd {
+                Some(issued_under) => issued_under < user.password_changed_at.timestamp_micros(),
+                None => claims.iat < user.password_changed_at.timestamp(),
+            };
+            if outdated {
                 return Err(ApiError::Unauthorized(
                     "the password changed since this token was issued; log in again".into(),
                 ));
