@@ -53,6 +53,14 @@ async fn agents_are_registered_listed_filtered_inspected_and_deleted() {
         .get("/api/v1/agents?status=sleepy", &server.admin)
         .await;
     assert_eq!(status, 400, "{body}");
+    let (status, body) = server
+        .get("/api/v1/agents?platform=bogus", &server.admin)
+        .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (400, Some("platform: \"bogus\" is not kubernetes or local")),
+        "an unknown filter value names the allowed ones, not an empty list"
+    );
 
     let agent = ScriptedAgent::connect(&server, "local-1", &token, vec![]).await;
     let (status, one) = server.get("/api/v1/agents/local-1", &server.admin).await;

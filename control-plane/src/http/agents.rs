@@ -149,6 +149,10 @@ pub async fn list(
                 .map_err(|e| ApiError::invalid(format!("status: {e}")))
         })
         .transpose()?;
+    // An unknown platform is a mistake to point out, not an empty list.
+    if let Some(platform) = &platform {
+        validate::platform(platform).map_err(ApiError::invalid)?;
+    }
     let agents = state
         .store
         .run(ListAgents {
