@@ -227,11 +227,7 @@ async fn after_a_control_plane_restart_the_agent_is_back_at_once_and_runs_nothin
     // The agent acknowledges the create, then the control plane goes away before the
     // completion arrives: the command stays acknowledged, not completed.
     // A user of its own, so the desktop's name (it carries the user) is this test's alone.
-    let user = format!(
-        "redelivery-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
-    let user_token = server.user(&user).await;
+    let (user, user_token) = own_user(&server, "redelivery").await;
     let id = cp::create_session(&server, &user_token, "xterm").await;
     cp::session_reaches(&server, id, "creating").await;
     let db = server.stop().await;
@@ -266,6 +262,16 @@ async fn after_a_control_plane_restart_the_agent_is_back_at_once_and_runs_nothin
     assert_eq!(desktops_of(&user), 1, "exactly one Xvnc for the session");
 }
 
+/// A user of this test's alone (`PREFIX-` and 8 random hex digits): its name and its login.
+async fn own_user(server: &TestServer, prefix: &str) -> (String, String) {
+    let user = format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let token = server.user(&user).await;
+    (user, token)
+}
+
 #[actix_web::test]
 async fn an_agent_killed_during_a_create_runs_it_once_after_it_restarts() {
     let server = cp::start(&[]).await;
@@ -278,8 +284,7 @@ async fn an_agent_killed_during_a_create_runs_it_once_after_it_restarts() {
     let mut agent = AgentProcess::start_with(&server, &token, &env);
     cp::agent_reaches(&server, "local-1", "online").await;
 
-    let user = format!("crash-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let user_token = server.user(&user).await;
+    let (user, user_token) = own_user(&server, "crash").await;
     let id = cp::create_session(&server, &user_token, "xterm").await;
     cp::session_reaches(&server, id, "creating").await;
     agent.crash_and_restart(&server, &token, &env);

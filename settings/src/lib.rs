@@ -27,13 +27,6 @@ pub fn error(variable: &'static str, problem: impl Into<String>) -> ConfigError 
 /// Typed access to configuration variables.
 pub struct Vars<F: Fn(&str) -> Option<String>>(pub F);
 
-impl Vars<fn(&str) -> Option<String>> {
-    /// The process environment.
-    pub fn from_env() -> Self {
-        Vars(|name| std::env::var(name).ok())
-    }
-}
-
 impl<F: Fn(&str) -> Option<String>> Vars<F> {
     /// A set, non-blank value, trimmed.
     pub fn optional(&self, variable: &str) -> Option<String> {

@@ -11,7 +11,7 @@ use crate::actors::supervisor::{AgentRemoved, Ask, CredentialsRevoked};
 use crate::auth::agent_token;
 use crate::model::AgentStatus;
 use crate::store::agents::{AgentById, AgentView, DeleteAgent, ListAgents, RegisterAgent};
-use crate::store::audit::{NewAuditEntry, Record};
+use crate::store::audit::Record;
 use crate::store::commands::InsertCommand;
 use crate::store::credentials::{
     Credential, ListCredentials, MintCredential, NewCredential, RevokeCredential,
@@ -35,10 +35,10 @@ fn audit(
     details: serde_json::Value,
 ) {
     state.store.spawn(Record(
-        NewAuditEntry::by_user(action, caller.id, &caller.username)
+        caller
+            .audit(action)
             .target("agent", agent_id)
-            .details(details)
-            .from_ip(caller.ip.clone()),
+            .details(details),
     ));
 }
 

@@ -7,10 +7,10 @@ use serde::Deserialize;
 use super::AppState;
 use super::caller::Caller;
 use super::error::ApiError;
+use super::paging::{next_before, page_size};
 use crate::store::audit::ListAudit;
 
 const DEFAULT_PAGE: i64 = 50;
-const MAX_PAGE: i64 = 500;
 
 /// Paging and filters.
 #[derive(Deserialize)]
@@ -61,12 +61,7 @@ pub async fn list(
         until,
     } = query.into_inner();
     let (since, until) = (time("since", since)?, time("until", until)?);
-    let limit = limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(format!(
-            "limit: must be between 1 and {MAX_PAGE}"
-        )));
-    }
+    let limit = page_size(limit, DEFAULT_PAGE)?;
     let entries = state
         .store
         .run(ListAudit {
@@ -78,9 +73,7 @@ pub async fn list(
             until,
         })
         .await?;
-    let next_before = (entries.len() as i64 == limit)
-        .then(|| entries.last().map(|e| e.id))
-        .flatten();
+    let next_before = next_before(&entries, limit, |e| e.id);
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "entries": entries,
         "next_before": next_before,

@@ -166,9 +166,7 @@ pub async fn change_password(
         })
         .await?;
     state.store.spawn(Record(
-        NewAuditEntry::by_user("password_change", user.id, &user.username)
-            .target("user", user.id)
-            .from_ip(caller.ip.clone()),
+        caller.audit("password_change").target("user", user.id),
     ));
     let (token, expires_at) = state.keys.login(
         user.id,

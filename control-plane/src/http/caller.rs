@@ -10,6 +10,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::auth::tokens::{API_AUDIENCE, TokenError};
 use crate::model::Role;
+use crate::store::audit::NewAuditEntry;
 use crate::store::users::UserById;
 
 /// Who is calling. Extracting it checks the token and that the user still exists and is
@@ -38,6 +39,20 @@ impl Caller {
     /// Whether the caller may see something owned by `owner`.
     pub fn may_access(&self, owner: Uuid) -> bool {
         self.role == Role::Admin || self.id == owner
+    }
+
+    /// Whose things a list shows: admins the `requested` owner's (or everyone's), users their
+    /// own whatever they asked.
+    pub fn owner_filter(&self, requested: Option<Uuid>) -> Option<Uuid> {
+        match self.role {
+            Role::Admin => requested,
+            Role::User => Some(self.id),
+        }
+    }
+
+    /// An audit entry for something the caller did, from their address.
+    pub fn audit(&self, action: &str) -> NewAuditEntry {
+        NewAuditEntry::by_user(action, self.id, &self.username).from_ip(self.ip.clone())
     }
 }
 

@@ -11,8 +11,7 @@ use super::AppState;
 use super::caller::Caller;
 use super::error::ApiError;
 use crate::actors::supervisor::Dispatch;
-use crate::model::Role;
-use crate::store::audit::{NewAuditEntry, Record};
+use crate::store::audit::Record;
 use crate::store::homes::{DeleteHome, HomeById, HomeDeletion, HomeView, ListHomes};
 
 /// List filters; `owner` is honoured for admins only.
@@ -44,10 +43,7 @@ pub async fn list(
     query: web::Query<HomeFilter>,
 ) -> Result<HttpResponse, ApiError> {
     let HomeFilter { owner, agent_id } = query.into_inner();
-    let owner_id = match caller.role {
-        Role::Admin => owner,
-        Role::User => Some(caller.id),
-    };
+    let owner_id = caller.owner_filter(owner);
     let homes = state.store.run(ListHomes { owner_id, agent_id }).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "homes": homes })))
 }
@@ -98,14 +94,14 @@ pub async fn delete(
         }
     };
     state.store.spawn(Record(
-        NewAuditEntry::by_user("home_delete", caller.id, &caller.username)
+        caller
+            .audit("home_delete")
             .target("home", view.home.id)
             .details(serde_json::json!({
                 "owner": view.owner,
                 "template": view.home.template_name,
                 "agent_id": view.home.agent_id,
-            }))
-            .from_ip(caller.ip.clone()),
+            })),
     ));
     Ok(HttpResponse::Accepted().json(view))
 }

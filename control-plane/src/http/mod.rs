@@ -10,6 +10,7 @@ pub mod health;
 pub mod homes;
 pub mod metrics;
 pub mod pages;
+pub mod paging;
 pub mod sessions;
 pub mod templates;
 pub mod users;

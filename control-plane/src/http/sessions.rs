@@ -10,9 +10,10 @@ use uuid::Uuid;
 use super::AppState;
 use super::caller::Caller;
 use super::error::ApiError;
+use super::paging::{next_before, page_size};
 use crate::actors::supervisor::Dispatch;
 use crate::model::{Role, SessionState};
-use crate::store::audit::{NewAuditEntry, Record};
+use crate::store::audit::Record;
 use crate::store::sessions::{
     CreateSession, DeleteSession, Deletion, ListSessions, Placed, Removal, RemoveEndedSession,
     SessionById, SessionView,
@@ -57,10 +58,10 @@ fn audit(
     details: serde_json::Value,
 ) {
     state.store.spawn(Record(
-        NewAuditEntry::by_user(action, caller.id, &caller.username)
+        caller
+            .audit(action)
             .target("session", session)
-            .details(details)
-            .from_ip(caller.ip.clone()),
+            .details(details),
     ));
 }
 
@@ -191,7 +192,6 @@ pub async fn create(
 }
 
 const DEFAULT_PAGE: i64 = 100;
-const MAX_PAGE: i64 = 500;
 
 /// List filters and paging; `owner` and `user` are honoured for admins only.
 #[derive(Deserialize)]
@@ -234,16 +234,9 @@ pub async fn list(
     if let Some(platform) = &platform {
         validate::platform(platform).map_err(ApiError::invalid)?;
     }
-    let limit = limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(format!(
-            "limit: must be between 1 and {MAX_PAGE}"
-        )));
-    }
-    let (owner_id, owner_name) = match caller.role {
-        Role::Admin => (owner, user),
-        Role::User => (Some(caller.id), None),
-    };
+    let limit = page_size(limit, DEFAULT_PAGE)?;
+    let owner_id = caller.owner_filter(owner);
+    let owner_name = user.filter(|_| caller.role == Role::Admin);
     let sessions = state
         .store
         .run(ListSessions {
@@ -256,9 +249,7 @@ pub async fn list(
             before,
         })
         .await?;
-    let next_before = (sessions.len() as i64 == limit)
-        .then(|| sessions.last().map(|s| s.session.id))
-        .flatten();
+    let next_before = next_before(&sessions, limit, |s| s.session.id);
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "sessions": sessions,
         "next_before": next_before,

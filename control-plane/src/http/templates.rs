@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::caller::Caller;
 use super::error::ApiError;
-use crate::store::audit::{NewAuditEntry, Record};
+use crate::store::audit::Record;
 use crate::store::templates::{
     CreateTemplate, DeleteTemplate, ListTemplates, TemplateByName, TemplateFields, UpdateTemplate,
 };
@@ -97,11 +97,9 @@ impl TemplateBody {
 }
 
 fn audit(state: &AppState, caller: &Caller, action: &str, name: &str) {
-    state.store.spawn(Record(
-        NewAuditEntry::by_user(action, caller.id, &caller.username)
-            .target("template", name)
-            .from_ip(caller.ip.clone()),
-    ));
+    state
+        .store
+        .spawn(Record(caller.audit(action).target("template", name)));
 }
 
 fn not_found(name: &str) -> ApiError {

@@ -10,7 +10,7 @@ use super::error::ApiError;
 use crate::actors::supervisor::CloseStreamsOf;
 use crate::auth::password;
 use crate::model::Role;
-use crate::store::audit::{NewAuditEntry, Record};
+use crate::store::audit::Record;
 use crate::store::users::{
     CreateUser, DeleteUser, ListUsers, UpdateUser, UserChanges, UserDeletion,
 };
@@ -71,10 +71,10 @@ pub async fn create(
         })
         .await?;
     state.store.spawn(Record(
-        NewAuditEntry::by_user("user_create", caller.id, &caller.username)
+        caller
+            .audit("user_create")
             .target("user", user.id)
-            .details(serde_json::json!({ "username": user.username, "role": user.role }))
-            .from_ip(caller.ip.clone()),
+            .details(serde_json::json!({ "username": user.username, "role": user.role })),
     ));
     Ok(HttpResponse::Created().json(user))
 }
@@ -150,12 +150,12 @@ pub async fn update(
         });
     }
     state.store.spawn(Record(
-        NewAuditEntry::by_user("user_update", caller.id, &caller.username)
+        caller
+            .audit("user_update")
             .target("user", user.id)
             .details(serde_json::json!({
                 "role": role, "disabled": disabled, "password_changed": changed_password,
-            }))
-            .from_ip(caller.ip.clone()),
+            })),
     ));
     Ok(HttpResponse::Ok().json(user))
 }
@@ -191,10 +191,8 @@ pub async fn delete(
             });
         }
     }
-    state.store.spawn(Record(
-        NewAuditEntry::by_user("user_delete", caller.id, &caller.username)
-            .target("user", id)
-            .from_ip(caller.ip.clone()),
-    ));
+    state
+        .store
+        .spawn(Record(caller.audit("user_delete").target("user", id)));
     Ok(HttpResponse::NoContent().finish())
 }
