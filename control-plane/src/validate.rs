@@ -1,5 +1,7 @@
 //! Input checks shared by the API handlers. Each returns a message naming the field.
 
+use streamspace_protocol::PLATFORMS;
+
 /// Login names: lowercase, digits, `.`, `_`, `-`; like the `users` CHECK constraint, and a
 /// valid Kubernetes label value (session objects carry the user's name as a label).
 pub fn username(value: &str) -> Result<(), String> {
@@ -53,11 +55,12 @@ pub fn template_name(value: &str) -> Result<(), String> {
     })
 }
 
-/// `kubernetes` or `local`.
+/// One of [`PLATFORMS`].
 pub fn platform(value: &str) -> Result<(), String> {
-    matches!(value, "kubernetes" | "local")
+    PLATFORMS
+        .contains(&value)
         .then_some(())
-        .ok_or_else(|| format!("platform: {value:?} is not kubernetes or local"))
+        .ok_or_else(|| format!("platform: {value:?} is not one of {}", PLATFORMS.join(", ")))
 }
 
 fn decimal(number: &str) -> bool {
@@ -125,8 +128,8 @@ mod tests {
         assert!(template_name("-x").is_err());
         assert!(template_name("X").is_err());
         assert_eq!(
-            platform("docker").unwrap_err(),
-            "platform: \"docker\" is not kubernetes or local"
+            platform("podman").unwrap_err(),
+            "platform: \"podman\" is not one of kubernetes, docker, local"
         );
     }
 }

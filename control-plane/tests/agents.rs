@@ -10,6 +10,7 @@ async fn agents_are_registered_listed_filtered_inspected_and_deleted() {
     let server = common::start(&[]).await;
     let token = server.register_agent("local-1", "local").await;
     server.register_agent("k8s-1", "kubernetes").await;
+    server.register_agent("docker-1", "docker").await;
     assert!(token.starts_with("ssa_"));
 
     let (status, body) = server
@@ -27,16 +28,24 @@ async fn agents_are_registered_listed_filtered_inspected_and_deleted() {
         .post(
             "/api/v1/agents/register",
             &server.admin,
-            json!({"agent_id": "x", "platform": "docker"}),
+            json!({"agent_id": "x", "platform": "podman"}),
         )
         .await;
     assert_eq!(
         (status, body["message"].as_str()),
-        (400, Some("platform: \"docker\" is not kubernetes or local"))
+        (
+            400,
+            Some("platform: \"podman\" is not one of kubernetes, docker, local")
+        )
     );
 
     let (_, all) = server.get("/api/v1/agents", &server.admin).await;
-    assert_eq!(all["agents"].as_array().unwrap().len(), 2);
+    assert_eq!(all["agents"].as_array().unwrap().len(), 3);
+    let (_, docker) = server
+        .get("/api/v1/agents?platform=docker", &server.admin)
+        .await;
+    assert_eq!(docker["agents"].as_array().unwrap().len(), 1);
+    assert_eq!(docker["agents"][0]["agent_id"], "docker-1");
     let (_, local) = server
         .get("/api/v1/agents?platform=local", &server.admin)
         .await;
@@ -48,7 +57,7 @@ async fn agents_are_registered_listed_filtered_inspected_and_deleted() {
             &server.admin,
         )
         .await;
-    assert_eq!(offline["agents"].as_array().unwrap().len(), 2);
+    assert_eq!(offline["agents"].as_array().unwrap().len(), 3);
     let (status, body) = server
         .get("/api/v1/agents?status=sleepy", &server.admin)
         .await;
@@ -58,7 +67,10 @@ async fn agents_are_registered_listed_filtered_inspected_and_deleted() {
         .await;
     assert_eq!(
         (status, body["message"].as_str()),
-        (400, Some("platform: \"bogus\" is not kubernetes or local")),
+        (
+            400,
+            Some("platform: \"bogus\" is not one of kubernetes, docker, local")
+        ),
         "an unknown filter value names the allowed ones, not an empty list"
     );
 

@@ -5,13 +5,19 @@ use std::path::PathBuf;
 pub use streamspace_settings::ConfigError;
 use streamspace_settings::{Vars, error};
 
+use crate::runtime::docker::Engine;
 use crate::runtime::local::accounts::MAX_PREFIX;
+
+/// Where the Docker engine usually listens.
+pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 
 /// Where sessions run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Platform {
     /// Pods and PVCs in a Kubernetes namespace.
     Kubernetes,
+    /// Containers and volumes on a Docker engine.
+    Docker,
     /// Xvnc and a desktop program as processes on this host.
     Local,
 }
@@ -21,6 +27,7 @@ impl Platform {
     pub fn as_str(self) -> &'static str {
         match self {
             Platform::Kubernetes => "kubernetes",
+            Platform::Docker => "docker",
             Platform::Local => "local",
         }
     }
@@ -42,6 +49,8 @@ pub struct Config {
     pub region: Option<String>,
     /// `NAMESPACE` (default `streamspace`): where session objects live.
     pub namespace: String,
+    /// `DOCKER_HOST` (docker platform, default `unix:///var/run/docker.sock`): the engine.
+    pub docker_host: Engine,
     /// `KUBECONFIG` (optional): otherwise in-cluster configuration is used.
     pub kubeconfig: Option<PathBuf>,
     /// `HEALTH_ADDR` (default `0.0.0.0:8081`): `/healthz` and `/readyz` for probes.
@@ -66,11 +75,12 @@ pub struct Config {
     pub home_size: String,
     /// `STORAGE_CLASS` (kubernetes, optional): storage class of home volumes.
     pub storage_class: Option<String>,
-    /// `SHM_SIZE` (kubernetes, default `1Gi`): size of each desktop's `/dev/shm`.
+    /// `SHM_SIZE` (kubernetes and docker, default `1Gi`): size of each desktop's `/dev/shm`.
     pub shm_size: String,
-    /// `RUN_AS_USER` (kubernetes, default `1000`): user id of the desktop container.
+    /// `RUN_AS_USER` (kubernetes and docker, default `1000`): user id of the desktop container.
     pub run_as_user: i64,
-    /// `SESSION_READY_TIMEOUT` (kubernetes, default `5m`): how long a Pod may take to be Ready.
+    /// `SESSION_READY_TIMEOUT` (kubernetes and docker, default `5m`): how long a Pod may take
+    /// to be Ready, or a container to answer on its VNC port.
     pub ready_timeout: std::time::Duration,
     /// `RECONCILE_INTERVAL` (default `60s`): how often the agent reports every session it
     /// holds, so the control plane notices sessions gone or left over without a reconnect.
@@ -156,11 +166,12 @@ impl Config {
         }
         let platform = match get("PLATFORM").as_deref() {
             None | Some("kubernetes") => Platform::Kubernetes,
+            Some("docker") => Platform::Docker,
             Some("local") => Platform::Local,
             Some(other) => {
                 return Err(error(
                     "PLATFORM",
-                    format!("{other:?} is not kubernetes or local"),
+                    format!("{other:?} is not kubernetes, docker or local"),
                 ));
             }
         };
@@ -253,6 +264,8 @@ impl Config {
                 ),
             ));
         }
+        let docker_host = get("DOCKER_HOST").unwrap_or_else(|| DEFAULT_DOCKER_HOST.into());
+        let docker_host = Engine::new(&docker_host).map_err(|e| error("DOCKER_HOST", e))?;
         let ready_timeout = duration("SESSION_READY_TIMEOUT", 300)?;
         let reconcile_interval = duration("RECONCILE_INTERVAL", 60)?;
         Ok(Config {
@@ -278,6 +291,7 @@ impl Config {
             region: get("REGION"),
             namespace,
             kubeconfig: get("KUBECONFIG").map(PathBuf::from),
+            docker_host,
         })
     }
 }
@@ -423,8 +437,13 @@ mod tests {
             ),
             (
                 "PLATFORM",
-                "docker",
-                "PLATFORM: \"docker\" is not kubernetes or local",
+                "podman",
+                "PLATFORM: \"podman\" is not kubernetes, docker or local",
+            ),
+            (
+                "DOCKER_HOST",
+                "tcp://10.0.0.1:2375",
+                "DOCKER_HOST: \"tcp://10.0.0.1:2375\" is not a unix:// socket like unix:///var/run/docker.sock",
             ),
             (
                 "NAMESPACE",

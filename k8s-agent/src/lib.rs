@@ -4,6 +4,7 @@ pub mod backoff;
 pub mod command_book;
 pub mod config;
 pub mod health;
+pub mod launch;
 pub mod link;
 pub mod link_messages;
 pub mod render;

@@ -3,15 +3,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use actix::Actor;
-use streamspace_k8s_agent::config::{Config, Platform};
+use streamspace_k8s_agent::config::Config;
 use streamspace_k8s_agent::link::{ControlPlaneLink, Shutdown};
-use streamspace_k8s_agent::runtime::Runtime;
-use streamspace_k8s_agent::runtime::kubernetes::client::client;
-use streamspace_k8s_agent::runtime::kubernetes::objects::Layout;
-use streamspace_k8s_agent::runtime::kubernetes::{KubeRuntime, KubeSettings};
-use streamspace_k8s_agent::runtime::local::accounts::DesktopAccounts;
-use streamspace_k8s_agent::runtime::local::{DesktopUser, LocalRuntime, LocalSettings};
-use streamspace_k8s_agent::{health, render};
+use streamspace_k8s_agent::{health, launch, render};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -31,17 +25,6 @@ fn main() -> ExitCode {
     actix::System::new().block_on(run(config))
 }
 
-fn layout(config: &Config) -> Layout {
-    Layout {
-        namespace: config.namespace.clone(),
-        agent_id: config.agent_id.clone(),
-        home_size: config.home_size.clone(),
-        storage_class: config.storage_class.clone(),
-        shm_size: config.shm_size.clone(),
-        run_as_user: config.run_as_user,
-    }
-}
-
 /// `render` needs only the layout settings, so it fills in the link's required variables.
 fn render_command(args: &[String]) -> ExitCode {
     let config = Config::from_lookup(|name| match name {
@@ -51,7 +34,7 @@ fn render_command(args: &[String]) -> ExitCode {
     });
     let result = config
         .map_err(|e| format!("configuration error: {e}"))
-        .and_then(|c| render::render(&layout(&c), args));
+        .and_then(|c| render::render(&launch::layout(&c), args));
     match result {
         Ok(text) => {
             print!("{text}");
@@ -66,38 +49,7 @@ fn render_command(args: &[String]) -> ExitCode {
 
 async fn run(config: Config) -> ExitCode {
     log::info!("starting: {config:?}");
-    let runtime: Result<Arc<dyn Runtime>, String> = match config.platform {
-        Platform::Local => {
-            // Never desktops as root: they could read the agent's credential and each other.
-            let accounts = match (nix::unistd::geteuid().is_root(), config.per_user_accounts) {
-                (false, _) => Ok(DesktopAccounts::Agent),
-                (true, true) => Ok(DesktopAccounts::PerUser {
-                    prefix: config.desktop_user.clone(),
-                }),
-                (true, false) => DesktopUser::ensure(&config.desktop_user, "StreamSpace desktops")
-                    .map(DesktopAccounts::Shared),
-            };
-            accounts.and_then(|accounts| {
-                LocalRuntime::open(LocalSettings {
-                    data_dir: config.data_dir.clone(),
-                    xvnc: config.xvnc.clone(),
-                    geometry: config.screen_geometry.clone(),
-                    max_sessions: config.max_sessions,
-                    accounts,
-                })
-                .map(|r| Arc::new(r) as Arc<dyn Runtime>)
-                .map_err(|e| e.to_string())
-            })
-        }
-        Platform::Kubernetes => client(config.kubeconfig.as_deref()).await.map(|client| {
-            let settings = KubeSettings {
-                layout: layout(&config),
-                ready_timeout: config.ready_timeout,
-                max_sessions: config.max_sessions,
-            };
-            Arc::new(KubeRuntime::new(client, settings)) as Arc<dyn Runtime>
-        }),
-    };
+    let runtime = launch::runtime(&config).await;
     let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -164,8 +164,8 @@ fn bad_configuration_stops_the_agent_with_one_line_naming_the_variable() {
         ),
         (
             "PLATFORM",
-            "docker",
-            "streamspace-k8s-agent: configuration error: PLATFORM: \"docker\" is not kubernetes or local\n",
+            "podman",
+            "streamspace-k8s-agent: configuration error: PLATFORM: \"podman\" is not kubernetes, docker or local\n",
         ),
     ] {
         let output = Command::new(AGENT)

@@ -33,6 +33,9 @@ pub use session::{
 };
 pub use version::{PROTOCOL_VERSION, ProtocolVersion, VersionError};
 
+/// The platforms an agent may run sessions on, as named in `hello` and in `PLATFORM`.
+pub const PLATFORMS: [&str; 3] = ["kubernetes", "docker", "local"];
+
 /// Largest JSON text message either side accepts, in bytes.
 ///
 /// Session inventories are the largest legitimate messages; 1 MiB holds thousands of them.

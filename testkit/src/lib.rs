@@ -2,6 +2,7 @@
 
 pub mod control_plane;
 mod database;
+pub mod docker_engine;
 pub mod kube_cluster;
 pub mod kwok_desktops;
 pub mod rfb;

@@ -11,8 +11,8 @@ use actix_ws::{
 };
 use bytes::Bytes;
 use streamspace_protocol::{
-    AgentMessage, ControlMessage, FRAME_HEADER_LEN, Frame, PROBE_SINCE, PROTOCOL_VERSION,
-    ProtocolError, StreamId,
+    AgentMessage, ControlMessage, FRAME_HEADER_LEN, Frame, PLATFORMS, PROBE_SINCE,
+    PROTOCOL_VERSION, ProtocolError, StreamId,
 };
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -223,7 +223,7 @@ impl AgentConnection {
                         ),
                     );
                 }
-                if platform != "kubernetes" && platform != "local" {
+                if !PLATFORMS.contains(&platform.as_str()) {
                     return self.refuse(ctx, format!("unknown platform {platform:?}"));
                 }
                 let hello = AgentHello {

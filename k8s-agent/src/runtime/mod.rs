@@ -1,7 +1,10 @@
 //! Where sessions run. One runtime per agent, chosen by `PLATFORM`.
 
+pub mod docker;
 pub mod kubernetes;
 pub mod local;
+mod session_env;
+mod session_locks;
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;

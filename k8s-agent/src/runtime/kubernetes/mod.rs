@@ -7,7 +7,7 @@
 pub mod client;
 mod forwarded;
 pub mod objects;
-mod session_locks;
+
 mod status;
 
 use std::time::Duration;
@@ -25,8 +25,8 @@ use uuid::Uuid;
 
 use self::forwarded::Forwarded;
 use self::objects::{Layout, SESSION_LABEL};
-use self::session_locks::SessionLocks;
 pub use self::status::{Starting, starting_state};
+use super::session_locks::SessionLocks;
 use super::{Runtime, RuntimeError, RuntimeFuture, VncStream};
 
 /// Field manager of every server-side apply: conflicts name us.
@@ -307,24 +307,9 @@ impl KubeRuntime {
     }
 
     /// See [`super::Runtime::inventory`]: [`Self::list`], with the sessions a command is
-    /// creating or deleting right now reported as starting: their command's answer tells the
-    /// outcome, and a report taken mid-way (a failed start being cleaned up looks like a
-    /// deletion) must not race it.
+    /// working on reported as starting.
     pub async fn inventory(&self) -> Result<Vec<SessionReport>, RuntimeError> {
-        // Busy when the list began or when it ended: either way the list may show a
-        // command's work half done.
-        let busy_before = self.locks.busy_sessions();
-        let mut sessions = self.list().await?;
-        for session in &mut sessions {
-            let busy =
-                busy_before.contains(&session.session_id) || self.locks.busy(session.session_id);
-            if busy {
-                session.state = AgentSessionState::Starting;
-                session.vnc = None;
-                session.message = Some("a command is working on it".into());
-            }
-        }
-        Ok(sessions)
+        self.locks.inventory(self.list()).await
     }
 
     /// See [`super::Runtime::changes`]: a watch on this agent's Pods that yields whenever one

@@ -15,6 +15,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use streamspace_protocol::SessionSpec;
+
+use crate::runtime::session_env::session_env;
 use uuid::Uuid;
 
 /// Label every object carries, so the agent finds (only) its own.
@@ -25,8 +27,7 @@ pub const SESSION_LABEL: &str = "streamspace.io/session-id";
 pub const AGENT_LABEL: &str = "streamspace.io/agent-id";
 /// Label naming the persistent home a claim holds, or a Pod mounts.
 pub const HOME_LABEL: &str = "streamspace.io/home-id";
-/// Where the home volume is mounted in the desktop container.
-pub const HOME_PATH: &str = "/home/streamspace";
+pub use crate::runtime::session_env::HOME_PATH;
 /// The container's name.
 pub const CONTAINER: &str = "desktop";
 
@@ -119,28 +120,14 @@ pub fn pod(layout: &Layout, spec: &SessionSpec) -> Pod {
         ("cpu".to_owned(), Quantity(spec.resources.cpu.clone())),
         ("memory".to_owned(), Quantity(spec.resources.memory.clone())),
     ]);
-    let mut env = vec![
-        EnvVar {
-            name: "STREAMSPACE_SESSION_ID".into(),
-            value: Some(spec.session_id.to_string()),
+    let env: Vec<EnvVar> = session_env(spec)
+        .into_iter()
+        .map(|(name, value)| EnvVar {
+            name,
+            value: Some(value),
             ..EnvVar::default()
-        },
-        EnvVar {
-            name: "STREAMSPACE_USER".into(),
-            value: Some(spec.user.clone()),
-            ..EnvVar::default()
-        },
-        EnvVar {
-            name: "HOME".into(),
-            value: Some(HOME_PATH.into()),
-            ..EnvVar::default()
-        },
-    ];
-    env.extend(spec.template.env.iter().map(|(name, value)| EnvVar {
-        name: name.clone(),
-        value: Some(value.clone()),
-        ..EnvVar::default()
-    }));
+        })
+        .collect();
     let home = if spec.persistent_home {
         Volume {
             name: "home".into(),

@@ -4,8 +4,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use streamspace_protocol::{AgentSessionState, SessionReport};
 use tokio::sync::OwnedMutexGuard;
 use uuid::Uuid;
+
+use super::RuntimeError;
 
 /// The locks of the sessions being worked on; entries go when nobody holds or waits.
 #[derive(Default)]
@@ -37,6 +40,27 @@ impl SessionLocks {
             .keys()
             .copied()
             .collect()
+    }
+
+    /// What `list` yields, with the sessions a command is creating or deleting right now
+    /// reported as starting: their command's answer tells the outcome, and a report taken
+    /// mid-way (a failed start being cleaned up looks like a deletion) must not race it.
+    pub async fn inventory(
+        &self,
+        list: impl Future<Output = Result<Vec<SessionReport>, RuntimeError>>,
+    ) -> Result<Vec<SessionReport>, RuntimeError> {
+        // Busy when the list began or when it ended: either way the list may show a
+        // command's work half done.
+        let busy_before = self.busy_sessions();
+        let mut sessions = list.await?;
+        for session in &mut sessions {
+            if busy_before.contains(&session.session_id) || self.busy(session.session_id) {
+                session.state = AgentSessionState::Starting;
+                session.vnc = None;
+                session.message = Some("a command is working on it".into());
+            }
+        }
+        Ok(sessions)
     }
 
     /// Waits until no other operation on `id` runs.

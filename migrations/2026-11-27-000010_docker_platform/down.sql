@@ -1,0 +1,3 @@
+ALTER TABLE agents DROP CONSTRAINT agents_platform_check;
+ALTER TABLE agents ADD CONSTRAINT agents_platform_check
+    CHECK (platform IN ('kubernetes', 'local'));
