@@ -166,6 +166,20 @@ test('the agents page: cards, filters in the URL, search, details with credentia
   await registered.getByRole('button', { name: 'Done' }).click();
   await page.waitForSelector('tr[data-agent="edge-2"]');
 
+  // A Docker agent is registered the same way; its lines mount the engine's socket.
+  await page.click('text=Register agent');
+  await page.fill('dialog[open] input[name=agent_id]', 'docker-2');
+  await page.selectOption('dialog[open] select[name=platform]', 'docker');
+  await page.click('dialog[open] button[type=submit]');
+  await registered.locator('[data-token]').waitFor();
+  const dockerLine = await registered.locator('[data-command="docker run (next to the engine)"]').textContent();
+  assert.match(dockerLine, /-e AGENT_ID=docker-2 .* -e PLATFORM=docker .*-v \/var\/run\/docker\.sock:\/var\/run\/docker\.sock/);
+  await registered.getByRole('button', { name: 'Done' }).click();
+  assert.match(await page.textContent('tr[data-agent="docker-2"]'), /Docker.*Offline/s);
+  await page.click('tr[data-agent="docker-2"] >> text=Remove');
+  await confirm(page, /It has no active sessions/, 'Remove agent');
+  await page.waitForSelector('tr[data-agent="docker-2"]', { state: 'detached' });
+
   // Removing says what happens to its sessions.
   await page.click('tr[data-agent="edge-2"] >> text=Remove');
   await confirm(page, /It has no active sessions/, 'Remove agent');

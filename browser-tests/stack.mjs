@@ -112,6 +112,14 @@ export class Stack {
     return { kubeconfig, namespace };
   }
 
+  /** The test run's private Docker engine and the desktop image built on it. */
+  dockerEngine() {
+    const host = process.env.STREAMSPACE_TEST_DOCKER_HOST;
+    const image = process.env.STREAMSPACE_TEST_DESKTOP_IMAGE;
+    if (!host || !image) throw new Error('STREAMSPACE_TEST_DOCKER_HOST is not set: run the browser tests through scripts/test');
+    return { host, image };
+  }
+
   /** Registers and starts an agent binary with the given extra environment. */
   async startAgent(agentId, platform, env = {}) {
     const { credential } = await this.api('/api/v1/agents/register', { method: 'POST', body: { agent_id: agentId, platform } });

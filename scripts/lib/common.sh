@@ -22,7 +22,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Debian packages the tests and the demo use, installed only when missing.
 DEB_PACKAGES=(postgresql libpq-dev tigervnc-standalone-server tigervnc-tools xterm x11-apps xclip
-    chromium fonts-dejavu-core openssl curl)
+    chromium fonts-dejavu-core openssl curl docker.io debootstrap)
 
 ensure_packages() {
     local missing=() pkg
@@ -106,6 +106,30 @@ start_kube_cluster() {
         sleep 0.2
     done
     export K8S_BIN STREAMSPACE_TEST_KUBECONFIG="$KUBE_CLUSTER_DIR/cluster/kubeconfig"
+}
+
+# A private Docker engine (scripts/docker-engine) with the desktop image built on it, for the
+# whole run. Begun in the background (the first build takes a couple of minutes) so other
+# things start meanwhile; wait_docker_engine exports STREAMSPACE_TEST_DOCKER_HOST,
+# STREAMSPACE_TEST_DESKTOP_IMAGE and DOCKER_HOST once it is up.
+begin_docker_engine() {
+    DOCKER_ENGINE_DIR="$(mktemp -d /tmp/streamspace-docker.XXXXXX)"
+    # Its own process group: Ctrl-C reaches the calling script, whose cleanup stops it.
+    setsid "$ROOT/scripts/docker-engine" up "$DOCKER_ENGINE_DIR/engine" "$$" &
+    DOCKER_ENGINE_PID=$!
+    on_exit "kill $DOCKER_ENGINE_PID 2>/dev/null; wait $DOCKER_ENGINE_PID 2>/dev/null; rm -rf $DOCKER_ENGINE_DIR"
+}
+
+wait_docker_engine() {
+    while [ ! -f "$DOCKER_ENGINE_DIR/engine/ready" ]; do
+        kill -0 "$DOCKER_ENGINE_PID" 2>/dev/null || { echo "error: the Docker engine did not start (see above)" >&2; return 1; }
+        sleep 0.2
+    done
+    local env="$DOCKER_ENGINE_DIR/engine/env"
+    DOCKER_HOST="$(sed -n 's/^DOCKER_HOST=//p' "$env")"
+    DESKTOP_IMAGE="$(sed -n 's/^DESKTOP_IMAGE=//p' "$env")"
+    export DOCKER_HOST DESKTOP_IMAGE STREAMSPACE_TEST_DOCKER_HOST="$DOCKER_HOST" \
+        STREAMSPACE_TEST_DESKTOP_IMAGE="$DESKTOP_IMAGE"
 }
 
 # cargo-fuzz drives libFuzzer, which needs Rust nightly (the machines this project is built on

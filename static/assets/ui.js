@@ -30,7 +30,10 @@ export function icon(name, label) {
   return svg;
 }
 
-const PLATFORM_NAMES = { kubernetes: 'Kubernetes', docker: 'Docker', local: 'Local' };
+/** Every platform an agent may run sessions on, with its name in words. */
+export const PLATFORM_NAMES = { kubernetes: 'Kubernetes', docker: 'Docker', local: 'Local' };
+/** [value, label] pairs of the platforms, for selects and check boxes. */
+export const PLATFORM_CHOICES = Object.entries(PLATFORM_NAMES);
 
 /** A platform with its icon and its name in words. */
 export function platform(name) {

@@ -4,11 +4,12 @@
 
 import { api } from '/assets/api.js';
 import {
-  ago, badge, confirmDialog, copyButton, dialog, el, field, formDialog, platform, reason, select, shortId, table, when,
+  ago, badge, confirmDialog, copyButton, dialog, el, field, formDialog, platform, PLATFORM_CHOICES, reason, select, shortId,
+  table, when,
 } from '/assets/ui.js';
 import { autoRefresh } from '/assets/refresh.js';
 
-const PLATFORMS = [['', 'All platforms'], ['kubernetes', 'Kubernetes'], ['local', 'Local']];
+const PLATFORMS = [['', 'All platforms'], ...PLATFORM_CHOICES];
 const STATUSES = [['', 'All statuses'], ['online', 'Online'], ['warning', 'Late heartbeat'], ['offline', 'Offline'], ['error', 'Error']];
 
 function card(label, value, id) {
@@ -28,6 +29,12 @@ export function startLines(agent, token) {
     return [
       ['Helm (in the cluster)', `helm install ${agent.agent_id} charts/streamspace-k8s-agent --namespace streamspace-sessions --set agentId=${agent.agent_id} --set controlPlaneUrl=${url} --set token.value=${token}${region}`],
       ['docker run (outside the cluster)', `docker run -d --name ${agent.agent_id} ${env} -e PLATFORM=kubernetes -e NAMESPACE=streamspace-sessions${agent.region ? ` -e REGION=${agent.region}` : ''} -e KUBECONFIG=/kubeconfig -v $HOME/.kube/config:/kubeconfig:ro ghcr.io/streamspace/k8s-agent`],
+    ];
+  }
+  if (agent.platform === 'docker') {
+    return [
+      ['docker run (next to the engine)', `docker run -d --name ${agent.agent_id} ${env} -e PLATFORM=docker${agent.region ? ` -e REGION=${agent.region}` : ''} --network host --group-add $(stat -c %g /var/run/docker.sock) -v /var/run/docker.sock:/var/run/docker.sock ghcr.io/streamspace/k8s-agent`],
+      ['On the Docker host', `AGENT_ID=${agent.agent_id} CONTROL_PLANE_URL=${url} AGENT_TOKEN=${token} PLATFORM=docker${agent.region ? ` REGION=${agent.region}` : ''} streamspace-k8s-agent`],
     ];
   }
   return [
@@ -128,7 +135,7 @@ async function remove(agent, reload) {
 function register(reload) {
   return formDialog('Register an agent', [
     field('Agent id', el('input', { name: 'agent_id', required: '', pattern: '[A-Za-z0-9]([A-Za-z0-9._\\-]{0,61}[A-Za-z0-9])?', autofocus: '' }), 'Letters, digits, ".", "_" and "-".'),
-    field('Platform', select('platform', [['kubernetes', 'Kubernetes'], ['local', 'Local (this host or a VM)']], 'kubernetes')),
+    field('Platform', select('platform', PLATFORM_CHOICES, 'kubernetes')),
     field('Region', el('input', { name: 'region' }), 'Optional; sessions may ask for one.'),
   ], async (form) => {
     const body = Object.fromEntries(form);

@@ -3,13 +3,12 @@
 
 import { api } from '/assets/api.js';
 import {
-  ago, badge, confirmDialog, el, field, platform, reason, shortId, table, when,
+  ago, badge, confirmDialog, el, field, platform, PLATFORM_NAMES, reason, shortId, table, when,
 } from '/assets/ui.js';
 import { autoRefresh } from '/assets/refresh.js';
 
 const ENDED = ['terminated', 'failed', 'lost'];
 const BUSY = ['pending', 'creating', 'terminating'];
-const PLATFORM_CHOICES = { kubernetes: 'Kubernetes', local: 'Local' };
 
 function progress(state) {
   if (!BUSY.includes(state)) return '';
@@ -73,8 +72,8 @@ export default {
     const chosen = () => templates.find((t) => t.name === inputs.template.value);
     const suitTemplate = () => {
       const template = chosen();
-      const allowed = template?.platforms?.length ? template.platforms : Object.keys(PLATFORM_CHOICES);
-      const options = [...(allowed.length > 1 ? [['', 'Any that can run it']] : []), ...allowed.map((p) => [p, PLATFORM_CHOICES[p] ?? p])];
+      const allowed = template?.platforms?.length ? template.platforms : Object.keys(PLATFORM_NAMES);
+      const options = [...(allowed.length > 1 ? [['', 'Any that can run it']] : []), ...allowed.map((p) => [p, PLATFORM_NAMES[p] ?? p])];
       inputs.platform.replaceChildren(...options.map(([v, t]) => el('option', { value: v }, t)));
       inputs.cpu.placeholder = template?.default_resources?.cpu ?? '1';
       inputs.memory.placeholder = template?.default_resources?.memory ?? '2Gi';

@@ -2,7 +2,9 @@
 // a page at a time.
 
 import { api } from '/assets/api.js';
-import { ago, badge, confirmDialog, el, field, platform, reason, select, shortId, table, when } from '/assets/ui.js';
+import {
+  ago, badge, confirmDialog, el, field, platform, PLATFORM_CHOICES, reason, select, shortId, table, when,
+} from '/assets/ui.js';
 import { autoRefresh } from '/assets/refresh.js';
 
 const STATES = ['', 'pending', 'creating', 'running', 'degraded', 'terminating', 'terminated', 'failed', 'lost'];
@@ -18,7 +20,7 @@ export default {
       state: select('state', STATES.map((s) => [s, s || 'All states']), query.get('state') ?? ''),
       user: el('input', { name: 'user', value: query.get('user') ?? '', placeholder: 'User name' }),
       agent_id: el('input', { name: 'agent_id', value: query.get('agent_id') ?? '', placeholder: 'Agent id' }),
-      platform: select('platform', [['', 'All platforms'], ['kubernetes', 'Kubernetes'], ['local', 'Local']], query.get('platform') ?? ''),
+      platform: select('platform', [['', 'All platforms'], ...PLATFORM_CHOICES], query.get('platform') ?? ''),
     };
     const list = el('div', { class: 'list' });
     const error = el('p', { class: 'error', role: 'alert' });

@@ -2,9 +2,8 @@
 // first (running desktops keep running, and keep the template's name).
 
 import { api } from '/assets/api.js';
-import { confirmDialog, el, field, formDialog, platform, reason, table } from '/assets/ui.js';
+import { confirmDialog, el, field, formDialog, platform, PLATFORM_CHOICES, reason, table } from '/assets/ui.js';
 
-const PLATFORMS = [['kubernetes', 'Kubernetes'], ['local', 'Local']];
 
 /** `KEY=value` lines, one per variable. */
 function envText(env) {
@@ -24,13 +23,13 @@ function parseEnv(text) {
 
 function editor(template, reload) {
   const t = template ?? { vnc_port: 5900, default_resources: {}, env: {}, platforms: [] };
-  const checks = PLATFORMS.map(([value, label]) => el('label', { class: 'check' },
+  const checks = PLATFORM_CHOICES.map(([value, label]) => el('label', { class: 'check' },
     el('input', { type: 'checkbox', name: 'platforms', value, ...(t.platforms?.includes(value) ? { checked: '' } : {}) }), label));
   return formDialog(template ? `Edit ${template.name}` : 'New template', [
     field('Name', el('input', { name: 'name', required: '', value: t.name ?? '', pattern: '[a-z0-9]([a-z0-9\\-]{0,61}[a-z0-9])?', autofocus: '' }), 'Lowercase letters, digits and "-".'),
     field('Display name', el('input', { name: 'display_name', value: t.display_name ?? '' })),
     field('Description', el('input', { name: 'description', value: t.description ?? '' })),
-    field('Image or program', el('input', { name: 'image', required: '', value: t.image ?? '' }), 'A container image (Kubernetes) or a program on the host (local).'),
+    field('Image or program', el('input', { name: 'image', required: '', value: t.image ?? '' }), 'A container image (Kubernetes, Docker) or a program on the host (local).'),
     field('VNC port', el('input', { name: 'vnc_port', type: 'number', min: '1', max: '65535', value: t.vnc_port })),
     field('Default CPU', el('input', { name: 'cpu', value: t.default_resources?.cpu ?? '', placeholder: '1' })),
     field('Default memory', el('input', { name: 'memory', value: t.default_resources?.memory ?? '', placeholder: '2Gi' })),

@@ -1,0 +1,45 @@
+// The same viewer through the Docker path: the agent binary with PLATFORM=docker against the
+// test run's private dockerd, running the real desktop image (Xvnc and Xfce in a container,
+// its VNC port published on 127.0.0.1 only).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { Stack } from './stack.mjs';
+import { ARTIFACTS, launch, signIn, waitForDesktop, litFraction } from './browser.mjs';
+
+const stack = new Stack();
+let browser;
+
+before(async () => {
+  const engine = stack.dockerEngine();
+  await stack.startControlPlane();
+  await stack.api('/api/v1/templates', { method: 'POST', body: { name: 'xfce', display_name: 'Xfce desktop', image: engine.image, platforms: ['docker'] } });
+  // Named after this process: the agent's network and labels on the shared engine are its own.
+  await stack.startAgent(`docker-browser-${process.pid}`, 'docker', { DOCKER_HOST: engine.host });
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await stack.stop();
+});
+
+test('a Docker session shows its Xfce desktop in the browser and reconnects', async () => {
+  const dave = await stack.createUser('dave', 'dave-password');
+  const sessionId = await stack.runningSession(dave, 'xfce');
+  const session = await stack.api(`/api/v1/sessions/${sessionId}`);
+  assert.equal(session.platform, 'docker');
+
+  const page = await signIn(browser, stack.base, 'dave', 'dave-password');
+  const loadStarted = Date.now();
+  await page.goto(`${stack.base}/vnc-viewer/${sessionId}`);
+  await waitForDesktop(page);
+  const firstLoadMs = Date.now() - loadStarted;
+  assert.ok((await litFraction(page)) > 0.01, 'the canvas shows the desktop');
+  await page.screenshot({ path: join(ARTIFACTS, 'viewer-docker.png') });
+
+  await page.keyboard.press('Control+Alt+Shift+R');
+  await waitForDesktop(page, { connects: 2 });
+  console.log(`viewer (docker): page load to first frame ${firstLoadMs} ms; reconnect ${(await page.evaluate(() => window.streamspace.lastConnectMs)).toFixed(0)} ms`);
+});
