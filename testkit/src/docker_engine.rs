@@ -21,7 +21,6 @@ pub struct DockerEngine {
     // Kept so the engine lives as long as this value; the script also stops when the test
     // process exits, since statics are never dropped.
     _process: Option<Child>,
-    _dir: Option<tempfile::TempDir>,
 }
 
 static SHARED: OnceLock<DockerEngine> = OnceLock::new();
@@ -38,7 +37,6 @@ impl DockerEngine {
                     host,
                     desktop_image,
                     _process: None,
-                    _dir: None,
                 };
             }
             DockerEngine::start().unwrap_or_else(|e| panic!("cannot start a Docker engine: {e}"))
@@ -47,11 +45,12 @@ impl DockerEngine {
 
     /// Starts an engine of its own (builds the desktop image first if needed).
     pub fn start() -> Result<DockerEngine, String> {
-        let parent = tempfile::Builder::new()
+        // The script removes the directory when it stops.
+        let dir = tempfile::Builder::new()
             .prefix("streamspace-docker-")
             .tempdir()
-            .map_err(|e| e.to_string())?;
-        let dir = parent.path().join("engine");
+            .map_err(|e| e.to_string())?
+            .keep();
         let script = repo_root().join("scripts/docker-engine");
         let mut process = Command::new(&script)
             .arg("up")
@@ -80,7 +79,6 @@ impl DockerEngine {
             host: env["DOCKER_HOST"].to_owned(),
             desktop_image: env["DESKTOP_IMAGE"].to_owned(),
             _process: Some(process),
-            _dir: Some(parent),
         })
     }
 
