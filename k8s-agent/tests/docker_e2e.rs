@@ -122,20 +122,19 @@ impl Setup {
 
     /// Names of this test's containers, stopped ones too.
     fn containers(&self) -> Vec<String> {
-        let filter = format!("label=streamspace.io/agent-id={}", self.agent_id);
-        let names = self
-            .engine
-            .docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"])
-            .unwrap();
-        names.lines().map(str::to_owned).collect()
+        self.names(&["ps", "-a"], "{{.Names}}")
     }
 
     fn volumes(&self) -> Vec<String> {
+        self.names(&["volume", "ls"], "{{.Name}}")
+    }
+
+    /// What a docker list command shows of this test's agent's objects.
+    fn names(&self, list: &[&str], format: &str) -> Vec<String> {
         let filter = format!("label=streamspace.io/agent-id={}", self.agent_id);
-        let names = self
-            .engine
-            .docker(&["volume", "ls", "--filter", &filter, "--format", "{{.Name}}"])
-            .unwrap();
+        let mut args = list.to_vec();
+        args.extend(["--filter", &filter, "--format", format]);
+        let names = self.engine.docker(&args).unwrap();
         names.lines().map(str::to_owned).collect()
     }
 
@@ -155,6 +154,24 @@ impl Setup {
         assert!(!rects.is_empty(), "a first frame");
         viewer.close().await;
         (init.width, init.height, init.name)
+    }
+}
+
+impl Drop for Setup {
+    // Whatever a test left on the shared engine (a failed one too) goes with it.
+    fn drop(&mut self) {
+        let containers = self.containers();
+        if !containers.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(containers.iter().map(String::as_str));
+            let _ = self.engine.docker(&args);
+        }
+        for volume in self.volumes() {
+            let _ = self.engine.docker(&["volume", "rm", &volume]);
+        }
+        let _ = self
+            .engine
+            .docker(&["network", "rm", &format!("streamspace-{}", self.agent_id)]);
     }
 }
 

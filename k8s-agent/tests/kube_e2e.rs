@@ -12,9 +12,9 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use serde_json::{Value, json};
 use streamspace_k8s_agent::config::Config;
+use streamspace_k8s_agent::launch;
 use streamspace_k8s_agent::link::ControlPlaneLink;
 use streamspace_k8s_agent::runtime::Runtime;
-use streamspace_k8s_agent::runtime::kubernetes::objects::Layout;
 use streamspace_k8s_agent::runtime::kubernetes::{KubeRuntime, KubeSettings, client::client};
 use streamspace_testkit::control_plane::{self as cp, TestServer};
 use streamspace_testkit::kube_cluster::{AgentNamespace, KubeCluster};
@@ -87,14 +87,7 @@ async fn setup(extra: &[(&str, &str)]) -> Setup {
     let runtime: Arc<dyn Runtime> = Arc::new(KubeRuntime::new(
         client(config.kubeconfig.as_deref()).await.unwrap(),
         KubeSettings {
-            layout: Layout {
-                namespace: config.namespace.clone(),
-                agent_id: config.agent_id.clone(),
-                home_size: config.home_size.clone(),
-                storage_class: config.storage_class.clone(),
-                shm_size: config.shm_size.clone(),
-                run_as_user: config.run_as_user,
-            },
+            layout: launch::layout(&config),
             ready_timeout: config.ready_timeout,
             max_sessions: 5,
         },

@@ -6,11 +6,11 @@
 //! themselves by agent id, which labels and names everything an agent makes.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::kube_cluster::repo_root;
+use crate::service_script;
 
 /// A running engine.
 pub struct DockerEngine {
@@ -51,28 +51,8 @@ impl DockerEngine {
             .tempdir()
             .map_err(|e| e.to_string())?
             .keep();
-        let script = repo_root().join("scripts/docker-engine");
-        let mut process = Command::new(&script)
-            .arg("up")
-            .arg(&dir)
-            .arg(std::process::id().to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("{}: {e}", script.display()))?;
         // A first build (debootstrap, then the image) takes minutes; later ones seconds.
-        let deadline = Instant::now() + Duration::from_secs(1200);
-        while !dir.join("ready").exists() {
-            if let Some(status) = process.try_wait().map_err(|e| e.to_string())? {
-                return Err(format!("scripts/docker-engine exited with {status}"));
-            }
-            if Instant::now() > deadline {
-                let _ = process.kill();
-                return Err("the Docker engine did not come up".into());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let process = service_script::start("docker-engine", &dir, Duration::from_secs(1200))?;
         let env = std::fs::read_to_string(dir.join("env")).map_err(|e| e.to_string())?;
         let env: HashMap<&str, &str> = env.lines().filter_map(|l| l.split_once('=')).collect();
         Ok(DockerEngine {

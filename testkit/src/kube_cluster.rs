@@ -9,10 +9,13 @@
 //! the cluster admin's.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::service_script;
+pub use crate::service_script::repo_root;
 
 /// Where `scripts/kube-cluster` keeps the binaries it built (kept in step with
 /// `scripts/lib/kubernetes.sh`).
@@ -23,14 +26,6 @@ pub fn bin_dir() -> PathBuf {
             PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache")
         });
     cache.join("streamspace/k8s-1.36.1/bin")
-}
-
-/// The repository's root (for `scripts/` and `charts/`).
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("testkit lives in the workspace")
-        .to_path_buf()
 }
 
 /// A running cluster.
@@ -69,28 +64,8 @@ impl KubeCluster {
             .tempdir()
             .map_err(|e| e.to_string())?;
         let dir = parent.path().join("cluster");
-        let script = repo_root().join("scripts/kube-cluster");
-        let mut process = Command::new(&script)
-            .arg("up")
-            .arg(&dir)
-            .arg(std::process::id().to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("{}: {e}", script.display()))?;
         // A cold build takes minutes; a warm start a few seconds.
-        let deadline = Instant::now() + Duration::from_secs(1800);
-        while !dir.join("ready").exists() {
-            if let Some(status) = process.try_wait().map_err(|e| e.to_string())? {
-                return Err(format!("scripts/kube-cluster exited with {status}"));
-            }
-            if Instant::now() > deadline {
-                let _ = process.kill();
-                return Err("the cluster did not come up".into());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let process = service_script::start("kube-cluster", &dir, Duration::from_secs(1800))?;
         Ok(KubeCluster {
             kubeconfig: dir.join("kubeconfig"),
             _process: Some(process),

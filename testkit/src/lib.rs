@@ -7,6 +7,7 @@ pub mod kube_cluster;
 pub mod kwok_desktops;
 pub mod rfb;
 pub mod scripted_control_plane;
+mod service_script;
 pub mod xvnc;
 
 pub use database::TestDatabase;

@@ -2,6 +2,7 @@
 
 pub mod docker;
 pub mod kubernetes;
+pub mod labels;
 pub mod local;
 mod session_env;
 mod session_locks;

@@ -11,16 +11,10 @@ use bollard::models::{
 use streamspace_protocol::SessionSpec;
 use uuid::Uuid;
 
+use crate::runtime::labels::{
+    AGENT_LABEL, HOME_LABEL, MANAGED_BY, SESSION_LABEL, TEMPLATE_LABEL, USER_LABEL,
+};
 use crate::runtime::session_env::{HOME_PATH, session_env};
-
-/// Label every object carries, so the agent finds (only) its own.
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "streamspace");
-/// Label naming the session.
-pub const SESSION_LABEL: &str = "streamspace.io/session-id";
-/// Label naming the agent that owns the objects.
-pub const AGENT_LABEL: &str = "streamspace.io/agent-id";
-/// Label naming the persistent home a volume holds, or a container mounts.
-pub const HOME_LABEL: &str = "streamspace.io/home-id";
 
 /// How sessions are laid out on the engine.
 #[derive(Debug, Clone)]
@@ -90,11 +84,8 @@ fn labels(layout: &Layout, spec: &SessionSpec) -> HashMap<String, String> {
         (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
         (SESSION_LABEL.to_owned(), spec.session_id.to_string()),
         (AGENT_LABEL.to_owned(), layout.agent_id.clone()),
-        ("streamspace.io/user".to_owned(), spec.user.clone()),
-        (
-            "streamspace.io/template".to_owned(),
-            spec.template.name.clone(),
-        ),
+        (USER_LABEL.to_owned(), spec.user.clone()),
+        (TEMPLATE_LABEL.to_owned(), spec.template.name.clone()),
     ]);
     if spec.persistent_home
         && let Some(home_id) = spec.home_id
@@ -159,7 +150,7 @@ pub fn home_volume_request(layout: &Layout, spec: &SessionSpec, name: &str) -> V
     let mut labels = HashMap::from([
         (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
         (AGENT_LABEL.to_owned(), layout.agent_id.clone()),
-        ("streamspace.io/user".to_owned(), spec.user.clone()),
+        (USER_LABEL.to_owned(), spec.user.clone()),
     ]);
     if let Some(home_id) = spec.home_id {
         labels.insert(HOME_LABEL.to_owned(), home_id.to_string());

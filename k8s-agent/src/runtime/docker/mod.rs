@@ -21,10 +21,11 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use uuid::Uuid;
 
+use self::container::container_name;
 pub use self::container::{Layout, bytes};
-use self::container::{SESSION_LABEL, container_name};
 pub use self::engine::Engine;
 use self::engine::is_status;
+use super::labels::SESSION_LABEL;
 use super::session_locks::SessionLocks;
 use super::{Runtime, RuntimeError, RuntimeFuture, VncStream};
 

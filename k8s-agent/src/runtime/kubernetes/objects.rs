@@ -16,17 +16,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use streamspace_protocol::SessionSpec;
 
+pub use crate::runtime::labels::{AGENT_LABEL, HOME_LABEL, MANAGED_BY, SESSION_LABEL};
+use crate::runtime::labels::{TEMPLATE_LABEL, USER_LABEL};
 use crate::runtime::session_env::session_env;
 use uuid::Uuid;
 
-/// Label every object carries, so the agent finds (only) its own.
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "streamspace");
-/// Label naming the session.
-pub const SESSION_LABEL: &str = "streamspace.io/session-id";
-/// Label naming the agent that owns the objects.
-pub const AGENT_LABEL: &str = "streamspace.io/agent-id";
-/// Label naming the persistent home a claim holds, or a Pod mounts.
-pub const HOME_LABEL: &str = "streamspace.io/home-id";
 pub use crate::runtime::session_env::HOME_PATH;
 /// The container's name.
 pub const CONTAINER: &str = "desktop";
@@ -80,11 +74,8 @@ pub fn labels(layout: &Layout, spec: &SessionSpec) -> BTreeMap<String, String> {
         ),
         (SESSION_LABEL.to_owned(), spec.session_id.to_string()),
         (AGENT_LABEL.to_owned(), layout.agent_id.clone()),
-        ("streamspace.io/user".to_owned(), spec.user.clone()),
-        (
-            "streamspace.io/template".to_owned(),
-            spec.template.name.clone(),
-        ),
+        (USER_LABEL.to_owned(), spec.user.clone()),
+        (TEMPLATE_LABEL.to_owned(), spec.template.name.clone()),
     ])
 }
 
