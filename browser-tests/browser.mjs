@@ -44,12 +44,19 @@ export async function litFraction(page) {
 }
 
 export async function waitForDesktop(page, { connects = 1, timeout = 30000 } = {}) {
-  await page.waitForFunction((n) => window.streamspace?.phase === 'connected' && window.streamspace.connects >= n, connects, { timeout });
-  await page.waitForFunction(() => {
-    const canvas = document.querySelector('#screen canvas');
-    if (!canvas || canvas.width === 0) return false;
-    const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
-    for (let i = 0; i < data.length; i += 4 * 97) if (data[i] + data[i + 1] + data[i + 2] > 30) return true;
-    return false;
-  }, null, { timeout });
+  try {
+    await page.waitForFunction((n) => window.streamspace?.phase === 'connected' && window.streamspace.connects >= n, connects, { timeout });
+    await page.waitForFunction(() => {
+      const canvas = document.querySelector('#screen canvas');
+      if (!canvas || canvas.width === 0) return false;
+      const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+      for (let i = 0; i < data.length; i += 4 * 97) if (data[i] + data[i + 1] + data[i + 2] > 30) return true;
+      return false;
+    }, null, { timeout });
+  } catch (e) {
+    // Say where the viewer stood, and keep a picture of it.
+    const state = await page.evaluate(() => JSON.stringify({ ...window.streamspace, status: document.querySelector('#status')?.textContent })).catch(() => '?');
+    await page.screenshot({ path: join(ARTIFACTS, `waitForDesktop-failed-${Date.now()}.png`) }).catch(() => {});
+    throw new Error(`the desktop did not show: ${e.message}; viewer state ${state}`);
+  }
 }

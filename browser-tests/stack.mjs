@@ -120,6 +120,17 @@ export class Stack {
     return { host, image };
   }
 
+  /**
+   * Waits until no IPv6 address on this host is still tentative. Chromium aborts requests in
+   * flight (net::ERR_NETWORK_CHANGED) whenever an address changes, even to 127.0.0.1, and a
+   * container's new network interfaces finish duplicate-address detection a second or two
+   * after it started; a browser on another machine never sees that.
+   */
+  async networkSettled() {
+    await until('the host network settled', async () => execFileSync('ip', ['-o', '-6', 'addr', 'show', 'tentative']).toString().trim() === '');
+    await sleep(1000);
+  }
+
   /** Registers and starts an agent binary with the given extra environment. */
   async startAgent(agentId, platform, env = {}) {
     const { credential } = await this.api('/api/v1/agents/register', { method: 'POST', body: { agent_id: agentId, platform } });

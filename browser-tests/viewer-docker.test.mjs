@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { Stack } from './stack.mjs';
+import { Stack, until } from './stack.mjs';
 import { ARTIFACTS, launch, signIn, waitForDesktop, litFraction } from './browser.mjs';
 
 const stack = new Stack();
@@ -30,13 +30,15 @@ test('a Docker session shows its Xfce desktop in the browser and reconnects', as
   const sessionId = await stack.runningSession(dave, 'xfce');
   const session = await stack.api(`/api/v1/sessions/${sessionId}`);
   assert.equal(session.platform, 'docker');
+  await stack.networkSettled();
 
   const page = await signIn(browser, stack.base, 'dave', 'dave-password');
   const loadStarted = Date.now();
   await page.goto(`${stack.base}/vnc-viewer/${sessionId}`);
   await waitForDesktop(page);
   const firstLoadMs = Date.now() - loadStarted;
-  assert.ok((await litFraction(page)) > 0.01, 'the canvas shows the desktop');
+  // Xvnc answers before Xfce has painted: the desktop fills in within a few seconds.
+  await until('the Xfce desktop painted', async () => (await litFraction(page)) > 0.01, 20000);
   await page.screenshot({ path: join(ARTIFACTS, 'viewer-docker.png') });
 
   await page.keyboard.press('Control+Alt+Shift+R');
