@@ -34,6 +34,13 @@ pub struct Config {
     pub static_dir: PathBuf,
     /// How long history is kept.
     pub retention: Retention,
+    /// `REPLICA_ADDRESS` (optional): the URL other replicas reach this one at, e.g.
+    /// `http://10.0.0.7:8080`; by default `http://` and the listener's address (its host name
+    /// when it listens on every interface).
+    pub replica_address: Option<String>,
+    /// `REPLICA_HEARTBEAT_INTERVAL` (default `2s`): how often this replica records that it
+    /// lives; a replica three beats late is dead and its agents are judged by a survivor.
+    pub replica_heartbeat_interval: Duration,
 }
 
 /// How long each kind of history is kept before the pruner deletes it.
@@ -120,6 +127,20 @@ impl Config {
                 .optional("STATIC_DIR")
                 .unwrap_or_else(|| "static".into())
                 .into(),
+            replica_address: match vars.optional("REPLICA_ADDRESS") {
+                None => None,
+                Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                    Some(url.trim_end_matches('/').to_owned())
+                }
+                Some(url) => {
+                    return Err(error(
+                        "REPLICA_ADDRESS",
+                        format!("{url:?} is not an http:// or https:// URL"),
+                    ));
+                }
+            },
+            replica_heartbeat_interval: vars
+                .duration("REPLICA_HEARTBEAT_INTERVAL", Duration::from_secs(2))?,
         })
     }
 }

@@ -6,6 +6,8 @@ use streamspace_control_plane::server;
 #[actix_web::main]
 async fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // The replica bridge's client (awc) needs one TLS provider chosen for wss:// replicas.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {

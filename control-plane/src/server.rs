@@ -8,6 +8,7 @@ use actix_web::{App, HttpServer, web};
 use thiserror::Error;
 
 use crate::actors::pruner::Pruner;
+use crate::actors::replica::{ReplicaActor, ReplicaIdentity};
 use crate::actors::supervisor::{Supervisor, Timing};
 use crate::auth::login_guard::LoginGuard;
 use crate::auth::{password, tokens::Keys};
@@ -49,6 +50,8 @@ pub struct Running {
     /// The generated password of the first admin, when this start created it without
     /// `STREAMSPACE_ADMIN_PASSWORD`.
     pub generated_admin_password: Option<String>,
+    /// This replica among the others on the database.
+    pub replica: ReplicaIdentity,
 }
 
 /// Connects, migrates, bootstraps and starts serving. Must run inside an actix system.
@@ -63,15 +66,22 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         heartbeat_interval: config.agent_heartbeat_interval,
         agent_timeout: config.agent_timeout,
         command_timeout: config.command_timeout,
+        replica_heartbeat: config.replica_heartbeat_interval,
     };
-    let supervisor = Supervisor::new(store.clone(), metrics.clone(), timing).start();
+    let replica_id = uuid::Uuid::new_v4();
+    let supervisor = Supervisor::new(store.clone(), metrics.clone(), timing, replica_id).start();
     Pruner::new(store.clone(), config.retention).start();
     let listen_addr = config.listen_addr;
+    let (database_url, replica_heartbeat) = (
+        config.database_url.clone(),
+        config.replica_heartbeat_interval,
+    );
+    let configured_address = config.replica_address.clone();
     let state = web::Data::new(AppState {
-        store,
-        supervisor,
+        store: store.clone(),
+        supervisor: supervisor.clone(),
         keys: Keys::new(&config.jwt_secret),
-        spent_viewer_tokens: Default::default(),
+        replica_id,
         logins: LoginGuard::per_core(),
         metrics,
         config,
@@ -97,11 +107,38 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         source,
     })?;
     let addr = server.addrs()[0];
+    let replica = ReplicaIdentity {
+        id: replica_id,
+        address: configured_address.unwrap_or_else(|| replica_address(addr)),
+    };
+    log::info!("replica {} at {}", replica.id, replica.address);
+    ReplicaActor::new(
+        replica.clone(),
+        store,
+        database_url,
+        replica_heartbeat,
+        supervisor.recipient(),
+    )
+    .start();
     Ok(Running {
         addr,
         server: server.run(),
         generated_admin_password,
+        replica,
     })
+}
+
+/// Where other replicas reach this one when `REPLICA_ADDRESS` does not say: the listener's
+/// address, or this host's name when it listens on every interface.
+fn replica_address(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".into());
+        format!("http://{host}:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
 }
 
 /// On every response: no page may be framed (a framed desktop could be driven by another
@@ -124,7 +161,8 @@ fn migrate(pool: &PgPool) -> Result<(), StartError> {
     let mut conn = pool
         .get()
         .map_err(|e| StartError::Database(e.to_string()))?;
-    let applied = store::migrations::run_pending(&mut conn)
+    // Replicas starting together take turns.
+    let applied = store::migrations::run_pending_exclusively(&mut conn)
         .map_err(|e| StartError::Migrations(e.to_string()))?;
     log::info!("database ready ({applied} migrations applied)");
     Ok(())

@@ -32,13 +32,15 @@ fn tables(conn: &mut PgConnection) -> Vec<String> {
     )
 }
 
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 10] = [
     "agent_commands",
     "agent_credentials",
     "agents",
     "audit_log",
     "homes",
+    "replicas",
     "sessions",
+    "spent_viewer_tokens",
     "templates",
     "users",
 ];
@@ -49,7 +51,7 @@ fn migrations_run_up_down_and_up_again() {
     let mut conn = db.connect();
 
     let applied = run_pending(&mut conn).unwrap();
-    assert_eq!(applied, 10);
+    assert_eq!(applied, 11);
     assert_eq!(tables(&mut conn), TABLES);
 
     conn.revert_all_migrations(MIGRATIONS).unwrap();
@@ -63,7 +65,7 @@ fn migrations_run_up_down_and_up_again() {
         "down.sql left functions behind: {functions:?}"
     );
 
-    assert_eq!(run_pending(&mut conn).unwrap(), 10);
+    assert_eq!(run_pending(&mut conn).unwrap(), 11);
     assert_eq!(tables(&mut conn), TABLES);
     assert_eq!(
         run_pending(&mut conn).unwrap(),

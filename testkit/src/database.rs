@@ -6,10 +6,19 @@ use uuid::Uuid;
 ///
 /// `scripts/test` starts a throwaway server and sets `DATABASE_URL`; tests never touch a
 /// database they did not create.
+#[derive(Clone)]
 pub struct TestDatabase {
     server_url: String,
     name: String,
     url: String,
+    // Dropped with the last clone (control-plane replicas share one database).
+    _dropped_last: std::sync::Arc<DropDatabase>,
+}
+
+/// Drops the database when the last [`TestDatabase`] clone goes.
+struct DropDatabase {
+    server_url: String,
+    name: String,
 }
 
 impl TestDatabase {
@@ -28,6 +37,10 @@ impl TestDatabase {
             .expect("create test database");
         let url = replace_database(&server_url, &name);
         TestDatabase {
+            _dropped_last: std::sync::Arc::new(DropDatabase {
+                server_url: server_url.clone(),
+                name: name.clone(),
+            }),
             server_url,
             name,
             url,
@@ -75,7 +88,7 @@ impl TestDatabase {
     }
 }
 
-impl Drop for TestDatabase {
+impl Drop for DropDatabase {
     fn drop(&mut self) {
         // Best effort: the whole server is thrown away at the end of the run anyway.
         if let Ok(mut admin) = PgConnection::establish(&self.server_url) {

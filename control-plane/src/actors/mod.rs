@@ -8,6 +8,7 @@ pub mod command;
 pub mod link_messages;
 pub mod owed;
 pub mod pruner;
+pub mod replica;
 pub mod supervisor;
 pub mod supervisor_messages;
 pub mod tunnel_messages;

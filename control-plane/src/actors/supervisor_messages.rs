@@ -150,3 +150,24 @@ pub struct SupervisorHandle {
     /// A viewer's stream ended.
     pub close_stream: Recipient<CloseStream>,
 }
+
+/// What another replica (or this one) announced through the database, as the replica actor
+/// heard it.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub enum ReplicaNotice {
+    /// Commands for this agent were persisted: its replica delivers them.
+    CommandsPending(String),
+    /// A replica now holds this agent's link; any other lets go of it and its commands.
+    Linked {
+        /// The agent.
+        agent_id: String,
+        /// The replica holding its link.
+        replica_id: Uuid,
+    },
+    /// A command no session follows ended; a request may await it.
+    CommandDone(Uuid),
+    /// Notifications may have been missed (the listening connection was re-established):
+    /// look at what is pending.
+    Resync,
+}

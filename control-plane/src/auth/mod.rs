@@ -4,5 +4,4 @@
 pub mod agent_token;
 pub mod login_guard;
 pub mod password;
-pub mod spent_tokens;
 pub mod tokens;

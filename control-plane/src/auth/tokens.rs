@@ -13,6 +13,10 @@ use crate::model::Role;
 pub const API_AUDIENCE: &str = "streamspace-api";
 /// Audience of viewer tokens: valid only on the VNC proxy.
 pub const VNC_AUDIENCE: &str = "streamspace-vnc";
+/// Audience of tokens one replica gives another to bridge a viewer: no user holds one.
+pub const REPLICA_AUDIENCE: &str = "streamspace-replica";
+/// How long a replica's bridge token lasts: it is used at once.
+pub const REPLICA_TTL: Duration = Duration::from_secs(30);
 /// How long a login token lasts.
 pub const LOGIN_TTL: Duration = Duration::from_secs(60 * 60);
 /// How long a viewer token lasts: long enough to open the WebSocket, no more.
@@ -128,6 +132,27 @@ impl Keys {
             },
             VIEWER_TTL,
         )
+    }
+
+    /// A token a replica sends the replica holding an agent's link, to open one session's
+    /// stream for a viewer it verified (only holders of `JWT_SECRET`, the replicas, can mint
+    /// one).
+    pub fn replica_bridge(&self, user: Uuid, name: &str, role: Role, session: Uuid) -> String {
+        self.issue(
+            Claims {
+                sub: user,
+                name: name.to_owned(),
+                role,
+                aud: REPLICA_AUDIENCE.into(),
+                iat: 0,
+                exp: 0,
+                sid: Some(session),
+                jti: None,
+                pwd: None,
+            },
+            REPLICA_TTL,
+        )
+        .0
     }
 
     /// Verifies signature, expiry (no leeway: these tokens are short) and audience.

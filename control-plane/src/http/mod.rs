@@ -4,6 +4,7 @@ pub mod agent_socket;
 pub mod agents;
 pub mod audit;
 pub mod auth;
+pub mod bridge;
 pub mod caller;
 pub mod error;
 pub mod health;
@@ -24,7 +25,6 @@ use actix_web::{HttpResponse, web};
 use self::error::ApiError;
 use crate::actors::supervisor::Supervisor;
 use crate::auth::login_guard::LoginGuard;
-use crate::auth::spent_tokens::SpentTokens;
 use crate::auth::tokens::Keys;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -38,8 +38,8 @@ pub struct AppState {
     pub supervisor: Addr<Supervisor>,
     /// Token signing and verification.
     pub keys: Keys,
-    /// Viewer tokens already used.
-    pub spent_viewer_tokens: SpentTokens,
+    /// This replica's id.
+    pub replica_id: uuid::Uuid,
     /// Login throttling and the cap on concurrent password hashing.
     pub logins: LoginGuard,
     /// Prometheus metrics.
@@ -75,6 +75,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &std::path::Path) {
     .service(pages::index)
     .service(pages::route)
     .service(pages::viewer)
+    .service(vnc::bridged)
     .service(
         web::scope("/api/v1")
             .service(auth::login)

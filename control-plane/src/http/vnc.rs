@@ -10,21 +10,23 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::AppState;
 use super::caller::{Caller, client_ip};
 use super::error::ApiError;
 use super::sessions::visible_session;
+use super::{AppState, bridge};
 use crate::actors::owed::Owed;
 use crate::actors::supervisor::Supervisor;
+use crate::actors::supervisor_messages::LinkOf;
 use crate::actors::viewer_writer::ViewerWriter;
 use crate::actors::vnc_tunnel::{Viewer, VncTunnel, Written};
-use crate::auth::tokens::{TokenError, VIEWER_TTL, VNC_AUDIENCE};
+use crate::auth::tokens::{REPLICA_AUDIENCE, TokenError, VIEWER_TTL, VNC_AUDIENCE};
 use crate::model::SessionState;
+use crate::store::replicas::{AgentReplica, SpendViewerToken, dead_after};
 use crate::store::users::UserById;
 
 /// Largest viewer message accepted (RFB client messages are tiny; clipboard text is the
 /// largest legitimate one).
-const MAX_VIEWER_FRAME: usize = 1024 * 1024;
+pub(super) const MAX_VIEWER_FRAME: usize = 1024 * 1024;
 
 fn proxy_enabled(state: &AppState) -> Result<(), ApiError> {
     if state.config.vnc_proxy_enabled {
@@ -78,7 +80,8 @@ pub struct VncQuery {
     token: Option<String>,
 }
 
-/// Upgrades a viewer to the session's VNC stream.
+/// Upgrades a viewer to the session's VNC stream: here when this replica holds the agent's
+/// link, else bridged to the replica that does.
 #[get("/vnc/{id}")]
 pub async fn connect(
     state: web::Data<AppState>,
@@ -104,19 +107,91 @@ pub async fn connect(
             "this viewer token is for another session".into(),
         ));
     }
-    let unused = claims.jti.is_some_and(|jti| {
-        state
-            .spent_viewer_tokens
-            .spend(jti, claims.exp, chrono::Utc::now().timestamp())
-    });
+    // Spent in the database: a token is good for one connection, whichever replica it reaches.
+    let unused = match claims.jti {
+        Some(jti) => {
+            let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_default();
+            state
+                .store
+                .run(SpendViewerToken { jti, expires_at })
+                .await?
+        }
+        None => false,
+    };
     if !unused {
         return Err(ApiError::Unauthorized(
             "this viewer token was already used; request a new one".into(),
         ));
     }
+    let viewer = viewable(&state, claims.sub, client_ip(&req), id).await?;
+    let linked_here = state
+        .supervisor
+        .send(LinkOf(viewer.agent_id.clone()))
+        .await
+        .ok()
+        .flatten()
+        .is_some();
+    if !linked_here {
+        let owner = AgentReplica {
+            agent_id: viewer.agent_id.clone(),
+            dead_after: dead_after(state.config.replica_heartbeat_interval),
+        };
+        if let Some(replica) = state.store.run(owner).await?
+            && replica.id != state.replica_id
+        {
+            return bridge::open(&state, &req, body, &viewer, claims.role, &replica).await;
+        }
+    }
+    tunnel(&state, &req, body, viewer)
+}
+
+/// `GET /internal/v1/vnc/{id}`: another replica bridging a viewer it verified to a session
+/// whose agent is linked here. Only a replica's token (`Authorization: Bearer`) opens it.
+#[get("/internal/v1/vnc/{id}")]
+pub async fn bridged(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Payload,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    proxy_enabled(&state)?;
+    let id = id.into_inner();
+    let token = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::Unauthorized("replicas only: missing bearer token".into()))?;
+    let claims = state
+        .keys
+        .verify(token, REPLICA_AUDIENCE)
+        .map_err(|_| ApiError::Unauthorized("replicas only: not a replica's token".into()))?;
+    if claims.sid != Some(id) {
+        return Err(ApiError::Forbidden(
+            "this replica token is for another session".into(),
+        ));
+    }
+    // The viewer's address as the bridging replica saw it, for the audit log.
+    let ip = req
+        .headers()
+        .get(bridge::VIEWER_IP_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| client_ip(&req));
+    let viewer = viewable(&state, claims.sub, ip, id).await?;
+    tunnel(&state, &req, body, viewer)
+}
+
+/// The viewer of a session that `user` may see, which runs on an agent.
+async fn viewable(
+    state: &AppState,
+    user: Uuid,
+    ip: Option<String>,
+    id: Uuid,
+) -> Result<Viewer, ApiError> {
     let user = state
         .store
-        .run(UserById(claims.sub))
+        .run(UserById(user))
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| ApiError::Unauthorized("user no longer exists or is disabled".into()))?;
@@ -124,29 +199,38 @@ pub async fn connect(
         id: user.id,
         role: user.role(),
         username: user.username,
-        ip: client_ip(&req),
+        ip,
     };
-    let view = visible_session(&state, &caller, id).await?;
+    let view = visible_session(state, &caller, id).await?;
     let session = view.session;
     require_running(session.state(), session.state_reason.as_deref())?;
     let agent_id = session
         .agent_id
         .ok_or_else(|| ApiError::conflict("the session has no agent"))?;
-    // actix-ws decodes what the viewer sends; what goes to the viewer is written by our own
-    // body (see `ViewerWriter`), so its session is left unused.
-    let (response, _unused, stream) = actix_ws::handle(&req, body)
-        .map_err(|e| ApiError::invalid(format!("websocket upgrade: {e}")))?;
-    let stream = stream
-        .max_frame_size(MAX_VIEWER_FRAME)
-        .aggregate_continuations()
-        .max_continuation_size(MAX_VIEWER_FRAME);
-    let viewer = Viewer {
+    Ok(Viewer {
         session_id: id,
         agent_id,
         user_id: caller.id,
         username: caller.username,
         ip: caller.ip,
-    };
+    })
+}
+
+/// The viewer's stream through this replica's link to the agent.
+fn tunnel(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    body: web::Payload,
+    viewer: Viewer,
+) -> Result<HttpResponse, ApiError> {
+    // actix-ws decodes what the viewer sends; what goes to the viewer is written by our own
+    // body (see `ViewerWriter`), so its session is left unused.
+    let (response, _unused, stream) = actix_ws::handle(req, body)
+        .map_err(|e| ApiError::invalid(format!("websocket upgrade: {e}")))?;
+    let stream = stream
+        .max_frame_size(MAX_VIEWER_FRAME)
+        .aggregate_continuations()
+        .max_continuation_size(MAX_VIEWER_FRAME);
     let (outbox, queue) = mpsc::unbounded_channel();
     let owed = Owed::default();
     let tunnel = VncTunnel::create(|ctx| {

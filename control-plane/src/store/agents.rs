@@ -193,6 +193,8 @@ pub struct MarkConnected {
     pub region: Option<String>,
     /// Announced capacity.
     pub capacity: serde_json::Value,
+    /// The replica the link reached: it drives the agent's commands from now on.
+    pub replica_id: Uuid,
 }
 
 impl Query for MarkConnected {
@@ -222,6 +224,7 @@ impl Query for MarkConnected {
                         agents::region.eq(region.or(self.region)),
                         agents::capacity.eq(&self.capacity),
                         agents::last_heartbeat.eq(now),
+                        agents::replica_id.eq(self.replica_id),
                     ))
                     .returning(agents::last_heartbeat)
                     .get_result(conn)?;
@@ -301,25 +304,5 @@ impl Query for SetAgentStatus {
                 Ok(0)
             }
         })
-    }
-}
-
-/// Agents the previous process left `online` or `warning`: at start they are all
-/// disconnected, so they are `warning` until they reconnect or time out.
-pub struct AgentsBelievedAlive;
-
-impl Query for AgentsBelievedAlive {
-    type Output = Vec<String>;
-    fn run(self, conn: &mut PgConnection) -> Result<Vec<String>, StoreError> {
-        let alive = [AgentStatus::Online.as_str(), AgentStatus::Warning.as_str()];
-        Ok(
-            diesel::update(agents::table.filter(agents::status.eq_any(alive)))
-                .set((
-                    agents::status.eq(AgentStatus::Warning.as_str()),
-                    agents::websocket_conn_id.eq(None::<String>),
-                ))
-                .returning(agents::agent_id)
-                .get_results(conn)?,
-        )
     }
 }

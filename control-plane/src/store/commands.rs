@@ -148,6 +148,15 @@ impl Query for RecordReply {
             if command.command_type == Command::DELETE_HOME {
                 super::homes::after_delete(conn, &command, &self.reply)?;
             }
+            // A request on another replica may be waiting for it (live queries, home
+            // deletions); session commands are followed through their session.
+            if command.session_id.is_none() && !matches!(self.reply, Reply::Ack) {
+                super::replicas::notify(
+                    conn,
+                    super::replicas::COMMAND_DONE_CHANNEL,
+                    &command.command_id.to_string(),
+                )?;
+            }
             let session_state = match command.session_id {
                 Some(session_id) => apply_to_session(
                     conn,
@@ -200,21 +209,18 @@ fn apply_to_session(
     Ok(Some(state))
 }
 
-/// Commands not yet finished, oldest first; for one agent or all.
-pub struct UnfinishedCommands(pub Option<String>);
+/// Commands of these agents not yet finished, oldest first.
+pub struct UnfinishedCommands(pub Vec<String>);
 
 impl Query for UnfinishedCommands {
     type Output = Vec<CommandRow>;
     fn run(self, conn: &mut PgConnection) -> Result<Vec<CommandRow>, StoreError> {
-        let mut query = agent_commands::table
+        Ok(agent_commands::table
             .filter(agent_commands::status.eq_any(statuses(CommandStatus::UNFINISHED)))
+            .filter(agent_commands::agent_id.eq_any(&self.0))
             .select(CommandRow::as_select())
             .order(agent_commands::created_at)
-            .into_boxed();
-        if let Some(agent_id) = &self.0 {
-            query = query.filter(agent_commands::agent_id.eq(agent_id));
-        }
-        Ok(query.load(conn)?)
+            .load(conn)?)
     }
 }
 

@@ -11,3 +11,16 @@ pub type MigrationError = Box<dyn std::error::Error + Send + Sync>;
 pub fn run_pending(conn: &mut PgConnection) -> Result<usize, MigrationError> {
     Ok(conn.run_pending_migrations(MIGRATIONS)?.len())
 }
+
+/// Key of the advisory lock migrations run under.
+const MIGRATION_LOCK: i64 = 0x5354_5245_414d; // "STREAM"
+
+/// [`run_pending`] under a database-wide lock, so replicas starting together do not race:
+/// the first applies them, the others then find nothing pending.
+pub fn run_pending_exclusively(conn: &mut PgConnection) -> Result<usize, MigrationError> {
+    use diesel::RunQueryDsl;
+    diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).execute(conn)?;
+    let applied = run_pending(conn);
+    diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).execute(conn)?;
+    applied
+}

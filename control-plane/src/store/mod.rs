@@ -12,6 +12,7 @@ pub mod credentials;
 mod error;
 pub mod homes;
 pub mod migrations;
+pub mod replicas;
 pub mod retention;
 pub mod schema;
 pub mod sessions;

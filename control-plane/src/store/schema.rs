@@ -46,6 +46,7 @@ diesel::table! {
         last_heartbeat -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        replica_id -> Nullable<Uuid>,
     }
 }
 
@@ -78,6 +79,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    replicas (id) {
+        id -> Uuid,
+        address -> Text,
+        started_at -> Timestamptz,
+        last_seen -> Timestamptz,
+        draining -> Bool,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> Uuid,
         owner_id -> Uuid,
@@ -95,6 +106,13 @@ diesel::table! {
         started_at -> Nullable<Timestamptz>,
         terminated_at -> Nullable<Timestamptz>,
         home_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    spent_viewer_tokens (jti) {
+        jti -> Uuid,
+        expires_at -> Timestamptz,
     }
 }
 
@@ -140,7 +158,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     agents,
     audit_log,
     homes,
+    replicas,
     sessions,
+    spent_viewer_tokens,
     templates,
     users,
 );

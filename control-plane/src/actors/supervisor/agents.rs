@@ -128,6 +128,7 @@ impl Handler<AgentHello> for Supervisor {
             platform: hello.platform.clone(),
             region: hello.region.clone(),
             capacity: serde_json::to_value(&hello.capacity).unwrap_or_default(),
+            replica_id: self.replica_id,
         };
         Box::pin(async move { store.run(mark).await }.into_actor(self).map(
             move |marked, this, ctx| {
@@ -158,6 +159,7 @@ impl Handler<AgentHello> for Supervisor {
                         reason: "replaced by a newer connection of the same agent".into(),
                     });
                 }
+                this.announce_link(&hello.agent_id);
                 hello
                     .link
                     .outgoing
@@ -273,7 +275,7 @@ impl Supervisor {
                 Some(query) => Some(store.run(query).await),
                 None => None,
             };
-            let unfinished = store.run(UnfinishedCommands(Some(id))).await;
+            let unfinished = store.run(UnfinishedCommands(vec![id])).await;
             (reconciled, unfinished)
         }
         .into_actor(self)

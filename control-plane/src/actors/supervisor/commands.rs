@@ -22,7 +22,7 @@ pub struct Ask {
     /// The command.
     pub command: CommandRow,
     /// Gets the result, or the error.
-    pub reply: tokio::sync::oneshot::Sender<Result<serde_json::Value, String>>,
+    pub reply: super::Reply,
 }
 
 /// How long stream commands may take: a viewer is waiting.
@@ -81,7 +81,7 @@ impl Handler<Dispatch> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, Dispatch(command): Dispatch, ctx: &mut Context<Self>) {
-        self.track(command, ctx);
+        self.route(command, None, ctx);
     }
 }
 
@@ -89,7 +89,7 @@ impl Handler<Ask> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: Ask, ctx: &mut Context<Self>) {
-        self.track_notifying(msg.command, Some(Waiter::Reply(msg.reply)), ctx);
+        self.route(msg.command, Some(msg.reply), ctx);
     }
 }
 

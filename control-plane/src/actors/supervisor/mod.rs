@@ -7,11 +7,12 @@
 mod agents;
 mod commands;
 pub mod registry;
+mod replicas;
 mod streams;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use streamspace_protocol::StreamId;
@@ -27,8 +28,6 @@ pub use super::supervisor_messages::SupervisorHandle;
 use super::tunnel_messages::StreamClosed;
 use crate::metrics::Metrics;
 use crate::store::StoreHandle;
-use crate::store::agents::AgentsBelievedAlive;
-use crate::store::commands::UnfinishedCommands;
 
 /// Timings from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +38,8 @@ pub struct Timing {
     pub agent_timeout: Duration,
     /// `COMMAND_TIMEOUT`.
     pub command_timeout: Duration,
+    /// `REPLICA_HEARTBEAT_INTERVAL`.
+    pub replica_heartbeat: Duration,
 }
 
 impl Timing {
@@ -63,12 +64,26 @@ pub struct Supervisor {
     /// Credentials revoked while this process runs (a revoked one never authenticates
     /// again, so this only grows with admins' revocations).
     revoked: HashSet<Uuid>,
+    /// This replica.
+    replica_id: Uuid,
+    /// API requests here awaiting commands another replica drives: command id → reply.
+    remote_waiters: HashMap<Uuid, Reply>,
 }
+
+/// Where an API request awaiting a command gets its outcome.
+pub type Reply = tokio::sync::oneshot::Sender<Result<serde_json::Value, String>>;
 
 impl Supervisor {
     /// A supervisor over `store`.
-    pub fn new(store: StoreHandle, metrics: Arc<Metrics>, timing: Timing) -> Self {
+    pub fn new(
+        store: StoreHandle,
+        metrics: Arc<Metrics>,
+        timing: Timing,
+        replica_id: Uuid,
+    ) -> Self {
         Supervisor {
+            replica_id,
+            remote_waiters: HashMap::new(),
             store,
             metrics,
             timing,
@@ -103,33 +118,17 @@ impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // Agents the previous process knew are disconnected now: give them the timeout to
-        // come back. Unfinished commands get their actors back, with their deadlines.
-        let store = self.store.clone();
-        async move {
-            let expected = store.run(AgentsBelievedAlive).await;
-            let unfinished = store.run(UnfinishedCommands(None)).await;
-            (expected, unfinished)
-        }
-        .into_actor(self)
-        .map(|(expected, unfinished), this, ctx| {
-            let now = Instant::now();
-            match expected {
-                Ok(agents) => agents.iter().for_each(|a| this.registry.expect(a, now)),
-                Err(e) => log::error!("supervisor: cannot load agents: {e}"),
-            }
-            match unfinished {
-                Ok(commands) => {
-                    log::info!(
-                        "supervisor: {} unfinished commands restored",
-                        commands.len()
-                    );
-                    commands.into_iter().for_each(|c| this.track(c, ctx));
-                }
-                Err(e) => log::error!("supervisor: cannot load unfinished commands: {e}"),
-            }
-        })
-        .wait(ctx);
+        // Agents no live replica holds (the previous process's, when there is one replica)
+        // are ours to judge: they get the timeout to come back, and their unfinished
+        // commands get their actors back, with their deadlines.
+        self.claim_orphans(ctx);
+        ctx.run_interval(self.timing.replica_heartbeat, |this, ctx| {
+            this.claim_orphans(ctx)
+        });
+        // The safety net under the notifications: pending commands of the agents linked here.
+        ctx.run_interval(self.timing.replica_heartbeat * 10, |this, ctx| {
+            this.resync(ctx)
+        });
         ctx.run_interval(self.timing.sweep_every(), |this, _| this.sweep());
     }
 }

@@ -151,6 +151,15 @@ impl<C: Clone> Registry<C> {
         self.agents.remove(agent_id).and_then(|e| e.link)
     }
 
+    /// The agents linked here now.
+    pub fn linked(&self) -> Vec<String> {
+        self.agents
+            .iter()
+            .filter(|(_, e)| e.link.is_some())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// Number of live connections.
     pub fn connected(&self) -> usize {
         self.agents.values().filter(|e| e.link.is_some()).count()

@@ -1,0 +1,132 @@
+//! Several control-plane replicas on one database: any replica answers any request. A
+//! command persisted on one replica is delivered by the replica holding its agent's link
+//! (woken by LISTEN/NOTIFY), a live query waits on a third for the answer, and a viewer on a
+//! replica without the link is bridged to the one with it.
+
+use std::time::Duration;
+
+use serde_json::json;
+use streamspace_protocol::{AgentMessage, AgentSessionState, Command, Frame};
+use streamspace_testkit::control_plane::{self as common, ScriptedAgent, TestServer};
+use streamspace_testkit::rfb::ViewerStream;
+
+/// Replicas notice each other's deaths within a second.
+const FAST: &[(&str, &str)] = &[("REPLICA_HEARTBEAT_INTERVAL", "200ms")];
+
+async fn three_replicas() -> (TestServer, TestServer, TestServer) {
+    let a = common::start(FAST).await;
+    let b = common::start_on(a.db.clone(), FAST).await;
+    let c = common::start_on(a.db.clone(), FAST).await;
+    (a, b, c)
+}
+
+#[actix_web::test]
+async fn a_session_made_on_one_replica_runs_on_an_agent_linked_to_another_and_is_viewed_through_a_third()
+ {
+    let (a, b, c) = three_replicas().await;
+    a.template("xterm").await;
+    let token = a.register_agent("local-1", "local").await;
+    let mut agent = ScriptedAgent::connect(&a, "local-1", &token, vec![]).await;
+
+    // Created through B; A holds the link and delivers it at once.
+    let id = common::create_session(&b, &b.admin, "xterm").await;
+    let (command_id, command) = tokio::time::timeout(Duration::from_secs(2), agent.recv_command())
+        .await
+        .expect("delivered through the replica holding the link, without polling");
+    assert!(matches!(command, Command::CreateSession { .. }));
+    let result = serde_json::to_value(common::report(id, AgentSessionState::Running)).unwrap();
+    agent
+        .send(&AgentMessage::Completed { command_id, result })
+        .await;
+    common::session_reaches(&c, id, "running").await;
+    let commands = common::commands_of(&a, id);
+    assert_eq!(commands.len(), 1, "one command, delivered once");
+    assert_eq!(commands[0].attempts, 1);
+
+    // A live query through C: the agent answers A, C returns the answer.
+    let listed = {
+        let c = &c;
+        async move { c.get("/api/v1/agents/local-1/sessions", &c.admin).await }
+    };
+    let answer = async {
+        let (command_id, command) = agent.recv_command().await;
+        assert!(matches!(command, Command::ListSessions));
+        let sessions = vec![common::report(id, AgentSessionState::Running)];
+        agent
+            .send(&AgentMessage::Completed {
+                command_id,
+                result: json!({ "sessions": sessions }),
+            })
+            .await;
+    };
+    let ((status, body), ()) = futures_util::join!(listed, answer);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sessions"][0]["session_id"], id.to_string());
+
+    // A viewer on B, bridged to A: RFB bytes both ways under A's tunnel.
+    let url = b.viewer_url(&b.admin, id).await;
+    let mut viewer = ViewerStream::open(&url).await.unwrap();
+    let (command_id, command) = agent.recv_command().await;
+    let Command::VncConnect { stream_id, .. } = command else {
+        panic!("expected vnc_connect, got {command:?}");
+    };
+    agent.send(&AgentMessage::Ack { command_id }).await;
+    agent
+        .send(&AgentMessage::Completed {
+            command_id,
+            result: json!({ "stream_id": stream_id }),
+        })
+        .await;
+    let greeting = b"RFB 003.008\n";
+    agent
+        .send_binary(
+            Frame::Data {
+                stream_id,
+                payload: greeting,
+            }
+            .encode(),
+        )
+        .await;
+    assert_eq!(viewer.read_exact(12).await.unwrap(), greeting);
+    viewer.write(b"RFB 003.008\n").await.unwrap();
+    let from_viewer = loop {
+        let bytes = agent.recv_binary().await;
+        if let Ok(Frame::Data { payload, .. }) = Frame::decode(&bytes) {
+            break payload.to_vec();
+        }
+    };
+    assert_eq!(from_viewer, b"RFB 003.008\n");
+    // The stream was opened by A, the replica with the link, for the viewer B verified.
+    let connects = a.audit("vnc_connect", 1).await;
+    assert_eq!(connects[0]["actor_username"], "admin");
+}
+
+#[actix_web::test]
+async fn a_viewer_token_is_good_once_whichever_replica_it_reaches() {
+    let (a, b, _c) = three_replicas().await;
+    let mut agent = {
+        a.template("xterm").await;
+        let token = a.register_agent("local-1", "local").await;
+        ScriptedAgent::connect(&a, "local-1", &token, vec![]).await
+    };
+    let id = common::running_session(&a, &mut agent).await;
+    let url = a.viewer_url(&a.admin, id).await;
+    let _first = ViewerStream::open(&url).await.unwrap();
+    let again = url.replace(&a.ws_base(), &b.ws_base());
+    assert!(
+        ViewerStream::open(&again).await.is_err(),
+        "a token spent on A is spent on B"
+    );
+}
+
+#[actix_web::test]
+async fn the_internal_viewer_endpoint_admits_replicas_only() {
+    let (a, _b, _c) = three_replicas().await;
+    let path = format!("/internal/v1/vnc/{}", uuid::Uuid::new_v4());
+    let (status, _) = a.call("GET", &path, None, None).await;
+    assert_eq!(status, 401);
+    // A user's login token is no replica's token.
+    let (status, body) = a.call("GET", &path, Some(&a.admin), None).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["message"], "replicas only: not a replica's token");
+}
