@@ -27,11 +27,35 @@ async fn main() -> ExitCode {
         println!("first admin created: user \"admin\", password \"{password}\" (shown only now)");
     }
     log::info!("listening on http://{}", running.addr);
-    match running.server.await {
-        Ok(()) => ExitCode::SUCCESS,
+    let server = actix_web::rt::spawn(running.server);
+    wait_for_termination().await;
+    log::info!("shutting down: handing agents, viewers and commands to the other replicas");
+    running.stopper.stop().await;
+    match server.await {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("streamspace-control-plane: server failed: {e}");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("streamspace-control-plane: server failed: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+async fn wait_for_termination() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
     }
 }

@@ -8,8 +8,8 @@ use actix_web::{App, HttpServer, web};
 use thiserror::Error;
 
 use crate::actors::pruner::Pruner;
-use crate::actors::replica::{ReplicaActor, ReplicaIdentity};
-use crate::actors::supervisor::{Supervisor, Timing};
+use crate::actors::replica::{Leave, ReplicaActor, ReplicaIdentity};
+use crate::actors::supervisor::{Drain, Supervisor, Timing};
 use crate::auth::login_guard::LoginGuard;
 use crate::auth::{password, tokens::Keys};
 use crate::config::Config;
@@ -17,6 +17,9 @@ use crate::http::AppState;
 use crate::metrics::Metrics;
 use crate::store::users::{AnyUsers, CreateFirstAdmin};
 use crate::store::{self, PgPool, StoreHandle};
+
+/// How long requests in flight get to finish on shutdown (within a pod's default 30 s grace).
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Threads running store queries (diesel is blocking).
 const STORE_THREADS: usize = 4;
@@ -47,6 +50,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Resolves when the server stops.
     pub server: actix_web::dev::Server,
+    /// Stops it in order.
+    pub stopper: Stopper,
     /// The generated password of the first admin, when this start created it without
     /// `STREAMSPACE_ADMIN_PASSWORD`.
     pub generated_admin_password: Option<String>,
@@ -77,7 +82,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         config.replica_heartbeat_interval,
     );
     let configured_address = config.replica_address.clone();
+    let (draining, draining_seen) = tokio::sync::watch::channel(false);
     let state = web::Data::new(AppState {
+        draining: draining_seen,
         store: store.clone(),
         supervisor: supervisor.clone(),
         keys: Keys::new(&config.jwt_secret),
@@ -106,26 +113,73 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         addr: listen_addr,
         source,
     })?;
+    // Shutdown is ours (see `Stopper`): agents and viewers are handed over first.
+    let server = server
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
     let addr = server.addrs()[0];
     let replica = ReplicaIdentity {
         id: replica_id,
         address: configured_address.unwrap_or_else(|| replica_address(addr)),
     };
     log::info!("replica {} at {}", replica.id, replica.address);
-    ReplicaActor::new(
+    let replica_actor = ReplicaActor::new(
         replica.clone(),
-        store,
+        store.clone(),
         database_url,
         replica_heartbeat,
-        supervisor.recipient(),
+        supervisor.clone().recipient(),
     )
     .start();
+    let server = server.run();
     Ok(Running {
         addr,
-        server: server.run(),
+        stopper: Stopper {
+            http: server.handle(),
+            supervisor,
+            replica: replica_actor,
+            store,
+            replica_id,
+            draining,
+        },
+        server,
         generated_admin_password,
         replica,
     })
+}
+
+/// Stops a running control plane in the order that loses nothing: it stops claiming to be
+/// ready (load balancers take it out), refuses new agent links, tells its agents to
+/// reconnect at once and closes its viewers with a reason (both come back through another
+/// replica), lets go of its commands (their agents' new replica drives them), removes its
+/// replica record (survivors claim what is left at once), and lets requests in flight finish.
+pub struct Stopper {
+    http: actix_web::dev::ServerHandle,
+    supervisor: actix::Addr<Supervisor>,
+    replica: actix::Addr<ReplicaActor>,
+    store: StoreHandle,
+    replica_id: uuid::Uuid,
+    draining: tokio::sync::watch::Sender<bool>,
+}
+
+impl Stopper {
+    /// Stops, as above; returns when the HTTP server has.
+    pub async fn stop(&self) {
+        self.draining.send_replace(true);
+        if let Err(e) = self
+            .store
+            .run(crate::store::replicas::DrainReplica(self.replica_id))
+            .await
+        {
+            log::warn!(
+                "replica {}: cannot record that it drains: {e}",
+                self.replica_id
+            );
+        }
+        let _ = self.supervisor.send(Drain).await;
+        let _ = self.replica.send(Leave).await;
+        self.http.stop(true).await;
+    }
 }
 
 /// Where other replicas reach this one when `REPLICA_ADDRESS` does not say: the listener's

@@ -50,6 +50,8 @@ pub struct ControlPlaneLink {
     sink: Option<SinkWrite<WsMessage, WsSink>>,
     generation: u64,
     backoff: Backoff,
+    /// The control plane closed the link because it restarts: dial again without waiting.
+    reconnect_at_once: bool,
     heartbeat: Option<SpawnHandle>,
     reconcile: Option<SpawnHandle>,
     /// When the control plane was last heard from (it pings every heartbeat interval): a
@@ -80,6 +82,7 @@ impl ControlPlaneLink {
             sink: None,
             generation: 0,
             backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(30)),
+            reconnect_at_once: false,
             heartbeat: None,
             reconcile: None,
             last_heard: std::time::Instant::now(),
@@ -174,7 +177,11 @@ impl ControlPlaneLink {
         if self.shutting_down {
             return;
         }
-        let delay = self.backoff.next_delay();
+        let delay = if std::mem::take(&mut self.reconnect_at_once) {
+            Duration::ZERO
+        } else {
+            self.backoff.next_delay()
+        };
         log::info!("reconnecting in {} ms", delay.as_millis());
         ctx.run_later(delay, |this, ctx| this.connect(ctx));
     }
@@ -548,6 +555,10 @@ impl StreamHandler<Incoming> for ControlPlaneLink {
                 }
             }
             Some(Ok(WsFrame::Close(reason))) => {
+                // A control-plane replica shutting down: another one takes the link now.
+                self.reconnect_at_once = reason
+                    .as_ref()
+                    .is_some_and(|r| r.code == CloseCode::Restart);
                 let why = reason
                     .and_then(|r| r.description)
                     .unwrap_or_else(|| "no reason given".into());

@@ -36,7 +36,10 @@ pub struct TestServer {
     pub db: TestDatabase,
     pub base: String,
     pub admin: String,
+    /// This replica's id (several may share the database).
+    pub replica_id: uuid::Uuid,
     handle: actix_web::dev::ServerHandle,
+    stopper: streamspace_control_plane::server::Stopper,
 }
 
 fn install_crypto() {
@@ -62,7 +65,9 @@ pub async fn start_on(db: TestDatabase, overrides: &[(&str, &str)]) -> TestServe
         db,
         base,
         admin: String::new(),
+        replica_id: running.replica.id,
         handle,
+        stopper: running.stopper,
     };
     server.admin = server.login("admin", ADMIN_PASSWORD).await;
     server
@@ -82,6 +87,13 @@ impl TestServer {
     /// Stops the HTTP server (connections are dropped) and hands back the database.
     pub async fn stop(self) -> TestDatabase {
         self.handle.stop(false).await;
+        self.db
+    }
+
+    /// Shuts down as on SIGTERM (agents and viewers handed to the other replicas, requests
+    /// in flight finished); hands back the database.
+    pub async fn shut_down(self) -> TestDatabase {
+        self.stopper.stop().await;
         self.db
     }
 

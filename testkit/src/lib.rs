@@ -5,6 +5,7 @@ mod database;
 pub mod docker_engine;
 pub mod kube_cluster;
 pub mod kwok_desktops;
+pub mod load_balancer;
 pub mod rfb;
 pub mod scripted_control_plane;
 mod service_script;

@@ -131,6 +131,23 @@ impl RfbClient<WsTransport> {
         }
     }
 
+    /// The close reason, if the server closes the stream within `wait`; `None` if it stays
+    /// open that long (what arrives meanwhile is skipped).
+    pub async fn closed_within(&mut self, wait: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.transport.0.next()).await {
+                Ok(Some(Ok(ws::Frame::Close(reason)))) => {
+                    return Some(reason.and_then(|r| r.description).unwrap_or_default());
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(e))) => return Some(format!("broken: {e}")),
+                Ok(None) => return Some("ended without a close frame".into()),
+                Err(_) => return None,
+            }
+        }
+    }
+
     /// Closes from the viewer's side.
     pub async fn close(mut self) {
         let _ = self.transport.0.send(ws::Message::Close(None)).await;

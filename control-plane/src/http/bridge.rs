@@ -66,7 +66,7 @@ pub async fn open(
         .max_frame_size(MAX_VIEWER_FRAME)
         .aggregate_continuations()
         .max_continuation_size(MAX_VIEWER_FRAME);
-    actix_web::rt::spawn(relay(session, stream, upstream));
+    actix_web::rt::spawn(relay(session, stream, upstream, state.draining.clone()));
     Ok(response)
 }
 
@@ -74,7 +74,9 @@ async fn relay(
     mut viewer: actix_ws::Session,
     mut from_viewer: actix_ws::AggregatedMessageStream,
     upstream: actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>,
+    mut draining: tokio::sync::watch::Receiver<bool>,
 ) {
+    let closer = viewer.clone();
     let (mut to_owner, mut from_owner) = upstream.split();
     let mut pong_to_viewer = viewer.clone();
     let viewer_to_owner = async {
@@ -123,6 +125,16 @@ async fn relay(
         }
         let _ = viewer.clone().close(None).await;
     };
-    futures_util::pin_mut!(viewer_to_owner, owner_to_viewer);
-    futures_util::future::select(viewer_to_owner, owner_to_viewer).await;
+    // This replica shutting down ends the bridge; the viewer reconnects through another.
+    let shutdown = async {
+        let _ = draining.wait_for(|draining| *draining).await;
+        let reason = actix_ws::CloseReason {
+            code: actix_ws::CloseCode::Restart,
+            description: Some("the control plane is restarting; reconnecting".into()),
+        };
+        let _ = closer.close(Some(reason)).await;
+    };
+    futures_util::pin_mut!(viewer_to_owner, owner_to_viewer, shutdown);
+    let relaying = futures_util::future::select(viewer_to_owner, owner_to_viewer);
+    futures_util::future::select(relaying, shutdown).await;
 }

@@ -12,9 +12,15 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// Readiness: the database answers.
+/// Readiness: the database answers and this replica is not shutting down.
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if *state.draining.borrow() {
+        return Err(ApiError::Unavailable {
+            code: "shutting_down",
+            message: "this replica is shutting down".into(),
+        });
+    }
     state
         .store
         .run(Ping)

@@ -40,6 +40,9 @@ pub struct AppState {
     pub keys: Keys,
     /// This replica's id.
     pub replica_id: uuid::Uuid,
+    /// Becomes `true` when this replica shuts down: not ready for new work, and the viewers it
+    /// bridges to other replicas are closed.
+    pub draining: tokio::sync::watch::Receiver<bool>,
     /// Login throttling and the cap on concurrent password hashing.
     pub logins: LoginGuard,
     /// Prometheus metrics.

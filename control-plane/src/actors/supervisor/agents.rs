@@ -120,6 +120,11 @@ impl Handler<AgentHello> for Supervisor {
     type Result = ResponseActFuture<Self, Result<(), String>>;
 
     fn handle(&mut self, hello: AgentHello, _: &mut Context<Self>) -> Self::Result {
+        if self.draining {
+            return Box::pin(actix::fut::ready(Err(
+                "this control-plane replica is shutting down: reconnect".into(),
+            )));
+        }
         let store = self.store.clone();
         let mark = MarkConnected {
             agent_id: hello.agent_id.clone(),

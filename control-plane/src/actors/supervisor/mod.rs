@@ -21,6 +21,7 @@ use uuid::Uuid;
 pub use self::agents::{AgentRemoved, CredentialsRevoked};
 pub use self::commands::{Ask, Dispatch, STREAM_COMMAND_TIMEOUT};
 use self::registry::Registry;
+pub use self::replicas::Drain;
 pub use self::streams::CloseStreamsOf;
 use super::command::CommandActor;
 use super::link_messages::LinkHandle;
@@ -68,6 +69,8 @@ pub struct Supervisor {
     replica_id: Uuid,
     /// API requests here awaiting commands another replica drives: command id → reply.
     remote_waiters: HashMap<Uuid, Reply>,
+    /// Shutting down: new links are refused.
+    draining: bool,
 }
 
 /// Where an API request awaiting a command gets its outcome.
@@ -84,6 +87,7 @@ impl Supervisor {
         Supervisor {
             replica_id,
             remote_waiters: HashMap::new(),
+            draining: false,
             store,
             metrics,
             timing,

@@ -13,6 +13,7 @@ use super::{Reply, Supervisor};
 use crate::actors::command::{Cancel, Waiter};
 use crate::actors::link_messages::CloseLink;
 use crate::actors::supervisor_messages::ReplicaNotice;
+use crate::actors::tunnel_messages::StreamClosed;
 use crate::store::commands::{CommandById, CommandRow, UnfinishedCommands};
 use crate::store::replicas::{
     AgentReplica, COMMANDS_CHANNEL, ClaimOrphanAgents, LINKS_CHANNEL, Notify, dead_after,
@@ -164,6 +165,39 @@ impl Supervisor {
                 let _ = reply.send(outcome);
             })
             .spawn(ctx);
+    }
+}
+
+/// This replica shuts down: its agents are told to reconnect at once (to another replica),
+/// its viewers that the stream ends (their viewer reconnects through another replica), and
+/// its command actors let go (the replica that gets each agent's link picks them up, with
+/// their deadlines, from the database). New links are refused from now on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+impl Handler<Drain> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: Drain, _: &mut Context<Self>) {
+        self.draining = true;
+        for agent_id in self.registry.linked() {
+            if let Some(link) = self.registry.remove(&agent_id) {
+                link.handle.close.do_send(CloseLink {
+                    code: CloseCode::Restart,
+                    reason: "this control-plane replica is shutting down: reconnect".into(),
+                });
+            }
+        }
+        for (_, (_, tunnel)) in self.streams.drain() {
+            tunnel.do_send(StreamClosed(
+                "the control plane is restarting; reconnecting".into(),
+            ));
+        }
+        for (_, (_, actor)) in self.commands.drain() {
+            actor.do_send(Cancel);
+        }
+        log::info!("replica {}: drained", self.replica_id);
     }
 }
 
