@@ -181,6 +181,12 @@ impl Handler<Drain> for Supervisor {
 
     fn handle(&mut self, _: Drain, _: &mut Context<Self>) {
         self.draining = true;
+        // Viewers first, so the reason they get is this one, not their agent link's end.
+        for (_, (_, tunnel)) in self.streams.drain() {
+            tunnel.do_send(StreamClosed(
+                "the control plane is restarting; reconnecting".into(),
+            ));
+        }
         for agent_id in self.registry.linked() {
             if let Some(link) = self.registry.remove(&agent_id) {
                 link.handle.close.do_send(CloseLink {
@@ -188,11 +194,6 @@ impl Handler<Drain> for Supervisor {
                     reason: "this control-plane replica is shutting down: reconnect".into(),
                 });
             }
-        }
-        for (_, (_, tunnel)) in self.streams.drain() {
-            tunnel.do_send(StreamClosed(
-                "the control plane is restarting; reconnecting".into(),
-            ));
         }
         for (_, (_, actor)) in self.commands.drain() {
             actor.do_send(Cancel);
