@@ -29,7 +29,7 @@ check_charts() {
 
     log "helm: wrong values are refused with a clear message"
     expect_refusal "jwt.secret" r "$CP_CHART" --set database.url=postgres://db/x
-    expect_refusal "replicaCount" r "$CP_CHART" "${CP_VALUES[@]}" --set replicaCount=3
+    expect_refusal "replicaCount" r "$CP_CHART" "${CP_VALUES[@]}" --set replicaCount=0
     expect_refusal "maxSessions" r "$AGENT_CHART" "${AGENT_VALUES[@]}" --set maxSessions=0
     expect_refusal "agentId" r "$AGENT_CHART" "${AGENT_VALUES[@]}" --set agentId=qa-
     expect_refusal "controlPlaneUrl" r "$AGENT_CHART" "${AGENT_VALUES[@]}" --set controlPlaneUrl=http://cp
@@ -40,6 +40,7 @@ check_charts() {
     kubectl_ create namespace "$ns" >/dev/null
     kubectl_ label namespace "$ns" pod-security.kubernetes.io/enforce=restricted >/dev/null
     helm_ template cp "$CP_CHART" -n "$ns" "${CP_VALUES[@]}" --set ingress.enabled=true >"$rendered/control-plane.yaml"
+    helm_ template cp "$CP_CHART" -n "$ns" "${CP_VALUES[@]}" --set replicaCount=3 >"$rendered/control-plane-replicas.yaml"
     helm_ template agent "$AGENT_CHART" -n "$ns" "${AGENT_VALUES[@]}" >"$rendered/agent.yaml"
     NAMESPACE="$ns" target/debug/streamspace-k8s-agent render --user alice --env TZ=UTC >"$rendered/session.yaml"
     NAMESPACE="$ns" target/debug/streamspace-k8s-agent render --ephemeral-home --vnc-port 5901 >"$rendered/session-ephemeral.yaml"
@@ -51,7 +52,11 @@ check_charts() {
     done
 
     log "helm install --wait, upgrade and uninstall of both charts"
-    helm_ install cp "$CP_CHART" -n "$ns" "${CP_VALUES[@]}" --wait --timeout 60s >/dev/null
+    helm_ install cp "$CP_CHART" -n "$ns" "${CP_VALUES[@]}" --set replicaCount=3 --wait --timeout 60s >/dev/null
+    [ "$(kubectl_ -n "$ns" get deployment cp-streamspace-control-plane -o jsonpath='{.status.readyReplicas}')" = 3 ] \
+        || die "the control-plane chart did not bring up 3 ready replicas"
+    kubectl_ -n "$ns" get poddisruptionbudget cp-streamspace-control-plane >/dev/null \
+        || die "the control-plane chart made no PodDisruptionBudget for 3 replicas"
     helm_ install agent "$AGENT_CHART" -n "$ns" "${AGENT_VALUES[@]}" --wait --timeout 60s >/dev/null
     helm_ upgrade cp "$CP_CHART" -n "$ns" "${CP_VALUES[@]}" --set logLevel=debug --wait --timeout 60s >/dev/null
     helm_ upgrade agent "$AGENT_CHART" -n "$ns" "${AGENT_VALUES[@]}" --set maxSessions=5 --wait --timeout 60s >/dev/null
