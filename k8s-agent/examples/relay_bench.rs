@@ -3,6 +3,9 @@
 //! same Xvnc, in the same run. Each round asks for full, non-incremental framebuffer updates
 //! in the Raw encoding (width × height × 4 bytes each) and reads them completely.
 //!
+//! A second control-plane replica on the same database, without the agent's link, bridges a
+//! third viewer to the first: the cost of a cross-replica viewer is measured in the same run.
+//!
 //! Run with `scripts/bench` (it starts Postgres and builds in release mode).
 
 use std::sync::Arc;
@@ -91,6 +94,8 @@ async fn main() {
     let socket = endpoint.strip_prefix("unix:").unwrap().to_owned();
 
     let viewer_url = || server.viewer_url(&server.admin, id);
+    let other = cp::start_on(server.db.clone(), &[]).await;
+    let bridged_url = || other.viewer_url(&other.admin, id);
 
     // Throughput, rounds interleaved so both see the same machine conditions.
     let mut raw = RfbClient::connect_unix(&socket).await.unwrap();
@@ -100,22 +105,35 @@ async fn main() {
         .map_err(|e| format!("{e:?}"))
         .unwrap();
     relay.handshake().await.unwrap();
+    let mut bridged = ViewerStream::open(&bridged_url().await)
+        .await
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+    bridged.handshake().await.unwrap();
     stream_updates(&mut raw, init.width, init.height).await; // warm-up
     stream_updates(&mut relay, init.width, init.height).await;
-    let (mut raw_rates, mut relay_rates) = (Vec::new(), Vec::new());
+    stream_updates(&mut bridged, init.width, init.height).await;
+    let (mut raw_rates, mut relay_rates, mut bridged_rates) = (Vec::new(), Vec::new(), Vec::new());
     let mut bytes = 0;
     for _ in 0..ROUNDS {
         let (n, took) = stream_updates(&mut raw, init.width, init.height).await;
         raw_rates.push(n as f64 / took.as_secs_f64() / 1e6);
         let (n, took) = stream_updates(&mut relay, init.width, init.height).await;
         relay_rates.push(n as f64 / took.as_secs_f64() / 1e6);
+        let (n, took) = stream_updates(&mut bridged, init.width, init.height).await;
+        bridged_rates.push(n as f64 / took.as_secs_f64() / 1e6);
         bytes = n;
     }
-    let (raw_rate, relay_rate) = (median(raw_rates), median(relay_rates));
+    let (raw_rate, relay_rate, bridged_rate) = (
+        median(raw_rates),
+        median(relay_rates),
+        median(bridged_rates),
+    );
 
     // Connect latency: until the RFB greeting arrives. The relay's includes a fresh viewer
     // token, the WebSocket upgrade, vnc_connect to the agent and its socket connect.
-    let (mut raw_connect, mut relay_connect) = (Vec::new(), Vec::new());
+    let (mut raw_connect, mut relay_connect, mut bridged_connect) =
+        (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..CONNECTS {
         let started = Instant::now();
         let mut c = RfbClient::connect_unix(&socket).await.unwrap();
@@ -129,8 +147,20 @@ async fn main() {
         v.read_exact(12).await.unwrap();
         relay_connect.push(started.elapsed().as_secs_f64() * 1000.0);
         v.close().await;
+        let started = Instant::now();
+        let mut b = ViewerStream::open(&bridged_url().await)
+            .await
+            .map_err(|e| format!("{e:?}"))
+            .unwrap();
+        b.read_exact(12).await.unwrap();
+        bridged_connect.push(started.elapsed().as_secs_f64() * 1000.0);
+        b.close().await;
     }
-    let (raw_ms, relay_ms) = (median(raw_connect), median(relay_connect));
+    let (raw_ms, relay_ms, bridged_ms) = (
+        median(raw_connect),
+        median(relay_connect),
+        median(bridged_connect),
+    );
 
     println!(
         "VNC relay vs a raw connection to the same Xvnc's Unix socket ({}x{}, Raw encoding), same run",
@@ -146,9 +176,15 @@ async fn main() {
         "    ratio        {:8.2} (relay / raw)",
         relay_rate / raw_rate
     );
+    println!("    bridged      {bridged_rate:8.1} MB/s (a viewer on another replica)");
+    println!(
+        "    ratio        {:8.2} (bridged / relay)",
+        bridged_rate / relay_rate
+    );
     println!("  connect to RFB greeting, median of {CONNECTS}");
     println!("    raw socket   {raw_ms:8.2} ms");
     println!("    relay        {relay_ms:8.2} ms (viewer token + WebSocket + vnc_connect)");
+    println!("    bridged      {bridged_ms:8.2} ms (the same, through another replica)");
     server
         .delete(&format!("/api/v1/sessions/{id}"), &server.admin)
         .await;
