@@ -83,7 +83,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     );
     let configured_address = config.replica_address.clone();
     let (draining, draining_seen) = tokio::sync::watch::channel(false);
+    let database_reachable = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let state = web::Data::new(AppState {
+        database_reachable: database_reachable.clone(),
         draining: draining_seen,
         store: store.clone(),
         supervisor: supervisor.clone(),
@@ -129,6 +131,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         database_url,
         replica_heartbeat,
         supervisor.clone().recipient(),
+        database_reachable,
     )
     .start();
     let server = server.run();

@@ -130,3 +130,46 @@ async fn the_internal_viewer_endpoint_admits_replicas_only() {
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["message"], "replicas only: not a replica's token");
 }
+
+#[actix_web::test]
+async fn a_replica_cut_off_from_the_database_stops_being_ready_and_sheds_its_agents() {
+    use streamspace_testkit::network_proxy::Proxy;
+    let b = common::start(FAST).await;
+    // Replica A reaches Postgres only through a proxy that can be cut; B directly.
+    let direct = b.db.url().to_owned();
+    let authority = direct.split('@').nth(1).unwrap().split('/').next().unwrap();
+    let postgres: std::net::SocketAddr = authority.parse().unwrap();
+    let proxy = Proxy::start(postgres).await;
+    let through_proxy = direct.replace(authority, &format!("127.0.0.1:{}", proxy.port));
+    let mut overrides = FAST.to_vec();
+    overrides.push(("DATABASE_URL", &through_proxy));
+    let a = common::start_on(b.db.clone(), &overrides).await;
+    a.template("xterm").await;
+    let token = a.register_agent("local-1", "local").await;
+    let mut agent = ScriptedAgent::connect(&a, "local-1", &token, vec![]).await;
+    let (status, _) = a.get("/readyz", "").await;
+    assert_eq!(status, 200);
+
+    proxy.partition();
+    let closed = agent.closed().await.expect("a close reason");
+    assert_eq!(
+        closed.code,
+        awc::ws::CloseCode::Restart,
+        "reconnect at once"
+    );
+    assert_eq!(
+        closed.description.as_deref(),
+        Some("this control-plane replica cannot reach the database: reconnect")
+    );
+    let (status, body) = a.get("/readyz", "").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["message"],
+        "database unreachable: this replica's heartbeats get no answer"
+    );
+    // The agent links to a replica that can work, which takes it over.
+    let _agent = ScriptedAgent::connect(&b, "local-1", &token, vec![]).await;
+    common::agent_reaches(&b, "local-1", "online").await;
+    // Let A's store threads, blocked on connections that went silent, end with the test.
+    proxy.sever();
+}

@@ -4,7 +4,7 @@
 //! sessions and, once healed, loses nothing.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use actix::Actor;
@@ -14,83 +14,7 @@ use streamspace_k8s_agent::runtime::Runtime;
 use streamspace_k8s_agent::runtime::local::accounts::DesktopAccounts;
 use streamspace_k8s_agent::runtime::local::{LocalRuntime, LocalSettings};
 use streamspace_testkit::control_plane as cp;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-/// Forwards to `upstream`; [`Proxy::freeze`] stalls every connection open at that moment,
-/// and while [`Proxy::partition`] holds, new connections are dropped too.
-struct Proxy {
-    port: u16,
-    epoch: Arc<AtomicU64>,
-    partitioned: Arc<AtomicBool>,
-}
-
-impl Proxy {
-    async fn start(upstream: std::net::SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let epoch = Arc::new(AtomicU64::new(0));
-        let partitioned = Arc::new(AtomicBool::new(false));
-        let (current, cut) = (epoch.clone(), partitioned.clone());
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                if cut.load(Ordering::SeqCst) {
-                    drop(client);
-                    continue;
-                }
-                let Ok(server) = TcpStream::connect(upstream).await else {
-                    continue;
-                };
-                let born = current.load(Ordering::SeqCst);
-                let (cr, cw) = client.into_split();
-                let (sr, sw) = server.into_split();
-                tokio::spawn(pump(cr, sw, born, current.clone()));
-                tokio::spawn(pump(sr, cw, born, current.clone()));
-            }
-        });
-        Proxy {
-            port,
-            epoch,
-            partitioned,
-        }
-    }
-
-    fn freeze(&self) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Nothing gets through, old connections or new, until [`Proxy::heal`].
-    fn partition(&self) {
-        self.partitioned.store(true, Ordering::SeqCst);
-        self.freeze();
-    }
-
-    fn heal(&self) {
-        self.partitioned.store(false, Ordering::SeqCst);
-    }
-}
-
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    born: u64,
-    epoch: Arc<AtomicU64>,
-) {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        if epoch.load(Ordering::SeqCst) != born {
-            // Frozen: hold both sockets open and forward nothing, ever.
-            std::future::pending::<()>().await;
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
-    }
-}
+use streamspace_testkit::network_proxy::Proxy;
 
 /// The real agent (local runtime) dialling the control plane through `proxy`.
 fn agent_through(

@@ -3,7 +3,9 @@
 //! each notice to the Supervisor. A dropped listening connection is re-established, and the
 //! Supervisor told to catch up on what it may have missed.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures_util::StreamExt;
@@ -13,7 +15,7 @@ use uuid::Uuid;
 use super::supervisor_messages::ReplicaNotice;
 use crate::store::StoreHandle;
 use crate::store::replicas::{
-    COMMAND_DONE_CHANNEL, COMMANDS_CHANNEL, LINKS_CHANNEL, RemoveReplica, ReplicaBeat,
+    COMMAND_DONE_CHANNEL, COMMANDS_CHANNEL, LINKS_CHANNEL, RemoveReplica, ReplicaBeat, dead_after,
 };
 
 /// Wait before listening again after the connection dropped.
@@ -35,6 +37,10 @@ pub struct ReplicaActor {
     database_url: String,
     heartbeat: Duration,
     notices: Recipient<ReplicaNotice>,
+    /// Whether the last heartbeats reached the database (readiness reads it).
+    database_reachable: Arc<AtomicBool>,
+    /// When a heartbeat last reached the database.
+    last_recorded: Instant,
 }
 
 impl ReplicaActor {
@@ -45,6 +51,7 @@ impl ReplicaActor {
         database_url: String,
         heartbeat: Duration,
         notices: Recipient<ReplicaNotice>,
+        database_reachable: Arc<AtomicBool>,
     ) -> Self {
         ReplicaActor {
             me,
@@ -52,14 +59,44 @@ impl ReplicaActor {
             database_url,
             heartbeat,
             notices,
+            database_reachable,
+            last_recorded: Instant::now(),
         }
     }
 
-    fn beat(&self) {
-        self.store.spawn(ReplicaBeat {
-            id: self.me.id,
-            address: self.me.address.clone(),
-        });
+    /// Records this replica; three beats without an answer and it is dead in the others'
+    /// eyes, so it stops claiming to be ready and lets go of its agents.
+    fn beat(&mut self, ctx: &mut Context<Self>) {
+        let (store, beat) = (
+            self.store.clone(),
+            ReplicaBeat {
+                id: self.me.id,
+                address: self.me.address.clone(),
+            },
+        );
+        let within = self.heartbeat;
+        async move { tokio::time::timeout(within, store.run(beat)).await }
+            .into_actor(self)
+            .map(|answer, this, _| {
+                let reachable = this.database_reachable.load(Ordering::Relaxed);
+                match answer {
+                    Ok(Ok(())) => {
+                        this.last_recorded = Instant::now();
+                        if !reachable {
+                            log::info!("replica {}: the database answers again", this.me.id);
+                            this.database_reachable.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    _ if reachable
+                        && this.last_recorded.elapsed() >= dead_after(this.heartbeat) =>
+                    {
+                        this.database_reachable.store(false, Ordering::Relaxed);
+                        this.notices.do_send(ReplicaNotice::DatabaseLost);
+                    }
+                    _ => {}
+                }
+            })
+            .spawn(ctx);
     }
 }
 
@@ -72,8 +109,8 @@ impl Actor for ReplicaActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.beat();
-        ctx.run_interval(self.heartbeat, |this, _| this.beat());
+        self.beat(ctx);
+        ctx.run_interval(self.heartbeat, |this, ctx| this.beat(ctx));
         let (url, notices) = (self.database_url.clone(), self.notices.clone());
         ctx.spawn(listen(url, notices).into_actor(self));
     }

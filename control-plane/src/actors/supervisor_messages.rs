@@ -170,4 +170,7 @@ pub enum ReplicaNotice {
     /// Notifications may have been missed (the listening connection was re-established):
     /// look at what is pending.
     Resync,
+    /// This replica has not reached the database for three heartbeats: the others count it
+    /// dead and claim its agents, so it lets go of its links, viewers and commands.
+    DatabaseLost,
 }

@@ -12,13 +12,23 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// Readiness: the database answers and this replica is not shutting down.
+/// Readiness: the database answers (this replica's heartbeats reach it, and a query now) and
+/// this replica is not shutting down.
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if *state.draining.borrow() {
         return Err(ApiError::Unavailable {
             code: "shutting_down",
             message: "this replica is shutting down".into(),
+        });
+    }
+    if !state
+        .database_reachable
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return Err(ApiError::Unavailable {
+            code: "database_unavailable",
+            message: "database unreachable: this replica's heartbeats get no answer".into(),
         });
     }
     state

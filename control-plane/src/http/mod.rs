@@ -43,6 +43,8 @@ pub struct AppState {
     /// Becomes `true` when this replica shuts down: not ready for new work, and the viewers it
     /// bridges to other replicas are closed.
     pub draining: tokio::sync::watch::Receiver<bool>,
+    /// Whether this replica's heartbeats reach the database.
+    pub database_reachable: Arc<std::sync::atomic::AtomicBool>,
     /// Login throttling and the cap on concurrent password hashing.
     pub logins: LoginGuard,
     /// Prometheus metrics.

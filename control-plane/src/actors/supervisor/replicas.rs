@@ -181,24 +181,33 @@ impl Handler<Drain> for Supervisor {
 
     fn handle(&mut self, _: Drain, _: &mut Context<Self>) {
         self.draining = true;
-        // Viewers first, so the reason they get is this one, not their agent link's end.
+        self.shed(
+            "the control plane is restarting; reconnecting",
+            "this control-plane replica is shutting down: reconnect",
+        );
+        log::info!("replica {}: drained", self.replica_id);
+    }
+}
+
+impl Supervisor {
+    /// Lets go of everything live here: viewers are told `viewer_reason` (first, so that is
+    /// the reason they get), agents `agent_reason` with the code that makes them reconnect at
+    /// once, and command actors stop (the replica that gets each agent drives them).
+    fn shed(&mut self, viewer_reason: &str, agent_reason: &str) {
         for (_, (_, tunnel)) in self.streams.drain() {
-            tunnel.do_send(StreamClosed(
-                "the control plane is restarting; reconnecting".into(),
-            ));
+            tunnel.do_send(StreamClosed(viewer_reason.to_owned()));
         }
         for agent_id in self.registry.linked() {
             if let Some(link) = self.registry.remove(&agent_id) {
                 link.handle.close.do_send(CloseLink {
                     code: CloseCode::Restart,
-                    reason: "this control-plane replica is shutting down: reconnect".into(),
+                    reason: agent_reason.to_owned(),
                 });
             }
         }
         for (_, (_, actor)) in self.commands.drain() {
             actor.do_send(Cancel);
         }
-        log::info!("replica {}: drained", self.replica_id);
     }
 }
 
@@ -222,6 +231,16 @@ impl Handler<ReplicaNotice> for Supervisor {
             }
             ReplicaNotice::CommandDone(command_id) => self.command_done(command_id, ctx),
             ReplicaNotice::Resync => self.resync(ctx),
+            ReplicaNotice::DatabaseLost => {
+                log::error!(
+                    "replica {}: the database does not answer; handing agents and viewers to other replicas",
+                    self.replica_id
+                );
+                self.shed(
+                    "this control-plane replica lost its database; reconnecting",
+                    "this control-plane replica cannot reach the database: reconnect",
+                );
+            }
         }
     }
 }
