@@ -229,6 +229,7 @@ async fn a_rolling_restart_of_every_replica_loses_no_request_no_link_and_no_desk
             (failures.clone(), requests.clone(), load_running.clone());
         let (base, admin) = (lb.base(), admin.clone());
         actix_web::rt::spawn(async move {
+            let mut made = Vec::new();
             while running.get() {
                 let path = format!("/api/v1/sessions/{session}");
                 match call(&base, "GET", &path, &admin, None).await {
@@ -236,9 +237,33 @@ async fn a_rolling_restart_of_every_replica_loses_no_request_no_link_and_no_desk
                     Ok((status, body)) => failures.borrow_mut().push(format!("{status} {body}")),
                     Err(e) => failures.borrow_mut().push(e),
                 }
+                // Every tenth request creates a desktop (and the next one deletes it), so
+                // commands are in flight while replicas come and go.
                 *requests.borrow_mut() += 1;
+                if *requests.borrow() % 10 == 0 {
+                    let (method, path, body) = match made.pop() {
+                        None => (
+                            "POST",
+                            "/api/v1/sessions".to_owned(),
+                            Some(json!({"template": "xterm", "persistent_home": false})),
+                        ),
+                        Some(id) => ("DELETE", format!("/api/v1/sessions/{id}"), None),
+                    };
+                    match call(&base, method, &path, &admin, body).await {
+                        Ok((202, body)) if method == "POST" => {
+                            made.push(body["id"].as_str().unwrap().parse::<Uuid>().unwrap());
+                        }
+                        Ok((202 | 204, _)) => {}
+                        Ok((status, body)) => failures
+                            .borrow_mut()
+                            .push(format!("{method} {status} {body}")),
+                        Err(e) => failures.borrow_mut().push(e),
+                    }
+                    *requests.borrow_mut() += 1;
+                }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
+            made
         })
     };
 
@@ -285,7 +310,7 @@ async fn a_rolling_restart_of_every_replica_loses_no_request_no_link_and_no_desk
         replicas[i] = Some(replica(Some(db.clone()), ports[i]).await);
     }
     load_running.set(false);
-    load.await.unwrap();
+    let made = load.await.unwrap();
     assert!(
         failures.borrow().is_empty(),
         "{} of {} requests failed: {:?}",
@@ -307,6 +332,14 @@ async fn a_rolling_restart_of_every_replica_loses_no_request_no_link_and_no_desk
     .await
     .unwrap();
     assert_eq!(body["state"], "running", "never degraded or lost: {body}");
+    // The desktops go, so no Xvnc outlives the test.
+    for id in made.into_iter().chain([session]) {
+        let path = format!("/api/v1/sessions/{id}");
+        call(&lb.base(), "DELETE", &path, &admin, None)
+            .await
+            .unwrap();
+        session_reaches(&lb, &admin, id, "terminated").await;
+    }
 }
 
 /// The replica process listening where the agent's replica record says.
@@ -441,5 +474,12 @@ async fn killing_the_replica_that_holds_the_link_loses_no_desktop_and_runs_no_co
         .await
         .unwrap();
         assert_eq!(body["state"], "running", "{body}");
+    }
+    for id in [first, second] {
+        let path = format!("/api/v1/sessions/{id}");
+        call(&lb.base(), "DELETE", &path, &admin, None)
+            .await
+            .unwrap();
+        session_reaches(&lb, &admin, id, "terminated").await;
     }
 }
