@@ -80,19 +80,29 @@ export class Stack {
     const database = `browser_${process.pid}_${Date.now()}`;
     execFileSync('psql', [server, '-q', '-c', `CREATE DATABASE ${database}`]);
     this.dropDatabase = () => execFileSync('psql', [server, '-q', '-c', `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`]);
-    const port = await freePort();
-    this.base = `http://127.0.0.1:${port}`;
-    this.wsBase = `ws://127.0.0.1:${port}`;
-    this.run('control-plane', join(BIN, 'streamspace-control-plane'), {
+    this.controlPlaneEnv = {
       DATABASE_URL: server.replace(/\/[^/?]*(\?|$)/, `/${database}$1`),
       JWT_SECRET: 'browser-test-secret-browser-test-secret',
-      LISTEN_ADDR: `127.0.0.1:${port}`,
       STREAMSPACE_ADMIN_PASSWORD: 'admin-password',
       STATIC_DIR: join(ROOT, 'static'),
       ...env,
-    });
-    await until('the control plane', async () => (await fetch(`${this.base}/readyz`)).ok);
+    };
+    this.base = await this.startReplica();
+    this.wsBase = this.base.replace('http://', 'ws://');
     this.admin = await this.login('admin', 'admin-password');
+  }
+
+  /** Another control-plane replica on the same database; returns its base URL. */
+  async startReplica() {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    this.replicas = (this.replicas ?? 0) + 1;
+    this.run(`control-plane-${this.replicas}`, join(BIN, 'streamspace-control-plane'), {
+      ...this.controlPlaneEnv,
+      LISTEN_ADDR: `127.0.0.1:${port}`,
+    });
+    await until('the control plane', async () => (await fetch(`${base}/readyz`)).ok);
+    return base;
   }
 
   /**
