@@ -28,7 +28,7 @@ async fn main() -> ExitCode {
     }
     log::info!("listening on http://{}", running.addr);
     let server = actix_web::rt::spawn(running.server);
-    wait_for_termination().await;
+    streamspace_settings::terminated().await;
     log::info!("shutting down: handing agents, viewers and commands to the other replicas");
     running.stopper.stop().await;
     match server.await {
@@ -41,21 +41,5 @@ async fn main() -> ExitCode {
             eprintln!("streamspace-control-plane: server failed: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-async fn wait_for_termination() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => std::future::pending().await,
     }
 }

@@ -72,25 +72,9 @@ async fn run(config: Config) -> ExitCode {
     actix::spawn(probes);
     let link = ControlPlaneLink::new(Arc::new(config), runtime, linked).start();
 
-    wait_for_termination().await;
+    streamspace_settings::terminated().await;
     log::info!("shutting down");
     let _ = link.send(Shutdown).await;
     probes_handle.stop(false).await;
     ExitCode::SUCCESS
-}
-
-async fn wait_for_termination() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => std::future::pending().await,
-    }
 }

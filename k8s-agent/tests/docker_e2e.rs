@@ -141,17 +141,7 @@ impl Setup {
     /// Opens the desktop through the control plane and reads a first full frame.
     async fn view(&self, id: Uuid) -> (u16, u16, String) {
         let url = self.server.viewer_url(&self.alice, id).await;
-        let mut viewer = ViewerStream::open(&url)
-            .await
-            .map_err(|e| format!("{e:?}"))
-            .unwrap();
-        let init = viewer.handshake().await.unwrap();
-        viewer
-            .request_update(init.width, init.height)
-            .await
-            .unwrap();
-        let (rects, _) = viewer.read_update().await.unwrap();
-        assert!(!rects.is_empty(), "a first frame");
+        let (viewer, init) = ViewerStream::open_showing(&url).await.unwrap();
         viewer.close().await;
         (init.width, init.height, init.name)
     }

@@ -3,16 +3,11 @@
 //! noticed by the agent, which dials again at once; a partition degrades the agent's
 //! sessions and, once healed, loses nothing.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use actix::Actor;
-use streamspace_k8s_agent::config::Config;
+mod support;
+
 use streamspace_k8s_agent::link::ControlPlaneLink;
-use streamspace_k8s_agent::runtime::Runtime;
-use streamspace_k8s_agent::runtime::local::accounts::DesktopAccounts;
-use streamspace_k8s_agent::runtime::local::{LocalRuntime, LocalSettings};
 use streamspace_testkit::control_plane as cp;
 use streamspace_testkit::network_proxy::Proxy;
 
@@ -22,33 +17,7 @@ fn agent_through(
     token: &str,
     data: &std::path::Path,
 ) -> actix::Addr<ControlPlaneLink> {
-    let url = format!("ws://127.0.0.1:{}", proxy.port);
-    let env = [
-        ("AGENT_ID", "local-1"),
-        ("CONTROL_PLANE_URL", url.as_str()),
-        ("AGENT_TOKEN", token),
-        ("PLATFORM", "local"),
-    ];
-    let config = Config::from_lookup(|name| {
-        env.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap();
-    let runtime = LocalRuntime::open(LocalSettings {
-        data_dir: data.to_owned(),
-        xvnc: "Xvnc".into(),
-        geometry: "800x600".into(),
-        max_sessions: 2,
-        accounts: DesktopAccounts::Agent,
-    })
-    .unwrap();
-    ControlPlaneLink::new(
-        Arc::new(config),
-        Arc::new(runtime) as Arc<dyn Runtime>,
-        Arc::new(AtomicBool::new(false)),
-    )
-    .start()
+    support::local_agent(&format!("ws://127.0.0.1:{}", proxy.port), token, data)
 }
 
 fn upstream(server: &cp::TestServer) -> std::net::SocketAddr {

@@ -9,25 +9,21 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use actix::Actor;
 use serde_json::{Value, json};
 use streamspace_control_plane::store::Query;
 use streamspace_control_plane::store::commands::CommandsForSession;
 use streamspace_control_plane::store::replicas::AgentReplica;
-use streamspace_k8s_agent::config::Config;
 use streamspace_k8s_agent::link::ControlPlaneLink;
-use streamspace_k8s_agent::runtime::local::accounts::DesktopAccounts;
-use streamspace_k8s_agent::runtime::local::{LocalRuntime, LocalSettings};
 use streamspace_testkit::TestDatabase;
 use streamspace_testkit::control_plane::{self as cp, TestServer};
 use streamspace_testkit::load_balancer::LoadBalancer;
 use streamspace_testkit::replica_process::{self, ReplicaProcess};
 use streamspace_testkit::rfb::ViewerStream;
 use uuid::Uuid;
+
+mod support;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -125,33 +121,26 @@ fn start_agent(
     token: &str,
     data: &std::path::Path,
 ) -> actix::Addr<ControlPlaneLink> {
-    let url = lb.ws_base();
-    let env = [
-        ("AGENT_ID", "local-1"),
-        ("CONTROL_PLANE_URL", url.as_str()),
-        ("AGENT_TOKEN", token),
-        ("PLATFORM", "local"),
-    ];
-    let config = Config::from_lookup(|name| {
-        env.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap();
-    let runtime = LocalRuntime::open(LocalSettings {
-        data_dir: data.to_owned(),
-        xvnc: "Xvnc".into(),
-        geometry: "800x600".into(),
-        max_sessions: 4,
-        accounts: DesktopAccounts::Agent,
-    })
-    .unwrap();
-    ControlPlaneLink::new(
-        Arc::new(config),
-        Arc::new(runtime),
-        Arc::new(AtomicBool::new(false)),
-    )
-    .start()
+    support::local_agent(&lb.ws_base(), token, data)
+}
+
+/// A session as the API shows it now, asked through the load balancer.
+async fn session_now(lb: &LoadBalancer, admin: &str, session: Uuid) -> Value {
+    let path = format!("/api/v1/sessions/{session}");
+    let (status, body) = call(&lb.base(), "GET", &path, admin, None).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Deletes the sessions and waits until they are gone, so no Xvnc outlives the test.
+async fn remove(lb: &LoadBalancer, admin: &str, sessions: impl IntoIterator<Item = Uuid>) {
+    for id in sessions {
+        let path = format!("/api/v1/sessions/{id}");
+        call(&lb.base(), "DELETE", &path, admin, None)
+            .await
+            .unwrap();
+        session_reaches(lb, admin, id, "terminated").await;
+    }
 }
 
 /// Waits until a session reaches `state`, asking through the load balancer.
@@ -322,24 +311,9 @@ async fn a_rolling_restart_of_every_replica_loses_no_request_no_link_and_no_desk
         "{} API requests during the rolling restart, none failed",
         requests.borrow()
     );
-    let (_, body) = call(
-        &lb.base(),
-        "GET",
-        &format!("/api/v1/sessions/{session}"),
-        &admin,
-        None,
-    )
-    .await
-    .unwrap();
+    let body = session_now(&lb, &admin, session).await;
     assert_eq!(body["state"], "running", "never degraded or lost: {body}");
-    // The desktops go, so no Xvnc outlives the test.
-    for id in made.into_iter().chain([session]) {
-        let path = format!("/api/v1/sessions/{id}");
-        call(&lb.base(), "DELETE", &path, &admin, None)
-            .await
-            .unwrap();
-        session_reaches(&lb, &admin, id, "terminated").await;
-    }
+    remove(&lb, &admin, made.into_iter().chain([session])).await;
 }
 
 /// The replica process listening where the agent's replica record says.
@@ -464,22 +438,8 @@ async fn killing_the_replica_that_holds_the_link_loses_no_desktop_and_runs_no_co
     assert_eq!(commands[0].status, "completed");
     // Neither session was wrongly marked lost or degraded.
     for session in [first, second] {
-        let (_, body) = call(
-            &lb.base(),
-            "GET",
-            &format!("/api/v1/sessions/{session}"),
-            &admin,
-            None,
-        )
-        .await
-        .unwrap();
+        let body = session_now(&lb, &admin, session).await;
         assert_eq!(body["state"], "running", "{body}");
     }
-    for id in [first, second] {
-        let path = format!("/api/v1/sessions/{id}");
-        call(&lb.base(), "DELETE", &path, &admin, None)
-            .await
-            .unwrap();
-        session_reaches(&lb, &admin, id, "terminated").await;
-    }
+    remove(&lb, &admin, [first, second]).await;
 }

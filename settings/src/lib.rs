@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+mod termination;
+
+pub use termination::terminated;
+
 /// A variable that is missing or malformed; the message names it.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{variable}: {problem}")]

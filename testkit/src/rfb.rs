@@ -131,6 +131,19 @@ impl RfbClient<WsTransport> {
         }
     }
 
+    /// Opens a viewer, completes the RFB handshake and reads a first full frame, which must
+    /// carry pixels: a desktop a user would see.
+    pub async fn open_showing(url: &str) -> Result<(Self, ServerInit), String> {
+        let mut viewer = Self::open(url).await.map_err(|e| format!("{e:?}"))?;
+        let init = viewer.handshake().await?;
+        viewer.request_update(init.width, init.height).await?;
+        let (rects, _) = viewer.read_update().await?;
+        if rects.is_empty() {
+            return Err("the first frame carried no rectangles".into());
+        }
+        Ok((viewer, init))
+    }
+
     /// The close reason, if the server closes the stream within `wait`; `None` if it stays
     /// open that long (what arrives meanwhile is skipped).
     pub async fn closed_within(&mut self, wait: Duration) -> Option<String> {
