@@ -13,10 +13,13 @@ use futures_util::{SinkExt, StreamExt};
 
 use super::AppState;
 use super::error::ApiError;
-use super::vnc::MAX_VIEWER_FRAME;
 use crate::actors::vnc_tunnel::Viewer;
 use crate::model::Role;
 use crate::store::replicas::Replica;
+
+/// Largest viewer message accepted (RFB client messages are tiny; clipboard text is the
+/// largest legitimate one).
+pub const MAX_VIEWER_FRAME: usize = 1024 * 1024;
 
 /// Header carrying the viewer's address to the owning replica (for its audit log).
 pub const VIEWER_IP_HEADER: &str = "x-streamspace-viewer-ip";

@@ -10,10 +10,11 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use super::AppState;
+use super::bridge::{self, MAX_VIEWER_FRAME};
 use super::caller::{Caller, client_ip};
 use super::error::ApiError;
 use super::sessions::visible_session;
-use super::{AppState, bridge};
 use crate::actors::owed::Owed;
 use crate::actors::supervisor::Supervisor;
 use crate::actors::supervisor_messages::LinkOf;
@@ -23,10 +24,6 @@ use crate::auth::tokens::{REPLICA_AUDIENCE, TokenError, VIEWER_TTL, VNC_AUDIENCE
 use crate::model::SessionState;
 use crate::store::replicas::{AgentReplica, SpendViewerToken, dead_after};
 use crate::store::users::UserById;
-
-/// Largest viewer message accepted (RFB client messages are tiny; clipboard text is the
-/// largest legitimate one).
-pub(super) const MAX_VIEWER_FRAME: usize = 1024 * 1024;
 
 fn proxy_enabled(state: &AppState) -> Result<(), ApiError> {
     if state.config.vnc_proxy_enabled {
