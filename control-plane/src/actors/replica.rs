@@ -41,6 +41,8 @@ pub struct ReplicaActor {
     database_reachable: Arc<AtomicBool>,
     /// When a heartbeat last reached the database.
     last_recorded: Instant,
+    /// Other live replicas, as of the last heartbeat that reached the database.
+    peers: i64,
 }
 
 impl ReplicaActor {
@@ -61,17 +63,20 @@ impl ReplicaActor {
             notices,
             database_reachable,
             last_recorded: Instant::now(),
+            peers: 0,
         }
     }
 
     /// Records this replica; three beats without an answer and it is dead in the others'
-    /// eyes, so it stops claiming to be ready and lets go of its agents.
+    /// eyes, so it stops claiming to be ready and, when another replica can take them, lets
+    /// go of its agents (alone, it keeps them: they could go nowhere better).
     fn beat(&mut self, ctx: &mut Context<Self>) {
         let (store, beat) = (
             self.store.clone(),
             ReplicaBeat {
                 id: self.me.id,
                 address: self.me.address.clone(),
+                dead_after: dead_after(self.heartbeat),
             },
         );
         let within = self.heartbeat;
@@ -80,8 +85,9 @@ impl ReplicaActor {
             .map(|answer, this, _| {
                 let reachable = this.database_reachable.load(Ordering::Relaxed);
                 match answer {
-                    Ok(Ok(())) => {
+                    Ok(Ok(peers)) => {
                         this.last_recorded = Instant::now();
+                        this.peers = peers;
                         if !reachable {
                             log::info!("replica {}: the database answers again", this.me.id);
                             this.database_reachable.store(true, Ordering::Relaxed);
@@ -91,7 +97,10 @@ impl ReplicaActor {
                         && this.last_recorded.elapsed() >= dead_after(this.heartbeat) =>
                     {
                         this.database_reachable.store(false, Ordering::Relaxed);
-                        this.notices.do_send(ReplicaNotice::DatabaseLost);
+                        // Alone, it keeps its agents: they could go nowhere better.
+                        if this.peers > 0 {
+                            this.notices.do_send(ReplicaNotice::DatabaseLost);
+                        }
                     }
                     _ => {}
                 }

@@ -38,17 +38,20 @@ fn interval(d: Duration) -> diesel::data_types::PgInterval {
     )
 }
 
-/// Records this replica (again, after it was judged dead while it lived).
+/// Records this replica (again, after it was judged dead while it lived); returns how many
+/// other live replicas could take over its agents.
 pub struct ReplicaBeat {
     /// This replica.
     pub id: Uuid,
     /// Where other replicas reach it.
     pub address: String,
+    /// How late a heartbeat may be.
+    pub dead_after: Duration,
 }
 
 impl Query for ReplicaBeat {
-    type Output = ();
-    fn run(self, conn: &mut PgConnection) -> Result<(), StoreError> {
+    type Output = i64;
+    fn run(self, conn: &mut PgConnection) -> Result<i64, StoreError> {
         diesel::insert_into(replicas::table)
             .values((
                 replicas::id.eq(self.id),
@@ -58,7 +61,13 @@ impl Query for ReplicaBeat {
             .do_update()
             .set(replicas::last_seen.eq(now))
             .execute(conn)?;
-        Ok(())
+        let live = now.into_sql::<diesel::sql_types::Timestamptz>() - interval(self.dead_after);
+        Ok(replicas::table
+            .filter(replicas::id.ne(self.id))
+            .filter(replicas::last_seen.gt(live))
+            .filter(replicas::draining.eq(false))
+            .count()
+            .get_result(conn)?)
     }
 }
 
