@@ -3,7 +3,7 @@
 // stops them all again.
 
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, openSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, openSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -96,13 +96,43 @@ export class Stack {
   async startReplica() {
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
-    this.replicas = (this.replicas ?? 0) + 1;
-    this.run(`control-plane-${this.replicas}`, join(BIN, 'streamspace-control-plane'), {
+    this.replicas ??= new Map();
+    const child = this.run(`control-plane-${this.replicas.size + 1}`, join(BIN, 'streamspace-control-plane'), {
       ...this.controlPlaneEnv,
       LISTEN_ADDR: `127.0.0.1:${port}`,
+      REPLICA_HEARTBEAT_INTERVAL: '200ms',
     });
+    this.replicas.set(base, child);
     await until('the control plane', async () => (await fetch(`${base}/readyz`)).ok);
     return base;
+  }
+
+  /** HAProxy in front of every replica started so far, checking /readyz; returns its base URL. */
+  async startLoadBalancer() {
+    const port = await freePort();
+    const servers = [...this.replicas.keys()].map((base, i) => `    server replica${i} ${base.replace('http://', '')} check`).join('\n');
+    const config = join(this.dir, 'haproxy.cfg');
+    writeFileSync(config, `global\n    maxconn 1024\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 1h\n    timeout server 1h\n    timeout tunnel 1h\n    retries 3\n    option redispatch\nfrontend streamspace\n    bind 127.0.0.1:${port}\n    default_backend replicas\nbackend replicas\n    balance roundrobin\n    option httpchk GET /readyz\n    default-server inter 100ms fall 1 rise 1\n${servers}\n`);
+    this.run('haproxy', 'haproxy', {}, ['-db', '-f', config]);
+    const base = `http://127.0.0.1:${port}`;
+    await until('the load balancer', async () => (await fetch(`${base}/readyz`)).ok);
+    return base;
+  }
+
+  /** The base URL of the replica holding an agent's link, as the database records it. */
+  replicaOf(agentId) {
+    const address = execFileSync('psql', [this.controlPlaneEnv.DATABASE_URL, '-At', '-c',
+      `SELECT r.address FROM agents a JOIN replicas r ON r.id = a.replica_id WHERE a.agent_id = '${agentId}' AND a.status = 'online'`]).toString().trim();
+    return address || null;
+  }
+
+  /** Kills a replica outright (SIGKILL: no goodbye, no hand-over). */
+  async killReplica(base) {
+    const child = this.replicas.get(base);
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+    this.replicas.delete(base);
   }
 
   /**
@@ -180,6 +210,16 @@ export class Stack {
   /** Freezes (SIGSTOP) or thaws (SIGCONT) the agent process: alive, connected, silent. */
   signalAgent(agentId, signal) {
     this.agents[agentId].child.kill(signal);
+  }
+
+  /** Stops the agent (SIGTERM: it says goodbye) and starts it again with `env` changed. */
+  async restartAgent(agentId, env) {
+    const agent = this.agents[agentId];
+    const exited = new Promise((r) => agent.child.once('exit', r));
+    agent.child.kill('SIGTERM');
+    await exited;
+    Object.assign(agent.env, env);
+    await this.spawnAgent(agentId);
   }
 
   /** Kills the agent process outright (no goodbye) and starts it again. */
