@@ -173,3 +173,51 @@ async fn a_replica_cut_off_from_the_database_stops_being_ready_and_sheds_its_age
     // Let A's store threads, blocked on connections that went silent, end with the test.
     proxy.sever();
 }
+
+#[actix_web::test]
+async fn the_agents_of_a_killed_replica_that_do_not_come_back_are_judged_by_one_survivor() {
+    use streamspace_testkit::replica_process::ReplicaProcess;
+    let db = streamspace_testkit::TestDatabase::create();
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_streamspace-control-plane"));
+    let env = [
+        ("REPLICA_HEARTBEAT_INTERVAL", "200ms"),
+        ("AGENT_HEARTBEAT_INTERVAL", "500ms"),
+        ("AGENT_TIMEOUT", "2s"),
+    ];
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let a = ReplicaProcess::spawn(binary, &db, port(), &env);
+    // B and C are in-process servers on the same database: their API tells the outcome.
+    let b = common::start_on(db.clone(), &env).await;
+    let _c = common::start_on(db.clone(), &env).await;
+    b.template("xterm").await;
+    let token = b.register_agent("local-1", "local").await;
+    let a_base = format!("ws://127.0.0.1:{}", a.port);
+    let mut agent = ScriptedAgent::connect_at(&a_base, "local-1", &token, vec![]).await;
+    let id = common::running_session(&b, &mut agent).await;
+
+    // A dies with the link; the agent never comes back.
+    a.kill();
+    drop(agent);
+    // Claimed by a survivor, given AGENT_TIMEOUT, then offline, its session degraded.
+    let started = std::time::Instant::now();
+    common::agent_reaches(&b, "local-1", "offline").await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "not judged before AGENT_TIMEOUT"
+    );
+    common::session_reaches(&b, id, "degraded").await;
+    // Give a second judge time to show itself: there must be none.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let offline = b.audit("agent_offline", 1).await;
+    assert_eq!(
+        offline.len(),
+        1,
+        "judged once, by one survivor: {offline:?}"
+    );
+}

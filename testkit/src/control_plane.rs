@@ -275,10 +275,12 @@ pub enum Refusal {
 impl ScriptedAgent {
     /// Opens the WebSocket with a credential (no hello yet).
     pub async fn open(server: &TestServer, agent_id: &str, token: &str) -> Result<Self, Refusal> {
-        let url = format!(
-            "{}/api/v1/agent/connect?agent_id={agent_id}",
-            server.ws_base()
-        );
+        Self::open_at(&server.ws_base(), agent_id, token).await
+    }
+
+    /// Like [`Self::open`], to a control plane at `ws_base` (one this process did not start).
+    pub async fn open_at(ws_base: &str, agent_id: &str, token: &str) -> Result<Self, Refusal> {
+        let url = format!("{ws_base}/api/v1/agent/connect?agent_id={agent_id}");
         let result = awc::Client::default()
             .ws(url)
             .bearer_auth(token)
@@ -304,7 +306,19 @@ impl ScriptedAgent {
         token: &str,
         sessions: Vec<SessionReport>,
     ) -> Self {
-        let mut agent = Self::open(server, agent_id, token).await.expect("connect");
+        Self::connect_at(&server.ws_base(), agent_id, token, sessions).await
+    }
+
+    /// Like [`Self::connect`], to a control plane at `ws_base`.
+    pub async fn connect_at(
+        ws_base: &str,
+        agent_id: &str,
+        token: &str,
+        sessions: Vec<SessionReport>,
+    ) -> Self {
+        let mut agent = Self::open_at(ws_base, agent_id, token)
+            .await
+            .expect("connect");
         agent.hello(sessions).await;
         match agent.recv().await {
             ControlMessage::Welcome {
