@@ -63,6 +63,9 @@ ensure_diesel_cli() {
         --features postgres --locked --quiet
 }
 
+# Prints a field of the JSON on stdin: json '["credential"]["token"]'.
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

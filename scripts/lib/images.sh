@@ -31,14 +31,14 @@ check_images() {
     grep -q '<script type="module"' <<<"$(curl -fsS "$base/desktops")" || die "the control-plane image serves no pages"
     grep -q 'export default class RFB' <<<"$(curl -fsS "$base/novnc/core/rfb.js")" || die "the control-plane image serves no noVNC"
     token="$(curl -fsS "$base/api/v1/auth/login" -H 'content-type: application/json' \
-        -d "{\"username\":\"admin\",\"password\":\"$password\"}" | image_json '["token"]')"
+        -d "{\"username\":\"admin\",\"password\":\"$password\"}" | json '["token"]')"
     image_api() { # method path [body]
         curl -fsS -X "$1" "$base$2" -H "authorization: Bearer $token" -H 'content-type: application/json' ${3:+-d "$3"}
     }
 
     log "the agent image (PLATFORM=docker) linked to it, starting a desktop"
     agent_token="$(image_api POST /api/v1/agents/register '{"agent_id":"image-check","platform":"docker"}' \
-        | image_json '["credential"]["token"]')"
+        | json '["credential"]["token"]')"
     local socket="${DOCKER_HOST#unix://}"
     docker run -d --name "$AGENT_CONTAINER" --network host --group-add "$(stat -c %g "$socket")" \
         -v "$socket:/var/run/docker.sock" -e AGENT_ID=image-check -e AGENT_TOKEN="$agent_token" \
@@ -49,7 +49,7 @@ check_images() {
         || die "the agent image does not run as 65532"
     image_api GET /api/v1/agents/image-check | grep -q '"status":"online"' || die "the agent is not online"
     image_api POST /api/v1/templates "{\"name\":\"desktop\",\"image\":\"$DESKTOP_IMAGE\"}" >/dev/null
-    session="$(image_api POST /api/v1/sessions '{"template":"desktop","persistent_home":false}' | image_json '["id"]')"
+    session="$(image_api POST /api/v1/sessions '{"template":"desktop","persistent_home":false}' | json '["id"]')"
     image_wait_for "$AGENT_CONTAINER" "the desktop session" sh -c \
         "curl -fsS -H 'authorization: Bearer $token' '$base/api/v1/sessions/$session' | grep -q '\"state\":\"running\"'"
     docker ps --filter "name=ss-$session" --format '{{.Image}}' | grep -qx "$DESKTOP_IMAGE" \
@@ -59,8 +59,6 @@ check_images() {
     docker rm -f "$CP_CONTAINER" "$AGENT_CONTAINER" >/dev/null
     psql "$DATABASE_URL" -q -c "DROP DATABASE $db"
 }
-
-image_json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
 # Waits up to 60 s for a command to succeed; shows the container's log if it exits or never does.
 image_wait_for() { # container, what, command

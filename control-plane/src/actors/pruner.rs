@@ -76,6 +76,7 @@ impl Handler<PruneNow> for Pruner {
                         total.commands += pruned.commands;
                         total.audit += pruned.audit;
                         total.sessions += pruned.sessions;
+                        total.viewer_tokens += pruned.viewer_tokens;
                         if !pruned.full(BATCH) {
                             break;
                         }
@@ -93,10 +94,11 @@ impl Handler<PruneNow> for Pruner {
             this.running = false;
             if total != Pruned::default() {
                 log::info!(
-                    "pruned {} commands, {} audit entries and {} sessions past their retention",
+                    "pruned {} commands, {} audit entries and {} sessions past their retention, {} expired viewer tokens",
                     total.commands,
                     total.audit,
-                    total.sessions
+                    total.sessions,
+                    total.viewer_tokens
                 );
             }
         })

@@ -210,8 +210,8 @@ pub(super) fn notify(
     Ok(())
 }
 
-/// Spends a viewer token: `true` the first time, on whichever replica; expired ones are
-/// forgotten on the way.
+/// Spends a viewer token: `true` the first time, on whichever replica (the pruner forgets
+/// expired ones).
 pub struct SpendViewerToken {
     /// The token's id.
     pub jti: Uuid,
@@ -222,8 +222,6 @@ pub struct SpendViewerToken {
 impl Query for SpendViewerToken {
     type Output = bool;
     fn run(self, conn: &mut PgConnection) -> Result<bool, StoreError> {
-        diesel::delete(spent_viewer_tokens::table.filter(spent_viewer_tokens::expires_at.lt(now)))
-            .execute(conn)?;
         let inserted = diesel::insert_into(spent_viewer_tokens::table)
             .values((
                 spent_viewer_tokens::jti.eq(self.jti),

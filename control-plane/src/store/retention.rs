@@ -1,10 +1,10 @@
-//! Retention: finished commands, audit entries and ended sessions older than their cutoff are
-//! deleted in bounded batches, so no table grows forever and no delete holds locks for long.
+//! Retention: finished commands, audit entries and ended sessions older than their cutoff, and
+//! expired spent viewer tokens, are deleted in bounded batches, so no table grows forever and no delete holds locks for long.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use super::schema::{agent_commands, audit_log, sessions};
+use super::schema::{agent_commands, audit_log, sessions, spent_viewer_tokens};
 use super::{Query, StoreError};
 use crate::model::{CommandStatus, SessionState};
 
@@ -29,13 +29,18 @@ pub struct Pruned {
     pub audit: usize,
     /// Sessions.
     pub sessions: usize,
+    /// Spent viewer tokens past their expiry (no longer needed to refuse a replay).
+    pub viewer_tokens: usize,
 }
 
 impl Pruned {
     /// Whether any table had a full batch (so there may be more to do).
     pub fn full(&self, batch: i64) -> bool {
         let batch = usize::try_from(batch).unwrap_or(usize::MAX);
-        self.commands >= batch || self.audit >= batch || self.sessions >= batch
+        self.commands >= batch
+            || self.audit >= batch
+            || self.sessions >= batch
+            || self.viewer_tokens >= batch
     }
 }
 
@@ -91,10 +96,20 @@ impl Prune {
         // Their commands keep their history (the reference is set to NULL).
         let sessions = diesel::delete(sessions::table.filter(sessions::id.eq_any(old_sessions)))
             .execute(conn)?;
+        let expired = spent_viewer_tokens::table
+            .filter(spent_viewer_tokens::expires_at.lt(diesel::dsl::now))
+            .select(spent_viewer_tokens::jti)
+            .limit(self.batch)
+            .load::<uuid::Uuid>(conn)?;
+        let viewer_tokens = diesel::delete(
+            spent_viewer_tokens::table.filter(spent_viewer_tokens::jti.eq_any(expired)),
+        )
+        .execute(conn)?;
         Ok(Pruned {
             commands,
             audit,
             sessions,
+            viewer_tokens,
         })
     }
 }

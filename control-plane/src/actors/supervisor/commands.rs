@@ -65,7 +65,8 @@ impl Supervisor {
         }
     }
 
-    /// Stops the actors of an agent's commands (their rows went with the agent).
+    /// Stops the actors of an agent's commands without recording anything (their rows went
+    /// with the agent, or another replica drives them now).
     pub(super) fn stop_commands_of(&mut self, agent_id: &str) {
         self.commands.retain(|_, (agent, actor)| {
             let keep = agent != agent_id;

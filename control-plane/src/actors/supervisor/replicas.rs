@@ -136,13 +136,7 @@ impl Supervisor {
                 reason: "replaced by a newer connection of the same agent".into(),
             });
         }
-        self.commands.retain(|_, (agent, actor)| {
-            let keep = agent != agent_id;
-            if !keep {
-                actor.do_send(Cancel);
-            }
-            keep
-        });
+        self.stop_commands_of(agent_id);
     }
 
     /// A command another replica drove ended: answer the request here that awaits it.
