@@ -207,28 +207,51 @@ fn gauge(metrics: &str, name: &str) -> f64 {
         .unwrap()
 }
 
-#[actix_web::test]
-async fn a_viewer_that_reads_nothing_for_30_s_holds_one_window_and_blocks_no_one() {
-    let setup = setup(&[]).await;
-    let id = running_session(&setup).await;
-    let port: u16 = setup
-        .server
-        .ws_base()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let window = u64::from(streamspace_protocol::DEFAULT_STREAM_WINDOW);
-    let mut stalled = viewer(&setup, id).await;
-    let init = stalled.handshake().await.unwrap();
-    let mut active = viewer(&setup, id).await;
-    active.handshake().await.unwrap();
+fn port_of(server: &TestServer) -> u16 {
+    server.base.rsplit(':').next().unwrap().parse().unwrap()
+}
 
-    // For 30 s the stalled viewer keeps asking for whole screens (about 2 MB each, raw) and
-    // reads none of them, while the other viewer of the same desktop works on.
+/// What [`stall`] saw.
+struct Stalled {
+    /// Bytes the owning replica's tunnel sent towards the stalled viewer.
+    sent: u64,
+    /// Bytes the stalled viewer read.
+    read: u64,
+    /// Bytes the kernel holds on the connections to the replicas' ports.
+    in_kernel: u64,
+    /// The owner's `streamspace_viewer_buffered_bytes` after the other viewer left.
+    counted: u64,
+    /// The most that gauge showed while both viewers were open.
+    most_buffered: u64,
+    /// Whole screens the other viewer got meanwhile.
+    updates: u32,
+}
+
+/// For 30 s one viewer of a desktop keeps asking for whole screens (about 2 MB each, raw) and
+/// reads none of them, while another viewer of the same desktop works on; both reach the
+/// desktop through `through` (the owner of the agent's link, or a replica bridged to it).
+async fn stall(setup: &Setup, through: &TestServer, id: Uuid) -> Stalled {
+    let open = |token: String| async move {
+        let url = through.viewer_url(&token, id).await;
+        ViewerStream::open(&url)
+            .await
+            .map_err(|e| format!("{e:?}"))
+            .unwrap()
+    };
+    let mut stalled = open(setup.alice.clone()).await;
+    let init = stalled.handshake().await.unwrap();
+    let mut active = open(setup.alice.clone()).await;
+    active.handshake().await.unwrap();
+    let buffered = || async {
+        let (_, metrics) = setup.server.call("GET", "/metrics", None, None).await;
+        gauge(
+            metrics.as_str().unwrap(),
+            "streamspace_viewer_buffered_bytes",
+        ) as u64
+    };
+
     let started = tokio::time::Instant::now();
-    let mut most_buffered = 0f64;
+    let mut most_buffered = 0;
     let mut updates = 0;
     while started.elapsed() < Duration::from_secs(30) {
         for _ in 0..5 {
@@ -244,33 +267,18 @@ async fn a_viewer_that_reads_nothing_for_30_s_holds_one_window_and_blocks_no_one
         let (rects, _) = active.read_update().await.unwrap();
         assert!(!rects.is_empty());
         updates += 1;
-        let (_, metrics) = setup.server.call("GET", "/metrics", None, None).await;
-        most_buffered = most_buffered.max(gauge(
-            metrics.as_str().unwrap(),
-            "streamspace_viewer_buffered_bytes",
-        ));
+        most_buffered = most_buffered.max(buffered().await);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(
-        updates >= 30,
-        "the other viewer was served throughout ({updates} updates)"
-    );
-    assert!(
-        most_buffered <= 2.0 * window as f64,
-        "{most_buffered} bytes buffered for two viewers, one window each at most"
-    );
     active.close().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    // What the stalled viewer's stream holds in this process: what the agent sent it, less
-    // what the viewer read and what the kernel holds. The gauge must count all of it but the
-    // HTTP layer's one write buffer (32 KiB, plus the one frame that crossed it).
-    let (_, metrics) = setup.server.call("GET", "/metrics", None, None).await;
-    let counted = gauge(
-        metrics.as_str().unwrap(),
-        "streamspace_viewer_buffered_bytes",
-    ) as u64;
-    let in_kernel = kernel_queued(port);
+    let counted = buffered().await;
+    let mut ports = vec![port_of(&setup.server)];
+    if through.base != setup.server.base {
+        ports.push(port_of(through));
+    }
+    let in_kernel = ports.into_iter().map(kernel_queued).sum();
     let read = stalled.received;
     drop(stalled);
     let audit = setup.server.audit("vnc_disconnect", 2).await;
@@ -281,23 +289,91 @@ async fn a_viewer_that_reads_nothing_for_30_s_holds_one_window_and_blocks_no_one
         .max_by_key(|e| details(e, "bytes_from_viewer"))
         .map(|e| details(e, "bytes_to_viewer"))
         .unwrap();
-    assert!(
-        sent > window * 4,
-        "the desktop sent well beyond one window: {sent}"
-    );
-    let held = sent.saturating_sub(read + in_kernel);
-    let http_buffer = 32 * 1024 + 64 * 1024 + 4096;
+    let stalled = Stalled {
+        sent,
+        read,
+        in_kernel,
+        counted,
+        most_buffered,
+        updates,
+    };
     println!(
-        "stalled viewer: agent sent {sent} B, viewer read {read} B, kernel holds {in_kernel} B, \
-         process holds {held} B, the gauge counts {counted} B"
+        "stalled viewer: the owner sent {} B, the viewer read {} B, the kernel holds {} B, \
+         the processes hold {} B, the gauge counts {} B",
+        stalled.sent,
+        stalled.read,
+        stalled.in_kernel,
+        stalled.held(),
+        stalled.counted
     );
+    stalled
+}
+
+impl Stalled {
+    /// What the control-plane processes hold for the stalled viewer.
+    fn held(&self) -> u64 {
+        self.sent.saturating_sub(self.read + self.in_kernel)
+    }
+
+    /// The other viewer worked on; the stalled one held at most one window at the owner.
+    fn assert_isolated(&self) {
+        let window = u64::from(streamspace_protocol::DEFAULT_STREAM_WINDOW);
+        assert!(
+            self.updates >= 30,
+            "the other viewer was served throughout ({} updates)",
+            self.updates
+        );
+        assert!(
+            self.most_buffered <= 2 * window,
+            "{} bytes buffered for two viewers, one window each at most",
+            self.most_buffered
+        );
+        assert!(
+            self.sent > window * 4,
+            "the desktop sent well beyond one window: {}",
+            self.sent
+        );
+        assert!(
+            self.counted <= window,
+            "{} bytes counted for the stalled viewer",
+            self.counted
+        );
+    }
+}
+
+/// An HTTP layer's one write buffer (32 KiB, plus the one frame that crossed it).
+const HTTP_BUFFER: u64 = 32 * 1024 + 64 * 1024 + 4096;
+
+#[actix_web::test]
+async fn a_viewer_that_reads_nothing_for_30_s_holds_one_window_and_blocks_no_one() {
+    let setup = setup(&[]).await;
+    let id = running_session(&setup).await;
+    let stalled = stall(&setup, &setup.server, id).await;
+    stalled.assert_isolated();
+    // The gauge counts everything the process holds but the HTTP layer's write buffer.
     assert!(
-        counted <= window,
-        "{counted} bytes counted for the stalled viewer"
+        stalled.held() <= stalled.counted + HTTP_BUFFER,
+        "the process holds {} bytes for a stalled viewer, the gauge counts only {}",
+        stalled.held(),
+        stalled.counted
     );
+}
+
+#[actix_web::test]
+async fn a_stalled_viewer_bridged_from_another_replica_holds_no_more_than_one_on_the_owner() {
+    let setup = setup(&[]).await;
+    let id = running_session(&setup).await;
+    let bridge = cp::start_on(setup.server.db.clone(), &[]).await;
+    let stalled = stall(&setup, &bridge, id).await;
+    stalled.assert_isolated();
+    // The bridging replica adds its own write buffer and the one frame it is passing on
+    // (read from the owner, not yet taken by the viewer's socket), and nothing more.
+    let bridged = HTTP_BUFFER + 64 * 1024 + 4096;
     assert!(
-        held <= counted + http_buffer,
-        "the process holds {held} bytes for a stalled viewer, the gauge counts only {counted}"
+        stalled.held() <= stalled.counted + HTTP_BUFFER + bridged,
+        "the two replicas hold {} bytes for a stalled viewer, the owner's gauge counts {}",
+        stalled.held(),
+        stalled.counted
     );
 }
 

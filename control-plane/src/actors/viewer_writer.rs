@@ -16,8 +16,7 @@ use actix_http::ws::{Codec, Message};
 use actix_web::body::BoxBody;
 use actix_ws::CloseReason;
 use bytes::{Bytes, BytesMut};
-use futures_util::Stream;
-use tokio::sync::mpsc;
+use futures_util::{Stream, StreamExt};
 
 use super::owed::Owed;
 
@@ -36,9 +35,10 @@ pub enum ToViewer {
     Close(CloseReason),
 }
 
-/// The response body: frames from the tunnel's queue, encoded as the HTTP layer asks for them.
-pub struct ViewerWriter<F: FnMut(usize)> {
-    queue: mpsc::UnboundedReceiver<ToViewer>,
+/// The response body: frames from the tunnel's queue (or the bridge's upstream), encoded as
+/// the HTTP layer asks for them.
+pub struct ViewerWriter<Q, F> {
+    queue: Q,
     owed: Owed,
     codec: Codec,
     buf: BytesMut,
@@ -49,14 +49,9 @@ pub struct ViewerWriter<F: FnMut(usize)> {
     _incoming_guard: BoxBody,
 }
 
-impl<F: FnMut(usize)> ViewerWriter<F> {
+impl<Q, F: FnMut(usize)> ViewerWriter<Q, F> {
     /// A writer for `queue`; `written(n)` is called as `n` RFB bytes are handed to the socket.
-    pub fn new(
-        queue: mpsc::UnboundedReceiver<ToViewer>,
-        owed: Owed,
-        incoming_guard: BoxBody,
-        written: F,
-    ) -> Self {
+    pub fn new(queue: Q, owed: Owed, incoming_guard: BoxBody, written: F) -> Self {
         ViewerWriter {
             queue,
             owed,
@@ -82,7 +77,7 @@ fn shorten(mut reason: CloseReason) -> CloseReason {
     reason
 }
 
-impl<F: FnMut(usize) + Unpin> Stream for ViewerWriter<F> {
+impl<Q: Stream<Item = ToViewer> + Unpin, F: FnMut(usize) + Unpin> Stream for ViewerWriter<Q, F> {
     type Item = Result<Bytes, actix_web::Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -90,9 +85,9 @@ impl<F: FnMut(usize) + Unpin> Stream for ViewerWriter<F> {
         if this.closed {
             return Poll::Ready(None);
         }
-        let message = match this.queue.poll_recv(cx) {
+        let message = match this.queue.poll_next_unpin(cx) {
             Poll::Pending => return Poll::Pending,
-            // The tunnel is gone without a word: end the connection.
+            // The tunnel (or the bridge's upstream) is gone without a word: end the connection.
             Poll::Ready(None) => {
                 this.closed = true;
                 Message::Close(None)

@@ -1,25 +1,28 @@
 //! A viewer reached this replica, but the session's agent is linked to another: the viewer's
 //! WebSocket is joined to one opened to that replica's `/internal/v1/vnc/{id}` (with a token
-//! only replicas can mint), and bytes are relayed both ways. Each viewer has its own
-//! connection between the replicas, read only as fast as the viewer takes what it is sent,
-//! so a stalled viewer still stalls its own stream only (the owner's writer counts its
-//! credit). Pings of the owner's tunnel are passed to the viewer and its pongs back, so the
-//! owner still notices a viewer that went silent.
+//! only replicas can mint), and messages are relayed both ways. Each viewer has its own
+//! connection between the replicas, and a frame is read from it only when the viewer's socket
+//! asks for the next one (the same [`ViewerWriter`](crate::actors::viewer_writer) as a local
+//! tunnel's), so a stalled viewer holds one frame here, stalls the owner's writer, and so its
+//! own stream's credit only. Pings of the owner's tunnel are passed to the viewer and its
+//! pongs back, so the owner still notices a viewer that went silent.
+
+use std::task::Poll;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::AggregatedMessage;
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
 use awc::ws::{Frame, Message};
 use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
 
 use super::AppState;
 use super::error::ApiError;
+use super::viewer_socket::{self, MAX_VIEWER_FRAME};
+use crate::actors::owed::Owed;
+use crate::actors::viewer_writer::ToViewer;
 use crate::actors::vnc_tunnel::Viewer;
 use crate::model::Role;
 use crate::store::replicas::Replica;
-
-/// Largest viewer message accepted (RFB client messages are tiny; clipboard text is the
-/// largest legitimate one).
-pub const MAX_VIEWER_FRAME: usize = 1024 * 1024;
 
 /// Header carrying the viewer's address to the owning replica (for its audit log).
 pub const VIEWER_IP_HEADER: &str = "x-streamspace-viewer-ip";
@@ -63,33 +66,69 @@ pub async fn open(
     if answer.status() != actix_web::http::StatusCode::SWITCHING_PROTOCOLS {
         return Err(unreachable(format!("it answered {}", answer.status())));
     }
-    let (response, session, stream) = actix_ws::handle(req, body)
-        .map_err(|e| ApiError::invalid(format!("websocket upgrade: {e}")))?;
-    let stream = stream
-        .max_frame_size(MAX_VIEWER_FRAME)
-        .aggregate_continuations()
-        .max_continuation_size(MAX_VIEWER_FRAME);
-    actix_web::rt::spawn(relay(session, stream, upstream, state.draining.clone()));
-    Ok(response)
+    let (incoming, accepted) = viewer_socket::accept(req, body)?;
+    let (to_owner, from_owner) = upstream.split();
+    let (ours, mut ours_queue) = mpsc::unbounded_channel();
+    let owed = Owed::default();
+    let mut from_owner = from_owner.fuse();
+    // Our own frames (pongs to the viewer's pings, the drain's close) go first; then the
+    // owner's, one at a time as the viewer's socket takes them.
+    let source = futures_util::stream::poll_fn(move |cx| {
+        if let Poll::Ready(Some(frame)) = ours_queue.poll_recv(cx) {
+            return Poll::Ready(Some(frame));
+        }
+        loop {
+            let frame = match futures_util::ready!(from_owner.poll_next_unpin(cx)) {
+                Some(Ok(Frame::Binary(bytes))) => ToViewer::Bytes(bytes),
+                Some(Ok(Frame::Ping(_))) => ToViewer::Ping,
+                Some(Ok(Frame::Close(reason))) => ToViewer::Close(reason.unwrap_or(CloseReason {
+                    code: CloseCode::Normal,
+                    description: None,
+                })),
+                // A tunnel sends its viewer no text; pongs answer pings the viewer never sent.
+                Some(Ok(Frame::Text(_) | Frame::Pong(_) | Frame::Continuation(_))) => continue,
+                Some(Err(_)) | None => return Poll::Ready(None),
+            };
+            return Poll::Ready(Some(frame));
+        }
+    });
+    actix_web::rt::spawn(relay(
+        incoming,
+        to_owner,
+        ours,
+        owed.clone(),
+        state.draining.clone(),
+    ));
+    Ok(accepted.respond(source, owed, |_| {}))
 }
 
+/// The viewer's messages to the owner, until either side ends or this replica drains.
 async fn relay(
-    mut viewer: actix_ws::Session,
     mut from_viewer: actix_ws::AggregatedMessageStream,
-    upstream: actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>,
+    mut to_owner: futures_util::stream::SplitSink<
+        actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>,
+        Message,
+    >,
+    ours: mpsc::UnboundedSender<ToViewer>,
+    owed: Owed,
     mut draining: tokio::sync::watch::Receiver<bool>,
 ) {
-    let closer = viewer.clone();
-    let (mut to_owner, mut from_owner) = upstream.split();
-    let mut pong_to_viewer = viewer.clone();
-    let viewer_to_owner = async {
+    let forward = async {
+        // Ends when the viewer's connection does (its response body, our writer, is dropped).
         while let Some(message) = from_viewer.next().await {
             let forwarded = match message {
                 Ok(AggregatedMessage::Binary(bytes)) => Message::Binary(bytes),
                 Ok(AggregatedMessage::Text(text)) => Message::Text(text),
                 Ok(AggregatedMessage::Pong(bytes)) => Message::Pong(bytes),
                 Ok(AggregatedMessage::Ping(bytes)) => {
-                    let _ = pong_to_viewer.pong(&bytes).await;
+                    if !owed.add() {
+                        let _ = ours.send(ToViewer::Close(CloseReason {
+                            code: CloseCode::Policy,
+                            description: Some("too many pings left unread".into()),
+                        }));
+                        break;
+                    }
+                    let _ = ours.send(ToViewer::Pong(bytes));
                     continue;
                 }
                 Ok(AggregatedMessage::Close(reason)) => {
@@ -104,40 +143,14 @@ async fn relay(
         }
         let _ = to_owner.send(Message::Close(None)).await;
     };
-    let owner_to_viewer = async {
-        while let Some(frame) = from_owner.next().await {
-            // Awaiting the viewer's socket is what holds the owner back for a slow viewer.
-            let sent = match frame {
-                Ok(Frame::Binary(bytes)) => viewer.binary(bytes).await,
-                Ok(Frame::Text(bytes)) => {
-                    viewer
-                        .text(String::from_utf8_lossy(&bytes).into_owned())
-                        .await
-                }
-                Ok(Frame::Ping(bytes)) => viewer.ping(&bytes).await,
-                Ok(Frame::Pong(_)) | Ok(Frame::Continuation(_)) => Ok(()),
-                Ok(Frame::Close(reason)) => {
-                    let _ = viewer.clone().close(reason).await;
-                    return;
-                }
-                Err(_) => break,
-            };
-            if sent.is_err() {
-                return;
-            }
-        }
-        let _ = viewer.clone().close(None).await;
-    };
     // This replica shutting down ends the bridge; the viewer reconnects through another.
     let shutdown = async {
         let _ = draining.wait_for(|draining| *draining).await;
-        let reason = actix_ws::CloseReason {
-            code: actix_ws::CloseCode::Restart,
+        let _ = ours.send(ToViewer::Close(CloseReason {
+            code: CloseCode::Restart,
             description: Some("the control plane is restarting; reconnecting".into()),
-        };
-        let _ = closer.close(Some(reason)).await;
+        }));
     };
-    futures_util::pin_mut!(viewer_to_owner, owner_to_viewer, shutdown);
-    let relaying = futures_util::future::select(viewer_to_owner, owner_to_viewer);
-    futures_util::future::select(relaying, shutdown).await;
+    futures_util::pin_mut!(forward, shutdown);
+    futures_util::future::select(forward, shutdown).await;
 }

@@ -15,6 +15,7 @@ pub mod paging;
 pub mod sessions;
 pub mod templates;
 pub mod users;
+pub mod viewer_socket;
 pub mod vnc;
 
 use std::sync::Arc;

@@ -4,21 +4,20 @@
 //! token never appears in a URL.
 
 use actix::{Actor, AsyncContext};
-use actix_web::body::{BodyStream, BoxBody};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::AppState;
-use super::bridge::{self, MAX_VIEWER_FRAME};
+use super::bridge;
 use super::caller::{Caller, client_ip};
 use super::error::ApiError;
 use super::sessions::visible_session;
+use super::viewer_socket;
 use crate::actors::owed::Owed;
 use crate::actors::supervisor::Supervisor;
 use crate::actors::supervisor_messages::LinkOf;
-use crate::actors::viewer_writer::ViewerWriter;
 use crate::actors::vnc_tunnel::{Viewer, VncTunnel, Written};
 use crate::auth::tokens::{REPLICA_AUDIENCE, TokenError, VIEWER_TTL, VNC_AUDIENCE};
 use crate::model::SessionState;
@@ -220,18 +219,11 @@ fn tunnel(
     body: web::Payload,
     viewer: Viewer,
 ) -> Result<HttpResponse, ApiError> {
-    // actix-ws decodes what the viewer sends; what goes to the viewer is written by our own
-    // body (see `ViewerWriter`), so its session is left unused.
-    let (response, _unused, stream) = actix_ws::handle(req, body)
-        .map_err(|e| ApiError::invalid(format!("websocket upgrade: {e}")))?;
-    let stream = stream
-        .max_frame_size(MAX_VIEWER_FRAME)
-        .aggregate_continuations()
-        .max_continuation_size(MAX_VIEWER_FRAME);
-    let (outbox, queue) = mpsc::unbounded_channel();
+    let (incoming, accepted) = viewer_socket::accept(req, body)?;
+    let (outbox, mut queue) = mpsc::unbounded_channel();
     let owed = Owed::default();
     let tunnel = VncTunnel::create(|ctx| {
-        ctx.add_stream(stream);
+        ctx.add_stream(incoming);
         VncTunnel::new(
             viewer,
             outbox,
@@ -242,10 +234,7 @@ fn tunnel(
             state.config.agent_heartbeat_interval,
         )
     });
-    let (response, incoming_guard) = response.into_parts();
-    let writer = ViewerWriter::new(queue, owed, incoming_guard, move |n| {
-        tunnel.do_send(Written(n))
-    });
-    let response = response.set_body(BoxBody::new(BodyStream::new(writer)));
+    let queue = futures_util::stream::poll_fn(move |cx| queue.poll_recv(cx));
+    let response = accepted.respond(queue, owed, move |n| tunnel.do_send(Written(n)));
     Ok(response)
 }
