@@ -458,7 +458,8 @@ impl ControlPlaneLink {
 
 /// TCP connections with Nagle's algorithm off: acks, credits and keystrokes are tiny, and
 /// holding them back for the peer's delayed ACK (~40 ms) would stall commands and streams.
-fn nodelay_connector() -> impl actix_service::Service<
+/// (Public for the benchmark's simulated agents, which must not be slower than this one.)
+pub fn nodelay_connector() -> impl actix_service::Service<
     actix_tls::connect::ConnectInfo<awc::http::Uri>,
     Response = actix_tls::connect::Connection<awc::http::Uri, tokio::net::TcpStream>,
     Error = actix_tls::connect::ConnectError,

@@ -78,6 +78,11 @@ impl ReplicaProcess {
             && answer.starts_with("HTTP/1.1 200")
     }
 
+    /// Its process id (for reading its memory from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: no goodbye, no hand-over; its record ages out.
     pub fn kill(mut self) {
         let _ = self.child.kill();

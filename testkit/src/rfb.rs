@@ -7,7 +7,7 @@ use std::time::Duration;
 use awc::ws;
 use futures_util::{SinkExt, StreamExt};
 
-type WsConnection = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
+pub type WsConnection = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
 
 /// What the server said in ServerInit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +114,11 @@ impl RfbClient<WsTransport> {
             }
             Err(e) => Err(OpenError::Other(e.to_string())),
         }
+    }
+
+    /// A viewer on a WebSocket opened by the caller (e.g. with its own connector).
+    pub fn from_websocket(conn: WsConnection) -> Self {
+        RfbClient::new(WsTransport(conn))
     }
 
     /// Waits for the server to close; returns the close reason's text.

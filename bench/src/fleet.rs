@@ -1,0 +1,76 @@
+//! Many simulated agents: registered through the API, connected at once, stopped together.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::sync::{oneshot, watch};
+
+use crate::api::Api;
+use crate::sim_agent;
+
+/// Connected simulated agents; they say goodbye when [`Fleet::stop`] is called or the fleet
+/// is dropped.
+pub struct Fleet {
+    stop: watch::Sender<bool>,
+    /// How many are linked.
+    pub linked: usize,
+}
+
+/// Registers `n` agents named `{prefix}-{i}`, `parallel` at a time; their ids and tokens.
+pub async fn register(api: &Api, prefix: &str, n: usize, parallel: usize) -> Vec<(String, String)> {
+    futures_util::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            let id = format!("{prefix}-{i}");
+            async move {
+                let token = api.register_agent(&id).await;
+                (id, token)
+            }
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await
+}
+
+impl Fleet {
+    /// Connects every agent at the same moment; returns once all are welcomed (or refused),
+    /// with the time the last welcome took.
+    pub async fn connect(api: &Api, agents: &[(String, String)]) -> (Fleet, Duration) {
+        let (stop, stopped) = watch::channel(false);
+        let started = Instant::now();
+        let links: Vec<oneshot::Receiver<sim_agent::Linked>> = agents
+            .iter()
+            .map(|(id, token)| {
+                let (linked, welcome) = oneshot::channel();
+                actix_web::rt::spawn(sim_agent::run(
+                    api.ws_base(),
+                    id.clone(),
+                    token.clone(),
+                    linked,
+                    stopped.clone(),
+                ));
+                welcome
+            })
+            .collect();
+        let mut last = started;
+        let mut linked = 0;
+        for welcome in links {
+            if let Ok(at) = welcome.await {
+                linked += 1;
+                last = last.max(at.welcomed);
+            }
+        }
+        (Fleet { stop, linked }, last - started)
+    }
+
+    /// Every agent says goodbye and closes its link.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,309 @@
+//! `streamspace-bench [--quick]`: the control plane (the release binary beside this one) on a
+//! fresh database of the Postgres at `DATABASE_URL`, driven by simulated agents and viewers
+//! over the real protocol. Every figure is printed with a baseline measured in the same run
+//! and their ratio; a Markdown table of all of them ends the output. `scripts/bench` builds
+//! and runs it with its own Postgres.
+
+mod api;
+mod baselines;
+mod commands;
+mod fleet;
+mod relay;
+mod report;
+mod sim_agent;
+mod stats;
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use streamspace_testkit::TestDatabase;
+use streamspace_testkit::control_plane::ADMIN_PASSWORD;
+use streamspace_testkit::replica_process::ReplicaProcess;
+use streamspace_testkit::rfb::RfbClient;
+
+use api::Api;
+use fleet::Fleet;
+use report::{Report, ms};
+use stats::Latencies;
+
+const TEMPLATE: &str = "bench";
+
+/// How big each scenario is.
+struct Sizes {
+    concurrencies: Vec<usize>,
+    window: Duration,
+    fleet: usize,
+    one_by_one: usize,
+    list_calls: usize,
+    streams: usize,
+    relay: relay::Pattern,
+}
+
+impl Sizes {
+    fn full() -> Self {
+        Sizes {
+            concurrencies: vec![4, 16, 64],
+            window: Duration::from_secs(10),
+            fleet: 10_000,
+            one_by_one: 100,
+            list_calls: 50,
+            streams: 100,
+            relay: relay::Pattern {
+                per_s: 50,
+                over: Duration::from_secs(10),
+            },
+        }
+    }
+
+    /// Every scenario, small: a smoke test that finishes in well under two minutes.
+    fn quick() -> Self {
+        Sizes {
+            concurrencies: vec![16],
+            window: Duration::from_secs(3),
+            fleet: 300,
+            one_by_one: 30,
+            list_calls: 20,
+            streams: 10,
+            relay: relay::Pattern {
+                per_s: 50,
+                over: Duration::from_secs(3),
+            },
+        }
+    }
+}
+
+fn control_plane_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    let path = exe.with_file_name("streamspace-control-plane");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with the same profile (scripts/bench does)",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores ({cpu})")
+}
+
+/// `calls` lists of every agent, one after the other: latencies and the last body's size.
+async fn list_agents(api: &Api, calls: usize) -> (Latencies, usize) {
+    let mut latencies = Latencies::default();
+    let mut size = 0;
+    for _ in 0..calls {
+        let answer = api.call("GET", "/api/v1/agents", None).await;
+        assert_eq!(answer.status, 200, "list agents: {}", answer.body);
+        latencies.push(answer.took);
+        size = answer.size;
+    }
+    (latencies, size)
+}
+
+fn p50_p99(l: &Latencies) -> String {
+    format!("p50 {} p99 {}", ms(l.p50()), ms(l.p99()))
+}
+
+async fn commit_baseline(url: &str, clients: usize, over: Duration) -> f64 {
+    let url = url.to_owned();
+    actix_web::rt::task::spawn_blocking(move || {
+        baselines::postgres_commits_per_s(&url, clients, over)
+    })
+    .await
+    .expect("baseline thread")
+}
+
+#[actix_web::main]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let sizes = if quick { Sizes::quick() } else { Sizes::full() };
+    let run_started = Instant::now();
+    let db = TestDatabase::create();
+    let port = free_port();
+    let control_plane = ReplicaProcess::spawn(&control_plane_binary(), &db, port, &[]);
+    let base = format!("http://127.0.0.1:{port}");
+    let admin = Api::login(&base, "admin", ADMIN_PASSWORD).await;
+    admin.template(TEMPLATE).await;
+    let mut report = Report::default();
+    println!(
+        "StreamSpace benchmark{}: {}, control plane {} (release), Postgres at DATABASE_URL",
+        if quick { " (quick)" } else { "" },
+        machine(),
+        control_plane_binary().display()
+    );
+
+    // Baselines on empty tables.
+    let (empty_list, _) = list_agents(&admin, sizes.list_calls).await;
+    let idle_rss = rss_kib(control_plane.pid());
+
+    // A few agents take the sessions.
+    let few = fleet::register(&admin, "few", 8, 8).await;
+    let (few_fleet, _) = Fleet::connect(&admin, &few).await;
+    assert_eq!(few_fleet.linked, 8, "the first agents did not link");
+    let made = Rc::new(RefCell::new(Vec::new()));
+    let one_by_one_few =
+        commands::create_one_at_a_time(&admin, TEMPLATE, sizes.one_by_one, &made).await;
+
+    println!("session commands");
+    for &clients in &sizes.concurrencies {
+        let active = made.borrow().len();
+        let commits = commit_baseline(db.url(), clients, sizes.window).await;
+        let run = commands::create_for(&admin, TEMPLATE, clients, sizes.window, &made).await;
+        report.add(
+            &format!("session creations/s, {clients} clients, {active} sessions already active"),
+            format!(
+                "{:.0}/s ({}, {} errors)",
+                run.per_s,
+                p50_p99(&run.latencies),
+                run.errors
+            ),
+            format!("{commits:.0} single-row Postgres commits/s, {clients} connections"),
+            run.per_s / commits,
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let sessions = made.take();
+    let commits = commit_baseline(db.url(), 16, sizes.window).await;
+    let deleted = commands::delete_all(&admin, 16, sessions).await;
+    report.add(
+        "session deletions/s, 16 clients",
+        format!(
+            "{:.0}/s ({}, {} errors)",
+            deleted.per_s,
+            p50_p99(&deleted.latencies),
+            deleted.errors
+        ),
+        format!("{commits:.0} single-row Postgres commits/s, 16 connections"),
+        deleted.per_s / commits,
+    );
+
+    println!("a fleet of {} agents", sizes.fleet);
+    let registering = Instant::now();
+    let agents = fleet::register(&admin, "agent", sizes.fleet, 16).await;
+    println!(
+        "  registered in {:.1} s",
+        registering.elapsed().as_secs_f64()
+    );
+    let health = baselines::health_checks_at_once(&base, sizes.fleet).await;
+    let (fleet, storm) = Fleet::connect(&admin, &agents).await;
+    report.add(
+        &format!(
+            "{} agents connecting at once, until the last is welcomed",
+            sizes.fleet
+        ),
+        format!("{:.2} s ({} linked)", storm.as_secs_f64(), fleet.linked),
+        format!(
+            "{:.2} s for as many fresh connections to GET /healthz",
+            health.as_secs_f64()
+        ),
+        storm.as_secs_f64() / health.as_secs_f64(),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let fleet_rss = rss_kib(control_plane.pid());
+    let per_link = fleet_rss.saturating_sub(idle_rss) as f64 / sizes.fleet as f64;
+    report.add(
+        &format!("control-plane RSS with {} idle agents", sizes.fleet),
+        format!("{} MiB ({per_link:.1} KiB per link)", fleet_rss / 1024),
+        format!("{} MiB with none", idle_rss / 1024),
+        fleet_rss as f64 / idle_rss.max(1) as f64,
+    );
+    let one_by_one_many =
+        commands::create_one_at_a_time(&admin, TEMPLATE, sizes.one_by_one, &made).await;
+    report.add(
+        &format!(
+            "POST /api/v1/sessions one at a time, {} agents online",
+            sizes.fleet + 8
+        ),
+        p50_p99(&one_by_one_many),
+        format!("{} with 8 agents online", p50_p99(&one_by_one_few)),
+        one_by_one_many.p99() / one_by_one_few.p99(),
+    );
+    let (list, size) = list_agents(&admin, sizes.list_calls).await;
+    report.add(
+        &format!("GET /api/v1/agents with {} agents", sizes.fleet + 8),
+        format!("{} ({} KiB)", p50_p99(&list), size / 1024),
+        format!("{} with none", p50_p99(&empty_list)),
+        list.p99() / empty_list.p99(),
+    );
+    fleet.stop();
+    drop(fleet);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let left_rss = rss_kib(control_plane.pid());
+    report.add(
+        "control-plane RSS after those agents left",
+        format!("{} MiB", left_rss / 1024),
+        format!("{} MiB before they came", idle_rss / 1024),
+        left_rss as f64 / idle_rss.max(1) as f64,
+    );
+
+    println!("relay round trips");
+    let mut urls = Vec::new();
+    for _ in 0..sizes.streams {
+        let (answer, id) = admin.create_session(TEMPLATE).await;
+        let id = id.unwrap_or_else(|| panic!("create: {}", answer.body));
+        admin.session_reaches(id, "running").await;
+        urls.push(admin.viewer_url(id).await);
+    }
+    let viewers = relay::viewers(urls).await;
+    let through_relay = relay::round_trips(viewers, sizes.relay).await;
+    let echo = baselines::tcp_echo().await;
+    let mut direct = Vec::new();
+    for _ in 0..sizes.streams {
+        direct.push(
+            RfbClient::connect(("127.0.0.1", echo.port()))
+                .await
+                .expect("echo"),
+        );
+    }
+    let direct = relay::round_trips(direct, sizes.relay).await;
+    report.add(
+        &format!(
+            "round trip, {} streams × {} msg/s, through the relay to a simulated agent's echo",
+            sizes.streams, sizes.relay.per_s
+        ),
+        format!(
+            "{} (added p50 {}, p99 {})",
+            p50_p99(&through_relay),
+            ms(through_relay.p50() - direct.p50()),
+            ms(through_relay.p99() - direct.p99())
+        ),
+        format!("{} over direct TCP to an echo server", p50_p99(&direct)),
+        through_relay.p99() / direct.p99().max(1e-3),
+    );
+    drop(few_fleet);
+
+    println!("\n{}", report.markdown());
+    println!(
+        "{} figures in {:.0} s",
+        report.rows().len(),
+        run_started.elapsed().as_secs_f64()
+    );
+    drop(control_plane);
+}
