@@ -1,4 +1,4 @@
-//! `streamspace-bench [--quick]`: the control plane (the release binary beside this one) on a
+//! `streamspace-bench [--quick | --creations-only]`: the control plane (the release binary beside this one) on a
 //! fresh database of the Postgres at `DATABASE_URL`, driven by simulated agents and viewers
 //! over the real protocol. Every figure is printed with a baseline measured in the same run
 //! and their ratio; a Markdown table of all of them ends the output. `scripts/bench` builds
@@ -170,6 +170,14 @@ async fn main() {
     let made = Rc::new(RefCell::new(Vec::new()));
     let one_by_one_few =
         commands::create_one_at_a_time(&admin, TEMPLATE, sizes.one_by_one, &made).await;
+
+    if std::env::args().any(|a| a == "--creations-only") {
+        // For a profiler attached to the control plane: one long run of the hottest path.
+        println!("control plane pid {}", control_plane.pid());
+        let run = commands::create_for(&admin, TEMPLATE, 16, Duration::from_secs(20), &made).await;
+        println!("{:.0} creations/s ({})", run.per_s, p50_p99(&run.latencies));
+        return;
+    }
 
     println!("session commands");
     for &clients in &sizes.concurrencies {

@@ -288,6 +288,48 @@ async fn sessions_go_to_the_least_loaded_agent() {
     assert_eq!(placed, ["agent-a", "agent-b", "agent-a", "agent-b"]);
 }
 
+/// Placements lock only the agent they choose; at once, many of them still never give an
+/// agent more than its capacity, and refuse exactly the rest.
+#[actix_web::test]
+async fn concurrent_creations_fill_every_agent_to_its_capacity_and_not_beyond() {
+    let server = common::start(&[]).await;
+    server.template("xterm").await;
+    let mut agents = Vec::new();
+    for name in ["agent-a", "agent-b"] {
+        let token = server.register_agent(name, "local").await;
+        // A scripted agent announces room for 10 sessions.
+        agents.push(ScriptedAgent::connect(&server, name, &token, vec![]).await);
+    }
+    let creations = (0..30).map(|_| {
+        server.post(
+            "/api/v1/sessions",
+            &server.admin,
+            json!({"template": "xterm", "persistent_home": false}),
+        )
+    });
+    let answers = futures_util::future::join_all(creations).await;
+    let accepted = answers.iter().filter(|(status, _)| *status == 202).count();
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| *status != 202)
+        .collect();
+    assert_eq!(accepted, 20, "{refused:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|(status, body)| *status == 503 && body["error"] == "no_agent_available"),
+        "{refused:?}"
+    );
+    let (_, list) = server.get("/api/v1/agents", &server.admin).await;
+    let active: Vec<_> = list["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["active_sessions"].as_i64().unwrap())
+        .collect();
+    assert_eq!(active, [10, 10], "{list}");
+}
+
 #[actix_web::test]
 async fn a_template_runs_only_on_the_platforms_it_names() {
     let (server, _agent, _token) = common::start_with_agent(&[]).await;

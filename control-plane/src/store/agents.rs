@@ -39,6 +39,9 @@ pub struct Agent {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// Sessions placed on it that still hold resources (kept by a trigger on `sessions`).
+    #[serde(skip)]
+    pub active_sessions: i32,
 }
 
 /// An agent with how many sessions it holds.
@@ -51,13 +54,11 @@ pub struct AgentView {
     pub active_sessions: i64,
 }
 
-fn with_counts(conn: &mut PgConnection, agents: Vec<Agent>) -> Result<Vec<AgentView>, StoreError> {
-    let ids: Vec<&str> = agents.iter().map(|a| a.agent_id.as_str()).collect();
-    let counts = super::sessions::active_counts(conn, &ids)?;
+fn with_counts(_conn: &mut PgConnection, agents: Vec<Agent>) -> Result<Vec<AgentView>, StoreError> {
     Ok(agents
         .into_iter()
         .map(|agent| AgentView {
-            active_sessions: counts.get(&agent.agent_id).copied().unwrap_or(0),
+            active_sessions: i64::from(agent.active_sessions),
             agent,
         })
         .collect())
@@ -223,6 +224,8 @@ impl Query for MarkConnected {
                         agents::websocket_conn_id.eq(&self.conn_id),
                         agents::region.eq(region.or(self.region)),
                         agents::capacity.eq(&self.capacity),
+                        agents::max_sessions
+                            .eq(self.capacity["max_sessions"].as_i64().unwrap_or(0)),
                         agents::last_heartbeat.eq(now),
                         agents::replica_id.eq(self.replica_id),
                     ))

@@ -43,24 +43,20 @@ pub struct MarkSent(pub Uuid);
 impl Query for MarkSent {
     type Output = ();
     fn run(self, conn: &mut PgConnection) -> Result<(), StoreError> {
-        let target = agent_commands::table.filter(agent_commands::command_id.eq(self.0));
-        conn.transaction(|conn| {
-            // Counted even if an answer was recorded first: it was handed over all the same.
-            diesel::update(target)
-                .set(agent_commands::attempts.eq(agent_commands::attempts + 1))
-                .execute(conn)?;
-            diesel::update(
-                target.filter(agent_commands::status.eq_any(statuses(CommandStatus::UNFINISHED))),
-            )
-            .set(agent_commands::sent_at.eq(now))
-            .execute(conn)?;
-            diesel::update(
-                target.filter(agent_commands::status.eq(CommandStatus::Pending.as_str())),
-            )
-            .set(agent_commands::status.eq(CommandStatus::Sent.as_str()))
-            .execute(conn)?;
-            Ok(())
-        })
+        use diesel::sql_types::{Array, Text, Uuid as SqlUuid};
+        // Counted even if an answer was recorded first: it was handed over all the same.
+        diesel::sql_query(
+            "UPDATE agent_commands SET attempts = attempts + 1, \
+             sent_at = CASE WHEN status = ANY($2) THEN now() ELSE sent_at END, \
+             status = CASE WHEN status = $3 THEN $4 ELSE status END \
+             WHERE command_id = $1",
+        )
+        .bind::<SqlUuid, _>(self.0)
+        .bind::<Array<Text>, _>(statuses(CommandStatus::UNFINISHED))
+        .bind::<Text, _>(CommandStatus::Pending.as_str())
+        .bind::<Text, _>(CommandStatus::Sent.as_str())
+        .execute(conn)?;
+        Ok(())
     }
 }
 

@@ -10,9 +10,10 @@ use streamspace_protocol::{Command, ControlMessage};
 use uuid::Uuid;
 
 use super::command_rows::{CommandRow, Reply, insert_command};
+use super::pick_agent::pick;
 use super::schema::{agents, homes, sessions, users};
 use super::{Query, StoreError};
-use crate::model::SessionState;
+use crate::model::{AgentStatus, SessionState};
 use crate::placement::{self, Candidate};
 
 /// A home as stored.
@@ -153,9 +154,13 @@ pub(super) fn place(
     conn: &mut PgConnection,
     owner_id: Uuid,
     template: &str,
-    candidates: &[Candidate],
     request: &placement::Request<'_>,
 ) -> Result<HomePlacement, StoreError> {
+    // One placement at a time per user and template: two at once must not both create the
+    // user's home on different agents.
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind::<diesel::sql_types::Text, _>(format!("home:{owner_id}:{template}"))
+        .execute(conn)?;
     // Locked first (a join cannot lock one side only), so a deletion cannot begin meanwhile.
     let locked: Vec<Uuid> = homes::table
         .filter(homes::owner_id.eq(owner_id))
@@ -195,16 +200,11 @@ pub(super) fn place(
                 ),
             ));
         }
-        let own: Vec<Candidate> = candidates
-            .iter()
-            .filter(|c| c.agent_id == home.agent_id)
-            .cloned()
-            .collect();
-        let Some(agent) = placement::choose(&own, request).cloned() else {
-            let why = if own.is_empty() {
-                format!("is {status}")
-            } else {
+        let Some(agent) = pick(conn, request, Some(&home.agent_id))? else {
+            let why = if status == AgentStatus::Online.as_str() {
                 "has no free capacity".to_owned()
+            } else {
+                format!("is {status}")
             };
             return Ok(HomePlacement::Refused(
                 "home_unavailable",
@@ -225,7 +225,7 @@ pub(super) fn place(
             home_id: home.id,
         });
     }
-    let Some(agent) = placement::choose(candidates, request).cloned() else {
+    let Some(agent) = pick(conn, request, None)? else {
         return Ok(HomePlacement::NoAgent);
     };
     let home_id = diesel::insert_into(homes::table)

@@ -12,6 +12,7 @@ pub mod credentials;
 mod error;
 pub mod homes;
 pub mod migrations;
+mod pick_agent;
 pub mod replicas;
 pub mod retention;
 pub mod schema;

@@ -47,6 +47,9 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         replica_id -> Nullable<Uuid>,
+        active_sessions -> Int4,
+        max_sessions -> Int8,
+        load -> Nullable<Float8>,
     }
 }
 

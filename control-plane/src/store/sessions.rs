@@ -1,7 +1,7 @@
 //! `sessions`: desktops, their placement and state.
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::{count_star, now};
+use diesel::dsl::now;
 use diesel::prelude::*;
 use serde::Serialize;
 use streamspace_protocol::{
@@ -11,11 +11,12 @@ use uuid::Uuid;
 
 use super::command_rows::{CommandRow, deletions_in_flight, insert_command};
 use super::homes::{self, HomePlacement};
+use super::pick_agent::pick;
 use super::schema::{agents, sessions, users};
 use super::{Query, StoreError};
 use crate::lifecycle;
-use crate::model::{AgentStatus, SessionState};
-use crate::placement::{self, Candidate};
+use crate::model::SessionState;
+use crate::placement;
 
 /// A session as stored.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -84,75 +85,26 @@ pub(super) fn set_state(
     state: SessionState,
     reason: Option<String>,
 ) -> Result<(), StoreError> {
+    use diesel::sql_types::{Nullable, Timestamptz};
     let target = sessions::table.find(id);
-    diesel::update(target)
-        .set((
-            sessions::state.eq(state.as_str()),
-            sessions::state_reason.eq(reason),
-        ))
-        .execute(conn)?;
+    let state_and_reason = (
+        sessions::state.eq(state.as_str()),
+        sessions::state_reason.eq(reason),
+    );
+    // One statement per change: the first start time is kept, the end stamped.
     match state {
         SessionState::Running => {
-            diesel::update(target.filter(sessions::started_at.is_null()))
-                .set(sessions::started_at.eq(now))
-                .execute(conn)?;
-        }
-        s if s.is_final() => {
+            let started = diesel::dsl::sql::<Nullable<Timestamptz>>("COALESCE(started_at, now())");
             diesel::update(target)
-                .set(sessions::terminated_at.eq(now))
-                .execute(conn)?;
+                .set((state_and_reason, sessions::started_at.eq(started)))
+                .execute(conn)?
         }
-        _ => {}
-    }
+        s if s.is_final() => diesel::update(target)
+            .set((state_and_reason, sessions::terminated_at.eq(now)))
+            .execute(conn)?,
+        _ => diesel::update(target).set(state_and_reason).execute(conn)?,
+    };
     Ok(())
-}
-
-/// How many sessions that hold resources each of these agents has.
-pub(super) fn active_counts(
-    conn: &mut PgConnection,
-    agent_ids: &[&str],
-) -> Result<std::collections::HashMap<String, i64>, StoreError> {
-    let counts: Vec<(Option<String>, i64)> = sessions::table
-        .filter(sessions::agent_id.eq_any(agent_ids))
-        .filter(sessions::state.eq_any(SessionState::active_names()))
-        .group_by(sessions::agent_id)
-        .select((sessions::agent_id, count_star()))
-        .load(conn)?;
-    Ok(counts
-        .into_iter()
-        .filter_map(|(id, n)| id.map(|id| (id, n)))
-        .collect())
-}
-
-/// Online agents with their load, rows locked so concurrent placements queue up.
-fn candidates(conn: &mut PgConnection) -> Result<Vec<Candidate>, StoreError> {
-    let online: Vec<(String, String, Option<String>, serde_json::Value)> = agents::table
-        .filter(agents::status.eq(AgentStatus::Online.as_str()))
-        .select((
-            agents::agent_id,
-            agents::platform,
-            agents::region,
-            agents::capacity,
-        ))
-        .for_update()
-        .load(conn)?;
-    let ids: Vec<&str> = online.iter().map(|a| a.0.as_str()).collect();
-    let counts = active_counts(conn, &ids)?;
-    Ok(online
-        .into_iter()
-        .map(|(agent_id, platform, region, capacity)| {
-            let active = counts.get(&agent_id).copied().unwrap_or(0);
-            Candidate {
-                max_sessions: capacity["max_sessions"]
-                    .as_u64()
-                    .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
-                active: u32::try_from(active).unwrap_or(u32::MAX),
-                agent_id,
-                platform,
-                region,
-            }
-        })
-        .collect())
 }
 
 /// Places a new session on an agent and persists it with its `create_session` command, in
@@ -196,7 +148,6 @@ impl Query for CreateSession {
     type Output = Placed;
     fn run(self, conn: &mut PgConnection) -> Result<Placed, StoreError> {
         conn.transaction(|conn| {
-            let candidates = candidates(conn)?;
             let request = placement::Request {
                 platform: self.platform.as_deref(),
                 region: self.region.as_deref(),
@@ -205,7 +156,7 @@ impl Query for CreateSession {
             let no_agent = || Placed::NoAgent(placement::no_agent_message(&request));
             let (agent, home_id) = if self.spec.persistent_home {
                 let template = self.spec.template.name.as_str();
-                match homes::place(conn, self.owner_id, template, &candidates, &request)? {
+                match homes::place(conn, self.owner_id, template, &request)? {
                     HomePlacement::Placed { agent, home_id } => (agent, Some(home_id)),
                     HomePlacement::Refused(code, message) => {
                         return Ok(Placed::HomeRefused(code, message));
@@ -213,8 +164,8 @@ impl Query for CreateSession {
                     HomePlacement::NoAgent => return Ok(no_agent()),
                 }
             } else {
-                match placement::choose(&candidates, &request) {
-                    Some(agent) => (agent.clone(), None),
+                match pick(conn, &request, None)? {
+                    Some(agent) => (agent, None),
                     None => return Ok(no_agent()),
                 }
             };
