@@ -116,6 +116,73 @@ async fn agents_are_registered_listed_filtered_inspected_and_deleted() {
 }
 
 #[actix_web::test]
+async fn the_agent_list_pages_by_name_searches_and_the_summary_counts_the_whole_fleet() {
+    let server = common::start(&[]).await;
+    for name in ["eu-b", "eu-c", "us-a", "us_b"] {
+        server.register_agent(name, "local").await;
+    }
+    server.register_agent("k8s", "kubernetes").await;
+    let token = server.register_agent("eu-a", "local").await;
+    let _linked = ScriptedAgent::connect(&server, "eu-a", &token, vec![]).await;
+
+    let names = |page: &serde_json::Value| -> Vec<String> {
+        page["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["agent_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/agents?limit=4".to_owned();
+    loop {
+        let (status, page) = server.get(&path, &server.admin).await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(names(&page));
+        match page["next_after"].as_str() {
+            Some(after) => path = format!("/api/v1/agents?limit=4&after={after}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["eu-a", "eu-b", "eu-c", "k8s", "us-a", "us_b"]);
+
+    // A search matches part of the name; `_` and `%` are themselves, not wildcards.
+    let (_, found) = server.get("/api/v1/agents?q=EU-", &server.admin).await;
+    assert_eq!(names(&found), ["eu-a", "eu-b", "eu-c"]);
+    let (_, found) = server.get("/api/v1/agents?q=_", &server.admin).await;
+    assert_eq!(names(&found), ["us_b"]);
+
+    for bad in [
+        "limit=0",
+        "limit=501",
+        "limit=x",
+        "platform=bogus",
+        "status=sleepy",
+        "sort=name",
+    ] {
+        let (status, body) = server
+            .get(&format!("/api/v1/agents?{bad}"), &server.admin)
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+    }
+
+    let (status, summary) = server.get("/api/v1/agent-summary", &server.admin).await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["agents"], 6);
+    assert_eq!(summary["by_status"], json!({"offline": 5, "online": 1}));
+    assert_eq!(summary["platforms"], json!(["kubernetes", "local"]));
+    assert_eq!(summary["regions"], json!(["test-region"]));
+    assert_eq!(summary["active_sessions"], 0);
+    let alice = server.user("alice").await;
+    let (status, _) = server.get("/api/v1/agent-summary", &alice).await;
+    assert_eq!(status, 403);
+}
+
+#[actix_web::test]
 async fn a_credential_for_agent_a_is_refused_as_agent_b() {
     let server = common::start(&[]).await;
     let token_a = server.register_agent("agent-a", "local").await;

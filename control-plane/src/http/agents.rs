@@ -7,10 +7,13 @@ use uuid::Uuid;
 use super::AppState;
 use super::caller::Caller;
 use super::error::ApiError;
+use super::paging::{next_before, page_size};
 use crate::actors::supervisor::{AgentRemoved, Ask, CredentialsRevoked};
 use crate::auth::agent_token;
 use crate::model::AgentStatus;
-use crate::store::agents::{AgentById, AgentView, DeleteAgent, ListAgents, RegisterAgent};
+use crate::store::agents::{
+    AgentById, AgentView, DeleteAgent, ListAgents, RegisterAgent, SummarizeFleet,
+};
 use crate::store::audit::Record;
 use crate::store::commands::InsertCommand;
 use crate::store::credentials::{
@@ -41,6 +44,9 @@ fn audit(
             .details(details),
     ));
 }
+
+/// Agents a page shows when the request does not say.
+const DEFAULT_PAGE: i64 = 100;
 
 fn no_agent(agent_id: &str) -> ApiError {
     ApiError::NotFound(format!("no agent {agent_id:?}"))
@@ -121,16 +127,22 @@ pub async fn register(
     })))
 }
 
-/// Filters for the agent list.
+/// Filters and paging for the agent list.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentFilter {
     platform: Option<String>,
     status: Option<String>,
     region: Option<String>,
+    /// Part of the agent's name.
+    q: Option<String>,
+    /// Page size (default 100, at most 500).
+    limit: Option<i64>,
+    /// Agents after this name: the previous page's `next_after`.
+    after: Option<String>,
 }
 
-/// `GET /api/v1/agents?platform=&status=&region=`
+/// `GET /api/v1/agents?platform=&status=&region=&q=&limit=&after=`: by name, paged.
 #[get("/agents")]
 pub async fn list(
     state: web::Data<AppState>,
@@ -142,6 +154,9 @@ pub async fn list(
         platform,
         status,
         region,
+        q,
+        limit,
+        after,
     } = query.into_inner();
     let status = status
         .map(|s| {
@@ -153,15 +168,31 @@ pub async fn list(
     if let Some(platform) = &platform {
         validate::platform(platform).map_err(ApiError::invalid)?;
     }
+    let limit = page_size(limit, DEFAULT_PAGE)?;
     let agents = state
         .store
         .run(ListAgents {
             platform,
             status,
             region,
+            search: q.filter(|q| !q.is_empty()),
+            after,
+            limit,
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "agents": agents })))
+    let next_after = next_before(&agents, limit, |a| a.agent.agent_id.clone());
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "agents": agents,
+        "next_after": next_after,
+    })))
+}
+
+/// `GET /api/v1/agent-summary`: counts over the whole fleet, for the cards above a page of
+/// the list.
+#[get("/agent-summary")]
+pub async fn summary(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    Ok(HttpResponse::Ok().json(state.store.run(SummarizeFleet).await?))
 }
 
 /// `GET /api/v1/agents/{agent_id}`: with active session count, capacity, last heartbeat.

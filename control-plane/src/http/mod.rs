@@ -99,6 +99,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &std::path::Path) {
             .service(agent_socket::connect)
             .service(agents::register)
             .service(agents::list)
+            .service(agents::summary)
             .service(agents::get)
             .service(agents::delete)
             .service(agents::live_sessions)

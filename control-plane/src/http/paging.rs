@@ -17,7 +17,8 @@ pub fn page_size(limit: Option<i64>, default: i64) -> Result<i64, ApiError> {
     }
 }
 
-/// The `next_before` cursor: the last item's key when the page is full (there may be more).
+/// The next page's cursor (`next_before` in lists newest first, `next_after` in lists by
+/// name): the last item's key when the page is full (there may be more).
 pub fn next_before<T, K>(page: &[T], limit: i64, key: impl Fn(&T) -> K) -> Option<K> {
     (page.len() as i64 == limit)
         .then(|| page.last().map(key))

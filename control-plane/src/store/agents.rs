@@ -102,7 +102,7 @@ impl Query for RegisterAgent {
     }
 }
 
-/// Agents matching optional filters, with session counts.
+/// A page of the agents matching optional filters, by name.
 #[derive(Default)]
 pub struct ListAgents {
     /// Only this platform.
@@ -111,6 +111,12 @@ pub struct ListAgents {
     pub status: Option<AgentStatus>,
     /// Only this region.
     pub region: Option<String>,
+    /// Only names containing this (case-insensitive).
+    pub search: Option<String>,
+    /// Names after this one (the previous page's last).
+    pub after: Option<String>,
+    /// Page size.
+    pub limit: i64,
 }
 
 impl Query for ListAgents {
@@ -126,8 +132,72 @@ impl Query for ListAgents {
         if let Some(region) = &self.region {
             query = query.filter(agents::region.eq(region));
         }
-        let agents = query.order(agents::agent_id).load(conn)?;
+        if let Some(search) = &self.search {
+            let escaped = search
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            query = query.filter(agents::agent_id.ilike(format!("%{escaped}%")));
+        }
+        if let Some(after) = &self.after {
+            query = query.filter(agents::agent_id.gt(after));
+        }
+        let agents = query.order(agents::agent_id).limit(self.limit).load(conn)?;
         with_counts(conn, agents)
+    }
+}
+
+/// The whole fleet at a glance, whatever page a list shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetSummary {
+    /// Registered agents.
+    pub agents: i64,
+    /// Agents by status.
+    pub by_status: std::collections::BTreeMap<String, i64>,
+    /// Sessions holding resources, over all agents.
+    pub active_sessions: i64,
+    /// Platforms with at least one agent.
+    pub platforms: Vec<String>,
+    /// Regions agents announced.
+    pub regions: Vec<String>,
+}
+
+/// Reads [`FleetSummary`].
+pub struct SummarizeFleet;
+
+impl Query for SummarizeFleet {
+    type Output = FleetSummary;
+    fn run(self, conn: &mut PgConnection) -> Result<FleetSummary, StoreError> {
+        use diesel::dsl::{count_star, sum};
+        let groups: Vec<(String, String, Option<String>, i64, Option<i64>)> = agents::table
+            .group_by((agents::status, agents::platform, agents::region))
+            .select((
+                agents::status,
+                agents::platform,
+                agents::region,
+                count_star(),
+                sum(agents::active_sessions),
+            ))
+            .load(conn)?;
+        let mut summary = FleetSummary {
+            agents: 0,
+            by_status: Default::default(),
+            active_sessions: 0,
+            platforms: Vec::new(),
+            regions: Vec::new(),
+        };
+        for (status, platform, region, count, active) in groups {
+            summary.agents += count;
+            *summary.by_status.entry(status).or_default() += count;
+            summary.active_sessions += active.unwrap_or(0);
+            summary.platforms.push(platform);
+            summary.regions.extend(region);
+        }
+        for list in [&mut summary.platforms, &mut summary.regions] {
+            list.sort();
+            list.dedup();
+        }
+        Ok(summary)
     }
 }
 

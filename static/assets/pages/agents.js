@@ -10,6 +10,8 @@ import {
 import { autoRefresh } from '/assets/refresh.js';
 
 const PLATFORMS = [['', 'All platforms'], ...PLATFORM_CHOICES];
+// Agents per page.
+const PAGE = 50;
 const STATUSES = [['', 'All statuses'], ['online', 'Online'], ['warning', 'Late heartbeat'], ['offline', 'Offline'], ['error', 'Error']];
 
 function card(label, value, id) {
@@ -164,22 +166,25 @@ export default {
     const cards = el('div', { class: 'cards stats' });
     const list = el('div', { class: 'list' });
     const error = el('p', { class: 'error', role: 'alert' });
+    const pager = el('div', { class: 'pager' });
     let regions = new Set(query.get('region') ? [query.get('region')] : []);
+    // Cursors of the pages shown so far: "Previous" goes back one.
+    let cursors = [''];
 
     const load = async () => {
-      const params = { platform: filters.platform.value, status: filters.status.value, region: filters.region.value };
-      app.setQuery({ ...params, q: filters.search.value });
-      const search = new URLSearchParams(Object.entries(params).filter(([, v]) => v)).toString();
+      const params = { platform: filters.platform.value, status: filters.status.value, region: filters.region.value, q: filters.search.value.trim() };
+      app.setQuery(params);
+      const search = new URLSearchParams(Object.entries({ ...params, limit: String(PAGE), after: cursors.at(-1) }).filter(([, v]) => v));
       try {
-        const [{ agents: all }, { agents }] = await Promise.all([api('/api/v1/agents'), api(`/api/v1/agents${search ? `?${search}` : ''}`)]);
+        const [summary, { agents, next_after: next }] = await Promise.all([api('/api/v1/agent-summary'), api(`/api/v1/agents?${search}`)]);
         error.textContent = '';
         cards.replaceChildren(
-          card('Agents', all.length, 'total'),
-          card('Online', all.filter((a) => a.status === 'online').length, 'online'),
-          card('Active sessions', all.reduce((n, a) => n + a.active_sessions, 0), 'sessions'),
-          card('Platforms', new Set(all.map((a) => a.platform)).size, 'platforms'),
+          card('Agents', summary.agents, 'total'),
+          card('Online', summary.by_status.online ?? 0, 'online'),
+          card('Active sessions', summary.active_sessions, 'sessions'),
+          card('Platforms', summary.platforms.length, 'platforms'),
         );
-        const known = new Set([...regions, ...all.map((a) => a.region).filter(Boolean)]);
+        const known = new Set([...regions, ...summary.regions]);
         if (known.size !== regions.size) {
           regions = known;
           const chosen = filters.region.value;
@@ -189,9 +194,7 @@ export default {
             return option;
           }));
         }
-        const needle = filters.search.value.trim().toLowerCase();
-        const shown = agents.filter((a) => !needle || a.agent_id.toLowerCase().includes(needle));
-        list.replaceChildren(table(['Agent', 'Platform', 'Region', 'Status', 'Sessions', 'Last heartbeat', ''], shown.map((a) => ({
+        list.replaceChildren(table(['Agent', 'Platform', 'Region', 'Status', 'Sessions', 'Last heartbeat', ''], agents.map((a) => ({
           attributes: { 'data-agent': a.agent_id },
           cells: [
             el('button', { type: 'button', class: 'link mono', onclick: () => details(a.agent_id, load) }, a.agent_id),
@@ -204,22 +207,31 @@ export default {
               el('button', { type: 'button', class: 'secondary small', onclick: () => details(a.agent_id, load) }, 'Details'),
               el('button', { type: 'button', class: 'danger small', onclick: () => remove(a, load).catch((e) => { error.textContent = reason(e); }) }, 'Remove')),
           ],
-        })), all.length ? 'No agent matches these filters.' : 'No agents yet: register one.'));
+        })), summary.agents ? 'No agent matches these filters.' : 'No agents yet: register one.'));
+        pager.replaceChildren(
+          el('button', { type: 'button', class: 'secondary', disabled: cursors.length > 1 ? undefined : '', onclick: () => { cursors.pop(); load(); } }, 'Previous'),
+          el('span', { class: 'muted' }, `Page ${cursors.length}`),
+          el('button', { type: 'button', class: 'secondary', disabled: next ? undefined : '', onclick: () => { cursors.push(next); load(); } }, 'Next'),
+        );
         refresh.stamp.textContent = `Updated ${new Date().toLocaleTimeString()}`;
       } catch (e) {
         if (e.status === 401) return app.expired();
         error.textContent = reason(e);
       }
     };
+    const restart = () => {
+      cursors = [''];
+      load();
+    };
     const refresh = autoRefresh('agents', load);
-    for (const input of Object.values(filters)) input.addEventListener(input.type === 'search' ? 'input' : 'change', load);
+    for (const input of Object.values(filters)) input.addEventListener(input.type === 'search' ? 'input' : 'change', restart);
     root.append(
       cards,
       el('div', { class: 'toolbar' },
         field('Platform', filters.platform), field('Status', filters.status), field('Region', filters.region), field('Search', filters.search),
         refresh.control,
         el('button', { type: 'button', class: 'push', onclick: () => register(load) }, 'Register agent')),
-      error, list, refresh.stamp,
+      error, list, pager, refresh.stamp,
     );
     load();
     return { stop: refresh.stop };
