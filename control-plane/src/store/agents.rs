@@ -169,7 +169,9 @@ impl Query for SummarizeFleet {
     type Output = FleetSummary;
     fn run(self, conn: &mut PgConnection) -> Result<FleetSummary, StoreError> {
         use diesel::dsl::{count_star, sum};
-        let groups: Vec<(String, String, Option<String>, i64, Option<i64>)> = agents::table
+        // (status, platform, region, agents, their active sessions)
+        type Group = (String, String, Option<String>, i64, Option<i64>);
+        let groups: Vec<Group> = agents::table
             .group_by((agents::status, agents::platform, agents::region))
             .select((
                 agents::status,
