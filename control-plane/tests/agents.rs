@@ -182,6 +182,44 @@ async fn the_agent_list_pages_by_name_searches_and_the_summary_counts_the_whole_
     assert_eq!(status, 403);
 }
 
+/// Heartbeats are stamped in batches; a beat from a connection the store no longer records
+/// (the agent reconnected since) stamps nothing.
+#[actix_web::test]
+async fn gathered_heartbeats_stamp_only_live_connections() {
+    use diesel::prelude::*;
+    use streamspace_control_plane::store::Query;
+    use streamspace_control_plane::store::agents::RecordHeartbeats;
+    use streamspace_control_plane::store::schema::agents;
+
+    let server = common::start(&[]).await;
+    let token = server.register_agent("live", "local").await;
+    server.register_agent("gone", "local").await;
+    let _link = ScriptedAgent::connect(&server, "live", &token, vec![]).await;
+    let mut conn = server.db.connect();
+    let read = |conn: &mut PgConnection, id: &str| -> (Option<String>, Option<chrono::DateTime<chrono::Utc>>, String) {
+        agents::table
+            .filter(agents::agent_id.eq(id))
+            .select((agents::websocket_conn_id, agents::last_heartbeat, agents::status))
+            .first(conn)
+            .unwrap()
+    };
+    let (live_conn, before, _) = read(&mut conn, "live");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    RecordHeartbeats {
+        beats: vec![
+            ("live".into(), live_conn.unwrap()),
+            ("gone".into(), "an-old-connection".into()),
+        ],
+    }
+    .run(&mut conn)
+    .unwrap();
+    let (_, after, status) = read(&mut conn, "live");
+    assert!(after > before, "{before:?} → {after:?}");
+    assert_eq!(status, "online");
+    let (_, never, status) = read(&mut conn, "gone");
+    assert_eq!((never, status.as_str()), (None, "offline"));
+}
+
 #[actix_web::test]
 async fn a_credential_for_agent_a_is_refused_as_agent_b() {
     let server = common::start(&[]).await;

@@ -274,7 +274,14 @@ impl Query for MarkConnected {
     /// The database's time of the connection: the agent's inventory is as of then.
     type Output = DateTime<Utc>;
     fn run(self, conn: &mut PgConnection) -> Result<DateTime<Utc>, StoreError> {
-        conn.transaction(|conn| {
+        conn.transaction(|conn| self.apply(conn))
+    }
+}
+
+impl MarkConnected {
+    /// Records the link inside the caller's transaction.
+    fn apply(&self, conn: &mut PgConnection) -> Result<DateTime<Utc>, StoreError> {
+        {
             let (platform, region): (String, Option<String>) = agents::table
                 .filter(agents::agent_id.eq(&self.agent_id))
                 .select((agents::platform, agents::region))
@@ -294,7 +301,7 @@ impl Query for MarkConnected {
                     .set((
                         agents::status.eq(AgentStatus::Online.as_str()),
                         agents::websocket_conn_id.eq(&self.conn_id),
-                        agents::region.eq(region.or(self.region)),
+                        agents::region.eq(region.or_else(|| self.region.clone())),
                         agents::capacity.eq(&self.capacity),
                         agents::max_sessions
                             .eq(self.capacity["max_sessions"].as_i64().unwrap_or(0)),
@@ -304,30 +311,82 @@ impl Query for MarkConnected {
                     .returning(agents::last_heartbeat)
                     .get_result(conn)?;
             updated.ok_or(StoreError::NotFound)
+        }
+    }
+}
+
+/// Everything a `hello` changes in one transaction: the link recorded, the audit entry, the
+/// agent's inventory reconciled (unless it could not list it), and the commands it has not
+/// answered loaded for redelivery.
+pub struct LinkAgent {
+    /// The link.
+    pub mark: MarkConnected,
+    /// The agent's `agent_connect` entry.
+    pub audit: super::audit::NewAuditEntry,
+    /// Its inventory and `COMMAND_TIMEOUT` (for cleanup commands); `None` when it could not
+    /// list its sessions.
+    pub inventory: Option<(Vec<streamspace_protocol::SessionReport>, std::time::Duration)>,
+}
+
+/// What [`LinkAgent`] did.
+pub struct Linked {
+    /// The database's time of the link.
+    pub as_of: DateTime<Utc>,
+    /// The reconciliation, when there was an inventory.
+    pub reconciled: Option<super::sessions::Reconciled>,
+    /// Its unfinished commands, oldest first.
+    pub unfinished: Vec<super::commands::CommandRow>,
+}
+
+impl Query for LinkAgent {
+    type Output = Linked;
+    fn run(self, conn: &mut PgConnection) -> Result<Linked, StoreError> {
+        conn.transaction(|conn| {
+            let as_of = self.mark.apply(conn)?;
+            super::audit::Record(self.audit).run(conn)?;
+            let agent_id = self.mark.agent_id;
+            let reconciled = match self.inventory {
+                Some((inventory, command_timeout)) => Some(
+                    super::sessions::ApplyInventory {
+                        agent_id: agent_id.clone(),
+                        inventory,
+                        as_of,
+                        command_timeout,
+                    }
+                    .apply(conn)?,
+                ),
+                None => None,
+            };
+            let unfinished = super::commands::UnfinishedCommands(vec![agent_id]).run(conn)?;
+            Ok(Linked {
+                as_of,
+                reconciled,
+                unfinished,
+            })
         })
     }
 }
 
-/// A heartbeat arrived on the live connection.
-pub struct RecordHeartbeat {
-    /// Agent.
-    pub agent_id: String,
-    /// The connection it came on; a stale connection's heartbeat changes nothing.
-    pub conn_id: String,
+/// Heartbeats that arrived on live connections, gathered for a moment: one statement stamps
+/// them all, so a fleet's heartbeats cost the database a write a second, not one each.
+pub struct RecordHeartbeats {
+    /// Agent and the connection its heartbeat came on; a stale connection's changes nothing.
+    pub beats: Vec<(String, String)>,
 }
 
-impl Query for RecordHeartbeat {
+impl Query for RecordHeartbeats {
     type Output = ();
     fn run(self, conn: &mut PgConnection) -> Result<(), StoreError> {
-        diesel::update(
-            agents::table
-                .filter(agents::agent_id.eq(&self.agent_id))
-                .filter(agents::websocket_conn_id.eq(&self.conn_id)),
+        use diesel::sql_types::{Array, Text};
+        let (agents, conns): (Vec<String>, Vec<String>) = self.beats.into_iter().unzip();
+        diesel::sql_query(
+            "UPDATE agents SET status = $3, last_heartbeat = now() \
+             FROM unnest($1::text[], $2::text[]) AS beat (agent_id, conn_id) \
+             WHERE agents.agent_id = beat.agent_id AND agents.websocket_conn_id = beat.conn_id",
         )
-        .set((
-            agents::status.eq(AgentStatus::Online.as_str()),
-            agents::last_heartbeat.eq(now),
-        ))
+        .bind::<Array<Text>, _>(agents)
+        .bind::<Array<Text>, _>(conns)
+        .bind::<Text, _>(AgentStatus::Online.as_str())
         .execute(conn)?;
         Ok(())
     }

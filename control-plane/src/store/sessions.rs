@@ -486,7 +486,14 @@ pub struct Reconciled {
 impl Query for ApplyInventory {
     type Output = Reconciled;
     fn run(self, conn: &mut PgConnection) -> Result<Reconciled, StoreError> {
-        conn.transaction(|conn| {
+        conn.transaction(|conn| self.apply(conn))
+    }
+}
+
+impl ApplyInventory {
+    /// Reconciles inside the caller's transaction.
+    pub(super) fn apply(&self, conn: &mut PgConnection) -> Result<Reconciled, StoreError> {
+        {
             let placed: Vec<(Uuid, String, DateTime<Utc>)> = sessions::table
                 .filter(sessions::agent_id.eq(&self.agent_id))
                 .filter(sessions::state.eq_any(SessionState::active_names()))
@@ -551,7 +558,7 @@ impl Query for ApplyInventory {
                 reconciled.cleanup.push(command.insert(conn)?);
             }
             Ok(reconciled)
-        })
+        }
     }
 }
 

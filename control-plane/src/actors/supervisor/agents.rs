@@ -18,9 +18,9 @@ use crate::actors::supervisor_messages::{
 };
 use crate::model::AgentStatus;
 use crate::store::StoreError;
-use crate::store::agents::{MarkConnected, RecordHeartbeat, SetAgentStatus};
+use crate::store::agents::{LinkAgent, MarkConnected, RecordHeartbeats, SetAgentStatus};
 use crate::store::audit::{NewAuditEntry, Record};
-use crate::store::commands::{RecordReply, Reply, UnfinishedCommands};
+use crate::store::commands::{CommandRow, RecordReply, Reply};
 use crate::store::sessions::{ApplyInventory, ApplySessionStatus, Reconciled};
 
 /// An admin deleted the agent: close its link and drop its commands.
@@ -135,10 +135,34 @@ impl Handler<AgentHello> for Supervisor {
             capacity: serde_json::to_value(&hello.capacity).unwrap_or_default(),
             replica_id: self.replica_id,
         };
-        Box::pin(async move { store.run(mark).await }.into_actor(self).map(
-            move |marked, this, ctx| {
-                let as_of = match marked {
-                    Ok(as_of) => as_of,
+        let audit = NewAuditEntry::by_agent("agent_connect", &hello.agent_id)
+            .target("agent", &hello.agent_id)
+            .details(serde_json::json!({
+                "platform": hello.platform,
+                "region": hello.region,
+                "sessions": hello.sessions.as_ref().map_or(0, Vec::len),
+                "inventory_error": hello.sessions.as_ref().err(),
+            }));
+        let inventory = match &hello.sessions {
+            Ok(sessions) => Some((sessions.clone(), self.timing.command_timeout)),
+            Err(why) => {
+                log::warn!(
+                    "agent {} cannot list its sessions ({why}); not reconciling",
+                    hello.agent_id
+                );
+                None
+            }
+        };
+        // One transaction records the link, reconciles and loads what to redeliver.
+        let link = LinkAgent {
+            mark,
+            audit,
+            inventory,
+        };
+        Box::pin(async move { store.run(link).await }.into_actor(self).map(
+            move |linked, this, ctx| {
+                let linked = match linked {
+                    Ok(linked) => linked,
                     Err(StoreError::Conflict(why)) => {
                         log::warn!("{why}");
                         return Err(why);
@@ -176,23 +200,10 @@ impl Handler<AgentHello> for Supervisor {
                         .unwrap_or(u64::MAX),
                         stream_window: DEFAULT_STREAM_WINDOW,
                     }));
-                this.audit_agent(
-                    "agent_connect",
-                    &hello.agent_id,
-                    serde_json::json!({
-                        "platform": hello.platform,
-                        "region": hello.region,
-                        "sessions": hello.sessions.as_ref().map_or(0, Vec::len),
-                        "inventory_error": hello.sessions.as_ref().err(),
-                    }),
-                );
-                this.reconcile_and_redeliver(
-                    hello.agent_id,
-                    hello.conn_id,
-                    hello.sessions,
-                    as_of,
-                    ctx,
-                );
+                if let Some(reconciled) = linked.reconciled {
+                    this.after_reconcile(&hello.agent_id, Ok(reconciled), ctx);
+                }
+                this.redeliver(&hello.conn_id, linked.unfinished, ctx);
                 Ok(())
             },
         ))
@@ -200,6 +211,14 @@ impl Handler<AgentHello> for Supervisor {
 }
 
 impl Supervisor {
+    /// Stamps the heartbeats gathered since the last time, in one statement.
+    pub(super) fn record_heartbeats(&mut self) {
+        if !self.beats.is_empty() {
+            let beats = self.beats.drain().collect();
+            self.store.spawn(RecordHeartbeats { beats });
+        }
+    }
+
     fn inventory_query(
         &self,
         agent_id: String,
@@ -256,54 +275,17 @@ impl Supervisor {
             .spawn(ctx);
     }
 
-    /// After `welcome`: reconcile the agent's inventory (unless it could not list it), then
-    /// resend what it has not answered.
-    fn reconcile_and_redeliver(
-        &mut self,
-        agent_id: String,
-        conn_id: String,
-        sessions: Result<Vec<SessionReport>, String>,
-        as_of: chrono::DateTime<chrono::Utc>,
-        ctx: &mut Context<Self>,
-    ) {
-        let store = self.store.clone();
-        let query = match sessions {
-            Ok(sessions) => Some(self.inventory_query(agent_id.clone(), sessions, as_of)),
-            Err(why) => {
-                log::warn!("agent {agent_id} cannot list its sessions ({why}); not reconciling");
-                None
+    /// After `welcome`: resends what the agent has not answered.
+    fn redeliver(&mut self, conn_id: &str, unfinished: Vec<CommandRow>, ctx: &mut Context<Self>) {
+        for command in unfinished {
+            match self.commands.get(&command.command_id) {
+                Some((_, actor)) => actor.do_send(Deliver {
+                    link: Some(conn_id.to_owned()),
+                }),
+                // Its actor starts by delivering.
+                None => self.track(command, ctx),
             }
-        };
-        let id = agent_id.clone();
-        async move {
-            let reconciled = match query {
-                Some(query) => Some(store.run(query).await),
-                None => None,
-            };
-            let unfinished = store.run(UnfinishedCommands(vec![id])).await;
-            (reconciled, unfinished)
         }
-        .into_actor(self)
-        .map(move |(reconciled, unfinished), this, ctx| {
-            if let Some(reconciled) = reconciled {
-                this.after_reconcile(&agent_id, reconciled, ctx);
-            }
-            match unfinished {
-                Ok(commands) => {
-                    for command in commands {
-                        match this.commands.get(&command.command_id) {
-                            Some((_, actor)) => actor.do_send(Deliver {
-                                link: Some(conn_id.clone()),
-                            }),
-                            // Its actor starts by delivering.
-                            None => this.track(command, ctx),
-                        }
-                    }
-                }
-                Err(e) => log::error!("agent {agent_id}: cannot load unfinished commands: {e}"),
-            }
-        })
-        .spawn(ctx);
     }
 }
 
@@ -329,10 +311,7 @@ impl Handler<FromAgent> for Supervisor {
                 {
                     log::info!("agent {agent_id} is online again");
                 }
-                self.store.spawn(RecordHeartbeat {
-                    agent_id,
-                    conn_id: msg.conn_id,
-                });
+                self.beats.insert(agent_id, msg.conn_id);
             }
             AgentMessage::Ack { command_id } => self.route_reply(agent_id, command_id, Reply::Ack),
             AgentMessage::Completed { command_id, result } => {

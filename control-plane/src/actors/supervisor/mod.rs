@@ -71,7 +71,13 @@ pub struct Supervisor {
     remote_waiters: HashMap<Uuid, Reply>,
     /// Shutting down: new links are refused.
     draining: bool,
+    /// Heartbeats not yet stamped in the store: agent → the connection it came on.
+    beats: HashMap<String, String>,
 }
+
+/// How long heartbeats are gathered before one statement stamps them (`last_heartbeat` in
+/// the store lags by at most this; liveness is judged here, from the registry).
+const HEARTBEAT_STAMP_EVERY: Duration = Duration::from_secs(1);
 
 /// Where an API request awaiting a command gets its outcome.
 pub type Reply = tokio::sync::oneshot::Sender<Result<serde_json::Value, String>>;
@@ -88,6 +94,7 @@ impl Supervisor {
             replica_id,
             remote_waiters: HashMap::new(),
             draining: false,
+            beats: HashMap::new(),
             store,
             metrics,
             timing,
@@ -134,5 +141,6 @@ impl Actor for Supervisor {
             this.resync(ctx)
         });
         ctx.run_interval(self.timing.sweep_every(), |this, _| this.sweep());
+        ctx.run_interval(HEARTBEAT_STAMP_EVERY, |this, _| this.record_heartbeats());
     }
 }
