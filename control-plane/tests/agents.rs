@@ -196,10 +196,20 @@ async fn gathered_heartbeats_stamp_only_live_connections() {
     server.register_agent("gone", "local").await;
     let _link = ScriptedAgent::connect(&server, "live", &token, vec![]).await;
     let mut conn = server.db.connect();
-    let read = |conn: &mut PgConnection, id: &str| -> (Option<String>, Option<chrono::DateTime<chrono::Utc>>, String) {
+    let read = |conn: &mut PgConnection,
+                id: &str|
+     -> (
+        Option<String>,
+        Option<chrono::DateTime<chrono::Utc>>,
+        String,
+    ) {
         agents::table
             .filter(agents::agent_id.eq(id))
-            .select((agents::websocket_conn_id, agents::last_heartbeat, agents::status))
+            .select((
+                agents::websocket_conn_id,
+                agents::last_heartbeat,
+                agents::status,
+            ))
             .first(conn)
             .unwrap()
     };

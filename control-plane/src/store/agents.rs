@@ -325,7 +325,10 @@ pub struct LinkAgent {
     pub audit: super::audit::NewAuditEntry,
     /// Its inventory and `COMMAND_TIMEOUT` (for cleanup commands); `None` when it could not
     /// list its sessions.
-    pub inventory: Option<(Vec<streamspace_protocol::SessionReport>, std::time::Duration)>,
+    pub inventory: Option<(
+        Vec<streamspace_protocol::SessionReport>,
+        std::time::Duration,
+    )>,
 }
 
 /// What [`LinkAgent`] did.

@@ -90,34 +90,32 @@ impl Query for RecordReply {
     type Output = ReplyEffect;
     fn run(self, conn: &mut PgConnection) -> Result<ReplyEffect, StoreError> {
         conn.transaction(|conn| {
-            let command: Option<CommandRow> = agent_commands::table
-                .filter(agent_commands::command_id.eq(self.command_id))
-                .select(CommandRow::as_select())
-                .for_update()
-                .first(conn)
-                .optional()?;
-            let Some(command) = command.filter(|c| {
-                self.agent_id
-                    .as_ref()
-                    .is_none_or(|agent| *agent == c.agent_id)
-            }) else {
-                return Ok(ReplyEffect::Unknown);
+            // The update itself decides: it matches only a command of this agent that the reply
+            // may still move (an ack only one not acked yet), and locks it.
+            let movable = match self.reply {
+                Reply::Ack => statuses(&[CommandStatus::Pending, CommandStatus::Sent]),
+                _ => statuses(CommandStatus::UNFINISHED),
             };
-            let status = command.status();
-            if !CommandStatus::UNFINISHED.contains(&status)
-                || (matches!(self.reply, Reply::Ack) && status == CommandStatus::Ack)
-            {
-                return Ok(ReplyEffect::Duplicate);
-            }
-            let target = agent_commands::table.find(command.id);
-            let command = match &self.reply {
+            use diesel::IntoSql;
+            use diesel::sql_types::Bool;
+            // The deadline sweep (no agent) may move any agent's command.
+            let by_agent = agent_commands::agent_id
+                .nullable()
+                .eq(self.agent_id.clone())
+                .or(self.agent_id.is_none().into_sql::<Bool>());
+            let target = agent_commands::table
+                .filter(agent_commands::command_id.eq(self.command_id))
+                .filter(agent_commands::status.eq_any(movable))
+                .filter(by_agent);
+            let updated: Option<CommandRow> = match &self.reply {
                 Reply::Ack => diesel::update(target)
                     .set((
                         agent_commands::status.eq(CommandStatus::Ack.as_str()),
                         agent_commands::acked_at.eq(now),
                     ))
                     .returning(CommandRow::as_returning())
-                    .get_result(conn)?,
+                    .get_result(conn)
+                    .optional()?,
                 finished => {
                     let (status, result, error) = match finished {
                         Reply::Completed(result) => {
@@ -138,8 +136,12 @@ impl Query for RecordReply {
                             agent_commands::completed_at.eq(now),
                         ))
                         .returning(CommandRow::as_returning())
-                        .get_result(conn)?
+                        .get_result(conn)
+                        .optional()?
                 }
+            };
+            let Some(command) = updated else {
+                return unmoved(conn, self.command_id, self.agent_id.as_deref());
             };
             if command.command_type == Command::DELETE_HOME {
                 super::homes::after_delete(conn, &command, &self.reply)?;
@@ -171,6 +173,24 @@ impl Query for RecordReply {
     }
 }
 
+/// Why a reply moved no command: there is none of this agent's (`Unknown`), or it was past
+/// what the reply could change (`Duplicate`).
+fn unmoved(
+    conn: &mut PgConnection,
+    command_id: Uuid,
+    agent_id: Option<&str>,
+) -> Result<ReplyEffect, StoreError> {
+    let owner: Option<String> = agent_commands::table
+        .filter(agent_commands::command_id.eq(command_id))
+        .select(agent_commands::agent_id)
+        .first(conn)
+        .optional()?;
+    Ok(match owner {
+        Some(owner) if agent_id.is_none_or(|agent| agent == owner) => ReplyEffect::Duplicate,
+        _ => ReplyEffect::Unknown,
+    })
+}
+
 fn apply_to_session(
     conn: &mut PgConnection,
     session_id: Uuid,
@@ -178,27 +198,45 @@ fn apply_to_session(
     command_type: &str,
     reply: &Reply,
 ) -> Result<Option<SessionState>, StoreError> {
-    let current: Option<(String, Option<String>)> = sessions::table
-        .find(session_id)
-        .select((sessions::state, sessions::agent_id))
-        .for_update()
-        .first(conn)
-        .optional()?;
-    // Only the session's own agent's answers move it: another agent's never end it.
-    let Some(current) = current
-        .filter(|(_, placed_on)| placed_on.as_deref() == Some(agent_id))
-        .and_then(|(s, _)| s.parse::<SessionState>().ok())
-    else {
-        return Ok(None);
-    };
     let outcome = match reply {
         Reply::Ack => Outcome::Acked,
         Reply::Completed(result) => Outcome::Completed(result),
         Reply::Failed(error) => Outcome::Failed(error),
         Reply::TimedOut => Outcome::TimedOut,
     };
-    let Some((state, reason)) = lifecycle::session_after_command(command_type, current, outcome)
+    // What the reply does from each state the session may be in; when it is the same move
+    // from every state that moves at all (as it is for every command today), one conditional
+    // update does it without reading the session first.
+    let moves: Vec<(SessionState, lifecycle::Transition)> = SessionState::ALL
+        .iter()
+        .filter_map(|&from| {
+            lifecycle::session_after_command(command_type, from, outcome).map(|to| (from, to))
+        })
+        .collect();
+    let Some((_, first)) = moves.first() else {
+        return Ok(None);
+    };
+    // Only the session's own agent's answers move it: another agent's never end it.
+    if moves.iter().all(|(_, to)| to == first) {
+        let from: Vec<SessionState> = moves.iter().map(|(from, _)| *from).collect();
+        let (state, reason) = first.clone();
+        let moved =
+            super::sessions::set_state_from(conn, session_id, agent_id, &from, state, reason)?;
+        return Ok(moved.then_some(state));
+    }
+    let current: Option<(String, Option<String>)> = sessions::table
+        .find(session_id)
+        .select((sessions::state, sessions::agent_id))
+        .for_update()
+        .first(conn)
+        .optional()?;
+    let Some(current) = current
+        .filter(|(_, placed_on)| placed_on.as_deref() == Some(agent_id))
+        .and_then(|(s, _)| s.parse::<SessionState>().ok())
     else {
+        return Ok(None);
+    };
+    let Some((_, (state, reason))) = moves.into_iter().find(|(from, _)| *from == current) else {
         return Ok(None);
     };
     super::sessions::set_state(conn, session_id, state, reason)?;

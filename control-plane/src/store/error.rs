@@ -35,6 +35,23 @@ impl From<DieselError> for StoreError {
                     super::STATEMENT_TIMEOUT.as_secs()
                 ))
             }
+            // The connection broke (the database restarted or went away): it is dropped from
+            // the pool; the request is refused as an outage, not as our fault.
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                ref info,
+            ) => StoreError::Unavailable(info.message().trim().to_owned()),
+            DieselError::DatabaseError(_, ref info)
+                if [
+                    "terminating connection",
+                    "server closed the connection",
+                    "no connection to the server",
+                ]
+                .iter()
+                .any(|broken| info.message().contains(broken)) =>
+            {
+                StoreError::Unavailable(info.message().trim().to_owned())
+            }
             other => StoreError::Database(other),
         }
     }

@@ -78,6 +78,35 @@ pub struct SessionView {
     pub agent_status: Option<String>,
 }
 
+/// One update statement per change: the first start time is kept, the end stamped. (A
+/// macro, as each caller's filtered target is its own type; the filters must stay on the
+/// updated rows themselves so that Postgres checks them again after waiting for a row lock.)
+macro_rules! move_session {
+    ($conn:expr, $target:expr, $state:expr, $reason:expr) => {{
+        let state: SessionState = $state;
+        let state_and_reason = (
+            sessions::state.eq(state.as_str()),
+            sessions::state_reason.eq($reason),
+        );
+        match state {
+            SessionState::Running => {
+                let started = diesel::dsl::sql::<
+                    diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+                >("COALESCE(started_at, now())");
+                diesel::update($target)
+                    .set((state_and_reason, sessions::started_at.eq(started)))
+                    .execute($conn)?
+            }
+            s if s.is_final() => diesel::update($target)
+                .set((state_and_reason, sessions::terminated_at.eq(now)))
+                .execute($conn)?,
+            _ => diesel::update($target)
+                .set(state_and_reason)
+                .execute($conn)?,
+        }
+    }};
+}
+
 /// Moves a session to `state`, stamping start and end times.
 pub(super) fn set_state(
     conn: &mut PgConnection,
@@ -85,26 +114,26 @@ pub(super) fn set_state(
     state: SessionState,
     reason: Option<String>,
 ) -> Result<(), StoreError> {
-    use diesel::sql_types::{Nullable, Timestamptz};
-    let target = sessions::table.find(id);
-    let state_and_reason = (
-        sessions::state.eq(state.as_str()),
-        sessions::state_reason.eq(reason),
-    );
-    // One statement per change: the first start time is kept, the end stamped.
-    match state {
-        SessionState::Running => {
-            let started = diesel::dsl::sql::<Nullable<Timestamptz>>("COALESCE(started_at, now())");
-            diesel::update(target)
-                .set((state_and_reason, sessions::started_at.eq(started)))
-                .execute(conn)?
-        }
-        s if s.is_final() => diesel::update(target)
-            .set((state_and_reason, sessions::terminated_at.eq(now)))
-            .execute(conn)?,
-        _ => diesel::update(target).set(state_and_reason).execute(conn)?,
-    };
+    move_session!(conn, sessions::table.find(id), state, reason);
     Ok(())
+}
+
+/// Like [`set_state`], only while the session is `agent`'s and in one of `from`; whether it
+/// moved.
+pub(super) fn set_state_from(
+    conn: &mut PgConnection,
+    id: Uuid,
+    agent: &str,
+    from: &[SessionState],
+    state: SessionState,
+    reason: Option<String>,
+) -> Result<bool, StoreError> {
+    let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+    let target = sessions::table
+        .find(id)
+        .filter(sessions::agent_id.eq(agent))
+        .filter(sessions::state.eq_any(from));
+    Ok(move_session!(conn, target, state, reason) == 1)
 }
 
 /// Places a new session on an agent and persists it with its `create_session` command, in
