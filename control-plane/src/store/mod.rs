@@ -64,10 +64,6 @@ pub fn connect(database_url: &str, size: u32) -> Result<PgPool, String> {
     PgConnection::establish(database_url).map_err(|e| e.to_string().trim().replace('\n', " "))?;
     Pool::builder()
         .max_size(size)
-        // Not a `SELECT 1` before every query (a third of all statements under load): a
-        // connection that broke fails its query, the caller sees the error, and the pool
-        // drops it (diesel marks it broken).
-        .test_on_check_out(false)
         .connection_timeout(Duration::from_secs(5))
         .connection_customizer(Box::new(StatementTimeout))
         .build(ConnectionManager::new(database_url))
