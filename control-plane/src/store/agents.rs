@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::credentials::{Credential, NewCredential, insert_credential, is_live};
+use super::credentials::{Credential, NewCredential, insert_credential};
 use super::schema::{agents, sessions};
 use super::{Query, StoreError};
 use crate::model::{AgentStatus, SessionState};
@@ -279,38 +279,54 @@ impl Query for MarkConnected {
 }
 
 impl MarkConnected {
-    /// Records the link inside the caller's transaction.
+    /// Records the link inside the caller's transaction: one conditional update when all is
+    /// well, reads only to say what is wrong when it is not.
     fn apply(&self, conn: &mut PgConnection) -> Result<DateTime<Utc>, StoreError> {
-        {
-            let (platform, region): (String, Option<String>) = agents::table
+        use super::schema::agent_credentials;
+        use diesel::dsl::exists;
+        let live_credential = agent_credentials::table
+            .filter(agent_credentials::id.eq(self.credential_id))
+            .filter(agent_credentials::agent_id.eq(&self.agent_id))
+            .filter(agent_credentials::revoked_at.is_null());
+        let max_sessions = self.capacity["max_sessions"].as_i64().unwrap_or(0);
+        let updated: Option<Option<DateTime<Utc>>> = diesel::update(
+            agents::table
                 .filter(agents::agent_id.eq(&self.agent_id))
-                .select((agents::platform, agents::region))
-                .for_update()
-                .first(conn)?;
-            if !is_live(conn, self.credential_id, &self.agent_id)? {
-                return Err(StoreError::Conflict("credential revoked".into()));
-            }
-            if platform != self.platform {
-                return Err(StoreError::Conflict(format!(
-                    "agent {} is registered for platform {platform}, its hello says {}",
-                    self.agent_id, self.platform
-                )));
-            }
-            let updated: Option<DateTime<Utc>> =
-                diesel::update(agents::table.filter(agents::agent_id.eq(&self.agent_id)))
-                    .set((
-                        agents::status.eq(AgentStatus::Online.as_str()),
-                        agents::websocket_conn_id.eq(&self.conn_id),
-                        agents::region.eq(region.or_else(|| self.region.clone())),
-                        agents::capacity.eq(&self.capacity),
-                        agents::max_sessions
-                            .eq(self.capacity["max_sessions"].as_i64().unwrap_or(0)),
-                        agents::last_heartbeat.eq(now),
-                        agents::replica_id.eq(self.replica_id),
-                    ))
-                    .returning(agents::last_heartbeat)
-                    .get_result(conn)?;
-            updated.ok_or(StoreError::NotFound)
+                .filter(agents::platform.eq(&self.platform))
+                .filter(exists(live_credential)),
+        )
+        .set((
+            agents::status.eq(AgentStatus::Online.as_str()),
+            agents::websocket_conn_id.eq(&self.conn_id),
+            // A region given at registration wins over the one the agent announces.
+            agents::region.eq(diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::Text>,
+            >("COALESCE(region, ")
+            .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(self.region.clone())
+            .sql(")")),
+            agents::capacity.eq(&self.capacity),
+            agents::max_sessions.eq(max_sessions),
+            agents::last_heartbeat.eq(now),
+            agents::replica_id.eq(self.replica_id),
+        ))
+        .returning(agents::last_heartbeat)
+        .get_result(conn)
+        .optional()?;
+        if let Some(as_of) = updated {
+            return as_of.ok_or(StoreError::NotFound);
+        }
+        let platform: Option<String> = agents::table
+            .filter(agents::agent_id.eq(&self.agent_id))
+            .select(agents::platform)
+            .first(conn)
+            .optional()?;
+        match platform {
+            None => Err(StoreError::NotFound),
+            Some(platform) if platform != self.platform => Err(StoreError::Conflict(format!(
+                "agent {} is registered for platform {platform}, its hello says {}",
+                self.agent_id, self.platform
+            ))),
+            Some(_) => Err(StoreError::Conflict("credential revoked".into())),
         }
     }
 }

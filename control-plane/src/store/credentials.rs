@@ -150,19 +150,3 @@ impl Query for AuthenticateAgent {
         .optional()?)
     }
 }
-
-/// Whether `credential_id` is `agent_id`'s and not revoked.
-pub(super) fn is_live(
-    conn: &mut PgConnection,
-    credential_id: Uuid,
-    agent_id: &str,
-) -> Result<bool, StoreError> {
-    let found: Option<Uuid> = agent_credentials::table
-        .filter(agent_credentials::id.eq(credential_id))
-        .filter(agent_credentials::agent_id.eq(agent_id))
-        .filter(agent_credentials::revoked_at.is_null())
-        .select(agent_credentials::id)
-        .first(conn)
-        .optional()?;
-    Ok(found.is_some())
-}

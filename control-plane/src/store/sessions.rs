@@ -547,6 +547,11 @@ impl ApplyInventory {
                 .map(|r| r.session_id)
                 .filter(|id| !placed.iter().any(|(p, _, _)| p == id))
                 .collect();
+            if held.is_empty() {
+                // Nothing held beyond what is placed here (a fresh agent's hello, most often):
+                // no more questions for the database.
+                return Ok(reconciled);
+            }
             let known: Vec<(Uuid, bool, Option<String>)> = sessions::table
                 .filter(sessions::id.eq_any(&held))
                 .select((sessions::id, sessions::persistent_home, sessions::agent_id))
