@@ -1,4 +1,4 @@
-//! `streamspace-bench [--quick | --creations-only]`: the control plane (the release binary beside this one) on a
+//! `streamspace-bench [--quick] [--creations-only | --fleet-only]`: the control plane (the release binary beside this one) on a
 //! fresh database of the Postgres at `DATABASE_URL`, driven by simulated agents and viewers
 //! over the real protocol. Every figure is printed with a baseline measured in the same run
 //! and their ratio; a Markdown table of all of them ends the output. `scripts/bench` builds
@@ -179,8 +179,9 @@ async fn main() {
         return;
     }
 
+    let fleet_only = std::env::args().any(|a| a == "--fleet-only");
     println!("session commands");
-    for &clients in &sizes.concurrencies {
+    for &clients in sizes.concurrencies.iter().filter(|_| !fleet_only) {
         let active = made.borrow().len();
         let commits = commit_baseline(db.url(), clients, sizes.window).await;
         let run = commands::create_for(&admin, TEMPLATE, clients, sizes.window, &made).await;

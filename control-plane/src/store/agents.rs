@@ -331,7 +331,8 @@ impl MarkConnected {
     }
 }
 
-/// Everything a `hello` changes in one transaction: the link recorded, the audit entry, the
+/// Everything a `hello` changes in one transaction: the link recorded and announced to the
+/// other replicas, the audit entry, the
 /// agent's inventory reconciled (unless it could not list it), and the commands it has not
 /// answered loaded for redelivery.
 pub struct LinkAgent {
@@ -362,6 +363,9 @@ impl Query for LinkAgent {
     fn run(self, conn: &mut PgConnection) -> Result<Linked, StoreError> {
         conn.transaction(|conn| {
             let as_of = self.mark.apply(conn)?;
+            // The other replicas close a link of this agent they still hold, once this commits.
+            let holder = format!("{} {}", self.mark.agent_id, self.mark.replica_id);
+            super::replicas::notify(conn, super::replicas::LINKS_CHANNEL, &holder)?;
             super::audit::Record(self.audit).run(conn)?;
             let agent_id = self.mark.agent_id;
             let reconciled = match self.inventory {

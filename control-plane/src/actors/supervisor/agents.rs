@@ -18,7 +18,7 @@ use crate::actors::supervisor_messages::{
 };
 use crate::model::AgentStatus;
 use crate::store::StoreError;
-use crate::store::agents::{LinkAgent, MarkConnected, RecordHeartbeats, SetAgentStatus};
+use crate::store::agents::{LinkAgent, Linked, MarkConnected, RecordHeartbeats, SetAgentStatus};
 use crate::store::audit::{NewAuditEntry, Record};
 use crate::store::commands::{CommandRow, RecordReply, Reply};
 use crate::store::sessions::{ApplyInventory, ApplySessionStatus, Reconciled};
@@ -27,6 +27,16 @@ use crate::store::sessions::{ApplyInventory, ApplySessionStatus, Reconciled};
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct AgentRemoved(pub String);
+
+/// The store recorded (or refused) a hello's link; the Supervisor finishes it. The store call
+/// runs outside the Supervisor's context: thousands of agents saying hello at once must not
+/// become thousands of futures the Supervisor polls on every wake-up.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+struct LinkRecorded {
+    hello: AgentHello,
+    linked: Result<Linked, StoreError>,
+}
 
 /// An admin revoked credentials: close a link that authenticated with one of them.
 #[derive(Message)]
@@ -117,11 +127,11 @@ impl Supervisor {
 }
 
 impl Handler<AgentHello> for Supervisor {
-    type Result = ResponseActFuture<Self, Result<(), String>>;
+    type Result = ResponseFuture<Result<(), String>>;
 
-    fn handle(&mut self, hello: AgentHello, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, hello: AgentHello, ctx: &mut Context<Self>) -> Self::Result {
         if self.draining {
-            return Box::pin(actix::fut::ready(Err(
+            return Box::pin(std::future::ready(Err(
                 "this control-plane replica is shutting down: reconnect".into(),
             )));
         }
@@ -159,54 +169,62 @@ impl Handler<AgentHello> for Supervisor {
             audit,
             inventory,
         };
-        Box::pin(async move { store.run(link).await }.into_actor(self).map(
-            move |linked, this, ctx| {
-                let linked = match linked {
-                    Ok(linked) => linked,
-                    Err(StoreError::Conflict(why)) => {
-                        log::warn!("{why}");
-                        return Err(why);
-                    }
-                    Err(e) => {
-                        log::error!("agent {}: cannot record connection: {e}", hello.agent_id);
-                        return Err(format!("agent {} is not registered", hello.agent_id));
-                    }
-                };
-                // Revoked while the hello was being recorded: the revocation found no link
-                // to close, so the hello must not make one.
-                if this.revoked.contains(&hello.credential_id) {
-                    return Err("credential revoked".into());
-                }
-                let link = Link {
-                    conn_id: hello.conn_id.clone(),
-                    credential_id: hello.credential_id,
-                    handle: hello.link.clone(),
-                };
-                if let Some(old) = this.registry.connect(&hello.agent_id, link, Instant::now()) {
-                    old.handle.close.do_send(CloseLink {
-                        code: CloseCode::Policy,
-                        reason: "replaced by a newer connection of the same agent".into(),
-                    });
-                }
-                this.announce_link(&hello.agent_id);
-                hello
-                    .link
-                    .outgoing
-                    .do_send(Outgoing(ControlMessage::Welcome {
-                        protocol_version: PROTOCOL_VERSION,
-                        heartbeat_interval_ms: u64::try_from(
-                            this.timing.heartbeat_interval.as_millis(),
-                        )
-                        .unwrap_or(u64::MAX),
-                        stream_window: DEFAULT_STREAM_WINDOW,
-                    }));
-                if let Some(reconciled) = linked.reconciled {
-                    this.after_reconcile(&hello.agent_id, Ok(reconciled), ctx);
-                }
-                this.redeliver(&hello.conn_id, linked.unfinished, ctx);
-                Ok(())
-            },
-        ))
+        let me = ctx.address();
+        Box::pin(async move {
+            let linked = store.run(link).await;
+            me.send(LinkRecorded { hello, linked })
+                .await
+                .unwrap_or_else(|_| Err("the control plane is shutting down: reconnect".into()))
+        })
+    }
+}
+
+impl Handler<LinkRecorded> for Supervisor {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, recorded: LinkRecorded, ctx: &mut Context<Self>) -> Self::Result {
+        let LinkRecorded { hello, linked } = recorded;
+        let linked = match linked {
+            Ok(linked) => linked,
+            Err(StoreError::Conflict(why)) => {
+                log::warn!("{why}");
+                return Err(why);
+            }
+            Err(e) => {
+                log::error!("agent {}: cannot record connection: {e}", hello.agent_id);
+                return Err(format!("agent {} is not registered", hello.agent_id));
+            }
+        };
+        // Revoked while the hello was being recorded: the revocation found no link
+        // to close, so the hello must not make one.
+        if self.revoked.contains(&hello.credential_id) {
+            return Err("credential revoked".into());
+        }
+        let link = Link {
+            conn_id: hello.conn_id.clone(),
+            credential_id: hello.credential_id,
+            handle: hello.link.clone(),
+        };
+        if let Some(old) = self.registry.connect(&hello.agent_id, link, Instant::now()) {
+            old.handle.close.do_send(CloseLink {
+                code: CloseCode::Policy,
+                reason: "replaced by a newer connection of the same agent".into(),
+            });
+        }
+        hello
+            .link
+            .outgoing
+            .do_send(Outgoing(ControlMessage::Welcome {
+                protocol_version: PROTOCOL_VERSION,
+                heartbeat_interval_ms: u64::try_from(self.timing.heartbeat_interval.as_millis())
+                    .unwrap_or(u64::MAX),
+                stream_window: DEFAULT_STREAM_WINDOW,
+            }));
+        if let Some(reconciled) = linked.reconciled {
+            self.after_reconcile(&hello.agent_id, Ok(reconciled), ctx);
+        }
+        self.redeliver(&hello.conn_id, linked.unfinished, ctx);
+        Ok(())
     }
 }
 

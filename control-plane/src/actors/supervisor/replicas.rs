@@ -16,7 +16,7 @@ use crate::actors::supervisor_messages::ReplicaNotice;
 use crate::actors::tunnel_messages::StreamClosed;
 use crate::store::commands::{CommandById, CommandRow, UnfinishedCommands};
 use crate::store::replicas::{
-    AgentReplica, COMMANDS_CHANNEL, ClaimOrphanAgents, LINKS_CHANNEL, Notify, dead_after,
+    AgentReplica, COMMANDS_CHANNEL, ClaimOrphanAgents, Notify, dead_after,
 };
 
 impl Supervisor {
@@ -117,14 +117,6 @@ impl Supervisor {
                 _ => this.track_notifying(command, reply.map(Waiter::Reply), ctx),
             })
             .spawn(ctx);
-    }
-
-    /// Tells the other replicas this one holds the agent's link now.
-    pub(super) fn announce_link(&self, agent_id: &str) {
-        self.store.spawn(Notify {
-            channel: LINKS_CHANNEL,
-            payload: format!("{agent_id} {}", self.replica_id),
-        });
     }
 
     /// Another replica holds the agent's link now: a link of it here is stale, and its
