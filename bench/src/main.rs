@@ -309,6 +309,14 @@ async fn main() {
     drop(few_fleet);
 
     println!("\n{}", report.markdown());
+    // The test command runs this as a smoke test: it must have measured every figure.
+    let unmeasured: Vec<&str> = report
+        .rows()
+        .iter()
+        .filter(|row| !(row.ratio.is_finite() && row.ratio > 0.0))
+        .map(|row| row.what.as_str())
+        .collect();
+    assert!(unmeasured.is_empty(), "not measured: {unmeasured:?}");
     println!(
         "{} figures in {:.0} s",
         report.rows().len(),

@@ -22,9 +22,15 @@ use streamspace_k8s_agent::runtime::local::{LocalRuntime, LocalSettings};
 use streamspace_testkit::control_plane as cp;
 use streamspace_testkit::rfb::{RfbClient, Transport, ViewerStream};
 
-const UPDATES_PER_ROUND: usize = 20;
-const ROUNDS: usize = 5;
-const CONNECTS: usize = 20;
+/// Full updates per round, rounds, and connects timed; `--quick` (the test command's smoke
+/// run) takes a few of each.
+fn sizes() -> (usize, usize, usize) {
+    if std::env::args().any(|a| a == "--quick") {
+        (5, 2, 5)
+    } else {
+        (20, 5, 20)
+    }
+}
 
 async fn stream_updates<T: Transport>(
     client: &mut RfbClient<T>,
@@ -33,11 +39,26 @@ async fn stream_updates<T: Transport>(
 ) -> (u64, Duration) {
     let before = client.received;
     let started = Instant::now();
-    for _ in 0..UPDATES_PER_ROUND {
+    for _ in 0..sizes().0 {
         client.request_update(width, height).await.unwrap();
         client.read_update().await.unwrap();
     }
     (client.received - before, started.elapsed())
+}
+
+/// Streams read at once in the aggregate figure.
+const STREAMS: usize = 10;
+
+/// MB/s of all `clients` streaming one round each at the same time.
+async fn aggregate<T: Transport>(clients: &mut [RfbClient<T>], width: u16, height: u16) -> f64 {
+    let started = Instant::now();
+    let rounds = clients.iter_mut().map(|c| stream_updates(c, width, height));
+    let bytes: u64 = futures_util::future::join_all(rounds)
+        .await
+        .iter()
+        .map(|(n, _)| n)
+        .sum();
+    bytes as f64 / started.elapsed().as_secs_f64() / 1e6
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -115,7 +136,7 @@ async fn main() {
     stream_updates(&mut bridged, init.width, init.height).await;
     let (mut raw_rates, mut relay_rates, mut bridged_rates) = (Vec::new(), Vec::new(), Vec::new());
     let mut bytes = 0;
-    for _ in 0..ROUNDS {
+    for _ in 0..sizes().1 {
         let (n, took) = stream_updates(&mut raw, init.width, init.height).await;
         raw_rates.push(n as f64 / took.as_secs_f64() / 1e6);
         let (n, took) = stream_updates(&mut relay, init.width, init.height).await;
@@ -130,11 +151,31 @@ async fn main() {
         median(bridged_rates),
     );
 
+    // Many streams at once: the relay's aggregate against as many raw connections.
+    let mut raws = Vec::new();
+    let mut relays = Vec::new();
+    for _ in 0..STREAMS {
+        let mut c = RfbClient::connect_unix(&socket).await.unwrap();
+        c.handshake().await.unwrap();
+        raws.push(c);
+        let mut v = ViewerStream::open(&viewer_url().await)
+            .await
+            .map_err(|e| format!("{e:?}"))
+            .unwrap();
+        v.handshake().await.unwrap();
+        relays.push(v);
+    }
+    let raw_many = aggregate(&mut raws, init.width, init.height).await;
+    let relay_many = aggregate(&mut relays, init.width, init.height).await;
+    for v in relays {
+        v.close().await;
+    }
+
     // Connect latency: until the RFB greeting arrives. The relay's includes a fresh viewer
     // token, the WebSocket upgrade, vnc_connect to the agent and its socket connect.
     let (mut raw_connect, mut relay_connect, mut bridged_connect) =
         (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..CONNECTS {
+    for _ in 0..sizes().2 {
         let started = Instant::now();
         let mut c = RfbClient::connect_unix(&socket).await.unwrap();
         c.read_exact(12).await.unwrap();
@@ -167,8 +208,10 @@ async fn main() {
         init.width, init.height
     );
     println!(
-        "  throughput: {UPDATES_PER_ROUND} full updates ({:.1} MB) per round, median of {ROUNDS} rounds",
-        bytes as f64 / 1e6
+        "  throughput: {} full updates ({:.1} MB) per round, median of {} rounds",
+        sizes().0,
+        bytes as f64 / 1e6,
+        sizes().1
     );
     println!("    raw socket   {raw_rate:8.1} MB/s");
     println!("    relay        {relay_rate:8.1} MB/s");
@@ -181,7 +224,14 @@ async fn main() {
         "    ratio        {:8.2} (bridged / relay)",
         bridged_rate / relay_rate
     );
-    println!("  connect to RFB greeting, median of {CONNECTS}");
+    println!("  aggregate of {STREAMS} streams at once (one round each)");
+    println!("    raw sockets  {raw_many:8.1} MB/s");
+    println!("    relay        {relay_many:8.1} MB/s");
+    println!(
+        "    ratio        {:8.2} (relay / raw)",
+        relay_many / raw_many
+    );
+    println!("  connect to RFB greeting, median of {}", sizes().2);
     println!("    raw socket   {raw_ms:8.2} ms");
     println!("    relay        {relay_ms:8.2} ms (viewer token + WebSocket + vnc_connect)");
     println!("    bridged      {bridged_ms:8.2} ms (the same, through another replica)");
@@ -189,4 +239,18 @@ async fn main() {
         .delete(&format!("/api/v1/sessions/{id}"), &server.admin)
         .await;
     cp::session_reaches(&server, id, "terminated").await;
+    let figures = [
+        raw_rate,
+        relay_rate,
+        bridged_rate,
+        raw_many,
+        relay_many,
+        raw_ms,
+        relay_ms,
+        bridged_ms,
+    ];
+    assert!(
+        figures.iter().all(|f| f.is_finite() && *f > 0.0),
+        "a figure was not measured: {figures:?}"
+    );
 }

@@ -72,6 +72,7 @@ free_port() {
 
 # Starts a throwaway Postgres on a free port and exports DATABASE_URL. Initdb refuses to
 # run as root, hence the postgres user; the data lives in a temp dir removed at exit.
+# POSTGRES_FSYNC=on for figures as a production server would give them (tests run without).
 start_postgres() {
     local pgbin dir port run=()
     pgbin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
@@ -86,7 +87,7 @@ start_postgres() {
     "${run[@]}" "$pgbin/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 \
         --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log"; die "initdb failed"; }
     "${run[@]}" "$pgbin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -o \
-        "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" \
+        "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=${POSTGRES_FSYNC:-off} -c max_connections=300" \
         start >/dev/null || { cat "$dir/log"; die "postgres did not start"; }
     export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
     log "postgres on 127.0.0.1:$port"
