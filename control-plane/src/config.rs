@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use streamspace_settings::ConfigError;
-use streamspace_settings::{Vars, error};
+use streamspace_settings::{Variable, Vars, error};
 
 /// Shortest accepted `JWT_SECRET`: HS256 wants at least as many key bytes as hash bytes.
 pub const MIN_JWT_SECRET_LEN: usize = 32;
@@ -145,11 +145,46 @@ impl Config {
     }
 }
 
+/// Every variable the control plane reads, for `--help` (the README's table says more).
+pub const VARIABLES: &[Variable] = &[
+    Variable { name: "DATABASE_URL", default: "required", meaning: "Postgres URL (postgres://…); migrations run at start" },
+    Variable { name: "JWT_SECRET", default: "required", meaning: "at least 32 bytes; signs login, viewer and replica tokens (the same on every replica)" },
+    Variable { name: "LISTEN_ADDR", default: "0.0.0.0:8080", meaning: "HTTP and WebSocket listener" },
+    Variable { name: "AGENT_HEARTBEAT_INTERVAL", default: "30s", meaning: "how often agents send heartbeats and agents and viewers are pinged" },
+    Variable { name: "AGENT_TIMEOUT", default: "90s", meaning: "silence after which an agent is offline; longer than the interval" },
+    Variable { name: "COMMAND_TIMEOUT", default: "5m", meaning: "an unanswered command times out (stream commands: 30s)" },
+    Variable { name: "VNC_PROXY_ENABLED", default: "true", meaning: "serve viewer tokens and the VNC proxy" },
+    Variable { name: "STREAMSPACE_ADMIN_PASSWORD", default: "generated", meaning: "password of the first admin, else one is printed once" },
+    Variable { name: "STATIC_DIR", default: "static", meaning: "the pages and their node_modules (noVNC)" },
+    Variable { name: "COMMAND_RETENTION", default: "7d", meaning: "finished commands older than this are deleted" },
+    Variable { name: "AUDIT_RETENTION", default: "90d", meaning: "audit entries older than this are deleted" },
+    Variable { name: "SESSION_RETENTION", default: "30d", meaning: "ended sessions unchanged this long are deleted" },
+    Variable { name: "REPLICA_ADDRESS", default: "http://<listener>", meaning: "where the other replicas reach this one (the viewer bridge)" },
+    Variable { name: "REPLICA_HEARTBEAT_INTERVAL", default: "2s", meaning: "how often a replica records that it lives; three missed beats and others take over" },
+    Variable { name: "RUST_LOG", default: "info", meaning: "log filter (env_logger syntax)" },
+];
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
 
     use super::*;
+
+    #[test]
+    fn help_lists_exactly_the_variables_the_configuration_reads() {
+        let read = streamspace_settings::names_read(
+            &[
+                ("DATABASE_URL", "postgres://db/x"),
+                ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ],
+            |get| Config::from_lookup(get),
+        );
+        let mut listed: std::collections::BTreeSet<String> =
+            VARIABLES.iter().map(|v| v.name.to_owned()).collect();
+        // Read by the logger, not the configuration.
+        assert!(listed.remove("RUST_LOG"));
+        assert_eq!(read, listed);
+    }
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let mut env: HashMap<String, String> = [

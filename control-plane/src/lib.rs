@@ -1,5 +1,6 @@
 //! StreamSpace control plane.
 
+pub mod accounts_cli;
 pub mod actors;
 pub mod auth;
 pub mod config;

@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
-use streamspace_control_plane::config::Config;
+use streamspace_control_plane::accounts_cli::{self, Action};
+use streamspace_control_plane::config::{Config, VARIABLES};
 use streamspace_control_plane::server;
 
 // Returns freed memory to the system (after thousands of agents leave, glibc's allocator kept
@@ -8,8 +9,73 @@ use streamspace_control_plane::server;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+const NAME: &str = "streamspace-control-plane";
+
+const USAGE: &[&str] = &[
+    "streamspace-control-plane                    serve (configured by the variables below)",
+    "streamspace-control-plane create-admin NAME  add an admin (password from standard input, else generated and printed)",
+    "streamspace-control-plane reset-password NAME  set a user's password (the same way)",
+    "streamspace-control-plane --help | --version",
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        [] => serve(),
+        ["--help" | "-h"] => {
+            print!(
+                "{}",
+                streamspace_settings::help(
+                    NAME,
+                    env!("CARGO_PKG_VERSION"),
+                    "The StreamSpace control plane: API, pages, agent links and the VNC proxy.",
+                    USAGE,
+                    VARIABLES,
+                )
+            );
+            ExitCode::SUCCESS
+        }
+        ["--version" | "-V"] => {
+            println!("{NAME} {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        [command @ ("create-admin" | "reset-password"), username] => {
+            let action = if *command == "create-admin" {
+                Action::CreateAdmin
+            } else {
+                Action::ResetPassword
+            };
+            let result = accounts_cli::run(
+                action,
+                username,
+                |name| std::env::var(name).ok(),
+                std::io::stdin(),
+                accounts_cli::stdin_is_terminal(),
+            );
+            match result {
+                Ok(line) => {
+                    println!("{line}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{NAME} {command}: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        other => {
+            eprintln!(
+                "{NAME}: unknown arguments {other:?}; usage:\n  {}",
+                USAGE.join("\n  ")
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
 #[actix_web::main]
-async fn main() -> ExitCode {
+async fn serve() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     // The replica bridge's client (awc) needs one TLS provider chosen for wss:// replicas.
     let _ = rustls::crypto::ring::default_provider().install_default();

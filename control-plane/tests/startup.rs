@@ -140,3 +140,95 @@ async fn a_database_that_does_not_answer_gets_503_within_the_statement_timeout()
     let (status, _) = server.get("/api/v1/auth/me", &server.admin).await;
     assert_eq!(status, 200);
 }
+
+fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_streamspace-control-plane"));
+    command.env_clear();
+    command
+}
+
+#[test]
+fn help_lists_every_variable_with_its_default_and_version_names_the_release() {
+    let output = binary().arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for variable in streamspace_control_plane::config::VARIABLES {
+        let line = help
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{} ", variable.name)))
+            .unwrap_or_else(|| panic!("{} missing from\n{help}", variable.name));
+        assert!(line.contains(&format!("[{}]", variable.default)), "{line}");
+    }
+    assert!(help.contains("create-admin NAME") && help.contains("reset-password NAME"));
+    let output = binary().arg("--version").output().unwrap();
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        format!("streamspace-control-plane {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let output = binary().arg("--frobnicate").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown arguments"));
+}
+
+/// Runs an account command against `db` with `stdin` piped in; exit code and output.
+fn account(db: &streamspace_testkit::TestDatabase, args: &[&str], stdin: &str) -> (i32, String) {
+    use std::io::Write;
+    let mut child = binary()
+        .env("DATABASE_URL", db.url())
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code().unwrap_or(-1), text)
+}
+
+#[actix_web::test]
+async fn an_operator_creates_an_admin_and_resets_a_lost_password_from_the_command_line() {
+    let server = common::start(&[]).await;
+    let before = server.admin.clone();
+
+    let (code, text) = account(&server.db, &["create-admin", "ops"], "ops-password-1\n");
+    assert_eq!((code, text.trim()), (0, "admin \"ops\" created"));
+    let ops = server.login("ops", "ops-password-1").await;
+    let (_, me) = server.get("/api/v1/auth/me", &ops).await;
+    assert_eq!(me["role"], "admin");
+    let (code, text) = account(&server.db, &["create-admin", "ops"], "ops-password-1\n");
+    assert_eq!(code, 2);
+    assert!(text.contains("already exists"), "{text}");
+
+    // Nothing piped in: a password is generated and shown once; old sign-ins stop working.
+    let (code, text) = account(&server.db, &["reset-password", "admin"], "");
+    assert_eq!(code, 0, "{text}");
+    let password = text.trim().rsplit(' ').next().unwrap();
+    server.login("admin", password).await;
+    let (status, _) = server.get("/api/v1/auth/me", &before).await;
+    assert_eq!(status, 401, "a token from before the reset is refused");
+
+    for (args, stdin, says) in [
+        (&["reset-password", "nobody"][..], "long-enough-1\n", "no user \"nobody\""),
+        (&["reset-password", "ops"], "short\n", "at least 8 characters"),
+        (&["create-admin", "bad name!"], "long-enough-1\n", "user name"),
+    ] {
+        let (code, text) = account(&server.db, args, stdin);
+        assert_eq!(code, 2, "{args:?}: {text}");
+        assert!(text.contains(says), "{args:?}: {text}");
+        assert_eq!(text.trim().lines().count(), 1, "one line: {text}");
+    }
+    let (code, text) = {
+        let output = binary().args(["create-admin", "x"]).output().unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    assert_eq!(code, Some(2));
+    assert!(text.contains("DATABASE_URL"), "{text}");
+}

@@ -3,15 +3,51 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use actix::Actor;
-use streamspace_k8s_agent::config::Config;
+use streamspace_k8s_agent::config::{Config, VARIABLES};
 use streamspace_k8s_agent::link::{ControlPlaneLink, Shutdown};
 use streamspace_k8s_agent::{health, launch, render};
 
+const NAME: &str = "streamspace-k8s-agent";
+
+const USAGE: &[&str] = &[
+    "streamspace-k8s-agent                 link to the control plane and run desktops (configured by the variables below)",
+    "streamspace-k8s-agent render [--image I --user U --cpu C --memory M --ephemeral-home …]  print the Kubernetes objects of a sample session as YAML",
+    "streamspace-k8s-agent --help | --version",
+];
+
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("--help" | "-h") if args.len() == 1 => {
+            print!(
+                "{}",
+                streamspace_settings::help(
+                    NAME,
+                    env!("CARGO_PKG_VERSION"),
+                    "The StreamSpace agent: turns sessions into Pods, containers or local desktops.",
+                    USAGE,
+                    VARIABLES,
+                )
+            );
+            return ExitCode::SUCCESS;
+        }
+        Some("--version" | "-V") if args.len() == 1 => {
+            println!("{NAME} {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Some("render") => {}
+        Some(_) => {
+            eprintln!(
+                "{NAME}: unknown arguments {args:?}; usage:\n  {}",
+                USAGE.join("\n  ")
+            );
+            return ExitCode::from(2);
+        }
+        None => {}
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     // Both ring and aws-lc-rs can end up linked; kube and awc panic unless one is chosen.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("render") {
         return render_command(&args[1..]);
     }

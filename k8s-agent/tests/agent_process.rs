@@ -145,6 +145,28 @@ fn slow_xvnc() -> (tempfile::TempDir, String) {
 }
 
 #[test]
+fn help_lists_every_variable_with_its_default_and_version_names_the_release() {
+    let run = |arg: &str| Command::new(AGENT).env_clear().arg(arg).output().unwrap();
+    let output = run("--help");
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for variable in streamspace_k8s_agent::config::VARIABLES {
+        let line = help
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{} ", variable.name)))
+            .unwrap_or_else(|| panic!("{} missing from\n{help}", variable.name));
+        assert!(line.contains(&format!("[{}]", variable.default)), "{line}");
+    }
+    assert_eq!(
+        String::from_utf8(run("--version").stdout).unwrap(),
+        format!("streamspace-k8s-agent {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let unknown = run("--frobnicate");
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown arguments"));
+}
+
+#[test]
 fn bad_configuration_stops_the_agent_with_one_line_naming_the_variable() {
     for (var, value, line) in [
         (

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+mod help;
 mod termination;
 
+pub use help::{Variable, help, names_read};
 pub use termination::terminated;
 
 /// A variable that is missing or malformed; the message names it.

@@ -1,0 +1,94 @@
+//! `--help` and `--version` for both binaries: the variables each reads, with their defaults,
+//! from one list per binary (a test in each binary checks the list against what its
+//! configuration really reads).
+
+/// A configuration variable, as `--help` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variable {
+    /// Its name.
+    pub name: &'static str,
+    /// Its default, or `required`, or `—` when unset means off.
+    pub default: &'static str,
+    /// What it does, in one line.
+    pub meaning: &'static str,
+}
+
+/// The `--help` text of `binary` at `version`: what it is, how to call it, then every variable.
+pub fn help(
+    binary: &str,
+    version: &str,
+    about: &str,
+    usage: &[&str],
+    variables: &[Variable],
+) -> String {
+    let mut text = format!("{binary} {version}\n{about}\n\nUsage:\n");
+    for line in usage {
+        text.push_str(&format!("  {line}\n"));
+    }
+    text.push_str("\nConfiguration (environment variables; default in brackets):\n");
+    let width = variables.iter().map(|v| v.name.len()).max().unwrap_or(0);
+    for v in variables {
+        text.push_str(&format!(
+            "  {:width$}  [{}] {}\n",
+            v.name, v.default, v.meaning
+        ));
+    }
+    text
+}
+
+/// The names a configuration asked its lookup for, by running it: what a `--help` list must
+/// cover. `env` answers the lookups it names; every other variable is unset.
+pub fn names_read<T, E>(
+    env: &[(&str, &str)],
+    read: impl Fn(&dyn Fn(&str) -> Option<String>) -> Result<T, E>,
+) -> std::collections::BTreeSet<String> {
+    let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    let lookup = |name: &str| {
+        asked.borrow_mut().insert(name.to_owned());
+        env.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    };
+    let _ = read(&lookup);
+    asked.into_inner()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_lists_every_variable_aligned_with_its_default() {
+        let text = help(
+            "demo",
+            "0.1.0",
+            "Does things.",
+            &["demo", "demo --help"],
+            &[
+                Variable {
+                    name: "A",
+                    default: "required",
+                    meaning: "the first",
+                },
+                Variable {
+                    name: "LONGER",
+                    default: "30s",
+                    meaning: "the second",
+                },
+            ],
+        );
+        assert!(text.starts_with("demo 0.1.0\nDoes things.\n\nUsage:\n  demo\n  demo --help\n"));
+        assert!(text.contains("\n  A       [required] the first\n"), "{text}");
+        assert!(text.contains("\n  LONGER  [30s] the second\n"), "{text}");
+    }
+
+    #[test]
+    fn names_read_records_every_lookup() {
+        let names = names_read(&[("X", "1")], |get| -> Result<(), ()> {
+            get("X");
+            get("Y");
+            Ok(())
+        });
+        assert_eq!(names.into_iter().collect::<Vec<_>>(), ["X", "Y"]);
+    }
+}
