@@ -73,7 +73,9 @@ pub fn run(
             } else {
                 ""
             };
-            format!("password of {username:?} changed; sign-ins from before no longer work{disabled}")
+            format!(
+                "password of {username:?} changed; sign-ins from before no longer work{disabled}"
+            )
         }
     };
     Ok(if generated {
@@ -84,7 +86,7 @@ pub fn run(
 }
 
 /// The password piped in on standard input, else a generated one (`true`).
-fn new_password(mut stdin: impl Read, is_terminal: bool) -> Result<(String, bool), String> {
+fn new_password(stdin: impl Read, is_terminal: bool) -> Result<(String, bool), String> {
     if is_terminal {
         return Ok((password::generate(), true));
     }

@@ -147,21 +147,81 @@ impl Config {
 
 /// Every variable the control plane reads, for `--help` (the README's table says more).
 pub const VARIABLES: &[Variable] = &[
-    Variable { name: "DATABASE_URL", default: "required", meaning: "Postgres URL (postgres://…); migrations run at start" },
-    Variable { name: "JWT_SECRET", default: "required", meaning: "at least 32 bytes; signs login, viewer and replica tokens (the same on every replica)" },
-    Variable { name: "LISTEN_ADDR", default: "0.0.0.0:8080", meaning: "HTTP and WebSocket listener" },
-    Variable { name: "AGENT_HEARTBEAT_INTERVAL", default: "30s", meaning: "how often agents send heartbeats and agents and viewers are pinged" },
-    Variable { name: "AGENT_TIMEOUT", default: "90s", meaning: "silence after which an agent is offline; longer than the interval" },
-    Variable { name: "COMMAND_TIMEOUT", default: "5m", meaning: "an unanswered command times out (stream commands: 30s)" },
-    Variable { name: "VNC_PROXY_ENABLED", default: "true", meaning: "serve viewer tokens and the VNC proxy" },
-    Variable { name: "STREAMSPACE_ADMIN_PASSWORD", default: "generated", meaning: "password of the first admin, else one is printed once" },
-    Variable { name: "STATIC_DIR", default: "static", meaning: "the pages and their node_modules (noVNC)" },
-    Variable { name: "COMMAND_RETENTION", default: "7d", meaning: "finished commands older than this are deleted" },
-    Variable { name: "AUDIT_RETENTION", default: "90d", meaning: "audit entries older than this are deleted" },
-    Variable { name: "SESSION_RETENTION", default: "30d", meaning: "ended sessions unchanged this long are deleted" },
-    Variable { name: "REPLICA_ADDRESS", default: "http://<listener>", meaning: "where the other replicas reach this one (the viewer bridge)" },
-    Variable { name: "REPLICA_HEARTBEAT_INTERVAL", default: "2s", meaning: "how often a replica records that it lives; three missed beats and others take over" },
-    Variable { name: "RUST_LOG", default: "info", meaning: "log filter (env_logger syntax)" },
+    Variable {
+        name: "DATABASE_URL",
+        default: "required",
+        meaning: "Postgres URL (postgres://…); migrations run at start",
+    },
+    Variable {
+        name: "JWT_SECRET",
+        default: "required",
+        meaning: "at least 32 bytes; signs login, viewer and replica tokens (the same on every replica)",
+    },
+    Variable {
+        name: "LISTEN_ADDR",
+        default: "0.0.0.0:8080",
+        meaning: "HTTP and WebSocket listener",
+    },
+    Variable {
+        name: "AGENT_HEARTBEAT_INTERVAL",
+        default: "30s",
+        meaning: "how often agents send heartbeats and agents and viewers are pinged",
+    },
+    Variable {
+        name: "AGENT_TIMEOUT",
+        default: "90s",
+        meaning: "silence after which an agent is offline; longer than the interval",
+    },
+    Variable {
+        name: "COMMAND_TIMEOUT",
+        default: "5m",
+        meaning: "an unanswered command times out (stream commands: 30s)",
+    },
+    Variable {
+        name: "VNC_PROXY_ENABLED",
+        default: "true",
+        meaning: "serve viewer tokens and the VNC proxy",
+    },
+    Variable {
+        name: "STREAMSPACE_ADMIN_PASSWORD",
+        default: "generated",
+        meaning: "password of the first admin, else one is printed once",
+    },
+    Variable {
+        name: "STATIC_DIR",
+        default: "static",
+        meaning: "the pages and their node_modules (noVNC)",
+    },
+    Variable {
+        name: "COMMAND_RETENTION",
+        default: "7d",
+        meaning: "finished commands older than this are deleted",
+    },
+    Variable {
+        name: "AUDIT_RETENTION",
+        default: "90d",
+        meaning: "audit entries older than this are deleted",
+    },
+    Variable {
+        name: "SESSION_RETENTION",
+        default: "30d",
+        meaning: "ended sessions unchanged this long are deleted",
+    },
+    Variable {
+        name: "REPLICA_ADDRESS",
+        default: "http://<listener>",
+        meaning: "where the other replicas reach this one (the viewer bridge)",
+    },
+    Variable {
+        name: "REPLICA_HEARTBEAT_INTERVAL",
+        default: "2s",
+        meaning: "how often a replica records that it lives; three missed beats and others take over",
+    },
+    Variable {
+        name: "RUST_LOG",
+        default: "info",
+        meaning: "log filter (env_logger syntax)",
+    },
 ];
 
 #[cfg(test)]

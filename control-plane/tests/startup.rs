@@ -216,9 +216,21 @@ async fn an_operator_creates_an_admin_and_resets_a_lost_password_from_the_comman
     assert_eq!(status, 401, "a token from before the reset is refused");
 
     for (args, stdin, says) in [
-        (&["reset-password", "nobody"][..], "long-enough-1\n", "no user \"nobody\""),
-        (&["reset-password", "ops"], "short\n", "at least 8 characters"),
-        (&["create-admin", "bad name!"], "long-enough-1\n", "user name"),
+        (
+            &["reset-password", "nobody"][..],
+            "long-enough-1\n",
+            "no user \"nobody\"",
+        ),
+        (
+            &["reset-password", "ops"],
+            "short\n",
+            "at least 8 characters",
+        ),
+        (
+            &["create-admin", "bad name!"],
+            "long-enough-1\n",
+            "user name",
+        ),
     ] {
         let (code, text) = account(&server.db, args, stdin);
         assert_eq!(code, 2, "{args:?}: {text}");
@@ -227,7 +239,10 @@ async fn an_operator_creates_an_admin_and_resets_a_lost_password_from_the_comman
     }
     let (code, text) = {
         let output = binary().args(["create-admin", "x"]).output().unwrap();
-        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     };
     assert_eq!(code, Some(2));
     assert!(text.contains("DATABASE_URL"), "{text}");

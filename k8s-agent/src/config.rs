@@ -334,30 +334,126 @@ fn is_loopback(host_and_path: &str) -> bool {
 
 /// Every variable the agent reads, for `--help` (the README's table says more).
 pub const VARIABLES: &[Variable] = &[
-    Variable { name: "AGENT_ID", default: "required", meaning: "the agent's name; its credential is bound to it" },
-    Variable { name: "CONTROL_PLANE_URL", default: "required", meaning: "ws:// or wss:// URL of the control plane" },
-    Variable { name: "AGENT_TOKEN", default: "—", meaning: "the agent's credential, minted by an admin" },
-    Variable { name: "AGENT_TOKEN_FILE", default: "—", meaning: "a file holding the credential instead" },
-    Variable { name: "ALLOW_INSECURE_CONTROL_PLANE", default: "false", meaning: "allow a ws:// URL that is not this host" },
-    Variable { name: "PLATFORM", default: "kubernetes", meaning: "kubernetes, docker or local" },
-    Variable { name: "REGION", default: "—", meaning: "used to place sessions" },
-    Variable { name: "MAX_SESSIONS", default: "20", meaning: "sessions accepted at once (announced as capacity)" },
-    Variable { name: "HEALTH_ADDR", default: "0.0.0.0:8081", meaning: "/healthz and /readyz (ready = linked)" },
-    Variable { name: "NAMESPACE", default: "streamspace", meaning: "kubernetes: namespace of the session objects" },
-    Variable { name: "KUBECONFIG", default: "in-cluster", meaning: "kubernetes: path to a kubeconfig" },
-    Variable { name: "DOCKER_HOST", default: DEFAULT_DOCKER_HOST, meaning: "docker: the engine's unix:// socket" },
-    Variable { name: "HOME_SIZE", default: "5Gi", meaning: "kubernetes: size of each home volume" },
-    Variable { name: "STORAGE_CLASS", default: "cluster default", meaning: "kubernetes: storage class of home volumes" },
-    Variable { name: "SHM_SIZE", default: "1Gi", meaning: "kubernetes, docker: size of each desktop's /dev/shm" },
-    Variable { name: "RUN_AS_USER", default: "1000", meaning: "kubernetes, docker: user id of the desktop container" },
-    Variable { name: "RECONCILE_INTERVAL", default: "60s", meaning: "how often the agent reports every session it holds" },
-    Variable { name: "SESSION_READY_TIMEOUT", default: "5m", meaning: "how long a desktop may take to be ready" },
-    Variable { name: "DATA_DIR", default: "/var/lib/streamspace-agent", meaning: "local: session records and home directories" },
-    Variable { name: "XVNC", default: "Xvnc", meaning: "local: the VNC server binary" },
-    Variable { name: "DESKTOP_ACCOUNTS", default: "per-user", meaning: "local, as root: per-user accounts, or shared" },
-    Variable { name: "DESKTOP_USER", default: "streamspace-desktop", meaning: "local: the shared account, or the per-user accounts' prefix" },
-    Variable { name: "SCREEN_GEOMETRY", default: "1280x800", meaning: "local: desktop size" },
-    Variable { name: "RUST_LOG", default: "info", meaning: "log filter (env_logger syntax)" },
+    Variable {
+        name: "AGENT_ID",
+        default: "required",
+        meaning: "the agent's name; its credential is bound to it",
+    },
+    Variable {
+        name: "CONTROL_PLANE_URL",
+        default: "required",
+        meaning: "ws:// or wss:// URL of the control plane",
+    },
+    Variable {
+        name: "AGENT_TOKEN",
+        default: "—",
+        meaning: "the agent's credential, minted by an admin",
+    },
+    Variable {
+        name: "AGENT_TOKEN_FILE",
+        default: "—",
+        meaning: "a file holding the credential instead",
+    },
+    Variable {
+        name: "ALLOW_INSECURE_CONTROL_PLANE",
+        default: "false",
+        meaning: "allow a ws:// URL that is not this host",
+    },
+    Variable {
+        name: "PLATFORM",
+        default: "kubernetes",
+        meaning: "kubernetes, docker or local",
+    },
+    Variable {
+        name: "REGION",
+        default: "—",
+        meaning: "used to place sessions",
+    },
+    Variable {
+        name: "MAX_SESSIONS",
+        default: "20",
+        meaning: "sessions accepted at once (announced as capacity)",
+    },
+    Variable {
+        name: "HEALTH_ADDR",
+        default: "0.0.0.0:8081",
+        meaning: "/healthz and /readyz (ready = linked)",
+    },
+    Variable {
+        name: "NAMESPACE",
+        default: "streamspace",
+        meaning: "kubernetes: namespace of the session objects",
+    },
+    Variable {
+        name: "KUBECONFIG",
+        default: "in-cluster",
+        meaning: "kubernetes: path to a kubeconfig",
+    },
+    Variable {
+        name: "DOCKER_HOST",
+        default: DEFAULT_DOCKER_HOST,
+        meaning: "docker: the engine's unix:// socket",
+    },
+    Variable {
+        name: "HOME_SIZE",
+        default: "5Gi",
+        meaning: "kubernetes: size of each home volume",
+    },
+    Variable {
+        name: "STORAGE_CLASS",
+        default: "cluster default",
+        meaning: "kubernetes: storage class of home volumes",
+    },
+    Variable {
+        name: "SHM_SIZE",
+        default: "1Gi",
+        meaning: "kubernetes, docker: size of each desktop's /dev/shm",
+    },
+    Variable {
+        name: "RUN_AS_USER",
+        default: "1000",
+        meaning: "kubernetes, docker: user id of the desktop container",
+    },
+    Variable {
+        name: "RECONCILE_INTERVAL",
+        default: "60s",
+        meaning: "how often the agent reports every session it holds",
+    },
+    Variable {
+        name: "SESSION_READY_TIMEOUT",
+        default: "5m",
+        meaning: "how long a desktop may take to be ready",
+    },
+    Variable {
+        name: "DATA_DIR",
+        default: "/var/lib/streamspace-agent",
+        meaning: "local: session records and home directories",
+    },
+    Variable {
+        name: "XVNC",
+        default: "Xvnc",
+        meaning: "local: the VNC server binary",
+    },
+    Variable {
+        name: "DESKTOP_ACCOUNTS",
+        default: "per-user",
+        meaning: "local, as root: per-user accounts, or shared",
+    },
+    Variable {
+        name: "DESKTOP_USER",
+        default: "streamspace-desktop",
+        meaning: "local: the shared account, or the per-user accounts' prefix",
+    },
+    Variable {
+        name: "SCREEN_GEOMETRY",
+        default: "1280x800",
+        meaning: "local: desktop size",
+    },
+    Variable {
+        name: "RUST_LOG",
+        default: "info",
+        meaning: "log filter (env_logger syntax)",
+    },
 ];
 
 #[cfg(test)]
@@ -369,10 +465,7 @@ mod tests {
     #[test]
     fn help_lists_exactly_the_variables_the_configuration_reads() {
         let read = streamspace_settings::names_read(
-            &[
-                ("AGENT_ID", "k8s-eu-1"),
-                ("CONTROL_PLANE_URL", "wss://cp/"),
-            ],
+            &[("AGENT_ID", "k8s-eu-1"), ("CONTROL_PLANE_URL", "wss://cp/")],
             |get| Config::from_lookup(get),
         );
         let mut listed: std::collections::BTreeSet<String> =

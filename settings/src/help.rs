@@ -78,7 +78,10 @@ mod tests {
             ],
         );
         assert!(text.starts_with("demo 0.1.0\nDoes things.\n\nUsage:\n  demo\n  demo --help\n"));
-        assert!(text.contains("\n  A       [required] the first\n"), "{text}");
+        assert!(
+            text.contains("\n  A       [required] the first\n"),
+            "{text}"
+        );
         assert!(text.contains("\n  LONGER  [30s] the second\n"), "{text}");
     }
 
