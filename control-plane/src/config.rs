@@ -222,6 +222,11 @@ pub const VARIABLES: &[Variable] = &[
         default: "info",
         meaning: "log filter (env_logger syntax)",
     },
+    Variable {
+        name: "LOG_FORMAT",
+        default: "text",
+        meaning: "text, or json: one JSON object per line",
+    },
 ];
 
 #[cfg(test)]
@@ -242,7 +247,7 @@ mod tests {
         let mut listed: std::collections::BTreeSet<String> =
             VARIABLES.iter().map(|v| v.name.to_owned()).collect();
         // Read by the logger, not the configuration.
-        assert!(listed.remove("RUST_LOG"));
+        assert!(listed.remove("RUST_LOG") && listed.remove("LOG_FORMAT"));
         assert_eq!(read, listed);
     }
 

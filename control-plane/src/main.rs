@@ -76,7 +76,16 @@ fn main() -> ExitCode {
 
 #[actix_web::main]
 async fn serve() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match streamspace_settings::log_format(|name| std::env::var(name).ok()) {
+        Ok(format) => streamspace_settings::init_logging(
+            format,
+            streamspace_control_plane::http::request_id::log_context,
+        ),
+        Err(e) => {
+            eprintln!("{NAME}: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     // The replica bridge's client (awc) needs one TLS provider chosen for wss:// replicas.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = match Config::from_env() {

@@ -100,11 +100,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         App::new()
             .app_data(state.clone())
             .wrap(security_headers())
-            // The path only: viewer tokens travel in query strings and must not reach logs.
-            .wrap(
-                actix_web::middleware::Logger::new("%a %{method}xi %U %s %b %Dms")
-                    .custom_request_replace("method", |req| req.method().to_string()),
-            )
+            .wrap(actix_web::middleware::from_fn(
+                crate::http::request_id::assign,
+            ))
             .configure(|cfg| crate::http::configure(cfg, &static_dir))
     })
     // Credit frames and keystrokes are tiny: Nagle's algorithm would hold them back for a

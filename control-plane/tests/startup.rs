@@ -247,3 +247,101 @@ async fn an_operator_creates_an_admin_and_resets_a_lost_password_from_the_comman
     assert_eq!(code, Some(2));
     assert!(text.contains("DATABASE_URL"), "{text}");
 }
+
+#[actix_web::test]
+async fn with_log_format_json_every_line_is_an_object_and_each_request_carries_its_id() {
+    use std::io::Read;
+    let db = streamspace_testkit::TestDatabase::create();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = binary()
+        .env("DATABASE_URL", db.url())
+        .env("JWT_SECRET", common::JWT_SECRET)
+        .env("STREAMSPACE_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = awc::Client::default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(std::time::Instant::now() < deadline, "not ready");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // A proxy's id is kept: in the header, in the error body.
+    let mut response = client
+        .get(format!("{base}/api/v1/auth/me"))
+        .insert_header(("X-Request-Id", "trace-42"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers().get("x-request-id").unwrap(), "trace-42");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["request_id"], "trace-42");
+    // Without one (or with a malformed one) a fresh id is made.
+    let response = client
+        .get(format!("{base}/healthz"))
+        .insert_header(("X-Request-Id", "has a space"))
+        .send()
+        .await
+        .unwrap();
+    let made = response
+        .headers()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(made.parse::<uuid::Uuid>().is_ok(), "{made}");
+
+    // The log is written line by line as it goes: nothing is lost by killing the process.
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(lines.len() > 3, "{log}");
+    for line in &lines {
+        for key in ["time", "level", "target", "message"] {
+            assert!(line[key].is_string(), "{key} missing: {line}");
+        }
+    }
+    assert!(
+        lines.iter().any(|l| l["request_id"] == "trace-42"
+            && l["target"] == "streamspace::access"
+            && l["message"]
+                .as_str()
+                .unwrap()
+                .contains("GET /api/v1/auth/me 401")),
+        "{log}"
+    );
+
+    let output = binary().env("LOG_FORMAT", "xml").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("LOG_FORMAT: \"xml\" is not text or json"),
+        "{stderr}"
+    );
+}

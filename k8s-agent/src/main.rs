@@ -45,7 +45,13 @@ fn main() -> ExitCode {
         }
         None => {}
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match streamspace_settings::log_format(|name| std::env::var(name).ok()) {
+        Ok(format) => streamspace_settings::init_logging(format, Vec::new),
+        Err(e) => {
+            eprintln!("{NAME}: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     // Both ring and aws-lc-rs can end up linked; kube and awc panic unless one is chosen.
     let _ = rustls::crypto::ring::default_provider().install_default();
     if args.first().map(String::as_str) == Some("render") {

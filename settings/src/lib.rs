@@ -7,9 +7,11 @@ use std::time::Duration;
 use thiserror::Error;
 
 mod help;
+mod logging;
 mod termination;
 
 pub use help::{Variable, help, names_read};
+pub use logging::{Context, LogFormat, init_logging, json_line, log_format};
 pub use termination::terminated;
 
 /// A variable that is missing or malformed; the message names it.

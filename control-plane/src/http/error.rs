@@ -58,6 +58,9 @@ pub enum ApiError {
 struct Body<'a> {
     error: &'a str,
     message: String,
+    /// The request's id (`X-Request-Id`), to find its log lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
 }
 
 impl ApiError {
@@ -117,6 +120,7 @@ impl ResponseError for ApiError {
         response.json(Body {
             error: self.code(),
             message: self.to_string(),
+            request_id: super::request_id::current(),
         })
     }
 }

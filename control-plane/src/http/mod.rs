@@ -12,6 +12,7 @@ pub mod homes;
 pub mod metrics;
 pub mod pages;
 pub mod paging;
+pub mod request_id;
 pub mod sessions;
 pub mod templates;
 pub mod users;
