@@ -5,7 +5,15 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CLEANUPS=()
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# A phase line: the clock, the time since the script started, the time the previous phase
+# took, and what starts now — so a slow first run shows where its minutes go.
+STARTED_AT=${STARTED_AT:-$SECONDS}
+PHASE_AT=$SECONDS
+log() {
+    printf '\033[1m==> %s +%ds (previous step %ds) %s\033[0m\n' "$(date +%H:%M:%S)" \
+        "$((SECONDS - STARTED_AT))" "$((SECONDS - PHASE_AT))" "$*" >&2
+    PHASE_AT=$SECONDS
+}
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 on_exit() { CLEANUPS+=("$1"); }
