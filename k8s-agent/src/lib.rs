@@ -7,6 +7,7 @@ pub mod health;
 pub mod launch;
 pub mod link;
 pub mod link_messages;
+pub mod metrics;
 pub mod render;
 pub mod runtime;
 pub mod tunnel;

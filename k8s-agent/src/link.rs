@@ -243,6 +243,7 @@ impl ControlPlaneLink {
                     self.config.control_plane_url
                 );
                 self.linked.store(true, Ordering::Relaxed);
+                crate::metrics::METRICS.linked();
                 self.backoff.reset();
                 self.stream_window = stream_window;
                 let every = match heartbeat_interval_ms {
@@ -475,6 +476,14 @@ pub fn nodelay_connector() -> impl actix_service::Service<
 
 /// Carries out the commands that only need the runtime.
 async fn run(runtime: &dyn Runtime, command: Command) -> Result<serde_json::Value, String> {
+    let operation = command.name();
+    let started = std::time::Instant::now();
+    let result = call(runtime, command).await;
+    crate::metrics::METRICS.runtime_call(operation, started.elapsed(), result.is_ok());
+    result
+}
+
+async fn call(runtime: &dyn Runtime, command: Command) -> Result<serde_json::Value, String> {
     let value = |v| serde_json::to_value(v).map_err(|e| e.to_string());
     match command {
         Command::CreateSession(spec) => {

@@ -100,7 +100,7 @@ async fn run(config: Config) -> ExitCode {
         }
     };
     let linked = Arc::new(AtomicBool::new(false));
-    let probes = match health::serve(config.health_addr, linked.clone()) {
+    let probes = match health::serve(config.health_addr, linked.clone(), runtime.clone()) {
         Ok(server) => server,
         Err(e) => {
             eprintln!(

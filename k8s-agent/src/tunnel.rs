@@ -131,6 +131,7 @@ impl Actor for Tunnel {
                     }
                 };
                 credit.add_permits(budget - n);
+                crate::metrics::METRICS.to_viewer(n);
                 link.frame.do_send(SendFrame(
                     Frame::Data {
                         stream_id,
@@ -148,6 +149,7 @@ impl Actor for Tunnel {
                     me.do_send(End(format!("writing to the VNC server failed: {e}")));
                     return;
                 }
+                crate::metrics::METRICS.from_viewer(bytes.len());
                 me.do_send(Drained(bytes.len()));
             }
         }));

@@ -363,3 +363,134 @@ async fn an_agent_killed_during_a_stream_tells_the_viewer_and_its_desktop_is_vie
     cp::session_reaches(&server, id, "running").await;
     assert_viewable(&server, &alice, id).await;
 }
+
+/// A scrape parsed by the official Prometheus Python client's OpenMetrics parser (Debian's
+/// `python3-prometheus-client`): its families with their type, unit and samples.
+fn parsed(text: &str) -> Vec<serde_json::Value> {
+    use std::io::Write;
+    const PARSE: &str = "import json, sys\n\
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+        print(json.dumps([{'name': f.name, 'type': f.type, 'unit': f.unit, \
+        'samples': [{'name': s.name, 'labels': s.labels, 'value': s.value} for s in f.samples]} \
+        for f in text_string_to_metric_families(sys.stdin.read())]))";
+    let mut python = Command::new("/usr/bin/python3")
+        .args(["-c", PARSE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 with prometheus_client (scripts/test installs it)");
+    python
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = python.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "the parser refused the scrape: {}\n{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Counters' samples end in `_total`, histograms name their unit (`_seconds`, `_bytes`),
+/// every name is ours.
+fn assert_conventions(families: &[serde_json::Value], text: &str) {
+    assert!(!families.is_empty(), "{text}");
+    for family in families {
+        let name = family["name"].as_str().unwrap();
+        assert!(name.starts_with("streamspace_"), "{name}");
+        match family["type"].as_str().unwrap() {
+            "counter" => {
+                for sample in family["samples"].as_array().unwrap() {
+                    let sample = sample["name"].as_str().unwrap();
+                    assert!(
+                        sample == format!("{name}_total") || sample == format!("{name}_created"),
+                        "counter {name}: sample {sample}"
+                    );
+                }
+            }
+            "histogram" => assert!(
+                name.ends_with("_seconds") || name.ends_with("_bytes"),
+                "histogram {name}"
+            ),
+            "gauge" => {}
+            other => panic!("{name}: unexpected type {other}\n{text}"),
+        }
+    }
+}
+
+#[actix_web::test]
+async fn both_metrics_endpoints_parse_and_the_agent_counts_sessions_tunnel_bytes_links_and_calls() {
+    let server = cp::start(&[]).await;
+    server.template("xterm").await;
+    let token = server.register_agent("local-1", "local").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let health = format!("127.0.0.1:{port}");
+    let _agent = AgentProcess::start_with(&server, &token, &[("HEALTH_ADDR", &health)]);
+    cp::agent_reaches(&server, "local-1", "online").await;
+    let alice = server.user("alice").await;
+    let id = cp::create_session(&server, &alice, "xterm").await;
+    cp::session_reaches(&server, id, "running").await;
+    let url = server.viewer_url(&alice, id).await;
+    let (_viewer, _) = ViewerStream::open_showing(&url).await.unwrap();
+
+    let mut response = awc::Client::default()
+        .get(format!("http://{health}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let agent_text = String::from_utf8(response.body().await.unwrap().to_vec()).unwrap();
+    let agent = parsed(&agent_text);
+    assert_conventions(&agent, &agent_text);
+    // The sum of the samples named `sample` with `label`.
+    let value = |sample: &str, label: (&str, &str)| -> f64 {
+        agent
+            .iter()
+            .flat_map(|f| f["samples"].as_array().unwrap())
+            .filter(|s| s["name"] == sample && s["labels"][label.0] == label.1)
+            .map(|s| s["value"].as_f64().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        value("streamspace_agent_sessions", ("state", "running")),
+        1.0
+    );
+    assert!(
+        value(
+            "streamspace_agent_tunnel_bytes_total",
+            ("direction", "to_viewer")
+        ) > 1e5
+    );
+    assert!(
+        value(
+            "streamspace_agent_tunnel_bytes_total",
+            ("direction", "from_viewer")
+        ) > 0.0
+    );
+    assert!(
+        value(
+            "streamspace_agent_runtime_call_seconds_count",
+            ("operation", "create_session")
+        ) >= 1.0,
+        "{agent_text}"
+    );
+    let links = agent
+        .iter()
+        .flat_map(|f| f["samples"].as_array().unwrap())
+        .find(|s| s["name"] == "streamspace_agent_links_total")
+        .unwrap_or_else(|| panic!("{agent_text}"));
+    assert!(links["value"].as_f64().unwrap() >= 1.0);
+
+    let (status, text) = server.call("GET", "/metrics", None, None).await;
+    assert_eq!(status, 200);
+    let text = text.as_str().unwrap().to_owned();
+    assert_conventions(&parsed(&text), &text);
+}
