@@ -26,6 +26,10 @@ async fn login_fails_the_same_way_for_a_wrong_password_and_an_unknown_user() {
             )
             .await;
         assert_eq!(status, 401);
+        // The same but for the request's own id.
+        let mut body = body;
+        assert!(body["request_id"].is_string());
+        body.as_object_mut().unwrap().remove("request_id");
         assert_eq!(
             body,
             json!({"error": "unauthorized", "message": "invalid username or password"})
@@ -385,4 +389,46 @@ async fn admins_delete_users_who_hold_nothing_on_any_agent() {
         .await;
     assert_eq!(status, 401);
     server.audit("user_delete", 1).await;
+}
+
+#[actix_web::test]
+async fn users_and_templates_page_by_name_and_refuse_what_they_do_not_know() {
+    let server = common::start(&[]).await;
+    for name in ["carol", "alice", "bob"] {
+        server.user(name).await;
+    }
+    for name in ["zeta", "alpha", "mid"] {
+        server.template(name).await;
+    }
+    let walk = |list: &'static str, key: &'static str| {
+        let server = &server;
+        async move {
+            let mut seen = Vec::new();
+            let mut path = format!("/api/v1/{list}?limit=2");
+            loop {
+                let (status, page) = server.get(&path, &server.admin).await;
+                assert_eq!(status, 200, "{page}");
+                let items = page[list].as_array().unwrap();
+                assert!(items.len() <= 2);
+                seen.extend(items.iter().map(|i| i[key].as_str().unwrap().to_owned()));
+                match page["next_after"].as_str() {
+                    Some(after) => path = format!("/api/v1/{list}?limit=2&after={after}"),
+                    None => return seen,
+                }
+            }
+        }
+    };
+    assert_eq!(
+        walk("users", "username").await,
+        ["admin", "alice", "bob", "carol"]
+    );
+    assert_eq!(walk("templates", "name").await, ["alpha", "mid", "zeta"]);
+    for bad in ["limit=0", "limit=501", "limit=x", "sort=name"] {
+        for list in ["users", "templates"] {
+            let (status, body) = server
+                .get(&format!("/api/v1/{list}?{bad}"), &server.admin)
+                .await;
+            assert_eq!(status, 400, "{list}?{bad}: {body}");
+        }
+    }
 }

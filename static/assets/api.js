@@ -39,6 +39,19 @@ export async function api(path, { method = 'GET', body } = {}) {
   return data;
 }
 
+/** Every item of a list paged by name (`next_after`), page after page. */
+export async function everything(path, key) {
+  const items = [];
+  let after = '';
+  do {
+    const separator = path.includes('?') ? '&' : '?';
+    const page = await api(`${path}${separator}limit=500${after ? `&after=${encodeURIComponent(after)}` : ''}`);
+    items.push(...page[key]);
+    after = page.next_after;
+  } while (after);
+  return items;
+}
+
 export function signInUrl() {
   return `/?next=${encodeURIComponent(location.pathname)}`;
 }

@@ -199,3 +199,15 @@ export function table(columns, rows, empty) {
     : el('tr', {}, el('td', { colspan: columns.length, class: 'empty' }, empty)));
   return el('table', { class: 'responsive' }, head, body);
 }
+
+/**
+ * Previous / Page N / Next over a list paged by cursor. `cursors` holds the cursor of each
+ * page shown so far ('' for the first); `next` is the one the last answer gave, if any.
+ */
+export function pagerButtons(cursors, next, load, [back, forward] = ['Previous', 'Next']) {
+  return [
+    el('button', { type: 'button', class: 'secondary', disabled: cursors.length > 1 ? undefined : '', onclick: () => { cursors.pop(); load(); } }, back),
+    el('span', { class: 'muted' }, `Page ${cursors.length}`),
+    el('button', { type: 'button', class: 'secondary', disabled: next ? undefined : '', onclick: () => { cursors.push(next); load(); } }, forward),
+  ];
+}

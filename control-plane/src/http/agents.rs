@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::caller::Caller;
 use super::error::ApiError;
-use super::paging::{next_before, page_size};
+use super::paging::{DEFAULT_BY_NAME, next_before, page_size};
 use crate::actors::supervisor::{AgentRemoved, Ask, CredentialsRevoked};
 use crate::auth::agent_token;
 use crate::model::AgentStatus;
@@ -44,9 +44,6 @@ fn audit(
             .details(details),
     ));
 }
-
-/// Agents a page shows when the request does not say.
-const DEFAULT_PAGE: i64 = 100;
 
 fn no_agent(agent_id: &str) -> ApiError {
     ApiError::NotFound(format!("no agent {agent_id:?}"))
@@ -168,7 +165,7 @@ pub async fn list(
     if let Some(platform) = &platform {
         validate::platform(platform).map_err(ApiError::invalid)?;
     }
-    let limit = page_size(limit, DEFAULT_PAGE)?;
+    let limit = page_size(limit, DEFAULT_BY_NAME)?;
     let agents = state
         .store
         .run(ListAgents {

@@ -1,6 +1,21 @@
 //! Paged lists: the page size a request may ask for, and the cursor of the next page.
 
+use serde::Deserialize;
+
 use super::error::ApiError;
+
+/// `?limit=&after=` of a list by name; anything else in the query string is refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ByName {
+    /// Page size (default 100, at most [`MAX_PAGE`]).
+    pub limit: Option<i64>,
+    /// Items after this name: the previous page's `next_after`.
+    pub after: Option<String>,
+}
+
+/// Items a page of a list by name shows when the request does not say.
+pub const DEFAULT_BY_NAME: i64 = 100;
 
 /// Largest page any list serves.
 pub const MAX_PAGE: i64 = 500;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::caller::Caller;
 use super::error::ApiError;
+use super::paging::{ByName, DEFAULT_BY_NAME, next_before, page_size};
 use crate::store::audit::Record;
 use crate::store::templates::{
     CreateTemplate, DeleteTemplate, ListTemplates, TemplateByName, TemplateFields, UpdateTemplate,
@@ -122,9 +123,19 @@ pub async fn create(
 
 /// `GET /api/v1/templates`
 #[get("/templates")]
-pub async fn list(state: web::Data<AppState>, _caller: Caller) -> Result<HttpResponse, ApiError> {
-    let templates = state.store.run(ListTemplates).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "templates": templates })))
+pub async fn list(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    page: web::Query<ByName>,
+) -> Result<HttpResponse, ApiError> {
+    let ByName { limit, after } = page.into_inner();
+    let limit = page_size(limit, DEFAULT_BY_NAME)?;
+    let templates = state.store.run(ListTemplates { after, limit }).await?;
+    let next_after = next_before(&templates, limit, |t| t.name.clone());
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "templates": templates,
+        "next_after": next_after,
+    })))
 }
 
 /// `GET /api/v1/templates/{name}`

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::caller::Caller;
 use super::error::ApiError;
+use super::paging::{ByName, DEFAULT_BY_NAME, next_before, page_size};
 use crate::actors::supervisor::CloseStreamsOf;
 use crate::auth::password;
 use crate::model::Role;
@@ -81,10 +82,17 @@ pub async fn create(
 
 /// `GET /api/v1/users`
 #[get("/users")]
-pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    page: web::Query<ByName>,
+) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
-    let users = state.store.run(ListUsers).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "users": users })))
+    let ByName { limit, after } = page.into_inner();
+    let limit = page_size(limit, DEFAULT_BY_NAME)?;
+    let users = state.store.run(ListUsers { after, limit }).await?;
+    let next_after = next_before(&users, limit, |u| u.username.clone());
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "users": users, "next_after": next_after })))
 }
 
 /// Changes to a user; absent fields stay as they are.

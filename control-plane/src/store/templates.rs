@@ -150,14 +150,24 @@ impl Query for TemplateByName {
 }
 
 /// Every template, by name.
-pub struct ListTemplates;
+pub struct ListTemplates {
+    /// Names after this one (the previous page's last).
+    pub after: Option<String>,
+    /// Page size.
+    pub limit: i64,
+}
 
 impl Query for ListTemplates {
     type Output = Vec<Template>;
     fn run(self, conn: &mut PgConnection) -> Result<Vec<Template>, StoreError> {
-        Ok(templates::table
+        let mut query = templates::table
             .order(templates::name)
             .select(Template::as_select())
-            .load(conn)?)
+            .limit(self.limit)
+            .into_boxed();
+        if let Some(after) = &self.after {
+            query = query.filter(templates::name.gt(after));
+        }
+        Ok(query.load(conn)?)
     }
 }

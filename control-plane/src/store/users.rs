@@ -137,15 +137,25 @@ impl Query for UserById {
 }
 
 /// Every user, by name.
-pub struct ListUsers;
+pub struct ListUsers {
+    /// Names after this one (the previous page's last).
+    pub after: Option<String>,
+    /// Page size.
+    pub limit: i64,
+}
 
 impl Query for ListUsers {
     type Output = Vec<User>;
     fn run(self, conn: &mut PgConnection) -> Result<Vec<User>, StoreError> {
-        Ok(users::table
+        let mut query = users::table
             .order(users::username)
             .select(User::as_select())
-            .load(conn)?)
+            .limit(self.limit)
+            .into_boxed();
+        if let Some(after) = &self.after {
+            query = query.filter(users::username.gt(after));
+        }
+        Ok(query.load(conn)?)
     }
 }
 

@@ -4,7 +4,7 @@
 
 import { api } from '/assets/api.js';
 import {
-  ago, badge, confirmDialog, copyButton, dialog, el, field, formDialog, platform, PLATFORM_CHOICES, reason, select, shortId,
+  ago, badge, pagerButtons, confirmDialog, copyButton, dialog, el, field, formDialog, platform, PLATFORM_CHOICES, reason, select, shortId,
   table, when,
 } from '/assets/ui.js';
 import { autoRefresh } from '/assets/refresh.js';
@@ -208,11 +208,7 @@ export default {
               el('button', { type: 'button', class: 'danger small', onclick: () => remove(a, load).catch((e) => { error.textContent = reason(e); }) }, 'Remove')),
           ],
         })), summary.agents ? 'No agent matches these filters.' : 'No agents yet: register one.'));
-        pager.replaceChildren(
-          el('button', { type: 'button', class: 'secondary', disabled: cursors.length > 1 ? undefined : '', onclick: () => { cursors.pop(); load(); } }, 'Previous'),
-          el('span', { class: 'muted' }, `Page ${cursors.length}`),
-          el('button', { type: 'button', class: 'secondary', disabled: next ? undefined : '', onclick: () => { cursors.push(next); load(); } }, 'Next'),
-        );
+        pager.replaceChildren(...pagerButtons(cursors, next, load));
         refresh.stamp.textContent = `Updated ${new Date().toLocaleTimeString()}`;
       } catch (e) {
         if (e.status === 401) return app.expired();

@@ -1,7 +1,7 @@
 // Desktops (everyone): start one from a template, see one's own as cards, open, delete or
 // remove them from the list; and the persistent homes that outlive them.
 
-import { api } from '/assets/api.js';
+import { api, everything } from '/assets/api.js';
 import {
   ago, badge, confirmDialog, el, field, platform, PLATFORM_NAMES, reason, shortId, table, when,
 } from '/assets/ui.js';
@@ -137,7 +137,7 @@ export default {
         el('p', { class: 'note' }, 'A desktop that keeps its home finds it again next time: one home per template, on the agent that keeps it, used by one desktop at a time.'),
         homes),
     );
-    api('/api/v1/templates').then(({ templates: list }) => {
+    everything('/api/v1/templates', 'templates').then((list) => {
       templates = list;
       inputs.template.replaceChildren(...list.map((t) => el('option', { value: t.name }, t.display_name)));
       suitTemplate();

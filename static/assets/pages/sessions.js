@@ -3,7 +3,7 @@
 
 import { api } from '/assets/api.js';
 import {
-  ago, badge, confirmDialog, el, field, platform, PLATFORM_CHOICES, reason, select, shortId, table, when,
+  ago, badge, confirmDialog, el, field, pagerButtons, platform, PLATFORM_CHOICES, reason, select, shortId, table, when,
 } from '/assets/ui.js';
 import { autoRefresh } from '/assets/refresh.js';
 
@@ -50,11 +50,7 @@ export default {
               } }, 'Delete')),
           ],
         })), 'No session matches these filters.'));
-        pager.replaceChildren(
-          el('button', { type: 'button', class: 'secondary', disabled: cursors.length > 1 ? undefined : '', onclick: () => { cursors.pop(); load(); } }, 'Newer'),
-          el('span', { class: 'muted' }, `Page ${cursors.length}`),
-          el('button', { type: 'button', class: 'secondary', disabled: next ? undefined : '', onclick: () => { cursors.push(next); load(); } }, 'Older'),
-        );
+        pager.replaceChildren(...pagerButtons(cursors, next, load, ['Newer', 'Older']));
         refresh.stamp.textContent = `Updated ${new Date().toLocaleTimeString()}`;
       } catch (e) {
         if (e.status === 401) return app.expired();

@@ -2,7 +2,12 @@
 // first (running desktops keep running, and keep the template's name).
 
 import { api } from '/assets/api.js';
-import { confirmDialog, el, field, formDialog, platform, PLATFORM_CHOICES, reason, table } from '/assets/ui.js';
+import {
+  confirmDialog, el, field, formDialog, pagerButtons, platform, PLATFORM_CHOICES, reason, table,
+} from '/assets/ui.js';
+
+// Templates per page.
+const PAGE = 50;
 
 
 /** `KEY=value` lines, one per variable. */
@@ -62,9 +67,14 @@ export default {
   mount(root, app) {
     const list = el('div', { class: 'list' });
     const error = el('p', { class: 'error', role: 'alert' });
+    const pager = el('div', { class: 'pager' });
+    // Cursors of the pages shown so far: "Previous" goes back one.
+    const cursors = [''];
     const load = async () => {
       try {
-        const { templates } = await api('/api/v1/templates');
+        const after = cursors.at(-1);
+        const { templates, next_after: next } = await api(`/api/v1/templates?limit=${PAGE}${after ? `&after=${encodeURIComponent(after)}` : ''}`);
+        pager.replaceChildren(...pagerButtons(cursors, next, load));
         list.replaceChildren(table(['Name', 'Image or program', 'Runs on', 'Defaults', 'Environment', ''], templates.map((t) => ({
           attributes: { 'data-template': t.name },
           cells: [
@@ -86,7 +96,7 @@ export default {
         error.textContent = reason(e);
       }
     };
-    root.append(el('div', { class: 'toolbar' }, el('button', { type: 'button', class: 'push', onclick: () => editor(null, load) }, 'New template')), error, list);
+    root.append(el('div', { class: 'toolbar' }, el('button', { type: 'button', class: 'push', onclick: () => editor(null, load) }, 'New template')), error, list, pager);
     load();
     return {};
   },

@@ -1,7 +1,10 @@
 // Users (admins): create, change role, reset a password, disable, delete.
 
 import { api } from '/assets/api.js';
-import { badge, confirmDialog, el, field, formDialog, reason, select, table, when } from '/assets/ui.js';
+import { badge, confirmDialog, el, field, formDialog, pagerButtons, reason, select, table, when } from '/assets/ui.js';
+
+// Users per page.
+const PAGE = 50;
 
 const ROLES = [['user', 'User'], ['admin', 'Admin']];
 
@@ -12,13 +15,18 @@ export default {
   mount(root, app) {
     const list = el('div', { class: 'list' });
     const error = el('p', { class: 'error', role: 'alert' });
+    const pager = el('div', { class: 'pager' });
+    // Cursors of the pages shown so far: "Previous" goes back one.
+    const cursors = [''];
     const change = (user, body) => api(`/api/v1/users/${user.id}`, { method: 'PATCH', body }).then(load, (e) => {
       error.textContent = reason(e);
       load();
     });
     const load = async () => {
       try {
-        const { users } = await api('/api/v1/users');
+        const after = cursors.at(-1);
+        const { users, next_after: next } = await api(`/api/v1/users?limit=${PAGE}${after ? `&after=${encodeURIComponent(after)}` : ''}`);
+        pager.replaceChildren(...pagerButtons(cursors, next, load));
         list.replaceChildren(table(['User', 'Role', 'Status', 'Created', ''], users.map((u) => {
           const self = u.id === app.me.id;
           const role = select('role', ROLES, u.role, { 'aria-label': `Role of ${u.username}`, ...(self ? { disabled: '' } : {}) });
@@ -56,7 +64,7 @@ export default {
       field('Role', select('role', ROLES, 'user')),
     ], (form) => api('/api/v1/users', { method: 'POST', body: Object.fromEntries(form) }).then(() => true), { action: 'Create user' })
       .then((created) => created && load());
-    root.append(el('div', { class: 'toolbar' }, el('button', { type: 'button', class: 'push', onclick: create }, 'New user')), error, list);
+    root.append(el('div', { class: 'toolbar' }, el('button', { type: 'button', class: 'push', onclick: create }, 'New user')), error, list, pager);
     load();
     return {};
   },
