@@ -41,6 +41,9 @@ pub struct Config {
     /// `REPLICA_HEARTBEAT_INTERVAL` (default `2s`): how often this replica records that it
     /// lives; a replica three beats late is dead and its agents are judged by a survivor.
     pub replica_heartbeat_interval: Duration,
+    /// `SHUTDOWN_GRACE` (default `20s`): on SIGTERM, how long requests in flight get to finish
+    /// once agents and viewers are handed over (keep it under the pod's grace period).
+    pub shutdown_grace: Duration,
 }
 
 /// How long each kind of history is kept before the pruner deletes it.
@@ -141,6 +144,7 @@ impl Config {
             },
             replica_heartbeat_interval: vars
                 .duration("REPLICA_HEARTBEAT_INTERVAL", Duration::from_secs(2))?,
+            shutdown_grace: vars.duration("SHUTDOWN_GRACE", Duration::from_secs(20))?,
         })
     }
 }
@@ -216,6 +220,11 @@ pub const VARIABLES: &[Variable] = &[
         name: "REPLICA_HEARTBEAT_INTERVAL",
         default: "2s",
         meaning: "how often a replica records that it lives; three missed beats and others take over",
+    },
+    Variable {
+        name: "SHUTDOWN_GRACE",
+        default: "20s",
+        meaning: "on SIGTERM, how long requests in flight get to finish (under the pod's grace)",
     },
     Variable {
         name: "RUST_LOG",

@@ -18,9 +18,6 @@ use crate::metrics::Metrics;
 use crate::store::users::{AnyUsers, CreateFirstAdmin};
 use crate::store::{self, PgPool, StoreHandle};
 
-/// How long requests in flight get to finish on shutdown (within a pod's default 30 s grace).
-pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
-
 /// Threads running store queries (diesel is blocking).
 const STORE_THREADS: usize = 4;
 
@@ -77,6 +74,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let supervisor = Supervisor::new(store.clone(), metrics.clone(), timing, replica_id).start();
     Pruner::new(store.clone(), config.retention).start();
     let listen_addr = config.listen_addr;
+    let shutdown_grace = config.shutdown_grace;
     let (database_url, replica_heartbeat) = (
         config.database_url.clone(),
         config.replica_heartbeat_interval,
@@ -116,7 +114,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     // Shutdown is ours (see `Stopper`): agents and viewers are handed over first.
     let server = server
         .disable_signals()
-        .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
+        .shutdown_timeout(shutdown_grace.as_secs());
     let addr = server.addrs()[0];
     let replica = ReplicaIdentity {
         id: replica_id,

@@ -345,3 +345,76 @@ async fn with_log_format_json_every_line_is_an_object_and_each_request_carries_i
         "{stderr}"
     );
 }
+
+#[actix_web::test]
+async fn sigterm_tells_agents_to_reconnect_elsewhere_and_exits_zero_within_the_grace() {
+    let db = streamspace_testkit::TestDatabase::create();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = binary()
+        .env("DATABASE_URL", db.url())
+        .env("JWT_SECRET", common::JWT_SECRET)
+        .env("STREAMSPACE_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("SHUTDOWN_GRACE", "3s")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = awc::Client::default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(std::time::Instant::now() < deadline, "not ready");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut login = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .send_json(&serde_json::json!({"username": "admin", "password": common::ADMIN_PASSWORD}))
+        .await
+        .unwrap();
+    let admin: serde_json::Value = login.json().await.unwrap();
+    let mut registered = client
+        .post(format!("{base}/api/v1/agents/register"))
+        .bearer_auth(admin["token"].as_str().unwrap())
+        .send_json(&serde_json::json!({"agent_id": "local-1", "platform": "local"}))
+        .await
+        .unwrap();
+    let registered: serde_json::Value = registered.json().await.unwrap();
+    let token = registered["credential"]["token"].as_str().unwrap();
+    let ws = format!("ws://127.0.0.1:{port}");
+    let mut agent = common::ScriptedAgent::connect_at(&ws, "local-1", token, vec![]).await;
+
+    let started = std::time::Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let reason = agent.closed().await.expect("a close frame with a reason");
+    assert_eq!(
+        reason.code,
+        awc::ws::CloseCode::Restart,
+        "the agent is told to reconnect at once: {reason:?}"
+    );
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(8),
+            "still running {:?} after SIGTERM",
+            started.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(exit.code(), Some(0));
+}

@@ -30,6 +30,8 @@ check_charts() {
     log "helm: wrong values are refused with a clear message"
     expect_refusal "jwt.secret" r "$CP_CHART" --set database.url=postgres://db/x
     expect_refusal "replicaCount" r "$CP_CHART" "${CP_VALUES[@]}" --set replicaCount=0
+    expect_refusal "logFormat" r "$CP_CHART" "${CP_VALUES[@]}" --set logFormat=xml
+    expect_refusal "shutdownGraceSeconds" r "$CP_CHART" "${CP_VALUES[@]}" --set shutdownGraceSeconds=0
     expect_refusal "maxSessions" r "$AGENT_CHART" "${AGENT_VALUES[@]}" --set maxSessions=0
     expect_refusal "agentId" r "$AGENT_CHART" "${AGENT_VALUES[@]}" --set agentId=qa-
     expect_refusal "controlPlaneUrl" r "$AGENT_CHART" "${AGENT_VALUES[@]}" --set controlPlaneUrl=http://cp
