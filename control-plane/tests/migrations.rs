@@ -133,3 +133,148 @@ fn state_columns_refuse_unknown_values() {
     .unwrap_err();
     assert!(err.to_string().contains("agents_status_check"), "{err}");
 }
+
+#[derive(QueryableByName)]
+struct Column {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    udt: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    nullable: bool,
+}
+
+#[derive(QueryableByName)]
+struct ForeignKey {
+    #[diesel(sql_type = Text)]
+    child: String,
+    #[diesel(sql_type = Text)]
+    parent: String,
+    #[diesel(sql_type = Text)]
+    column: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    to_primary_key: bool,
+}
+
+/// Diesel's name for a Postgres column type.
+fn diesel_type(udt: &str) -> &'static str {
+    match udt {
+        "uuid" => "Uuid",
+        "text" => "Text",
+        "varchar" => "Varchar",
+        "int4" => "Int4",
+        "int8" => "Int8",
+        "bool" => "Bool",
+        "float8" => "Float8",
+        "jsonb" => "Jsonb",
+        "timestamptz" => "Timestamptz",
+        other => panic!("no diesel type known here for the column type {other}"),
+    }
+}
+
+/// What `diesel print-schema` writes for this database (tables and columns in the catalog's
+/// order, `joinable!` for single-column foreign keys to a primary key, every table allowed in
+/// one query), so the schema check needs no CLI installed from source.
+fn print_schema(conn: &mut PgConnection) -> String {
+    let tables = names(
+        conn,
+        "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' AND tablename <> '__diesel_schema_migrations'",
+    );
+    let mut out = String::from("// @generated automatically by Diesel CLI.\n");
+    for table in &tables {
+        let key = names(
+            conn,
+            &format!(
+                "SELECT a.attname AS name FROM pg_index i \
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+                 WHERE i.indrelid = 'public.{table}'::regclass AND i.indisprimary"
+            ),
+        );
+        let columns: Vec<Column> = diesel::sql_query(
+            "SELECT column_name::text AS name, udt_name::text AS udt, is_nullable = 'YES' AS nullable \
+             FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1 \
+             ORDER BY ordinal_position",
+        )
+        .bind::<Text, _>(table)
+        .load(conn)
+        .unwrap();
+        out.push_str(&format!(
+            "\ndiesel::table! {{\n    {table} ({}) {{\n",
+            key.join(", ")
+        ));
+        for column in columns {
+            let kind = diesel_type(&column.udt);
+            let kind = if column.nullable {
+                format!("Nullable<{kind}>")
+            } else {
+                kind.to_owned()
+            };
+            out.push_str(&format!("        {} -> {kind},\n", column.name));
+        }
+        out.push_str("    }\n}\n");
+    }
+    let keys: Vec<ForeignKey> = diesel::sql_query(
+        "SELECT child.relname::text AS child, parent.relname::text AS parent, \
+                a.attname::text AS column, \
+                EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.confrelid AND i.indisprimary \
+                        AND i.indnatts = 1 AND i.indkey[0] = c.confkey[1]) AS to_primary_key \
+         FROM pg_constraint c \
+         JOIN pg_class child ON child.oid = c.conrelid \
+         JOIN pg_class parent ON parent.oid = c.confrelid \
+         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] \
+         WHERE c.contype = 'f' AND cardinality(c.conkey) = 1 \
+         ORDER BY child.relname, parent.relname",
+    )
+    .load(conn)
+    .unwrap();
+    let joinable: Vec<&ForeignKey> = keys
+        .iter()
+        .filter(|k| k.to_primary_key)
+        // Diesel leaves out a pair of tables joined by more than one key.
+        .filter(|k| {
+            keys.iter()
+                .filter(|o| o.to_primary_key && o.child == k.child && o.parent == k.parent)
+                .count()
+                == 1
+        })
+        .collect();
+    if !joinable.is_empty() {
+        out.push('\n');
+    }
+    for key in joinable {
+        out.push_str(&format!(
+            "diesel::joinable!({} -> {} ({}));\n",
+            key.child, key.parent, key.column
+        ));
+    }
+    out.push_str("\ndiesel::allow_tables_to_appear_in_same_query!(\n");
+    for table in &tables {
+        out.push_str(&format!("    {table},\n"));
+    }
+    out.push_str(");\n");
+    out
+}
+
+#[test]
+fn schema_rs_is_what_the_migrations_make() {
+    let db = TestDatabase::create();
+    let mut conn = db.connect();
+    run_pending(&mut conn).unwrap();
+    let expected = print_schema(&mut conn);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/schema.rs");
+    let actual = std::fs::read_to_string(path).unwrap();
+    if actual != expected {
+        let first = actual
+            .lines()
+            .zip(expected.lines())
+            .position(|(a, e)| a != e)
+            .unwrap_or(actual.lines().count().min(expected.lines().count()));
+        panic!(
+            "control-plane/src/store/schema.rs is stale from line {}: it says {:?}, the migrations make {:?} \
+             (regenerate it with `diesel print-schema`, see diesel.toml, or copy what this test prints)\n{expected}",
+            first + 1,
+            actual.lines().nth(first),
+            expected.lines().nth(first)
+        );
+    }
+}

@@ -59,18 +59,6 @@ ensure_node_modules() {
     done
 }
 
-DIESEL_CLI_VERSION=2.3.14
-
-# diesel_cli regenerates schema.rs so drift from the migrations is caught.
-ensure_diesel_cli() {
-    if command -v diesel >/dev/null && diesel --version | grep -q "$DIESEL_CLI_VERSION"; then
-        return
-    fi
-    log "installing diesel_cli $DIESEL_CLI_VERSION"
-    cargo install diesel_cli --version "=$DIESEL_CLI_VERSION" --no-default-features \
-        --features postgres --locked --quiet
-}
-
 # Prints a field of the JSON on stdin: json '["credential"]["token"]'.
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
