@@ -252,33 +252,9 @@ async fn an_operator_creates_an_admin_and_resets_a_lost_password_from_the_comman
 async fn with_log_format_json_every_line_is_an_object_and_each_request_carries_its_id() {
     use std::io::Read;
     let db = streamspace_testkit::TestDatabase::create();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = binary()
-        .env("DATABASE_URL", db.url())
-        .env("JWT_SECRET", common::JWT_SECRET)
-        .env("STREAMSPACE_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("LOG_FORMAT", "json")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut child, base) =
+        serving(&db, &[("LOG_FORMAT", "json")], std::process::Stdio::piped()).await;
     let client = awc::Client::default();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(std::time::Instant::now() < deadline, "not ready");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
 
     // A proxy's id is kept: in the header, in the error body.
     let mut response = client
@@ -349,33 +325,13 @@ async fn with_log_format_json_every_line_is_an_object_and_each_request_carries_i
 #[actix_web::test]
 async fn sigterm_tells_agents_to_reconnect_elsewhere_and_exits_zero_within_the_grace() {
     let db = streamspace_testkit::TestDatabase::create();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = binary()
-        .env("DATABASE_URL", db.url())
-        .env("JWT_SECRET", common::JWT_SECRET)
-        .env("STREAMSPACE_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("SHUTDOWN_GRACE", "3s")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut child, base) = serving(
+        &db,
+        &[("SHUTDOWN_GRACE", "3s"), ("RUST_LOG", "warn")],
+        std::process::Stdio::inherit(),
+    )
+    .await;
     let client = awc::Client::default();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(std::time::Instant::now() < deadline, "not ready");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
     let mut login = client
         .post(format!("{base}/api/v1/auth/login"))
         .send_json(&serde_json::json!({"username": "admin", "password": common::ADMIN_PASSWORD}))
@@ -390,7 +346,7 @@ async fn sigterm_tells_agents_to_reconnect_elsewhere_and_exits_zero_within_the_g
         .unwrap();
     let registered: serde_json::Value = registered.json().await.unwrap();
     let token = registered["credential"]["token"].as_str().unwrap();
-    let ws = format!("ws://127.0.0.1:{port}");
+    let ws = base.replacen("http://", "ws://", 1);
     let mut agent = common::ScriptedAgent::connect_at(&ws, "local-1", token, vec![]).await;
 
     let started = std::time::Instant::now();
@@ -417,4 +373,41 @@ async fn sigterm_tells_agents_to_reconnect_elsewhere_and_exits_zero_within_the_g
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     assert_eq!(exit.code(), Some(0));
+}
+
+/// The binary serving `db` on a free port with `env` (stdout dropped, stderr as `stderr`
+/// says), once `/readyz` answers; and its base URL.
+async fn serving(
+    db: &streamspace_testkit::TestDatabase,
+    env: &[(&str, &str)],
+    stderr: std::process::Stdio,
+) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = binary()
+        .env("DATABASE_URL", db.url())
+        .env("JWT_SECRET", common::JWT_SECRET)
+        .env("STREAMSPACE_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = awc::Client::default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(std::time::Instant::now() < deadline, "not ready");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    (child, base)
 }

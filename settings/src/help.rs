@@ -36,6 +36,29 @@ pub fn help(
     text
 }
 
+/// Variables the logger reads (see [`crate::init_logging`]), listed by both binaries.
+pub const LOGGER_VARIABLES: [&str; 2] = ["RUST_LOG", "LOG_FORMAT"];
+
+/// Where a `--help` list and a configuration disagree: the names read but not listed, and
+/// the names listed but never read (the logger's aside). Both empty when they agree; a
+/// configuration is run with `env` to see what it reads.
+pub fn help_mismatch<T, E>(
+    listed: &[Variable],
+    env: &[(&str, &str)],
+    read: impl Fn(&dyn Fn(&str) -> Option<String>) -> Result<T, E>,
+) -> (Vec<String>, Vec<String>) {
+    let read = names_read(env, read);
+    let listed: std::collections::BTreeSet<String> = listed
+        .iter()
+        .map(|v| v.name.to_owned())
+        .filter(|name| !LOGGER_VARIABLES.contains(&name.as_str()))
+        .collect();
+    (
+        read.difference(&listed).cloned().collect(),
+        listed.difference(&read).cloned().collect(),
+    )
+}
+
 /// The names a configuration asked its lookup for, by running it: what a `--help` list must
 /// cover. `env` answers the lookups it names; every other variable is unset.
 pub fn names_read<T, E>(
@@ -83,6 +106,33 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\n  LONGER  [30s] the second\n"), "{text}");
+    }
+
+    #[test]
+    fn a_mismatch_names_what_is_read_unlisted_and_listed_unread() {
+        let listed = [
+            Variable {
+                name: "A",
+                default: "",
+                meaning: "",
+            },
+            Variable {
+                name: "GONE",
+                default: "",
+                meaning: "",
+            },
+            Variable {
+                name: "RUST_LOG",
+                default: "",
+                meaning: "",
+            },
+        ];
+        let mismatch = help_mismatch(&listed, &[], |get| -> Result<(), ()> {
+            get("A");
+            get("NEW");
+            Ok(())
+        });
+        assert_eq!(mismatch, (vec!["NEW".to_owned()], vec!["GONE".to_owned()]));
     }
 
     #[test]

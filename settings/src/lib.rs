@@ -10,7 +10,7 @@ mod help;
 mod logging;
 mod termination;
 
-pub use help::{Variable, help, names_read};
+pub use help::{LOGGER_VARIABLES, Variable, help, help_mismatch, names_read};
 pub use logging::{Context, LogFormat, init_logging, json_line, log_format};
 pub use termination::terminated;
 
