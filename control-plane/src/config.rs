@@ -149,7 +149,8 @@ impl Config {
     }
 }
 
-/// Every variable the control plane reads, for `--help` (the README's table says more).
+/// Every variable the control plane's configuration reads, for `--help` (which adds the
+/// logger's; the README's table says more).
 pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "DATABASE_URL",
@@ -225,16 +226,6 @@ pub const VARIABLES: &[Variable] = &[
         name: "SHUTDOWN_GRACE",
         default: "20s",
         meaning: "on SIGTERM, how long requests in flight get to finish (under the pod's grace)",
-    },
-    Variable {
-        name: "RUST_LOG",
-        default: "info",
-        meaning: "log filter (env_logger syntax)",
-    },
-    Variable {
-        name: "LOG_FORMAT",
-        default: "text",
-        meaning: "text, or json: one JSON object per line",
     },
 ];
 

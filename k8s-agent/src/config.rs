@@ -332,7 +332,8 @@ fn is_loopback(host_and_path: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Every variable the agent reads, for `--help` (the README's table says more).
+/// Every variable the agent's configuration reads, for `--help` (which adds the logger's;
+/// the README's table says more).
 pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "AGENT_ID",
@@ -448,16 +449,6 @@ pub const VARIABLES: &[Variable] = &[
         name: "SCREEN_GEOMETRY",
         default: "1280x800",
         meaning: "local: desktop size",
-    },
-    Variable {
-        name: "RUST_LOG",
-        default: "info",
-        meaning: "log filter (env_logger syntax)",
-    },
-    Variable {
-        name: "LOG_FORMAT",
-        default: "text",
-        meaning: "text, or json: one JSON object per line",
     },
 ];
 

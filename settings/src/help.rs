@@ -26,8 +26,9 @@ pub fn help(
         text.push_str(&format!("  {line}\n"));
     }
     text.push_str("\nConfiguration (environment variables; default in brackets):\n");
-    let width = variables.iter().map(|v| v.name.len()).max().unwrap_or(0);
-    for v in variables {
+    let all: Vec<&Variable> = variables.iter().chain(&LOGGER_VARIABLES).collect();
+    let width = all.iter().map(|v| v.name.len()).max().unwrap_or(0);
+    for v in all {
         text.push_str(&format!(
             "  {:width$}  [{}] {}\n",
             v.name, v.default, v.meaning
@@ -36,23 +37,31 @@ pub fn help(
     text
 }
 
-/// Variables the logger reads (see [`crate::init_logging`]), listed by both binaries.
-pub const LOGGER_VARIABLES: [&str; 2] = ["RUST_LOG", "LOG_FORMAT"];
+/// Variables the logger reads (see [`crate::init_logging`]); `--help` lists them last.
+pub const LOGGER_VARIABLES: [Variable; 2] = [
+    Variable {
+        name: "RUST_LOG",
+        default: "info",
+        meaning: "log filter (env_logger syntax)",
+    },
+    Variable {
+        name: "LOG_FORMAT",
+        default: "text",
+        meaning: "text, or json: one JSON object per line",
+    },
+];
 
 /// Where a `--help` list and a configuration disagree: the names read but not listed, and
-/// the names listed but never read (the logger's aside). Both empty when they agree; a
-/// configuration is run with `env` to see what it reads.
+/// the names listed but never read. Both empty when they agree; a configuration is run with
+/// `env` to see what it reads.
 pub fn help_mismatch<T, E>(
     listed: &[Variable],
     env: &[(&str, &str)],
     read: impl Fn(&dyn Fn(&str) -> Option<String>) -> Result<T, E>,
 ) -> (Vec<String>, Vec<String>) {
     let read = names_read(env, read);
-    let listed: std::collections::BTreeSet<String> = listed
-        .iter()
-        .map(|v| v.name.to_owned())
-        .filter(|name| !LOGGER_VARIABLES.contains(&name.as_str()))
-        .collect();
+    let listed: std::collections::BTreeSet<String> =
+        listed.iter().map(|v| v.name.to_owned()).collect();
     (
         read.difference(&listed).cloned().collect(),
         listed.difference(&read).cloned().collect(),
@@ -118,11 +127,6 @@ mod tests {
             },
             Variable {
                 name: "GONE",
-                default: "",
-                meaning: "",
-            },
-            Variable {
-                name: "RUST_LOG",
                 default: "",
                 meaning: "",
             },
