@@ -110,11 +110,19 @@ mod tests {
             ],
         );
         assert!(text.starts_with("demo 0.1.0\nDoes things.\n\nUsage:\n  demo\n  demo --help\n"));
+        // Aligned to the longest name, the logger's included, which come last.
         assert!(
-            text.contains("\n  A       [required] the first\n"),
+            text.contains("\n  A           [required] the first\n"),
             "{text}"
         );
-        assert!(text.contains("\n  LONGER  [30s] the second\n"), "{text}");
+        assert!(
+            text.contains("\n  LONGER      [30s] the second\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("\n  LOG_FORMAT  [text] text, or json: one JSON object per line\n"),
+            "{text}"
+        );
     }
 
     #[test]
