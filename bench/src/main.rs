@@ -18,10 +18,10 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use streamspace_testkit::TestDatabase;
 use streamspace_testkit::control_plane::ADMIN_PASSWORD;
 use streamspace_testkit::replica_process::ReplicaProcess;
 use streamspace_testkit::rfb::RfbClient;
+use streamspace_testkit::{TestDatabase, free_port};
 
 use api::Api;
 use fleet::Fleet;
@@ -83,14 +83,6 @@ fn control_plane_binary() -> PathBuf {
         path.display()
     );
     path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Resident memory of process `pid`, in KiB.

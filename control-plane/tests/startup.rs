@@ -382,11 +382,7 @@ async fn serving(
     env: &[(&str, &str)],
     stderr: std::process::Stdio,
 ) -> (std::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = streamspace_testkit::free_port();
     let child = binary()
         .env("DATABASE_URL", db.url())
         .env("JWT_SECRET", common::JWT_SECRET)

@@ -427,11 +427,7 @@ async fn both_metrics_endpoints_parse_and_the_agent_counts_sessions_tunnel_bytes
     let server = cp::start(&[]).await;
     server.template("xterm").await;
     let token = server.register_agent("local-1", "local").await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = streamspace_testkit::free_port();
     let health = format!("127.0.0.1:{port}");
     let _agent = AgentProcess::start_with(&server, &token, &[("HEALTH_ADDR", &health)]);
     cp::agent_reaches(&server, "local-1", "online").await;

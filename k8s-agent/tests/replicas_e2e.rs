@@ -7,7 +7,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -25,13 +25,7 @@ use uuid::Uuid;
 
 mod support;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use streamspace_testkit::free_port;
 
 async fn replica(db: Option<TestDatabase>, port: u16) -> TestServer {
     let listen = format!("127.0.0.1:{port}");

@@ -14,3 +14,12 @@ mod service_script;
 pub mod xvnc;
 
 pub use database::TestDatabase;
+
+/// A loopback port free at this moment.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -54,14 +54,13 @@ pub struct AgentView {
     pub active_sessions: i64,
 }
 
-fn with_counts(_conn: &mut PgConnection, agents: Vec<Agent>) -> Result<Vec<AgentView>, StoreError> {
-    Ok(agents
-        .into_iter()
-        .map(|agent| AgentView {
+impl From<Agent> for AgentView {
+    fn from(agent: Agent) -> Self {
+        AgentView {
             active_sessions: i64::from(agent.active_sessions),
             agent,
-        })
-        .collect())
+        }
+    }
 }
 
 /// Registers an agent together with its first credential.
@@ -143,7 +142,7 @@ impl Query for ListAgents {
             query = query.filter(agents::agent_id.gt(after));
         }
         let agents = query.order(agents::agent_id).limit(self.limit).load(conn)?;
-        with_counts(conn, agents)
+        Ok(agents.into_iter().map(AgentView::from).collect())
     }
 }
 
@@ -214,10 +213,7 @@ impl Query for AgentById {
             .select(Agent::as_select())
             .first(conn)
             .optional()?;
-        Ok(match agent {
-            Some(agent) => with_counts(conn, vec![agent])?.pop(),
-            None => None,
-        })
+        Ok(agent.map(AgentView::from))
     }
 }
 
