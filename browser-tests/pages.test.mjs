@@ -370,3 +370,31 @@ test('the pages work from the keyboard: navigation, dialogs that take and give b
   assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Register agent');
   await page.close();
 });
+
+test('the API reference renders the control plane\'s own document and tries a call with the app\'s sign-in', async () => {
+  const page = await signIn(browser, stack.base, 'admin', 'admin-password');
+  const errors = watchErrors(page);
+  await page.waitForSelector('h1.page-title');
+  // The header's link opens the reference in a new tab.
+  const [reference] = await Promise.all([page.context().waitForEvent('page'), page.click('header.top a[href="/api-docs"]')]);
+  reference.on('pageerror', (e) => errors.push(e.message));
+  reference.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  await reference.waitForSelector('.opblock-summary');
+  const document = await stack.api('/api/v1/openapi.json');
+  const operations = Object.values(document.paths).flatMap((item) => Object.keys(item));
+  assert.ok(operations.length >= 30);
+  assert.equal(await reference.locator('.opblock').count(), operations.length, 'every operation is listed');
+  assert.match(await reference.textContent('.info .title'), /StreamSpace control plane/);
+  // "Try it out" on GET /api/v1/auth/me goes with the app's login token.
+  await reference.click('#operations-auth-auth_me .opblock-summary');
+  await reference.click('#operations-auth-auth_me .try-out__btn');
+  await reference.click('#operations-auth-auth_me .execute');
+  const answer = reference.locator('#operations-auth-auth_me .live-responses-table tbody .response-col_status').first();
+  await answer.waitFor();
+  assert.equal((await answer.textContent()).trim(), '200');
+  assert.match(await reference.textContent('#operations-auth-auth_me .live-responses-table'), /"username": "admin"/);
+  await reference.screenshot({ path: join(ARTIFACTS, 'page-api-reference.png') });
+  assert.deepEqual(errors, []);
+  await reference.close();
+  await page.close();
+});

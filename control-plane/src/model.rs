@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($(#[$vmeta])* $variant),+ }
 
@@ -43,6 +43,34 @@ macro_rules! text_enum {
         }
     };
 }
+
+/// CPU and memory as Kubernetes quantities (`"500m"`, `"2Gi"`): a template's defaults (either
+/// may be absent) and a session's resources (both present).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceAmounts {
+    /// CPU cores, e.g. `"1"` or `"500m"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// Memory, e.g. `"2Gi"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+/// A platform name, from the protocol's list (`kubernetes`, `docker`, `local`): for the API
+/// document, as the API takes and shows platforms as text.
+pub struct Platform;
+
+impl utoipa::PartialSchema for Platform {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .enum_values(Some(streamspace_protocol::PLATFORMS))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Platform {}
 
 text_enum! {
     /// Liveness of an agent as the control plane sees it.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix::Actor;
 use actix_web::{App, HttpServer, web};
 use thiserror::Error;
+use utoipa_actix_web::AppExt;
 
 use crate::actors::pruner::Pruner;
 use crate::actors::replica::{Leave, ReplicaActor, ReplicaIdentity};
@@ -101,7 +102,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .wrap(actix_web::middleware::from_fn(
                 crate::http::request_id::assign,
             ))
+            .into_utoipa_app()
             .configure(|cfg| crate::http::configure(cfg, &static_dir))
+            .into_app()
     })
     // Credit frames and keystrokes are tiny: Nagle's algorithm would hold them back for a
     // delayed ACK (~40 ms) and stall every stream.

@@ -130,7 +130,11 @@ impl TestServer {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
-        (response.status().as_u16(), json)
+        let status = response.status().as_u16();
+        if let Err(broken) = crate::api_contract::check(method, path, status, &json) {
+            panic!("{broken}");
+        }
+        (status, json)
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {

@@ -1,5 +1,6 @@
 //! Support for StreamSpace's tests: real services, started and cleaned up per test.
 
+pub mod api_contract;
 pub mod control_plane;
 mod database;
 pub mod docker_engine;

@@ -6,6 +6,7 @@ use actix::{Actor, AsyncContext};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde::Deserialize;
 use streamspace_protocol::{FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD, MAX_TEXT_MESSAGE};
+use utoipa::IntoParams;
 
 use super::AppState;
 use super::caller::{bearer, client_ip};
@@ -17,12 +18,24 @@ use crate::store::audit::{NewAuditEntry, Record};
 use crate::store::credentials::AuthenticateAgent;
 
 /// The query string.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConnectQuery {
+    /// The agent's name; the credential must be its own.
     agent_id: String,
 }
 
 /// Upgrades an authenticated agent to the WebSocket link.
+#[utoipa::path(
+    tag = "agents",
+    security(("agent" = [])),
+    params(ConnectQuery),
+    responses(
+        (status = 101, description = "The agent's WebSocket link (see the protocol in DESIGN.md)"),
+        (status = 401, description = "No, an unknown or a revoked credential"),
+        (status = 403, description = "The credential belongs to another agent"),
+    )
+)]
 #[get("/agent/connect")]
 pub async fn connect(
     state: web::Data<AppState>,

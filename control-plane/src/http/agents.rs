@@ -1,7 +1,8 @@
 //! Agents (admin): register, list, inspect, delete; mint, rotate and revoke credentials.
 
-use actix_web::{HttpResponse, delete as delete_route, get, post, web};
-use serde::Deserialize;
+use actix_web::{HttpResponse, delete, get, post, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::AppState;
@@ -10,9 +11,10 @@ use super::error::ApiError;
 use super::paging::{DEFAULT_BY_NAME, next_before, page_size};
 use crate::actors::supervisor::{AgentRemoved, Ask, CredentialsRevoked};
 use crate::auth::agent_token;
-use crate::model::AgentStatus;
+use crate::model::{AgentStatus, Platform};
 use crate::store::agents::{
-    AgentById, AgentView, DeleteAgent, ListAgents, RegisterAgent, SummarizeFleet,
+    Agent, AgentById, AgentView, DeleteAgent, FleetSummary, ListAgents, RegisterAgent,
+    SummarizeFleet,
 };
 use crate::store::audit::Record;
 use crate::store::commands::InsertCommand;
@@ -22,11 +24,14 @@ use crate::store::credentials::{
 use crate::validate;
 
 /// Registration form.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
+    /// The agent's name (`AGENT_ID`): a DNS label.
     agent_id: String,
+    /// `kubernetes`, `docker` or `local`.
     platform: String,
+    /// Placement region.
     region: Option<String>,
 }
 
@@ -68,18 +73,49 @@ fn new_credential(agent_id: &str, caller: &Caller) -> (agent_token::Minted, NewC
     (minted, credential)
 }
 
-/// The one response that ever contains a token.
-fn shown_once(credential: &Credential, token: &str) -> serde_json::Value {
-    serde_json::json!({
-        "id": credential.id,
-        "token": token,
-        "token_prefix": credential.token_prefix,
-        "created_at": credential.created_at,
-        "note": "the token is shown only now; set it as AGENT_TOKEN on the agent",
-    })
+/// A new credential: the one response that ever contains a token.
+#[derive(Serialize, ToSchema)]
+pub struct ShownOnce {
+    /// The credential's id.
+    id: Uuid,
+    /// The token, for `AGENT_TOKEN`; never shown again.
+    token: String,
+    /// Its first characters, as lists show it.
+    token_prefix: String,
+    /// Minted at.
+    created_at: chrono::DateTime<chrono::Utc>,
+    /// A reminder for people.
+    note: &'static str,
+}
+
+fn shown_once(credential: &Credential, token: &str) -> ShownOnce {
+    ShownOnce {
+        id: credential.id,
+        token: token.to_owned(),
+        token_prefix: credential.token_prefix.clone(),
+        created_at: credential.created_at,
+        note: "the token is shown only now; set it as AGENT_TOKEN on the agent",
+    }
+}
+
+/// A registered agent and its first credential.
+#[derive(Serialize, ToSchema)]
+pub struct Registered {
+    /// The agent.
+    agent: Agent,
+    /// Its credential.
+    credential: ShownOnce,
 }
 
 /// `POST /api/v1/agents/register`: creates the agent and its first credential.
+#[utoipa::path(
+    tag = "agents",
+    responses(
+        (status = 201, description = "Registered", body = Registered),
+        (status = 403, description = "Admins only"),
+        (status = 409, description = "An agent of that name exists"),
+    )
+)]
 #[post("/agents/register")]
 pub async fn register(
     state: web::Data<AppState>,
@@ -118,28 +154,43 @@ pub async fn register(
         &agent_id,
         serde_json::json!({ "prefix": minted.prefix }),
     );
-    Ok(HttpResponse::Created().json(serde_json::json!({
-        "agent": agent,
-        "credential": shown_once(&credential, &minted.token),
-    })))
+    Ok(HttpResponse::Created().json(Registered {
+        agent,
+        credential: shown_once(&credential, &minted.token),
+    }))
 }
 
 /// Filters and paging for the agent list.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AgentFilter {
+    /// Only this platform.
+    #[param(value_type = Option<Platform>, inline)]
     platform: Option<String>,
+    /// Only agents in this state.
+    #[param(value_type = Option<AgentStatus>, inline)]
     status: Option<String>,
+    /// Only this region.
     region: Option<String>,
     /// Part of the agent's name.
     q: Option<String>,
     /// Page size (default 100, at most 500).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
     /// Agents after this name: the previous page's `next_after`.
     after: Option<String>,
 }
 
 /// `GET /api/v1/agents?platform=&status=&region=&q=&limit=&after=`: by name, paged.
+#[utoipa::path(
+    tag = "agents",
+    params(AgentFilter),
+    responses(
+        (status = 200, description = "A page", body = AgentPage),
+        (status = 403, description = "Admins only"),
+    )
+)]
 #[get("/agents")]
 pub async fn list(
     state: web::Data<AppState>,
@@ -178,14 +229,27 @@ pub async fn list(
         })
         .await?;
     let next_after = next_before(&agents, limit, |a| a.agent.agent_id.clone());
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "agents": agents,
-        "next_after": next_after,
-    })))
+    Ok(HttpResponse::Ok().json(AgentPage { agents, next_after }))
+}
+
+/// A page of agents by name.
+#[derive(Serialize, ToSchema)]
+pub struct AgentPage {
+    /// The agents.
+    agents: Vec<AgentView>,
+    /// The next page's `after`; null on the last page.
+    next_after: Option<String>,
 }
 
 /// `GET /api/v1/agent-summary`: counts over the whole fleet, for the cards above a page of
 /// the list.
+#[utoipa::path(
+    tag = "agents",
+    responses(
+        (status = 200, description = "The fleet", body = FleetSummary),
+        (status = 403, description = "Admins only"),
+    )
+)]
 #[get("/agent-summary")]
 pub async fn summary(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
@@ -193,6 +257,14 @@ pub async fn summary(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
 }
 
 /// `GET /api/v1/agents/{agent_id}`: with active session count, capacity, last heartbeat.
+#[utoipa::path(
+    tag = "agents",
+    responses(
+        (status = 200, description = "The agent", body = AgentView),
+        (status = 403, description = "Admins only"),
+        (status = 404, description = "No such agent"),
+    )
+)]
 #[get("/agents/{agent_id}")]
 pub async fn get(
     state: web::Data<AppState>,
@@ -206,8 +278,16 @@ pub async fn get(
 }
 
 /// `DELETE /api/v1/agents/{agent_id}`: its link is closed, its sessions become `lost`.
-#[delete_route("/agents/{agent_id}")]
-pub async fn delete(
+#[utoipa::path(
+    tag = "agents",
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Admins only"),
+        (status = 404, description = "No such agent"),
+    )
+)]
+#[delete("/agents/{agent_id}")]
+pub async fn remove(
     state: web::Data<AppState>,
     caller: Caller,
     agent_id: web::Path<String>,
@@ -234,6 +314,14 @@ pub async fn delete(
 }
 
 /// `GET /api/v1/agents/{agent_id}/credentials`: never the tokens, only their prefixes.
+#[utoipa::path(
+    tag = "agents",
+    responses(
+        (status = 200, description = "Its credentials", body = CredentialList),
+        (status = 403, description = "Admins only"),
+        (status = 404, description = "No such agent"),
+    )
+)]
 #[get("/agents/{agent_id}/credentials")]
 pub async fn list_credentials(
     state: web::Data<AppState>,
@@ -244,7 +332,14 @@ pub async fn list_credentials(
     let agent_id = agent_id.into_inner();
     find_agent(&state, &agent_id).await?;
     let credentials = state.store.run(ListCredentials(agent_id)).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "credentials": credentials })))
+    Ok(HttpResponse::Ok().json(CredentialList { credentials }))
+}
+
+/// An agent's credentials, revoked ones included.
+#[derive(Serialize, ToSchema)]
+pub struct CredentialList {
+    /// Newest first.
+    credentials: Vec<Credential>,
 }
 
 async fn mint(
@@ -288,6 +383,14 @@ async fn mint(
 }
 
 /// `POST /api/v1/agents/{agent_id}/credentials`: an additional credential.
+#[utoipa::path(
+    tag = "agents",
+    responses(
+        (status = 201, description = "Minted", body = ShownOnce),
+        (status = 403, description = "Admins only"),
+        (status = 404, description = "No such agent"),
+    )
+)]
 #[post("/agents/{agent_id}/credentials")]
 pub async fn mint_credential(
     state: web::Data<AppState>,
@@ -299,6 +402,14 @@ pub async fn mint_credential(
 
 /// `POST /api/v1/agents/{agent_id}/credentials/rotate`: a new credential; all others are
 /// revoked and a link using one of them is closed.
+#[utoipa::path(
+    tag = "agents",
+    responses(
+        (status = 201, description = "Minted; the others revoked", body = ShownOnce),
+        (status = 403, description = "Admins only"),
+        (status = 404, description = "No such agent"),
+    )
+)]
 #[post("/agents/{agent_id}/credentials/rotate")]
 pub async fn rotate_credentials(
     state: web::Data<AppState>,
@@ -309,7 +420,15 @@ pub async fn rotate_credentials(
 }
 
 /// `DELETE /api/v1/agents/{agent_id}/credentials/{id}`: revokes one credential.
-#[delete_route("/agents/{agent_id}/credentials/{id}")]
+#[utoipa::path(
+    tag = "agents",
+    responses(
+        (status = 200, description = "Revoked", body = Credential),
+        (status = 403, description = "Admins only"),
+        (status = 404, description = "No such agent or credential"),
+    )
+)]
+#[delete("/agents/{agent_id}/credentials/{id}")]
 pub async fn revoke_credential(
     state: web::Data<AppState>,
     caller: Caller,
@@ -344,11 +463,30 @@ pub async fn revoke_credential(
     Ok(HttpResponse::Ok().json(credential))
 }
 
+/// What an agent says it runs.
+#[derive(Serialize, ToSchema)]
+pub struct LiveSessions {
+    /// The agent.
+    agent_id: String,
+    /// Its sessions as it reports them (id, state, address).
+    #[schema(value_type = Vec<Object>)]
+    sessions: serde_json::Value,
+}
+
 /// How long a live question to an agent may take.
 const LIVE_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// `GET /api/v1/agents/{agent_id}/sessions`: asks the agent (`list_sessions`) what it runs
 /// right now, as opposed to what the database believes.
+#[utoipa::path(
+    tag = "agents",
+    responses(
+        (status = 200, description = "What the agent runs", body = LiveSessions),
+        (status = 403, description = "Admins only"),
+        (status = 404, description = "No such agent"),
+        (status = 503, description = "The agent is not online, failed or did not answer"),
+    )
+)]
 #[get("/agents/{agent_id}/sessions")]
 pub async fn live_sessions(
     state: web::Data<AppState>,
@@ -384,10 +522,10 @@ pub async fn live_sessions(
     // The command's own deadline answers first; this one only guards against a lost actor.
     let waited = tokio::time::timeout(LIVE_QUERY_TIMEOUT * 2, answer).await;
     match waited {
-        Ok(Ok(Ok(result))) => Ok(HttpResponse::Ok().json(serde_json::json!({
-            "agent_id": agent_id,
-            "sessions": result["sessions"],
-        }))),
+        Ok(Ok(Ok(result))) => Ok(HttpResponse::Ok().json(LiveSessions {
+            agent_id,
+            sessions: result["sessions"].clone(),
+        })),
         Ok(Ok(Err(error))) => Err(ApiError::Unavailable {
             code: "agent_error",
             message: format!("agent {agent_id:?} could not list its sessions: {error}"),

@@ -2,21 +2,24 @@
 
 use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::caller::Caller;
 use super::error::ApiError;
 use super::paging::{next_before, page_size};
-use crate::store::audit::ListAudit;
+use crate::store::audit::{AuditEntry, ListAudit};
 
 const DEFAULT_PAGE: i64 = 50;
 
 /// Paging and filters.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Page size (default 50, at most 500).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
     /// Entries older than this id: the previous page's `next_before`.
     before: Option<i64>,
@@ -44,7 +47,24 @@ fn time(field: &str, value: Option<String>) -> Result<Option<DateTime<Utc>>, Api
         .transpose()
 }
 
-/// A page of the audit log.
+/// A page of the audit log, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct AuditPage {
+    /// The entries.
+    entries: Vec<AuditEntry>,
+    /// The next page's `before`; null on the last page.
+    next_before: Option<i64>,
+}
+
+/// A page of the audit log (admin).
+#[utoipa::path(
+    tag = "audit",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "A page", body = AuditPage),
+        (status = 403, description = "Admins only"),
+    )
+)]
 #[get("/audit")]
 pub async fn list(
     state: web::Data<AppState>,
@@ -74,8 +94,8 @@ pub async fn list(
         })
         .await?;
     let next_before = next_before(&entries, limit, |e| e.id);
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "entries": entries,
-        "next_before": next_before,
-    })))
+    Ok(HttpResponse::Ok().json(AuditPage {
+        entries,
+        next_before,
+    }))
 }

@@ -3,27 +3,51 @@
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
 
 use super::AppState;
 use super::caller::{Caller, client_ip};
 use super::error::ApiError;
 use crate::auth::password;
+use crate::model::Role;
 use crate::store::audit::{NewAuditEntry, Record};
-use crate::store::users::{UpdateUser, UserById, UserByName, UserChanges};
+use crate::store::users::{UpdateUser, User, UserById, UserByName, UserChanges};
 
 /// How long a login may wait for a free hashing permit before it is told to come back.
 const HASHING_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Login form.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     username: String,
     password: String,
 }
 
+/// A login token and whose it is.
+#[derive(Serialize, ToSchema)]
+pub struct LoginAnswer {
+    /// For `Authorization: Bearer …`.
+    token: String,
+    /// When it stops working (Unix seconds).
+    expires_at: i64,
+    /// The user.
+    user: User,
+}
+
 /// Exchanges a user name and password for a login token.
+#[utoipa::path(
+    tag = "auth",
+    security(()),
+    responses(
+        (status = 200, description = "Signed in", body = LoginAnswer),
+        (status = 401, description = "Wrong user name or password"),
+        (status = 403, description = "The account is disabled"),
+        (status = 429, description = "Too many failed logins; see `Retry-After`"),
+    )
+)]
 #[post("/auth/login")]
 pub async fn login(
     state: web::Data<AppState>,
@@ -94,25 +118,37 @@ pub async fn login(
             .target("user", user.id)
             .from_ip(ip),
     ));
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "token": token,
-        "expires_at": expires_at,
-        "user": user,
-    })))
-}
-
-/// The caller.
-#[get("/auth/me")]
-pub async fn me(caller: Caller) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({
-        "id": caller.id,
-        "username": caller.username,
-        "role": caller.role,
+    Ok(HttpResponse::Ok().json(LoginAnswer {
+        token,
+        expires_at,
+        user,
     }))
 }
 
+/// Who is calling.
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    /// User id.
+    id: Uuid,
+    /// Login name.
+    username: String,
+    /// Role, as the database says now.
+    role: Role,
+}
+
+/// The caller.
+#[utoipa::path(tag = "auth", responses((status = 200, description = "The caller", body = Me)))]
+#[get("/auth/me")]
+pub async fn me(caller: Caller) -> HttpResponse {
+    HttpResponse::Ok().json(Me {
+        id: caller.id,
+        username: caller.username,
+        role: caller.role,
+    })
+}
+
 /// A password change by the user themselves.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     current_password: String,
@@ -121,6 +157,14 @@ pub struct PasswordChange {
 
 /// Changes the caller's own password. Every login token issued before stops working, so the
 /// answer carries a new one, like a login's.
+#[utoipa::path(
+    tag = "auth",
+    responses(
+        (status = 200, description = "Changed; a new token, as a login's", body = LoginAnswer),
+        (status = 403, description = "`current_password` is wrong"),
+        (status = 429, description = "Too many password checks at once; see `Retry-After`"),
+    )
+)]
 #[post("/auth/password")]
 pub async fn change_password(
     state: web::Data<AppState>,
@@ -174,9 +218,9 @@ pub async fn change_password(
         user.role(),
         user.password_changed_at,
     );
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "token": token,
-        "expires_at": expires_at,
-        "user": user,
-    })))
+    Ok(HttpResponse::Ok().json(LoginAnswer {
+        token,
+        expires_at,
+        user,
+    }))
 }

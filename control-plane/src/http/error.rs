@@ -54,9 +54,12 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The body of every error.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// Machine-readable code, e.g. `not_found`, `invalid_request`, `no_agent_available`.
     error: &'a str,
+    /// For people; names the field at fault where there is one.
     message: String,
     /// The request's id (`X-Request-Id`), to find its log lines.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -117,7 +120,7 @@ impl ResponseError for ApiError {
         if let ApiError::TooManyRequests { retry_after, .. } = self {
             response.insert_header(("Retry-After", retry_after.to_string()));
         }
-        response.json(Body {
+        response.json(ErrorBody {
             error: self.code(),
             message: self.to_string(),
             request_id: super::request_id::current(),

@@ -6,14 +6,34 @@ use super::AppState;
 use crate::http::error::ApiError;
 use crate::store::stats::Ping;
 
+/// A probe's answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Probe {
+    /// `ok` or `ready`.
+    status: &'static str,
+}
+
 /// Liveness: the process serves HTTP.
+#[utoipa::path(
+    tag = "probes",
+    security(()),
+    responses((status = 200, description = "Serving", body = Probe))
+)]
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+    HttpResponse::Ok().json(Probe { status: "ok" })
 }
 
 /// Readiness: the database answers (this replica's heartbeats reach it, and a query now) and
 /// this replica is not shutting down.
+#[utoipa::path(
+    tag = "probes",
+    security(()),
+    responses(
+        (status = 200, description = "Ready", body = Probe),
+        (status = 503, description = "Not ready: the body says why (`database_unavailable`, `shutting_down`)"),
+    )
+)]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if *state.draining.borrow() {
@@ -39,5 +59,5 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             code: "database_unavailable",
             message: format!("database unreachable: {e}"),
         })?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
+    Ok(HttpResponse::Ok().json(Probe { status: "ready" }))
 }

@@ -3,8 +3,9 @@
 //! A home is made by the first session of a user and template with `persistent_home` on an
 //! agent, and reused by the next ones there. Another user's home answers 404, like a missing one.
 
-use actix_web::{HttpResponse, delete as delete_route, get, web};
-use serde::Deserialize;
+use actix_web::{HttpResponse, delete, get, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::AppState;
@@ -15,11 +16,21 @@ use crate::store::audit::Record;
 use crate::store::homes::{DeleteHome, HomeById, HomeDeletion, HomeView, ListHomes};
 
 /// List filters; `owner` is honoured for admins only.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HomeFilter {
+    /// Only this owner's (admins).
     owner: Option<Uuid>,
+    /// Only on this agent.
     agent_id: Option<String>,
+}
+
+/// Homes.
+#[derive(Serialize, ToSchema)]
+pub struct HomeList {
+    /// Most recently used first.
+    homes: Vec<HomeView>,
 }
 
 fn no_home(id: Uuid) -> ApiError {
@@ -36,6 +47,11 @@ async fn visible_home(state: &AppState, caller: &Caller, id: Uuid) -> Result<Hom
 }
 
 /// `GET /api/v1/homes`: the caller's own; admins see all, filtered.
+#[utoipa::path(
+    tag = "homes",
+    params(HomeFilter),
+    responses((status = 200, description = "The homes", body = HomeList))
+)]
 #[get("/homes")]
 pub async fn list(
     state: web::Data<AppState>,
@@ -45,10 +61,17 @@ pub async fn list(
     let HomeFilter { owner, agent_id } = query.into_inner();
     let owner_id = caller.owner_filter(owner);
     let homes = state.store.run(ListHomes { owner_id, agent_id }).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "homes": homes })))
+    Ok(HttpResponse::Ok().json(HomeList { homes }))
 }
 
-/// `GET /api/v1/homes/{id}`
+/// `GET /api/v1/homes/{id}`: one home the caller may see.
+#[utoipa::path(
+    tag = "homes",
+    responses(
+        (status = 200, description = "The home", body = HomeView),
+        (status = 404, description = "No such home, or not the caller's"),
+    )
+)]
 #[get("/homes/{id}")]
 pub async fn get(
     state: web::Data<AppState>,
@@ -60,8 +83,16 @@ pub async fn get(
 
 /// `DELETE /api/v1/homes/{id}` → 202 while its agent removes the data (the home disappears
 /// from the list once it confirms), 409 while a session uses it.
-#[delete_route("/homes/{id}")]
-pub async fn delete(
+#[utoipa::path(
+    tag = "homes",
+    responses(
+        (status = 202, description = "Its agent removes the data", body = HomeView),
+        (status = 404, description = "No such home, or not the caller's"),
+        (status = 409, description = "A session uses it (`home_in_use`)"),
+    )
+)]
+#[delete("/homes/{id}")]
+pub async fn remove(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<Uuid>,

@@ -13,6 +13,16 @@ use crate::store::stats::ReadCounts;
 const COUNTS_MAX_AGE: Duration = Duration::from_secs(10);
 
 /// Current metrics. Unauthenticated, like most exporters: serve it on a private network.
+#[utoipa::path(
+    tag = "probes",
+    security(()),
+    responses((
+        status = 200,
+        description = "OpenMetrics text",
+        body = String,
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    ))
+)]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let counts = match state.metrics.recent_counts(COUNTS_MAX_AGE) {

@@ -10,6 +10,7 @@ pub mod error;
 pub mod health;
 pub mod homes;
 pub mod metrics;
+pub mod openapi;
 pub mod pages;
 pub mod paging;
 pub mod request_id;
@@ -58,11 +59,28 @@ pub struct AppState {
 /// Largest JSON request body accepted.
 const MAX_JSON_BODY: usize = 64 * 1024;
 
-/// Registers every route, with JSON errors for malformed bodies, queries and paths.
-pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &std::path::Path) {
-    for files in pages::files(static_dir) {
-        cfg.service(files);
-    }
+/// Registers every route: the pages, the internal bridge between replicas, and [`api`].
+pub fn configure(
+    cfg: &mut utoipa_actix_web::service_config::ServiceConfig,
+    static_dir: &std::path::Path,
+) {
+    cfg.map(|cfg| {
+        for files in pages::files(static_dir) {
+            cfg.service(files);
+        }
+        cfg.service(pages::index)
+            .service(pages::route)
+            .service(pages::viewer)
+            .service(pages::api_docs)
+            .service(vnc::bridged)
+    })
+    .configure(api)
+    .default_service(web::to(not_found));
+}
+
+/// The API and the probes, each with its place in the API document ([`openapi`]); JSON errors
+/// for malformed bodies, queries and paths.
+pub fn api(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.app_data(
         web::JsonConfig::default()
             .limit(MAX_JSON_BODY)
@@ -79,30 +97,27 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &std::path::Path) {
     .service(health::healthz)
     .service(health::readyz)
     .service(metrics::metrics)
-    .service(pages::index)
-    .service(pages::route)
-    .service(pages::viewer)
-    .service(vnc::bridged)
     .service(
-        web::scope("/api/v1")
+        utoipa_actix_web::scope("/api/v1")
+            .service(openapi::openapi_json)
             .service(auth::login)
             .service(auth::me)
             .service(auth::change_password)
             .service(users::create)
             .service(users::list)
             .service(users::update)
-            .service(users::delete)
+            .service(users::remove)
             .service(templates::create)
             .service(templates::list)
             .service(templates::get)
             .service(templates::update)
-            .service(templates::delete)
+            .service(templates::remove)
             .service(agent_socket::connect)
             .service(agents::register)
             .service(agents::list)
             .service(agents::summary)
             .service(agents::get)
-            .service(agents::delete)
+            .service(agents::remove)
             .service(agents::live_sessions)
             .service(agents::list_credentials)
             .service(agents::mint_credential)
@@ -111,15 +126,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &std::path::Path) {
             .service(sessions::create)
             .service(sessions::list)
             .service(sessions::get)
-            .service(sessions::delete)
+            .service(sessions::remove)
             .service(homes::list)
             .service(homes::get)
-            .service(homes::delete)
+            .service(homes::remove)
             .service(vnc::viewer_token)
             .service(vnc::connect)
             .service(audit::list),
-    )
-    .default_service(web::to(not_found));
+    );
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {

@@ -41,10 +41,23 @@ pub async fn viewer(
     page(&state, "viewer.html", &req)
 }
 
-/// Static file services: our assets and noVNC's modules.
-pub fn files(static_dir: &std::path::Path) -> [Files; 2] {
+/// The API reference: the API document rendered by Swagger UI.
+#[get("/api-docs")]
+pub async fn api_docs(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    page(&state, "api-docs.html", &req)
+}
+
+/// Static file services: our assets, noVNC's modules and Swagger UI's.
+pub fn files(static_dir: &std::path::Path) -> [Files; 3] {
     [
         Files::new("/assets", static_dir.join("assets")),
         Files::new("/novnc", static_dir.join("node_modules/@novnc/novnc")),
+        Files::new(
+            "/swagger-ui",
+            static_dir.join("node_modules/swagger-ui-dist"),
+        ),
     ]
 }

@@ -5,10 +5,12 @@ use serde::Deserialize;
 use super::error::ApiError;
 
 /// `?limit=&after=` of a list by name; anything else in the query string is refused.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ByName {
-    /// Page size (default 100, at most [`MAX_PAGE`]).
+    /// Page size (default 100, at most 500).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// Items after this name: the previous page's `next_after`.
     pub after: Option<String>,

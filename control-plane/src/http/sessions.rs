@@ -2,9 +2,10 @@
 //!
 //! Another user's session answers 404, exactly like a missing one, so ids cannot be probed.
 
-use actix_web::{HttpResponse, delete as delete_route, get, post, web};
-use serde::Deserialize;
+use actix_web::{HttpResponse, delete, get, post, web};
+use serde::{Deserialize, Serialize};
 use streamspace_protocol::{Resources, SessionSpec, TemplateSpec};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::AppState;
@@ -12,7 +13,7 @@ use super::caller::Caller;
 use super::error::ApiError;
 use super::paging::{next_before, page_size};
 use crate::actors::supervisor::Dispatch;
-use crate::model::{Role, SessionState};
+use crate::model::{Platform, ResourceAmounts, Role, SessionState};
 use crate::store::audit::Record;
 use crate::store::sessions::{
     CreateSession, DeleteSession, Deletion, ListSessions, Placed, Removal, RemoveEndedSession,
@@ -25,24 +26,23 @@ use crate::validate;
 const DEFAULT_CPU: &str = "1";
 const DEFAULT_MEMORY: &str = "2Gi";
 
-/// Requested CPU and memory; absent fields come from the template.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ResourceRequest {
-    cpu: Option<String>,
-    memory: Option<String>,
-}
-
 /// A session request.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSession {
+    /// The template's name.
     template: String,
+    /// CPU and memory; absent ones come from the template.
     #[serde(default)]
-    resources: ResourceRequest,
+    resources: ResourceAmounts,
+    /// Run it on this platform (one the template supports).
+    #[schema(value_type = Option<Platform>, inline)]
     platform: Option<String>,
+    /// Run it in this region.
     region: Option<String>,
+    /// Keep the home directory on a volume for the next session of this template.
     #[serde(default = "default_true")]
+    #[schema(default = true)]
     persistent_home: bool,
 }
 
@@ -84,6 +84,14 @@ pub async fn visible_session(
 }
 
 /// `POST /api/v1/sessions` → 202 with the session, placed on the least-loaded matching agent.
+#[utoipa::path(
+    tag = "sessions",
+    responses(
+        (status = 202, description = "Recorded and sent to an agent; it becomes `running` or `failed`", body = SessionView),
+        (status = 409, description = "The user's home for this template is held elsewhere or busy"),
+        (status = 503, description = "No online agent can take it (`no_agent_available`), or the home's agent is away"),
+    )
+)]
 #[post("/sessions")]
 pub async fn create(
     state: web::Data<AppState>,
@@ -194,22 +202,35 @@ pub async fn create(
 const DEFAULT_PAGE: i64 = 100;
 
 /// List filters and paging; `owner` and `user` are honoured for admins only.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SessionFilter {
+    /// Only sessions in this state.
+    #[param(value_type = Option<SessionState>, inline)]
     state: Option<String>,
+    /// Only on this agent.
     agent_id: Option<String>,
+    /// Only this owner's (admins).
     owner: Option<Uuid>,
-    /// The owner's login name.
+    /// Only this owner's, by login name (admins).
     user: Option<String>,
+    /// Only on this platform.
+    #[param(value_type = Option<Platform>, inline)]
     platform: Option<String>,
     /// Page size (default 100, at most 500).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
     /// Sessions older than this one: the previous page's `next_before`.
     before: Option<Uuid>,
 }
 
 /// `GET /api/v1/sessions`: the caller's own; admins see all, filtered; newest first, paged.
+#[utoipa::path(
+    tag = "sessions",
+    params(SessionFilter),
+    responses((status = 200, description = "A page", body = SessionPage))
+)]
 #[get("/sessions")]
 pub async fn list(
     state: web::Data<AppState>,
@@ -250,13 +271,29 @@ pub async fn list(
         })
         .await?;
     let next_before = next_before(&sessions, limit, |s| s.session.id);
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "sessions": sessions,
-        "next_before": next_before,
-    })))
+    Ok(HttpResponse::Ok().json(SessionPage {
+        sessions,
+        next_before,
+    }))
 }
 
-/// `GET /api/v1/sessions/{id}`
+/// A page of sessions, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct SessionPage {
+    /// The sessions.
+    sessions: Vec<SessionView>,
+    /// The next page's `before`; null on the last page.
+    next_before: Option<Uuid>,
+}
+
+/// `GET /api/v1/sessions/{id}`: one session the caller may see.
+#[utoipa::path(
+    tag = "sessions",
+    responses(
+        (status = 200, description = "The session", body = SessionView),
+        (status = 404, description = "No such session, or not the caller's"),
+    )
+)]
 #[get("/sessions/{id}")]
 pub async fn get(
     state: web::Data<AppState>,
@@ -268,8 +305,17 @@ pub async fn get(
 
 /// `DELETE /api/v1/sessions/{id}` → 202 while the agent removes it, 200 if nothing was left
 /// to remove, 204 when it had already ended: then it is removed from the lists.
-#[delete_route("/sessions/{id}")]
-pub async fn delete(
+#[utoipa::path(
+    tag = "sessions",
+    responses(
+        (status = 200, description = "Nothing was left to remove: it is `terminated`", body = SessionView),
+        (status = 202, description = "The agent removes it; it becomes `terminated`", body = SessionView),
+        (status = 204, description = "It had ended; now it is gone from the lists"),
+        (status = 404, description = "No such session, or not the caller's"),
+    )
+)]
+#[delete("/sessions/{id}")]
+pub async fn remove(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<Uuid>,

@@ -2,41 +2,42 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{HttpResponse, delete as delete_route, get, post, put, web};
-use serde::Deserialize;
+use actix_web::{HttpResponse, delete, get, post, put, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::caller::Caller;
 use super::error::ApiError;
 use super::paging::{ByName, DEFAULT_BY_NAME, next_before, page_size};
+use crate::model::ResourceAmounts;
 use crate::store::audit::Record;
 use crate::store::templates::{
-    CreateTemplate, DeleteTemplate, ListTemplates, TemplateByName, TemplateFields, UpdateTemplate,
+    CreateTemplate, DeleteTemplate, ListTemplates, Template, TemplateByName, TemplateFields,
+    UpdateTemplate,
 };
 use crate::validate;
 
-/// Default CPU and memory of a template.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResourceDefaults {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cpu: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    memory: Option<String>,
-}
-
 /// A template as the API accepts it.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateBody {
+    /// A DNS label: lower-case letters, digits and `-`.
     name: String,
+    /// For people; the name unless given.
     display_name: Option<String>,
+    /// For people.
     #[serde(default)]
     description: String,
+    /// Container image (kubernetes, docker) or desktop program (local).
     image: String,
+    /// VNC port inside the session.
     #[serde(default = "default_vnc_port")]
+    #[schema(minimum = 1, default = 5900)]
     vnc_port: u16,
-    default_resources: Option<ResourceDefaults>,
+    /// CPU and memory when a session asks for none.
+    default_resources: Option<ResourceAmounts>,
+    /// Extra environment of the desktop.
     #[serde(default)]
     env: BTreeMap<String, String>,
     /// Platforms it runs on; empty (the default) means any.
@@ -57,10 +58,7 @@ impl TemplateBody {
         if self.vnc_port == 0 {
             return Err(ApiError::invalid("vnc_port: must be between 1 and 65535"));
         }
-        let resources = self.default_resources.unwrap_or(ResourceDefaults {
-            cpu: None,
-            memory: None,
-        });
+        let resources = self.default_resources.unwrap_or_default();
         if let Some(cpu) = &resources.cpu {
             validate::cpu(cpu).map_err(ApiError::invalid)?;
         }
@@ -108,6 +106,14 @@ fn not_found(name: &str) -> ApiError {
 }
 
 /// `POST /api/v1/templates` (admin)
+#[utoipa::path(
+    tag = "templates",
+    responses(
+        (status = 201, description = "Created", body = Template),
+        (status = 403, description = "Admins only"),
+        (status = 409, description = "The name is taken"),
+    )
+)]
 #[post("/templates")]
 pub async fn create(
     state: web::Data<AppState>,
@@ -121,7 +127,21 @@ pub async fn create(
     Ok(HttpResponse::Created().json(template))
 }
 
-/// `GET /api/v1/templates`
+/// A page of templates by name.
+#[derive(Serialize, ToSchema)]
+pub struct TemplatePage {
+    /// The templates.
+    templates: Vec<Template>,
+    /// The next page's `after`; null on the last page.
+    next_after: Option<String>,
+}
+
+/// `GET /api/v1/templates`: by name, paged.
+#[utoipa::path(
+    tag = "templates",
+    params(ByName),
+    responses((status = 200, description = "A page", body = TemplatePage))
+)]
 #[get("/templates")]
 pub async fn list(
     state: web::Data<AppState>,
@@ -132,13 +152,20 @@ pub async fn list(
     let limit = page_size(limit, DEFAULT_BY_NAME)?;
     let templates = state.store.run(ListTemplates { after, limit }).await?;
     let next_after = next_before(&templates, limit, |t| t.name.clone());
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "templates": templates,
-        "next_after": next_after,
-    })))
+    Ok(HttpResponse::Ok().json(TemplatePage {
+        templates,
+        next_after,
+    }))
 }
 
-/// `GET /api/v1/templates/{name}`
+/// `GET /api/v1/templates/{name}`: one template.
+#[utoipa::path(
+    tag = "templates",
+    responses(
+        (status = 200, description = "The template", body = Template),
+        (status = 404, description = "No such template"),
+    )
+)]
 #[get("/templates/{name}")]
 pub async fn get(
     state: web::Data<AppState>,
@@ -155,6 +182,15 @@ pub async fn get(
 }
 
 /// `PUT /api/v1/templates/{name}` (admin): replaces the template.
+#[utoipa::path(
+    tag = "templates",
+    responses(
+        (status = 200, description = "Replaced", body = Template),
+        (status = 403, description = "Admins only"),
+        (status = 404, description = "No such template"),
+        (status = 409, description = "Renamed to a name that is taken"),
+    )
+)]
 #[put("/templates/{name}")]
 pub async fn update(
     state: web::Data<AppState>,
@@ -181,8 +217,16 @@ pub async fn update(
 }
 
 /// `DELETE /api/v1/templates/{name}` (admin); sessions keep the template's name.
-#[delete_route("/templates/{name}")]
-pub async fn delete(
+#[utoipa::path(
+    tag = "templates",
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Admins only"),
+        (status = 404, description = "No such template"),
+    )
+)]
+#[delete("/templates/{name}")]
+pub async fn remove(
     state: web::Data<AppState>,
     caller: Caller,
     name: web::Path<String>,

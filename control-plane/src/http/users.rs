@@ -1,7 +1,8 @@
 //! Users (admin): create, list, change role or password, disable, delete.
 
-use actix_web::{HttpResponse, delete as delete_route, get, patch, post, web};
-use serde::Deserialize;
+use actix_web::{HttpResponse, delete, get, patch, post, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::AppState;
@@ -13,16 +14,18 @@ use crate::auth::password;
 use crate::model::Role;
 use crate::store::audit::Record;
 use crate::store::users::{
-    CreateUser, DeleteUser, ListUsers, UpdateUser, UserChanges, UserDeletion,
+    CreateUser, DeleteUser, ListUsers, UpdateUser, User, UserChanges, UserDeletion,
 };
 use crate::validate;
 
 /// A new user.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     username: String,
+    /// At least 8 characters.
     password: String,
+    /// `user` unless given.
     #[serde(default = "default_role")]
     role: Role,
 }
@@ -47,7 +50,15 @@ pub(super) async fn hash(password: String) -> Result<String, ApiError> {
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-/// `POST /api/v1/users`
+/// `POST /api/v1/users` (admin)
+#[utoipa::path(
+    tag = "users",
+    responses(
+        (status = 201, description = "Created", body = User),
+        (status = 403, description = "Admins only"),
+        (status = 409, description = "The name is taken"),
+    )
+)]
 #[post("/users")]
 pub async fn create(
     state: web::Data<AppState>,
@@ -80,7 +91,24 @@ pub async fn create(
     Ok(HttpResponse::Created().json(user))
 }
 
-/// `GET /api/v1/users`
+/// A page of users by name.
+#[derive(Serialize, ToSchema)]
+pub struct UserPage {
+    /// The users.
+    users: Vec<User>,
+    /// The next page's `after`; null on the last page.
+    next_after: Option<String>,
+}
+
+/// `GET /api/v1/users` (admin): by name, paged.
+#[utoipa::path(
+    tag = "users",
+    params(ByName),
+    responses(
+        (status = 200, description = "A page", body = UserPage),
+        (status = 403, description = "Admins only"),
+    )
+)]
 #[get("/users")]
 pub async fn list(
     state: web::Data<AppState>,
@@ -92,11 +120,11 @@ pub async fn list(
     let limit = page_size(limit, DEFAULT_BY_NAME)?;
     let users = state.store.run(ListUsers { after, limit }).await?;
     let next_after = next_before(&users, limit, |u| u.username.clone());
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "users": users, "next_after": next_after })))
+    Ok(HttpResponse::Ok().json(UserPage { users, next_after }))
 }
 
 /// Changes to a user; absent fields stay as they are.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     password: Option<String>,
@@ -104,7 +132,16 @@ pub struct UserPatch {
     disabled: Option<bool>,
 }
 
-/// `PATCH /api/v1/users/{id}`: e.g. `{"disabled": true}`.
+/// `PATCH /api/v1/users/{id}` (admin): e.g. `{"disabled": true}`.
+#[utoipa::path(
+    tag = "users",
+    responses(
+        (status = 200, description = "Changed", body = User),
+        (status = 403, description = "Admins only"),
+        (status = 404, description = "No such user"),
+        (status = 409, description = "An admin cannot disable or demote themselves"),
+    )
+)]
 #[patch("/users/{id}")]
 pub async fn update(
     state: web::Data<AppState>,
@@ -170,8 +207,17 @@ pub async fn update(
 
 /// `DELETE /api/v1/users/{id}` (admin): only a user who holds nothing on any agent (no active
 /// session, no home); their ended sessions go with them, the audit log keeps their name.
-#[delete_route("/users/{id}")]
-pub async fn delete(
+#[utoipa::path(
+    tag = "users",
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Admins only"),
+        (status = 404, description = "No such user"),
+        (status = 409, description = "Themselves, or a user with active sessions or homes"),
+    )
+)]
+#[delete("/users/{id}")]
+pub async fn remove(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<Uuid>,

@@ -5,8 +5,9 @@
 
 use actix::{Actor, AsyncContext};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::AppState;
@@ -47,7 +48,29 @@ fn require_running(state: SessionState, reason: Option<&str>) -> Result<(), ApiE
     Err(ApiError::conflict(message))
 }
 
+/// A viewer token and where to use it.
+#[derive(Serialize, ToSchema)]
+pub struct ViewerToken {
+    /// For `?token=` of the VNC WebSocket; good for one connection.
+    token: String,
+    /// When it stops working (Unix seconds).
+    expires_at: i64,
+    /// Seconds it stays good.
+    expires_in: u64,
+    /// The WebSocket's path.
+    path: String,
+}
+
 /// A viewer token for one session, valid for about a minute.
+#[utoipa::path(
+    tag = "sessions",
+    responses(
+        (status = 200, description = "A token", body = ViewerToken),
+        (status = 404, description = "No such session, or not the caller's"),
+        (status = 409, description = "The session is not running"),
+        (status = 503, description = "The VNC proxy is disabled"),
+    )
+)]
 #[post("/sessions/{id}/viewer-token")]
 pub async fn viewer_token(
     state: web::Data<AppState>,
@@ -62,22 +85,37 @@ pub async fn viewer_token(
         state
             .keys
             .viewer(caller.id, &caller.username, caller.role, session.id);
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "token": token,
-        "expires_at": expires_at,
-        "expires_in": VIEWER_TTL.as_secs(),
-        "path": format!("/api/v1/vnc/{}", session.id),
-    })))
+    Ok(HttpResponse::Ok().json(ViewerToken {
+        token,
+        expires_at,
+        expires_in: VIEWER_TTL.as_secs(),
+        path: format!("/api/v1/vnc/{}", session.id),
+    }))
 }
 
 /// The query string of the proxy.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VncQuery {
+    /// A viewer token for this session.
     token: Option<String>,
 }
 
 /// Upgrades a viewer to the session's VNC stream: here when this replica holds the agent's
 /// link, else bridged to the replica that does.
+#[utoipa::path(
+    tag = "sessions",
+    security(()),
+    params(VncQuery),
+    responses(
+        (status = 101, description = "A WebSocket (subprotocol `binary`) carrying the session's RFB bytes"),
+        (status = 401, description = "No, an expired or a spent viewer token"),
+        (status = 403, description = "The token is for another session"),
+        (status = 404, description = "No such session"),
+        (status = 409, description = "The session is not running"),
+        (status = 503, description = "The VNC proxy is disabled, or the agent is away"),
+    )
+)]
 #[get("/vnc/{id}")]
 pub async fn connect(
     state: web::Data<AppState>,

@@ -12,7 +12,7 @@ use super::{Query, StoreError};
 use crate::model::{AgentStatus, SessionState};
 
 /// An agent as stored.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = agents)]
 pub struct Agent {
     /// Surrogate key (not shown: the API names agents by `agent_id`).
@@ -25,10 +25,13 @@ pub struct Agent {
     /// Placement region.
     pub region: Option<String>,
     /// `online`, `warning`, `offline`, `error`.
+    #[schema(value_type = crate::model::AgentStatus)]
     pub status: String,
     /// As announced in `hello`.
+    #[schema(value_type = Object)]
     pub capacity: serde_json::Value,
     /// Free-form.
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
     /// The live WebSocket, if any.
     #[serde(skip)]
@@ -45,7 +48,7 @@ pub struct Agent {
 }
 
 /// An agent with how many sessions it holds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AgentView {
     /// The row.
     #[serde(flatten)]
@@ -147,7 +150,7 @@ impl Query for ListAgents {
 }
 
 /// The whole fleet at a glance, whatever page a list shows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FleetSummary {
     /// Registered agents.
     pub agents: i64,

@@ -9,7 +9,7 @@ use super::schema::audit_log;
 use super::{Query, StoreError};
 
 /// One entry as listed.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = audit_log)]
 pub struct AuditEntry {
     /// Increasing id, used for paging.
@@ -29,6 +29,7 @@ pub struct AuditEntry {
     /// Its id.
     pub target_id: Option<String>,
     /// Action-specific detail.
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
     /// Client address.
     pub source_ip: Option<String>,

@@ -10,7 +10,7 @@ use super::schema::{agent_credentials, agents};
 use super::{Query, StoreError};
 
 /// A credential as listed (never the token itself).
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = agent_credentials)]
 pub struct Credential {
     /// Id, used to revoke it.

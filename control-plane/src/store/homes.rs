@@ -17,7 +17,7 @@ use crate::model::{AgentStatus, SessionState};
 use crate::placement::{self, Candidate};
 
 /// A home as stored.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = homes)]
 pub struct Home {
     /// Id; also its name on the agent.
@@ -40,7 +40,7 @@ pub struct Home {
 }
 
 /// A home as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HomeView {
     /// The row.
     #[serde(flatten)]

@@ -19,7 +19,7 @@ use crate::model::SessionState;
 use crate::placement;
 
 /// A session as stored.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = sessions)]
 pub struct Session {
     /// Id.
@@ -33,10 +33,12 @@ pub struct Session {
     #[serde(rename = "template")]
     pub template_name: String,
     /// Lifecycle state.
+    #[schema(value_type = SessionState)]
     pub state: String,
     /// Why it is in that state.
     pub state_reason: Option<String>,
     /// `{"cpu": …, "memory": …}`.
+    #[schema(value_type = crate::model::ResourceAmounts)]
     pub resources: serde_json::Value,
     /// Home on a volume that outlives the session.
     pub persistent_home: bool,
@@ -66,7 +68,7 @@ impl Session {
 }
 
 /// A session with its owner's name, as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     /// The row.
     #[serde(flatten)]
@@ -75,6 +77,7 @@ pub struct SessionView {
     pub owner: String,
     /// Liveness of the agent holding it (`online`, `warning`, …), so a viewer can say why a
     /// running desktop cannot be reached.
+    #[schema(value_type = Option<crate::model::AgentStatus>)]
     pub agent_status: Option<String>,
 }
 

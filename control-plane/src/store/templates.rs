@@ -9,7 +9,7 @@ use super::schema::templates;
 use super::{Query, StoreError};
 
 /// A template as stored and shown.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = templates)]
 pub struct Template {
     /// Primary key.
@@ -23,12 +23,16 @@ pub struct Template {
     /// Container image (kubernetes) or desktop program (local).
     pub image: String,
     /// VNC port inside the session.
+    #[schema(minimum = 1, maximum = 65535)]
     pub vnc_port: i32,
     /// `{"cpu": …, "memory": …}` used when a session asks for nothing else.
+    #[schema(value_type = crate::model::ResourceAmounts)]
     pub default_resources: serde_json::Value,
     /// Extra environment.
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub env: serde_json::Value,
     /// Platforms it runs on (`[]`: any).
+    #[schema(value_type = Vec<String>)]
     pub platforms: serde_json::Value,
     /// When created.
     pub created_at: DateTime<Utc>,

@@ -10,7 +10,7 @@ use super::{Query, StoreError};
 use crate::model::{Role, SessionState};
 
 /// A user as stored (the hash never leaves the server: it is skipped in JSON).
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = users)]
 pub struct User {
     /// Primary key.
@@ -21,6 +21,7 @@ pub struct User {
     #[serde(skip)]
     pub password_hash: String,
     /// `user` or `admin`.
+    #[schema(value_type = crate::model::Role)]
     pub role: String,
     /// Disabled users cannot log in and their tokens stop working.
     pub disabled: bool,
