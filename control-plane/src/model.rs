@@ -47,13 +47,18 @@ macro_rules! text_enum {
 /// CPU and memory as Kubernetes quantities (`"500m"`, `"2Gi"`): a template's defaults (either
 /// may be absent) and a session's resources (both present).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    try_from = "std::collections::BTreeMap<String, Option<String>>",
+    deny_unknown_fields
+)]
 pub struct ResourceAmounts {
-    /// CPU cores, e.g. `"1"` or `"500m"`.
+    /// CPU cores, e.g. `"1"` or `"500m"`; not zero.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^(?=[0-9.]*[1-9])[0-9]+([.][0-9]+)?m?$")]
     pub cpu: Option<String>,
-    /// Memory, e.g. `"2Gi"`.
+    /// Memory, e.g. `"2Gi"`; not zero.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^(?=[0-9.]*[1-9])[0-9]+([.][0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")]
     pub memory: Option<String>,
 }
 
@@ -71,6 +76,26 @@ impl utoipa::PartialSchema for Platform {
 }
 
 impl utoipa::ToSchema for Platform {}
+
+/// Read from an object only (serde would take a struct from an array too), with no other keys.
+impl TryFrom<std::collections::BTreeMap<String, Option<String>>> for ResourceAmounts {
+    type Error = String;
+
+    fn try_from(
+        mut fields: std::collections::BTreeMap<String, Option<String>>,
+    ) -> Result<Self, String> {
+        let amounts = ResourceAmounts {
+            cpu: fields.remove("cpu").flatten(),
+            memory: fields.remove("memory").flatten(),
+        };
+        match fields.keys().next() {
+            Some(other) => Err(format!(
+                "unknown field `{other}`, expected `cpu` or `memory`"
+            )),
+            None => Ok(amounts),
+        }
+    }
+}
 
 text_enum! {
     /// Liveness of an agent as the control plane sees it.

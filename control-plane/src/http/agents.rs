@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::caller::Caller;
 use super::error::ApiError;
+use super::json_object::JsonObject;
 use super::paging::{DEFAULT_BY_NAME, next_before, page_size};
 use crate::actors::supervisor::{AgentRemoved, Ask, CredentialsRevoked};
 use crate::auth::agent_token;
@@ -27,9 +28,11 @@ use crate::validate;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
-    /// The agent's name (`AGENT_ID`): a DNS label.
+    /// The agent's name (`AGENT_ID`): letters, digits, `.`, `_`, `-`.
+    #[schema(pattern = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")]
     agent_id: String,
-    /// `kubernetes`, `docker` or `local`.
+    /// Where it runs sessions.
+    #[schema(value_type = Platform, inline)]
     platform: String,
     /// Placement region.
     region: Option<String>,
@@ -109,6 +112,7 @@ pub struct Registered {
 
 /// `POST /api/v1/agents/register`: creates the agent and its first credential.
 #[utoipa::path(
+    request_body = Registration,
     tag = "agents",
     responses(
         (status = 201, description = "Registered", body = Registered),
@@ -120,7 +124,7 @@ pub struct Registered {
 pub async fn register(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<Registration>,
+    body: JsonObject<Registration>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let Registration {

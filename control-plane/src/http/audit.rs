@@ -28,8 +28,10 @@ pub struct AuditQuery {
     /// Only by this user name.
     user: Option<String>,
     /// Only at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     since: Option<String>,
     /// Only before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     until: Option<String>,
 }
 

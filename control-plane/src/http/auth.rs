@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::caller::{Caller, client_ip};
 use super::error::ApiError;
+use super::json_object::JsonObject;
 use crate::auth::password;
 use crate::model::Role;
 use crate::store::audit::{NewAuditEntry, Record};
@@ -39,6 +40,7 @@ pub struct LoginAnswer {
 
 /// Exchanges a user name and password for a login token.
 #[utoipa::path(
+    request_body = Login,
     tag = "auth",
     security(()),
     responses(
@@ -52,7 +54,7 @@ pub struct LoginAnswer {
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<Login>,
+    body: JsonObject<Login>,
 ) -> Result<HttpResponse, ApiError> {
     let Login { username, password } = body.into_inner();
     let ip = client_ip(&req);
@@ -151,13 +153,17 @@ pub async fn me(caller: Caller) -> HttpResponse {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
+    /// The password now.
     current_password: String,
+    /// At least 8 characters.
+    #[schema(min_length = 8)]
     new_password: String,
 }
 
 /// Changes the caller's own password. Every login token issued before stops working, so the
 /// answer carries a new one, like a login's.
 #[utoipa::path(
+    request_body = PasswordChange,
     tag = "auth",
     responses(
         (status = 200, description = "Changed; a new token, as a login's", body = LoginAnswer),
@@ -169,7 +175,7 @@ pub struct PasswordChange {
 pub async fn change_password(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<PasswordChange>,
+    body: JsonObject<PasswordChange>,
 ) -> Result<HttpResponse, ApiError> {
     let PasswordChange {
         current_password,

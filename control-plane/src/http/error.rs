@@ -25,6 +25,16 @@ pub enum ApiError {
     /// 404: no such thing (or not visible to the caller).
     #[error("{0}")]
     NotFound(String),
+    /// 405: the path exists, with other methods (`Allow` lists them).
+    #[error("{path} does not take {method}; it takes {allow}")]
+    MethodNotAllowed {
+        /// The method asked for.
+        method: String,
+        /// The path.
+        path: String,
+        /// The methods it takes, comma-separated.
+        allow: String,
+    },
     /// 409: conflicts with existing state.
     #[error("{message}")]
     Conflict {
@@ -76,6 +86,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Internal(_) => "internal",
         }
@@ -105,6 +116,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -120,9 +132,14 @@ impl ResponseError for ApiError {
         if let ApiError::TooManyRequests { retry_after, .. } = self {
             response.insert_header(("Retry-After", retry_after.to_string()));
         }
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            response.insert_header(("Allow", allow.clone()));
+        }
         response.json(ErrorBody {
             error: self.code(),
-            message: self.to_string(),
+            // Messages quote input; NUL (which the document rules out of every text) is shown
+            // as the replacement character.
+            message: self.to_string().replace('\0', "\u{FFFD}"),
             request_id: super::request_id::current(),
         })
     }
@@ -134,6 +151,10 @@ impl From<crate::store::StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::Conflict(message) => ApiError::conflict(message),
+            StoreError::InvalidText(message) => ApiError::BadRequest {
+                code: "invalid_text",
+                message: format!("text fields must not contain NUL characters ({message})"),
+            },
             StoreError::Unavailable(message) => ApiError::Unavailable {
                 code: "database_unavailable",
                 message: format!("database unavailable: {message}"),

@@ -9,6 +9,7 @@ pub mod caller;
 pub mod error;
 pub mod health;
 pub mod homes;
+pub mod json_object;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
@@ -90,10 +91,21 @@ pub fn api(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         web::QueryConfig::default()
             .error_handler(|e, _| ApiError::invalid(format!("query string: {e}")).into()),
     )
-    .app_data(
-        web::PathConfig::default()
-            .error_handler(|e, _| ApiError::invalid(format!("path: {e}")).into()),
-    )
+    .app_data(web::PathConfig::default().error_handler(|e, req| {
+        // `DELETE …/credentials/rotate` reaches the route `…/credentials/{id}`: what the
+        // path names takes no DELETE, which is the answer, not a malformed id.
+        match openapi::methods_at(req.path()) {
+            Some(allow) if !allow.split(", ").any(|m| m == req.method().as_str()) => {
+                ApiError::MethodNotAllowed {
+                    method: req.method().to_string(),
+                    path: req.path().to_owned(),
+                    allow,
+                }
+            }
+            _ => ApiError::invalid(format!("path: {e}")),
+        }
+        .into()
+    }))
     .service(health::healthz)
     .service(health::readyz)
     .service(metrics::metrics)
@@ -136,6 +148,14 @@ pub fn api(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     );
 }
 
-async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound("no such endpoint".into()))
+/// 405 for a documented path asked with a method it does not take, else 404.
+async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    match openapi::methods_at(req.path()) {
+        Some(allow) => Err(ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            path: req.path().to_owned(),
+            allow,
+        }),
+        None => Err(ApiError::NotFound("no such endpoint".into())),
+    }
 }

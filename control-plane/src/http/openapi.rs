@@ -144,6 +144,31 @@ fn without_route(summary: &str) -> String {
     }
 }
 
+/// Text in the API never holds NUL (Postgres cannot store it; such input is a 400): said with a
+/// pattern on every string the document does not otherwise constrain.
+fn without_nul(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let text = match map.get("type") {
+                Some(Value::String(t)) => t == "string",
+                Some(Value::Array(types)) => types.iter().any(|t| t == "string"),
+                _ => false,
+            };
+            if text
+                && !["pattern", "format", "enum"]
+                    .iter()
+                    .any(|k| map.contains_key(*k))
+            {
+                map.insert("pattern".into(), Value::String("^[^\\u0000]*$".into()));
+            }
+            map.values_mut().for_each(without_nul);
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_nul),
+        _ => {}
+    }
+}
+
 /// The document, made once.
 pub static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
     let (_, paths) = actix_web::App::new()
@@ -153,8 +178,49 @@ pub static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
     let mut document = Base::openapi().merge_from(paths);
     document.info.version = env!("CARGO_PKG_VERSION").into();
     Conventions.modify(&mut document);
+    let mut document = serde_json::to_value(&document).unwrap_or_default();
+    without_nul(&mut document);
     serde_json::to_string_pretty(&document).unwrap_or_default()
 });
+
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "patch", "head", "options", "trace",
+];
+
+/// Each documented path's segments and the methods it takes (`GET, POST`).
+static ROUTES: LazyLock<Vec<(Vec<String>, String)>> = LazyLock::new(|| {
+    let document: serde_json::Value = serde_json::from_str(&DOCUMENT).unwrap_or_default();
+    document["paths"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(path, item)| {
+            let segments = path.split('/').map(str::to_owned).collect();
+            let methods = item.as_object().into_iter().flatten();
+            let methods: Vec<String> = methods
+                .filter(|(m, _)| METHODS.contains(&m.as_str()))
+                .map(|(m, _)| m.to_uppercase())
+                .collect();
+            (segments, methods.join(", "))
+        })
+        .collect()
+});
+
+/// The methods a documented path takes, or `None` when no documented path matches.
+pub fn methods_at(path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let matching = ROUTES.iter().filter(|(template, _)| {
+        template.len() == segments.len()
+            && template
+                .iter()
+                .zip(&segments)
+                .all(|(t, s)| (t.starts_with('{') && !s.is_empty()) || t == s)
+    });
+    // The most literal template names the path (`/agents/register`, not `/agents/{agent_id}`).
+    matching
+        .max_by_key(|(template, _)| template.iter().filter(|t| !t.starts_with('{')).count())
+        .map(|(_, methods)| methods.clone())
+}
 
 /// This document.
 #[utoipa::path(
@@ -190,11 +256,56 @@ mod tests {
         }
     }
 
+    fn schema(path: &str) -> Value {
+        let document: Value = serde_json::from_str(&DOCUMENT).unwrap();
+        document
+            .pointer(path)
+            .unwrap_or_else(|| panic!("{path}"))
+            .clone()
+    }
+
+    fn pattern(path: &str) -> jsonschema::Validator {
+        let pattern = schema(path)["pattern"].as_str().unwrap().to_owned();
+        jsonschema::validator_for(&serde_json::json!({ "pattern": pattern })).unwrap()
+    }
+
+    type Validator = fn(&str) -> Result<(), String>;
+
+    proptest::proptest! {
+        /// What the document promises a client is what the server checks: schemathesis sends
+        /// values that match (expecting acceptance) and values that do not (expecting 400).
+        #[test]
+        fn documented_patterns_accept_exactly_what_the_validators_accept(
+            text in "[a-zA-Z0-9._ \n-]{0,3}[01a.-]{0,66}(m|Mi|Gi|k|[.])?",
+        ) {
+            let cases: [(&str, Validator); 5] = [
+                ("/components/schemas/NewUser/properties/username", crate::validate::username),
+                ("/components/schemas/Registration/properties/agent_id", crate::validate::agent_id),
+                ("/components/schemas/TemplateBody/properties/name", crate::validate::template_name),
+                ("/components/schemas/ResourceAmounts/properties/cpu", crate::validate::cpu),
+                ("/components/schemas/ResourceAmounts/properties/memory", crate::validate::memory),
+            ];
+            for (path, check) in cases {
+                let matches = pattern(path).is_valid(&Value::String(text.clone()));
+                proptest::prop_assert_eq!(matches, check(&text).is_ok(), "{} on {:?}", path, text);
+            }
+        }
+    }
+
     #[test]
     fn summaries_leave_out_the_route_the_reference_shows_anyway() {
-        assert_eq!(without_route("`GET /api/v1/x`: asks the agent"), "Asks the agent");
-        assert_eq!(without_route("`POST /x` → 202 with it"), "Answers 202 with it");
-        assert_eq!(without_route("`GET /api/v1/sessions/{id}`"), "`GET /api/v1/sessions/{id}`");
+        assert_eq!(
+            without_route("`GET /api/v1/x`: asks the agent"),
+            "Asks the agent"
+        );
+        assert_eq!(
+            without_route("`POST /x` → 202 with it"),
+            "Answers 202 with it"
+        );
+        assert_eq!(
+            without_route("`GET /api/v1/sessions/{id}`"),
+            "`GET /api/v1/sessions/{id}`"
+        );
         assert_eq!(without_route("The caller."), "The caller.");
     }
 

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::caller::Caller;
 use super::error::ApiError;
+use super::json_object::JsonObject;
 use super::paging::{next_before, page_size};
 use crate::actors::supervisor::Dispatch;
 use crate::model::{Platform, ResourceAmounts, Role, SessionState};
@@ -85,6 +86,7 @@ pub async fn visible_session(
 
 /// `POST /api/v1/sessions` → 202 with the session, placed on the least-loaded matching agent.
 #[utoipa::path(
+    request_body = NewSession,
     tag = "sessions",
     responses(
         (status = 202, description = "Recorded and sent to an agent; it becomes `running` or `failed`", body = SessionView),
@@ -96,7 +98,7 @@ pub async fn visible_session(
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<NewSession>,
+    body: JsonObject<NewSession>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner();
     if let Some(platform) = &request.platform {

@@ -9,8 +9,9 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::caller::Caller;
 use super::error::ApiError;
+use super::json_object::JsonObject;
 use super::paging::{ByName, DEFAULT_BY_NAME, next_before, page_size};
-use crate::model::ResourceAmounts;
+use crate::model::{Platform, ResourceAmounts};
 use crate::store::audit::Record;
 use crate::store::templates::{
     CreateTemplate, DeleteTemplate, ListTemplates, Template, TemplateByName, TemplateFields,
@@ -23,26 +24,56 @@ use crate::validate;
 #[serde(deny_unknown_fields)]
 pub struct TemplateBody {
     /// A DNS label: lower-case letters, digits and `-`.
+    #[schema(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
     name: String,
     /// For people; the name unless given.
     display_name: Option<String>,
     /// For people.
     #[serde(default)]
     description: String,
-    /// Container image (kubernetes, docker) or desktop program (local).
+    /// Container image (kubernetes, docker) or desktop program (local); not blank.
+    #[schema(pattern = r"^[^\u0000]*[^\u0000\t\n\v\f\r ][^\u0000]*$")]
     image: String,
     /// VNC port inside the session.
-    #[serde(default = "default_vnc_port")]
-    #[schema(minimum = 1, default = 5900)]
+    #[serde(default = "default_vnc_port", deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 65535, default = 5900)]
     vnc_port: u16,
     /// CPU and memory when a session asks for none.
     default_resources: Option<ResourceAmounts>,
-    /// Extra environment of the desktop.
+    /// Extra environment of the desktop, by variable name.
     #[serde(default)]
+    #[schema(schema_with = environment)]
     env: BTreeMap<String, String>,
     /// Platforms it runs on; empty (the default) means any.
     #[serde(default)]
+    #[schema(value_type = Vec<Platform>)]
     platforms: Vec<String>,
+}
+
+/// Variable names to values.
+fn environment() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, Schema};
+    use utoipa::openapi::{ObjectBuilder, RefOr, Type};
+    let text = || ObjectBuilder::new().schema_type(Type::String);
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property_names(Some(text().pattern(Some("^[A-Za-z_][A-Za-z0-9_]*$"))))
+        .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(Schema::Object(
+            text().build(),
+        )))))
+        .build()
+}
+
+/// A port as JSON may write a whole number: `5900` or `5900.0`.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u16, D::Error> {
+    let number = f64::deserialize(deserializer)?;
+    if number.fract() == 0.0 && (0.0..=f64::from(u16::MAX)).contains(&number) {
+        Ok(number as u16)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{number} is not a port number (0-65535)"
+        )))
+    }
 }
 
 fn default_vnc_port() -> u16 {
@@ -52,7 +83,12 @@ fn default_vnc_port() -> u16 {
 impl TemplateBody {
     fn into_fields(self) -> Result<TemplateFields, ApiError> {
         validate::template_name(&self.name).map_err(ApiError::invalid)?;
-        if self.image.trim().is_empty() {
+        // Blank as the document's pattern says: nothing but ASCII white space.
+        if self
+            .image
+            .trim_matches(|c: char| c.is_ascii_whitespace() || c == '\x0B')
+            .is_empty()
+        {
             return Err(ApiError::invalid("image: must not be empty"));
         }
         if self.vnc_port == 0 {
@@ -107,6 +143,7 @@ fn not_found(name: &str) -> ApiError {
 
 /// `POST /api/v1/templates` (admin)
 #[utoipa::path(
+    request_body = TemplateBody,
     tag = "templates",
     responses(
         (status = 201, description = "Created", body = Template),
@@ -118,7 +155,7 @@ fn not_found(name: &str) -> ApiError {
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<TemplateBody>,
+    body: JsonObject<TemplateBody>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let fields = body.into_inner().into_fields()?;
@@ -183,6 +220,7 @@ pub async fn get(
 
 /// `PUT /api/v1/templates/{name}` (admin): replaces the template.
 #[utoipa::path(
+    request_body = TemplateBody,
     tag = "templates",
     responses(
         (status = 200, description = "Replaced", body = Template),
@@ -196,7 +234,7 @@ pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
     name: web::Path<String>,
-    body: web::Json<TemplateBody>,
+    body: JsonObject<TemplateBody>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let name = name.into_inner();

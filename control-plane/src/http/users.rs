@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::caller::Caller;
 use super::error::ApiError;
+use super::json_object::JsonObject;
 use super::paging::{ByName, DEFAULT_BY_NAME, next_before, page_size};
 use crate::actors::supervisor::CloseStreamsOf;
 use crate::auth::password;
@@ -22,8 +23,11 @@ use crate::validate;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    /// Login name: lower-case letters, digits, `.`, `_`, `-`.
+    #[schema(pattern = r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")]
     username: String,
     /// At least 8 characters.
+    #[schema(min_length = 8)]
     password: String,
     /// `user` unless given.
     #[serde(default = "default_role")]
@@ -35,6 +39,12 @@ fn default_role() -> Role {
 }
 
 pub(super) fn check_password(password: &str) -> Result<(), ApiError> {
+    // As every text in the API (its document says so), though a password is only hashed.
+    if password.contains('\0') {
+        return Err(ApiError::invalid(
+            "password: must not contain NUL characters",
+        ));
+    }
     if password.chars().count() < password::MIN_PASSWORD_LEN {
         return Err(ApiError::invalid(format!(
             "password: must be at least {} characters",
@@ -52,6 +62,7 @@ pub(super) async fn hash(password: String) -> Result<String, ApiError> {
 
 /// `POST /api/v1/users` (admin)
 #[utoipa::path(
+    request_body = NewUser,
     tag = "users",
     responses(
         (status = 201, description = "Created", body = User),
@@ -63,7 +74,7 @@ pub(super) async fn hash(password: String) -> Result<String, ApiError> {
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<NewUser>,
+    body: JsonObject<NewUser>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let NewUser {
@@ -127,13 +138,18 @@ pub async fn list(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
+    /// A new password (at least 8 characters); the user's sign-ins end.
+    #[schema(min_length = 8)]
     password: Option<String>,
+    /// A new role.
     role: Option<Role>,
+    /// Disabled users cannot sign in; their viewers are closed.
     disabled: Option<bool>,
 }
 
 /// `PATCH /api/v1/users/{id}` (admin): e.g. `{"disabled": true}`.
 #[utoipa::path(
+    request_body = UserPatch,
     tag = "users",
     responses(
         (status = 200, description = "Changed", body = User),
@@ -147,7 +163,7 @@ pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<Uuid>,
-    body: web::Json<UserPatch>,
+    body: JsonObject<UserPatch>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let id = id.into_inner();

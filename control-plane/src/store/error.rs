@@ -10,6 +10,9 @@ pub enum StoreError {
     /// A unique or foreign-key constraint refused the write.
     #[error("{0}")]
     Conflict(String),
+    /// Text the database cannot store (a NUL character): the caller's input, refused.
+    #[error("{0}")]
+    InvalidText(String),
     /// The pool or the store actors are unavailable.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -26,6 +29,15 @@ impl From<DieselError> for StoreError {
                 DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::ForeignKeyViolation,
                 ref info,
             ) => StoreError::Conflict(info.message().to_owned()),
+            // Postgres text cannot hold NUL; such input is the client's mistake, not ours.
+            DieselError::DatabaseError(_, ref info)
+                if info.message().contains("invalid byte sequence")
+                    || info
+                        .message()
+                        .contains("unsupported Unicode escape sequence") =>
+            {
+                StoreError::InvalidText(info.message().trim().to_owned())
+            }
             // The statement timeout: the database is too busy or something holds a lock.
             DieselError::DatabaseError(_, ref info)
                 if info.message().contains("statement timeout") =>
