@@ -30,7 +30,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Debian packages the tests and the demo use, installed only when missing.
 DEB_PACKAGES=(postgresql libpq-dev tigervnc-standalone-server tigervnc-tools xterm x11-apps xclip
-    chromium fonts-dejavu-core openssl curl docker.io debootstrap haproxy python3-prometheus-client)
+    chromium fonts-dejavu-core openssl curl docker.io debootstrap haproxy python3-prometheus-client python3-venv)
 
 ensure_packages() {
     local missing=() pkg

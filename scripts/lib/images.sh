@@ -30,6 +30,7 @@ check_images() {
         || die "the control-plane image does not run as 65532"
     grep -q '<script type="module"' <<<"$(curl -fsS "$base/desktops")" || die "the control-plane image serves no pages"
     grep -q 'export default class RFB' <<<"$(curl -fsS "$base/novnc/core/rfb.js")" || die "the control-plane image serves no noVNC"
+    curl -fsS "$base/swagger-ui/swagger-ui-bundle.js" >/dev/null || die "the control-plane image serves no API reference"
     token="$(curl -fsS "$base/api/v1/auth/login" -H 'content-type: application/json' \
         -d "{\"username\":\"admin\",\"password\":\"$password\"}" | json '["token"]')"
     image_api() { # method path [body]
