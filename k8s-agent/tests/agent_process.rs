@@ -488,5 +488,53 @@ async fn both_metrics_endpoints_parse_and_the_agent_counts_sessions_tunnel_bytes
     let (status, text) = server.call("GET", "/metrics", None, None).await;
     assert_eq!(status, 200);
     let text = text.as_str().unwrap().to_owned();
-    assert_conventions(&parsed(&text), &text);
+    let control_plane = parsed(&text);
+    assert_conventions(&control_plane, &text);
+    assert_dashboard_reads(&[&agent, &control_plane]);
+}
+
+/// The charts' Grafana dashboard asks only for series these scrapes have: every metric its
+/// queries name is a sample of one of them, every label it groups by is on that metric.
+fn assert_dashboard_reads(scrapes: &[&[serde_json::Value]]) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../charts/streamspace-control-plane/dashboards/streamspace.json"
+    );
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let samples: Vec<&serde_json::Value> = scrapes
+        .iter()
+        .flat_map(|families| families.iter())
+        .flat_map(|f| f["samples"].as_array().unwrap())
+        .collect();
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 4);
+    let mut named = 0;
+    for panel in panels {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let mut rest = expr;
+            while let Some(at) = rest.find("streamspace_") {
+                let name: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[at + name.len()..];
+                let of_metric: Vec<_> = samples.iter().filter(|s| s["name"] == name).collect();
+                assert!(!of_metric.is_empty(), "{expr}: no sample {name}");
+                named += 1;
+                // `by (a, b)` right before the metric's aggregation names its labels.
+                if let Some(by) = expr.split(" by (").nth(1) {
+                    let labels = by.split(')').next().unwrap();
+                    for label in labels.split(", ").filter(|l| !["le", "instance", "pod"].contains(l)) {
+                        assert!(
+                            of_metric.iter().any(|s| s["labels"].get(label).is_some()),
+                            "{expr}: {name} has no label {label}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(named >= 8, "{named}");
 }
