@@ -282,6 +282,29 @@ async fn with_log_format_json_every_line_is_an_object_and_each_request_carries_i
         .unwrap();
     assert!(made.parse::<uuid::Uuid>().is_ok(), "{made}");
 
+    // An agent links and leaves: those lines name it in a field of their own.
+    let mut response = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .send_json(&serde_json::json!({"username": "admin", "password": common::ADMIN_PASSWORD}))
+        .await
+        .unwrap();
+    let admin: serde_json::Value = response.json().await.unwrap();
+    let mut response = client
+        .post(format!("{base}/api/v1/agents/register"))
+        .bearer_auth(admin["token"].as_str().unwrap())
+        .send_json(&serde_json::json!({"agent_id": "json-1", "platform": "local"}))
+        .await
+        .unwrap();
+    let registered: serde_json::Value = response.json().await.unwrap();
+    let token = registered["credential"]["token"].as_str().unwrap();
+    let ws_base = base.replacen("http://", "ws://", 1);
+    let mut agent = common::ScriptedAgent::open_at(&ws_base, "json-1", token)
+        .await
+        .unwrap();
+    agent.hello(vec![]).await;
+    agent.close().await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
     // The log is written line by line as it goes: nothing is lost by killing the process.
     let _ = child.kill();
     let _ = child.wait();
@@ -309,6 +332,13 @@ async fn with_log_format_json_every_line_is_an_object_and_each_request_carries_i
                 .as_str()
                 .unwrap()
                 .contains("GET /api/v1/auth/me 401")),
+        "{log}"
+    );
+    let about_the_agent: Vec<_> = lines.iter().filter(|l| l["agent_id"] == "json-1").collect();
+    assert!(
+        about_the_agent
+            .iter()
+            .any(|l| l["message"].as_str().unwrap().contains("closed its link")),
         "{log}"
     );
 

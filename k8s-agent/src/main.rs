@@ -46,7 +46,7 @@ fn main() -> ExitCode {
         None => {}
     }
     match streamspace_settings::log_format(|name| std::env::var(name).ok()) {
-        Ok(format) => streamspace_settings::init_logging(format, Vec::new),
+        Ok(format) => streamspace_settings::init_logging(format, log_context),
         Err(e) => {
             eprintln!("{NAME}: configuration error: {e}");
             return ExitCode::from(2);
@@ -64,7 +64,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let _ = AGENT_ID.set(config.agent_id.clone());
     actix::System::new().block_on(run(config))
+}
+
+/// This agent's id, once configured: a field of every JSON log line, so a pipeline collecting
+/// many agents' logs can tell them apart.
+static AGENT_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn log_context() -> Vec<(&'static str, String)> {
+    AGENT_ID
+        .get()
+        .map(|id| vec![("agent_id", id.clone())])
+        .unwrap_or_default()
 }
 
 /// `render` needs only the layout settings, so it fills in the link's required variables.

@@ -29,24 +29,36 @@ impl AgentProcess {
         env: &[(&str, &str)],
         data: tempfile::TempDir,
     ) -> Self {
-        let child = Command::new(AGENT)
+        let child = Self::command(server, token, env, data.path())
+            .spawn()
+            .unwrap();
+        AgentProcess { child, data }
+    }
+
+    /// The agent's command line and environment, as these tests run it.
+    fn command(
+        server: &TestServer,
+        token: &str,
+        env: &[(&str, &str)],
+        data: &std::path::Path,
+    ) -> Command {
+        let mut command = Command::new(AGENT);
+        command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap())
             .env("AGENT_ID", "local-1")
             .env("CONTROL_PLANE_URL", server.ws_base())
             .env("AGENT_TOKEN", token)
             .env("PLATFORM", "local")
-            .env("DATA_DIR", data.path())
+            .env("DATA_DIR", data)
             .env("HEALTH_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "warn")
             // One account for all (created once, as in earlier releases) rather than one per
             // user left behind by every run; per-user accounts have their own test.
             .env("DESKTOP_ACCOUNTS", "shared")
             .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        AgentProcess { child, data }
+            .stdin(Stdio::null());
+        command
     }
 
     /// kill -9, then the same agent again on the same data directory.
@@ -364,6 +376,51 @@ async fn an_agent_killed_during_a_stream_tells_the_viewer_and_its_desktop_is_vie
     assert_viewable(&server, &alice, id).await;
 }
 
+#[actix_web::test]
+async fn with_log_format_json_every_line_of_the_agent_is_an_object_naming_it() {
+    use std::io::Read;
+    let server = cp::start(&[]).await;
+    let token = server.register_agent("local-1", "local").await;
+    let data = tempfile::tempdir().unwrap();
+    let mut child = AgentProcess::command(
+        &server,
+        &token,
+        &[("LOG_FORMAT", "json"), ("RUST_LOG", "info")],
+        data.path(),
+    )
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    cp::agent_reaches(&server, "local-1", "online").await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(lines.len() >= 2, "{log}");
+    for line in &lines {
+        assert_eq!(line["agent_id"], "local-1", "{line}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"].as_str().unwrap().contains("shutting down")),
+        "{log}"
+    );
+}
+
 /// A scrape parsed by the official Prometheus Python client's OpenMetrics parser (Debian's
 /// `python3-prometheus-client`): its families with their type, unit and samples.
 fn parsed(text: &str) -> Vec<serde_json::Value> {
@@ -526,7 +583,10 @@ fn assert_dashboard_reads(scrapes: &[&[serde_json::Value]]) {
                 // `by (a, b)` right before the metric's aggregation names its labels.
                 if let Some(by) = expr.split(" by (").nth(1) {
                     let labels = by.split(')').next().unwrap();
-                    for label in labels.split(", ").filter(|l| !["le", "instance", "pod"].contains(l)) {
+                    for label in labels
+                        .split(", ")
+                        .filter(|l| !["le", "instance", "pod"].contains(l))
+                    {
                         assert!(
                             of_metric.iter().any(|s| s["labels"].get(label).is_some()),
                             "{expr}: {name} has no label {label}"

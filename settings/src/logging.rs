@@ -29,18 +29,38 @@ pub fn log_format(lookup: impl Fn(&str) -> Option<String>) -> Result<LogFormat, 
     }
 }
 
-/// Starts the logger in `format`; JSON lines carry `context`'s fields too.
+/// A line's key-value pairs (`log::info!(agent_id = id; …)`), as JSON fields.
+#[derive(Default)]
+struct Fields(Vec<(String, String)>);
+
+impl<'kvs> log::kv::VisitSource<'kvs> for Fields {
+    fn visit_pair(
+        &mut self,
+        key: log::kv::Key<'kvs>,
+        value: log::kv::Value<'kvs>,
+    ) -> Result<(), log::kv::Error> {
+        self.0.push((key.to_string(), value.to_string()));
+        Ok(())
+    }
+}
+
+/// Starts the logger in `format`; JSON lines carry `context`'s fields and the line's own
+/// key-value pairs, text lines the pairs after the message.
 pub fn init_logging(format: LogFormat, context: Context) {
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     if format == LogFormat::Json {
         builder.format(move |buf, record| {
+            let mut fields = Fields::default();
+            let _ = record.key_values().visit(&mut fields);
+            let mut all: Vec<(&str, String)> = context();
+            all.extend(fields.0.iter().map(|(k, v)| (k.as_str(), v.clone())));
             let line = json_line(
                 &buf.timestamp_micros().to_string(),
                 record.level().as_str(),
                 record.target(),
                 &record.args().to_string(),
-                &context(),
+                &all,
             );
             writeln!(buf, "{line}")
         });
@@ -54,7 +74,7 @@ pub fn json_line(
     level: &str,
     target: &str,
     message: &str,
-    fields: &[(&'static str, String)],
+    fields: &[(&str, String)],
 ) -> String {
     let mut object = serde_json::Map::new();
     object.insert("time".into(), time.into());
@@ -85,6 +105,23 @@ mod tests {
         assert_eq!(value["level"], "INFO");
         assert_eq!(value["message"], "GET /x 200 \"quoted\"\nsecond line");
         assert_eq!(value["request_id"], "abc");
+    }
+
+    #[test]
+    fn a_lines_key_value_pairs_become_fields() {
+        let record = log::Record::builder()
+            .args(format_args!("agent local-1 is offline"))
+            .key_values(&[("agent_id", "local-1"), ("session_id", "7f0c")])
+            .build();
+        let mut fields = Fields::default();
+        record.key_values().visit(&mut fields).unwrap();
+        assert_eq!(
+            fields.0,
+            [
+                ("agent_id".to_owned(), "local-1".to_owned()),
+                ("session_id".to_owned(), "7f0c".to_owned())
+            ]
+        );
     }
 
     #[test]

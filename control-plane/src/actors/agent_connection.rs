@@ -164,7 +164,7 @@ impl AgentConnection {
         }
         self.closing = true;
         let reason = reason.into();
-        log::info!("agent {}: closing link: {reason}", self.agent_id);
+        log::info!(agent_id:% = self.agent_id; "agent {}: closing link: {reason}", self.agent_id);
         let _ = self.outbox.send(Outbound::Close(CloseReason {
             code,
             description: Some(reason),
@@ -188,7 +188,7 @@ impl AgentConnection {
             }
             Err(e) if !self.greeted => return self.refuse(ctx, format!("expected hello: {e}")),
             Err(e) => {
-                log::warn!("agent {}: {e}", self.agent_id);
+                log::warn!(agent_id:% = self.agent_id; "agent {}: {e}", self.agent_id);
                 return self.error_reply(ctx, "malformed_message", e.to_string());
             }
         };
@@ -270,6 +270,7 @@ impl AgentConnection {
             }
             (true, AgentMessage::Unknown) => {
                 log::debug!(
+                    agent_id:% = self.agent_id;
                     "agent {}: ignoring a message of unknown type",
                     self.agent_id
                 );
@@ -375,7 +376,7 @@ impl StreamHandler<Result<AggregatedMessage, WsError>> for AgentConnection {
             }
             Ok(AggregatedMessage::Pong(_)) => self.seen(),
             Ok(AggregatedMessage::Close(reason)) => {
-                log::info!("agent {} closed its link: {reason:?}", self.agent_id);
+                log::info!(agent_id:% = self.agent_id; "agent {} closed its link: {reason:?}", self.agent_id);
                 self.closing = true;
                 let _ = self.outbox.send(Outbound::Close(CloseReason {
                     code: CloseCode::Normal,
@@ -423,7 +424,7 @@ impl AgentConnection {
                 }
             }
             Err(e) => {
-                log::warn!("agent {}: bad stream frame: {e}", self.agent_id);
+                log::warn!(agent_id:% = self.agent_id; "agent {}: bad stream frame: {e}", self.agent_id);
                 self.error_reply(ctx, "bad_frame", e.to_string());
             }
         }

@@ -52,6 +52,22 @@ pub enum Waiter {
     Reply(tokio::sync::oneshot::Sender<Result<serde_json::Value, String>>),
 }
 
+/// A log line about `command`, with its command, agent and session ids as fields.
+macro_rules! log_command {
+    ($level:ident, $command:expr, $($arg:tt)+) => {{
+        let command = &$command;
+        match command.session_id {
+            Some(session_id) => log::$level!(
+                command_id:% = command.command_id, agent_id:% = command.agent_id,
+                session_id:% = session_id; $($arg)+
+            ),
+            None => log::$level!(
+                command_id:% = command.command_id, agent_id:% = command.agent_id; $($arg)+
+            ),
+        }
+    }};
+}
+
 /// The actor.
 pub struct CommandActor {
     command: CommandRow,
@@ -103,7 +119,9 @@ impl CommandActor {
                     command,
                     session_state,
                 }) => {
-                    log::debug!(
+                    log_command!(
+                        debug,
+                        command,
                         "command {} ({}) is {}{}",
                         command.command_id,
                         command.command_type,
@@ -133,15 +151,27 @@ impl CommandActor {
                     this.command = *command;
                 }
                 Ok(ReplyEffect::Duplicate) => {
-                    log::debug!("command {}: duplicate answer ignored", this.command_id());
+                    log_command!(
+                        debug,
+                        this.command,
+                        "command {}: duplicate answer ignored",
+                        this.command_id()
+                    );
                 }
                 Ok(ReplyEffect::Unknown) => {
-                    log::warn!(
+                    log_command!(
+                        warn,
+                        this.command,
                         "command {}: answer from an agent it was not sent to, ignored",
                         this.command_id()
                     );
                 }
-                Err(e) => log::error!("command {}: cannot record answer: {e}", this.command_id()),
+                Err(e) => log_command!(
+                    error,
+                    this.command,
+                    "command {}: cannot record answer: {e}",
+                    this.command_id()
+                ),
             })
             .wait(ctx);
     }
@@ -155,7 +185,9 @@ impl Actor for CommandActor {
             .to_std()
             .unwrap_or(Duration::ZERO);
         ctx.run_later(left, |this, ctx| {
-            log::warn!(
+            log_command!(
+                warn,
+                this.command,
                 "command {} ({}) to agent {} timed out",
                 this.command_id(),
                 this.command.command_type,
@@ -184,7 +216,9 @@ impl Handler<Deliver> for CommandActor {
         let message = match self.command.message() {
             Ok(message) => message,
             Err(e) => {
-                log::error!(
+                log_command!(
+                    error,
+                    self.command,
                     "command {}: stored payload unreadable: {e}",
                     self.command_id()
                 );

@@ -123,7 +123,10 @@ impl VncTunnel {
             return;
         }
         let reason = reason.into();
-        log::info!("viewer of session {}: {reason}", self.viewer.session_id);
+        log::info!(
+            session_id:% = self.viewer.session_id, agent_id:% = self.viewer.agent_id;
+            "viewer of session {}: {reason}", self.viewer.session_id
+        );
         let _ = self.outbox.send(ToViewer::Close(CloseReason {
             code,
             description: Some(reason.clone()),

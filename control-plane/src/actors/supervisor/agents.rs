@@ -60,7 +60,7 @@ impl Supervisor {
     /// Moves an agent to `status` in the store, if the store still records `conn_id` for it;
     /// `offline` degrades its running sessions.
     fn record_status(&self, agent_id: &str, status: AgentStatus, conn_id: Option<String>) {
-        log::info!("agent {agent_id} is {status}");
+        log::info!(agent_id:% = agent_id; "agent {agent_id} is {status}");
         let store = self.store.clone();
         let agent_id = agent_id.to_owned();
         actix::spawn(async move {
@@ -73,8 +73,12 @@ impl Supervisor {
                 .await
             {
                 Ok(0) => {}
-                Ok(n) => log::warn!("agent {agent_id} offline: {n} sessions degraded"),
-                Err(e) => log::error!("agent {agent_id}: cannot record status {status}: {e}"),
+                Ok(n) => {
+                    log::warn!(agent_id:% = agent_id; "agent {agent_id} offline: {n} sessions degraded")
+                }
+                Err(e) => {
+                    log::error!(agent_id:% = agent_id; "agent {agent_id}: cannot record status {status}: {e}")
+                }
             }
         });
     }
@@ -114,9 +118,10 @@ impl Supervisor {
                     };
                     match store.run(query).await {
                         Ok(effect) => {
-                            log::debug!("agent {agent_id}: late answer to {command_id}: {effect:?}")
+                            log::debug!(agent_id:% = agent_id, command_id:% = command_id; "agent {agent_id}: late answer to {command_id}: {effect:?}")
                         }
                         Err(e) => log::error!(
+                            agent_id:% = agent_id, command_id:% = command_id;
                             "agent {agent_id}: cannot record answer to {command_id}: {e}"
                         ),
                     }
@@ -157,6 +162,7 @@ impl Handler<AgentHello> for Supervisor {
             Ok(sessions) => Some((sessions.clone(), self.timing.command_timeout)),
             Err(why) => {
                 log::warn!(
+                    agent_id:% = hello.agent_id;
                     "agent {} cannot list its sessions ({why}); not reconciling",
                     hello.agent_id
                 );
@@ -191,7 +197,7 @@ impl Handler<LinkRecorded> for Supervisor {
                 return Err(why);
             }
             Err(e) => {
-                log::error!("agent {}: cannot record connection: {e}", hello.agent_id);
+                log::error!(agent_id:% = hello.agent_id; "agent {}: cannot record connection: {e}", hello.agent_id);
                 return Err(format!("agent {} is not registered", hello.agent_id));
             }
         };
@@ -262,19 +268,23 @@ impl Supervisor {
             Ok(reconciled) => {
                 if !reconciled.changes.is_empty() {
                     log::info!(
+                        agent_id:% = agent_id;
                         "agent {agent_id}: reconciled sessions {:?}",
                         reconciled.changes
                     );
                 }
                 for command in reconciled.cleanup {
                     log::warn!(
+                        agent_id:% = agent_id, command_id:% = command.command_id;
                         "agent {agent_id} holds a session it should not; deleting it (command {})",
                         command.command_id
                     );
                     self.track(command, ctx);
                 }
             }
-            Err(e) => log::error!("agent {agent_id}: cannot reconcile sessions: {e}"),
+            Err(e) => {
+                log::error!(agent_id:% = agent_id; "agent {agent_id}: cannot reconcile sessions: {e}")
+            }
         }
     }
 
@@ -316,6 +326,7 @@ impl Handler<FromAgent> for Supervisor {
             .touch(&msg.agent_id, &msg.conn_id, Instant::now())
         {
             log::debug!(
+                agent_id:% = msg.agent_id;
                 "agent {}: message on a replaced connection ignored",
                 msg.agent_id
             );
@@ -327,7 +338,7 @@ impl Handler<FromAgent> for Supervisor {
                 if self.registry.set_status(&agent_id, AgentStatus::Online)
                     == Some(AgentStatus::Warning)
                 {
-                    log::info!("agent {agent_id} is online again");
+                    log::info!(agent_id:% = agent_id; "agent {agent_id} is online again");
                 }
                 self.beats.insert(agent_id, msg.conn_id);
             }
@@ -359,10 +370,12 @@ impl Handler<FromAgent> for Supervisor {
                         .await
                     {
                         Ok(Some(state)) => {
-                            log::info!("session {session_id} is now {state} (agent {agent_id})")
+                            log::info!(session_id:% = session_id, agent_id:% = agent_id; "session {session_id} is now {state} (agent {agent_id})")
                         }
                         Ok(None) => {}
-                        Err(e) => log::error!("session {session_id}: cannot apply status: {e}"),
+                        Err(e) => {
+                            log::error!(session_id:% = session_id; "session {session_id}: cannot apply status: {e}")
+                        }
                     }
                 });
             }
@@ -370,7 +383,7 @@ impl Handler<FromAgent> for Supervisor {
                 self.reconcile(agent_id, sessions, ctx);
             }
             AgentMessage::Goodbye { reason } => {
-                log::info!("agent {agent_id} says goodbye: {reason}");
+                log::info!(agent_id:% = agent_id; "agent {agent_id} says goodbye: {reason}");
                 self.audit_agent(
                     "agent_goodbye",
                     &agent_id,

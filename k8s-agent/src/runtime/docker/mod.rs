@@ -120,6 +120,7 @@ impl DockerRuntime {
             };
             if let Err(e) = cleaned {
                 log::warn!(
+                    session_id:% = spec.session_id;
                     "session {}: cleaning up after a failed start: {e}",
                     spec.session_id
                 );

@@ -137,7 +137,8 @@ impl KubeRuntime {
             && let Err(e) = self.remove(spec.session_id, made_claim).await
         {
             log::warn!(
-                "session {}: cleaning up after a failed start: {e}",
+                session_id:% = spec.session_id;
+                    "session {}: cleaning up after a failed start: {e}",
                 spec.session_id
             );
         }

@@ -137,15 +137,16 @@ impl LocalRuntime {
                 Ok(Ok(record)) => {
                     let alive = xvnc_alive(&record);
                     log::info!(
-                        "local runtime: session {} on display :{} {}",
-                        record.session_id,
-                        record.display,
-                        if alive {
-                            "adopted"
-                        } else {
-                            "found dead; will report it failed"
-                        }
-                    );
+                            session_id:% = record.session_id;
+                    "local runtime: session {} on display :{} {}",
+                            record.session_id,
+                            record.display,
+                            if alive {
+                                "adopted"
+                            } else {
+                                "found dead; will report it failed"
+                            }
+                        );
                     records.insert(record.session_id, record);
                 }
                 Ok(Err(e)) => {
