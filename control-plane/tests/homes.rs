@@ -240,3 +240,42 @@ async fn deleting_a_home_goes_through_its_agent_and_a_failure_leaves_it_usable()
     assert_ne!(new_home, home);
     assert!(agent.quiet_for(Duration::from_millis(200)).await);
 }
+
+#[actix_web::test]
+async fn homes_page_most_recently_used_first() {
+    let (server, mut agent, _) = common::start_with_agent(&[]).await;
+    let alice = server.user("alice").await;
+    let mut made = Vec::new();
+    for template in ["one", "two", "three"] {
+        server.template(template).await;
+        let (status, body) = server
+            .post("/api/v1/sessions", &alice, json!({"template": template}))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        let id = id_of(&body);
+        made.push(run_created(&server, &mut agent, id).await.unwrap());
+        end(&server, &mut agent, id, &alice).await;
+    }
+    let (status, first) = server.get("/api/v1/homes?limit=2", &alice).await;
+    assert_eq!(status, 200);
+    let ids = |page: &Value| -> Vec<Uuid> {
+        page["homes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(id_of)
+            .collect()
+    };
+    assert_eq!(ids(&first), [made[2], made[1]]);
+    let cursor = first["next_before"].as_str().unwrap();
+    let (_, second) = server
+        .get(&format!("/api/v1/homes?limit=2&before={cursor}"), &alice)
+        .await;
+    assert_eq!(ids(&second), [made[0]]);
+    assert_eq!(second["next_before"], Value::Null);
+    let (status, body) = server.get("/api/v1/homes?limit=0", &alice).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+}

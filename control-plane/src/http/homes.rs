@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::caller::Caller;
 use super::error::ApiError;
+use super::paging::{next_before, page_size};
 use crate::actors::supervisor::Dispatch;
 use crate::store::audit::Record;
 use crate::store::homes::{DeleteHome, HomeById, HomeDeletion, HomeView, ListHomes};
@@ -24,14 +25,23 @@ pub struct HomeFilter {
     owner: Option<Uuid>,
     /// Only on this agent.
     agent_id: Option<String>,
+    /// Page size (default 100, at most 500).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<i64>,
+    /// Homes used before this one: the previous page's `next_before`.
+    before: Option<Uuid>,
 }
 
-/// Homes.
+/// A page of homes, most recently used first.
 #[derive(Serialize, ToSchema)]
-pub struct HomeList {
-    /// Most recently used first.
+pub struct HomePage {
+    /// The homes.
     homes: Vec<HomeView>,
+    /// The next page's `before`; null on the last page.
+    next_before: Option<Uuid>,
 }
+
+const DEFAULT_PAGE: i64 = 100;
 
 fn no_home(id: Uuid) -> ApiError {
     ApiError::NotFound(format!("no home {id}"))
@@ -46,11 +56,12 @@ async fn visible_home(state: &AppState, caller: &Caller, id: Uuid) -> Result<Hom
         .ok_or_else(|| no_home(id))
 }
 
-/// `GET /api/v1/homes`: the caller's own; admins see all, filtered.
+/// `GET /api/v1/homes`: the caller's own; admins see all, filtered; most recently used first,
+/// paged.
 #[utoipa::path(
     tag = "homes",
     params(HomeFilter),
-    responses((status = 200, description = "The homes", body = HomeList))
+    responses((status = 200, description = "A page", body = HomePage))
 )]
 #[get("/homes")]
 pub async fn list(
@@ -58,10 +69,25 @@ pub async fn list(
     caller: Caller,
     query: web::Query<HomeFilter>,
 ) -> Result<HttpResponse, ApiError> {
-    let HomeFilter { owner, agent_id } = query.into_inner();
+    let HomeFilter {
+        owner,
+        agent_id,
+        limit,
+        before,
+    } = query.into_inner();
     let owner_id = caller.owner_filter(owner);
-    let homes = state.store.run(ListHomes { owner_id, agent_id }).await?;
-    Ok(HttpResponse::Ok().json(HomeList { homes }))
+    let limit = page_size(limit, DEFAULT_PAGE)?;
+    let homes = state
+        .store
+        .run(ListHomes {
+            owner_id,
+            agent_id,
+            limit,
+            before,
+        })
+        .await?;
+    let next_before = next_before(&homes, limit, |h| h.home.id);
+    Ok(HttpResponse::Ok().json(HomePage { homes, next_before }))
 }
 
 /// `GET /api/v1/homes/{id}`: one home the caller may see.

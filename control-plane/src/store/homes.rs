@@ -93,6 +93,10 @@ pub struct ListHomes {
     pub owner_id: Option<Uuid>,
     /// Only on this agent.
     pub agent_id: Option<String>,
+    /// At most this many.
+    pub limit: i64,
+    /// Only homes used before this one (the previous page's `next_before`).
+    pub before: Option<Uuid>,
 }
 
 impl Query for ListHomes {
@@ -102,13 +106,29 @@ impl Query for ListHomes {
             .inner_join(users::table)
             .inner_join(agents::table.on(homes::agent_id.eq(agents::agent_id)))
             .select((Home::as_select(), users::username, agents::platform))
-            .order(homes::last_used_at.desc())
+            .order((homes::last_used_at.desc(), homes::id.desc()))
+            .limit(self.limit)
             .into_boxed();
         if let Some(owner) = self.owner_id {
             query = query.filter(homes::owner_id.eq(owner));
         }
         if let Some(agent_id) = &self.agent_id {
             query = query.filter(homes::agent_id.eq(agent_id));
+        }
+        if let Some(before) = self.before {
+            let at: Option<DateTime<Utc>> = homes::table
+                .find(before)
+                .select(homes::last_used_at)
+                .first(conn)
+                .optional()?;
+            let Some(at) = at else {
+                return Ok(Vec::new());
+            };
+            query = query.filter(
+                homes::last_used_at
+                    .lt(at)
+                    .or(homes::last_used_at.eq(at).and(homes::id.lt(before))),
+            );
         }
         let rows = query.load(conn)?;
         views(conn, rows)
