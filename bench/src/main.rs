@@ -1,4 +1,4 @@
-//! `streamspace-bench [--quick] [--creations-only | --fleet-only]`: the control plane (the release binary beside this one) on a
+//! `streamspace-bench [--quick] [--creations-only | --fleet-only]`: the control plane (the binary beside this one: release, or debug for the smoke run) on a
 //! fresh database of the Postgres at `DATABASE_URL`, driven by simulated agents and viewers
 //! over the real protocol. Every figure is printed with a baseline measured in the same run
 //! and their ratio; a Markdown table of all of them ends the output. `scripts/bench` builds
