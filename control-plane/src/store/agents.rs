@@ -330,10 +330,10 @@ impl MarkConnected {
     }
 }
 
-/// Everything a `hello` changes in one transaction: the link recorded and announced to the
-/// other replicas, the audit entry, the
-/// agent's inventory reconciled (unless it could not list it), and the commands it has not
-/// answered loaded for redelivery.
+/// What a `hello` changes: the link recorded and announced to the other replicas, the audit
+/// entry, the agent's inventory reconciled (unless it could not list it), and the commands it
+/// has not answered loaded for redelivery. Recorded with the others that arrived with it, by
+/// [`LinkAgents`].
 pub struct LinkAgent {
     /// The link.
     pub mark: MarkConnected,
@@ -357,34 +357,74 @@ pub struct Linked {
     pub unfinished: Vec<super::commands::CommandRow>,
 }
 
-impl Query for LinkAgent {
-    type Output = Linked;
-    fn run(self, conn: &mut PgConnection) -> Result<Linked, StoreError> {
+/// Hellos that arrived together, in one transaction: one commit for all of them, the audit
+/// entries in one insert, the other replicas told in one statement and every agent's
+/// unfinished commands read in one query — a fleet reconnecting costs the database a few
+/// statements per batch and one per agent. An agent whose link is refused (unknown, revoked,
+/// another platform) gets its own error; the others are recorded.
+pub struct LinkAgents(pub Vec<LinkAgent>);
+
+impl Query for LinkAgents {
+    /// One result per hello, in order.
+    type Output = Vec<Result<Linked, StoreError>>;
+    fn run(self, conn: &mut PgConnection) -> Result<Self::Output, StoreError> {
         conn.transaction(|conn| {
-            let as_of = self.mark.apply(conn)?;
-            // The other replicas close a link of this agent they still hold, once this commits.
-            let holder = format!("{} {}", self.mark.agent_id, self.mark.replica_id);
-            super::replicas::notify(conn, super::replicas::LINKS_CHANNEL, &holder)?;
-            super::audit::Record(self.audit).run(conn)?;
-            let agent_id = self.mark.agent_id;
-            let reconciled = match self.inventory {
-                Some((inventory, command_timeout)) => Some(
-                    super::sessions::ApplyInventory {
-                        agent_id: agent_id.clone(),
-                        inventory,
-                        as_of,
-                        command_timeout,
+            let mut results = Vec::with_capacity(self.0.len());
+            let mut audits = Vec::new();
+            let mut holders = Vec::new();
+            let mut linked: Vec<(String, usize)> = Vec::new();
+            for link in self.0 {
+                // A refusal is an answer read from the database, not a failed statement: the
+                // transaction goes on for the others.
+                let as_of = match link.mark.apply(conn) {
+                    Ok(as_of) => as_of,
+                    Err(refused @ (StoreError::NotFound | StoreError::Conflict(_))) => {
+                        results.push(Err(refused));
+                        continue;
                     }
-                    .apply(conn)?,
-                ),
-                None => None,
-            };
-            let unfinished = super::commands::UnfinishedCommands(vec![agent_id]).run(conn)?;
-            Ok(Linked {
-                as_of,
-                reconciled,
-                unfinished,
-            })
+                    Err(e) => return Err(e),
+                };
+                let agent_id = link.mark.agent_id;
+                // The other replicas close a link of this agent they still hold, once this
+                // commits.
+                holders.push(format!("{agent_id} {}", link.mark.replica_id));
+                audits.push(link.audit);
+                let reconciled = match link.inventory {
+                    Some((inventory, command_timeout)) => Some(
+                        super::sessions::ApplyInventory {
+                            agent_id: agent_id.clone(),
+                            inventory,
+                            as_of,
+                            command_timeout,
+                        }
+                        .apply(conn)?,
+                    ),
+                    None => None,
+                };
+                linked.push((agent_id, results.len()));
+                results.push(Ok(Linked {
+                    as_of,
+                    reconciled,
+                    unfinished: Vec::new(),
+                }));
+            }
+            if linked.is_empty() {
+                return Ok(results);
+            }
+            super::replicas::notify_each(conn, super::replicas::LINKS_CHANNEL, &holders)?;
+            diesel::insert_into(super::schema::audit_log::table)
+                .values(&audits)
+                .execute(conn)?;
+            let ids = linked.iter().map(|(id, _)| id.clone()).collect();
+            // The same agent twice in a batch (a reconnect racing the old link): its commands
+            // go to the later link, which is the one that stays.
+            let slot: std::collections::HashMap<String, usize> = linked.into_iter().collect();
+            for command in super::commands::UnfinishedCommands(ids).run(conn)? {
+                if let Some(Ok(linked)) = slot.get(&command.agent_id).map(|&i| &mut results[i]) {
+                    linked.unfinished.push(command);
+                }
+            }
+            Ok(results)
         })
     }
 }
@@ -460,5 +500,92 @@ impl Query for SetAgentStatus {
                 Ok(0)
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::connection::SimpleConnection;
+    use streamspace_testkit::TestDatabase;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::store::audit::NewAuditEntry;
+
+    const CREDENTIAL_A: &str = "00000000-0000-0000-0000-00000000000a";
+    const CREDENTIAL_B: &str = "00000000-0000-0000-0000-00000000000b";
+
+    fn hello(agent_id: &str, credential: &str, platform: &str) -> LinkAgent {
+        LinkAgent {
+            mark: MarkConnected {
+                agent_id: agent_id.into(),
+                conn_id: format!("conn-{agent_id}"),
+                credential_id: credential.parse().unwrap(),
+                platform: platform.into(),
+                region: None,
+                capacity: serde_json::json!({"max_sessions": 5}),
+                replica_id: Uuid::nil(),
+            },
+            audit: NewAuditEntry::by_agent("agent_connect", agent_id),
+            inventory: Some((Vec::new(), std::time::Duration::from_secs(60))),
+        }
+    }
+
+    #[test]
+    fn a_batch_links_each_agent_it_may_refuses_the_others_and_hands_out_their_commands() {
+        let db = TestDatabase::create();
+        let mut conn = db.connect();
+        crate::store::migrations::run_pending(&mut conn).unwrap();
+        conn.batch_execute(&format!(
+            "INSERT INTO agents (agent_id, platform) VALUES ('a', 'local'), ('b', 'docker');\
+             INSERT INTO agent_credentials (id, agent_id, token_hash, token_prefix) \
+                VALUES ('{CREDENTIAL_A}', 'a', 'ha', 'pa'), ('{CREDENTIAL_B}', 'b', 'hb', 'pb');\
+             INSERT INTO agent_commands (command_id, agent_id, command_type, payload, timeout_at) \
+                VALUES (gen_random_uuid(), 'a', 'list_sessions', '{{}}', now() + interval '1 hour'), \
+                (gen_random_uuid(), 'b', 'list_sessions', '{{}}', now() + interval '1 hour')"
+        ))
+        .unwrap();
+        let results = LinkAgents(vec![
+            hello("a", CREDENTIAL_A, "local"),
+            hello("nobody", CREDENTIAL_A, "local"),
+            hello("b", CREDENTIAL_B, "local"),
+            // Another credential's agent: refused like a revoked one.
+            hello("b", CREDENTIAL_A, "docker"),
+        ])
+        .run(&mut conn)
+        .unwrap();
+        assert_eq!(results.len(), 4);
+        let linked = results[0].as_ref().unwrap();
+        assert_eq!(linked.unfinished.len(), 1);
+        assert_eq!(linked.unfinished[0].agent_id, "a");
+        assert!(matches!(results[1], Err(StoreError::NotFound)));
+        assert!(
+            matches!(&results[2], Err(StoreError::Conflict(why)) if why.contains("platform docker")),
+            "{:?}",
+            results[2].as_ref().err()
+        );
+        assert!(matches!(&results[3], Err(StoreError::Conflict(why)) if why.contains("revoked")));
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            agent_id: String,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            status: String,
+        }
+        let rows: Vec<Row> = diesel::sql_query("SELECT agent_id, status FROM agents ORDER BY 1")
+            .load(&mut conn)
+            .unwrap();
+        let statuses: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.agent_id.as_str(), r.status.as_str()))
+            .collect();
+        assert_eq!(statuses, [("a", "online"), ("b", "offline")]);
+        // Only the linked agent's connection is audited.
+        let audited: Vec<Row> =
+            diesel::sql_query("SELECT actor_agent_id AS agent_id, action AS status FROM audit_log")
+                .load(&mut conn)
+                .unwrap();
+        assert_eq!(audited.len(), 1);
+        assert_eq!(audited[0].agent_id, "a");
     }
 }

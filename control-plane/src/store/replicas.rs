@@ -210,6 +210,19 @@ pub(super) fn notify(
     Ok(())
 }
 
+/// Sends one notification per payload on `channel`, in one statement.
+pub(super) fn notify_each(
+    conn: &mut PgConnection,
+    channel: &str,
+    payloads: &[String],
+) -> Result<(), StoreError> {
+    diesel::sql_query("SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload")
+        .bind::<Text, _>(channel)
+        .bind::<diesel::sql_types::Array<Text>, _>(payloads)
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Spends a viewer token: `true` the first time, on whichever replica (the pruner forgets
 /// expired ones).
 pub struct SpendViewerToken {

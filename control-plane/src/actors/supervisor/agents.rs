@@ -28,16 +28,6 @@ use crate::store::sessions::{ApplyInventory, ApplySessionStatus, Reconciled};
 #[rtype(result = "()")]
 pub struct AgentRemoved(pub String);
 
-/// The store recorded (or refused) a hello's link; the Supervisor finishes it. The store call
-/// runs outside the Supervisor's context: thousands of agents saying hello at once must not
-/// become thousands of futures the Supervisor polls on every wake-up.
-#[derive(Message)]
-#[rtype(result = "Result<(), String>")]
-struct LinkRecorded {
-    hello: AgentHello,
-    linked: Result<Linked, StoreError>,
-}
-
 /// An admin revoked credentials: close a link that authenticated with one of them.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -140,7 +130,6 @@ impl Handler<AgentHello> for Supervisor {
                 "this control-plane replica is shutting down: reconnect".into(),
             )));
         }
-        let store = self.store.clone();
         let mark = MarkConnected {
             agent_id: hello.agent_id.clone(),
             conn_id: hello.conn_id.clone(),
@@ -169,27 +158,31 @@ impl Handler<AgentHello> for Supervisor {
                 None
             }
         };
-        // One transaction records the link, reconciles and loads what to redeliver.
+        // Recorded with the hellos that arrive meanwhile: the link, the reconciliation and
+        // what to redeliver (see `hellos.rs`).
         let link = LinkAgent {
             mark,
             audit,
             inventory,
         };
-        let me = ctx.address();
+        let answered = self.queue_hello(hello, link, ctx);
         Box::pin(async move {
-            let linked = store.run(link).await;
-            me.send(LinkRecorded { hello, linked })
+            answered
                 .await
                 .unwrap_or_else(|_| Err("the control plane is shutting down: reconnect".into()))
         })
     }
 }
 
-impl Handler<LinkRecorded> for Supervisor {
-    type Result = Result<(), String>;
-
-    fn handle(&mut self, recorded: LinkRecorded, ctx: &mut Context<Self>) -> Self::Result {
-        let LinkRecorded { hello, linked } = recorded;
+impl Supervisor {
+    /// Finishes a hello whose link the store recorded (or refused): registers the link,
+    /// welcomes the agent, acts on the reconciliation and redelivers its unfinished commands.
+    pub(super) fn finish_link(
+        &mut self,
+        hello: AgentHello,
+        linked: Result<Linked, StoreError>,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), String> {
         let linked = match linked {
             Ok(linked) => linked,
             Err(StoreError::Conflict(why)) => {

@@ -1,11 +1,13 @@
 //! The Supervisor: one per process. It owns the registry of agent connections and command
 //! actors, routes messages between them and the store, and sweeps agent liveness.
 //!
-//! Message structs and their handlers live in files by topic: [`agents`] (the agent link)
-//! [`commands`] (dispatch and delivery) and [`streams`] (VNC streams).
+//! Message structs and their handlers live in files by topic: [`agents`] (the agent link),
+//! [`hellos`] (hellos recorded in batches), [`commands`] (dispatch and delivery) and
+//! [`streams`] (VNC streams).
 
 mod agents;
 mod commands;
+mod hellos;
 pub mod registry;
 mod replicas;
 mod streams;
@@ -73,6 +75,8 @@ pub struct Supervisor {
     draining: bool,
     /// Heartbeats not yet stamped in the store: agent → the connection it came on.
     beats: HashMap<String, String>,
+    /// Hellos waiting to be recorded together.
+    hellos: hellos::Hellos,
 }
 
 /// How long heartbeats are gathered before one statement stamps them (`last_heartbeat` in
@@ -95,6 +99,7 @@ impl Supervisor {
             remote_waiters: HashMap::new(),
             draining: false,
             beats: HashMap::new(),
+            hellos: hellos::Hellos::default(),
             store,
             metrics,
             timing,
