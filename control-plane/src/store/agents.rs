@@ -314,19 +314,78 @@ impl MarkConnected {
         if let Some(as_of) = updated {
             return as_of.ok_or(StoreError::NotFound);
         }
+        Err(self.refusal(conn)?)
+    }
+
+    /// Why the link was not recorded: read only after the update matched nothing.
+    fn refusal(&self, conn: &mut PgConnection) -> Result<StoreError, StoreError> {
         let platform: Option<String> = agents::table
             .filter(agents::agent_id.eq(&self.agent_id))
             .select(agents::platform)
             .first(conn)
             .optional()?;
-        match platform {
-            None => Err(StoreError::NotFound),
-            Some(platform) if platform != self.platform => Err(StoreError::Conflict(format!(
+        Ok(match platform {
+            None => StoreError::NotFound,
+            Some(platform) if platform != self.platform => StoreError::Conflict(format!(
                 "agent {} is registered for platform {platform}, its hello says {}",
                 self.agent_id, self.platform
-            ))),
-            Some(_) => Err(StoreError::Conflict("credential revoked".into())),
+            )),
+            Some(_) => StoreError::Conflict("credential revoked".into()),
+        })
+    }
+
+    /// Records many links in one statement (the same conditions as [`Self::apply`], row by
+    /// row); returns the time of each link recorded, by agent. Each agent at most once.
+    fn apply_all(
+        marks: &[&MarkConnected],
+        conn: &mut PgConnection,
+    ) -> Result<std::collections::HashMap<String, DateTime<Utc>>, StoreError> {
+        use diesel::sql_types::{
+            Array, BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+        };
+        #[derive(QueryableByName)]
+        struct Recorded {
+            #[diesel(sql_type = Text)]
+            agent_id: String,
+            #[diesel(sql_type = Nullable<Timestamptz>)]
+            last_heartbeat: Option<DateTime<Utc>>,
         }
+        let column =
+            |f: fn(&MarkConnected) -> String| marks.iter().map(|m| f(m)).collect::<Vec<_>>();
+        let rows: Vec<Recorded> = diesel::sql_query(
+            "UPDATE agents SET status = $9, websocket_conn_id = h.conn_id, \
+                 region = COALESCE(agents.region, h.region), capacity = h.capacity, \
+                 max_sessions = h.max_sessions, last_heartbeat = now(), replica_id = h.replica_id \
+             FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], \
+                         $6::jsonb[], $7::int8[], $8::uuid[]) \
+                  AS h (agent_id, conn_id, credential_id, platform, region, capacity, \
+                        max_sessions, replica_id) \
+             WHERE agents.agent_id = h.agent_id AND agents.platform = h.platform \
+               AND EXISTS (SELECT 1 FROM agent_credentials c WHERE c.id = h.credential_id \
+                           AND c.agent_id = h.agent_id AND c.revoked_at IS NULL) \
+             RETURNING agents.agent_id, agents.last_heartbeat",
+        )
+        .bind::<Array<Text>, _>(column(|m| m.agent_id.clone()))
+        .bind::<Array<Text>, _>(column(|m| m.conn_id.clone()))
+        .bind::<Array<SqlUuid>, _>(marks.iter().map(|m| m.credential_id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(column(|m| m.platform.clone()))
+        .bind::<Array<Nullable<Text>>, _>(
+            marks.iter().map(|m| m.region.clone()).collect::<Vec<_>>(),
+        )
+        .bind::<Array<Jsonb>, _>(marks.iter().map(|m| m.capacity.clone()).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(
+            marks
+                .iter()
+                .map(|m| m.capacity["max_sessions"].as_i64().unwrap_or(0))
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<SqlUuid>, _>(marks.iter().map(|m| m.replica_id).collect::<Vec<_>>())
+        .bind::<Text, _>(AgentStatus::Online.as_str())
+        .load(conn)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| r.last_heartbeat.map(|at| (r.agent_id, at)))
+            .collect())
     }
 }
 
@@ -358,8 +417,8 @@ pub struct Linked {
 }
 
 /// Hellos that arrived together, in one transaction: one commit for all of them, the audit
-/// entries in one insert, the other replicas told in one statement and every agent's
-/// unfinished commands read in one query — a fleet reconnecting costs the database a few
+/// entries in one insert, the other replicas told and the credentials' use stamped in one
+/// statement each, and every agent's unfinished commands read in one query — a fleet reconnecting costs the database a few
 /// statements per batch and one per agent. An agent whose link is refused (unknown, revoked,
 /// another platform) gets its own error; the others are recorded.
 pub struct LinkAgents(pub Vec<LinkAgent>);
@@ -369,27 +428,64 @@ impl Query for LinkAgents {
     type Output = Vec<Result<Linked, StoreError>>;
     fn run(self, conn: &mut PgConnection) -> Result<Self::Output, StoreError> {
         conn.transaction(|conn| {
+            // The same agent twice in a batch (a reconnect racing its old link): the later
+            // hello is the one that stays.
+            let last: std::collections::HashMap<String, usize> = self
+                .0
+                .iter()
+                .enumerate()
+                .map(|(i, link)| (link.mark.agent_id.clone(), i))
+                .collect();
+            let marks: Vec<&MarkConnected> = self
+                .0
+                .iter()
+                .enumerate()
+                .filter(|(i, link)| last[&link.mark.agent_id] == *i)
+                .map(|(_, link)| &link.mark)
+                .collect();
+            let recorded = MarkConnected::apply_all(&marks, conn)?;
+            // Agents holding sessions here, whose inventories must be compared even when empty.
+            let candidates: Vec<&str> = recorded.keys().map(String::as_str).collect();
+            let placed: std::collections::HashSet<String> = sessions::table
+                .filter(sessions::agent_id.eq_any(&candidates))
+                .filter(sessions::state.eq_any(SessionState::active_names()))
+                .select(sessions::agent_id.assume_not_null())
+                .distinct()
+                .load::<String>(conn)?
+                .into_iter()
+                .collect();
             let mut results = Vec::with_capacity(self.0.len());
             let mut audits = Vec::new();
             let mut holders = Vec::new();
+            let mut credentials = Vec::new();
             let mut linked: Vec<(String, usize)> = Vec::new();
-            for link in self.0 {
-                // A refusal is an answer read from the database, not a failed statement: the
-                // transaction goes on for the others.
-                let as_of = match link.mark.apply(conn) {
-                    Ok(as_of) => as_of,
-                    Err(refused @ (StoreError::NotFound | StoreError::Conflict(_))) => {
-                        results.push(Err(refused));
+            for (i, link) in self.0.into_iter().enumerate() {
+                let as_of = match recorded.get(&link.mark.agent_id) {
+                    Some(&as_of) if last[&link.mark.agent_id] == i => as_of,
+                    Some(_) => {
+                        results.push(Err(StoreError::Conflict(
+                            "replaced by a newer connection of the same agent".into(),
+                        )));
                         continue;
                     }
-                    Err(e) => return Err(e),
+                    // A refusal is an answer read from the database, not a failed statement:
+                    // the transaction goes on for the others.
+                    None => {
+                        results.push(Err(link.mark.refusal(conn)?));
+                        continue;
+                    }
                 };
                 let agent_id = link.mark.agent_id;
                 // The other replicas close a link of this agent they still hold, once this
                 // commits.
                 holders.push(format!("{agent_id} {}", link.mark.replica_id));
+                credentials.push(link.mark.credential_id);
                 audits.push(link.audit);
                 let reconciled = match link.inventory {
+                    // Nothing held there and nothing placed here: nothing to compare.
+                    Some((inventory, _)) if inventory.is_empty() && !placed.contains(&agent_id) => {
+                        Some(super::sessions::Reconciled::default())
+                    }
                     Some((inventory, command_timeout)) => Some(
                         super::sessions::ApplyInventory {
                             agent_id: agent_id.clone(),
@@ -415,6 +511,12 @@ impl Query for LinkAgents {
             diesel::insert_into(super::schema::audit_log::table)
                 .values(&audits)
                 .execute(conn)?;
+            diesel::update(
+                super::schema::agent_credentials::table
+                    .filter(super::schema::agent_credentials::id.eq_any(&credentials)),
+            )
+            .set(super::schema::agent_credentials::last_used_at.eq(now))
+            .execute(conn)?;
             let ids = linked.iter().map(|(id, _)| id.clone()).collect();
             // The same agent twice in a batch (a reconnect racing the old link): its commands
             // go to the later link, which is the one that stays.
@@ -551,11 +653,14 @@ mod tests {
             hello("b", CREDENTIAL_B, "local"),
             // Another credential's agent: refused like a revoked one.
             hello("b", CREDENTIAL_A, "docker"),
+            // The same agent again (a reconnect racing its old link): the later one stays.
+            hello("a", CREDENTIAL_A, "local"),
         ])
         .run(&mut conn)
         .unwrap();
-        assert_eq!(results.len(), 4);
-        let linked = results[0].as_ref().unwrap();
+        assert_eq!(results.len(), 5);
+        assert!(matches!(&results[0], Err(StoreError::Conflict(why)) if why.contains("newer")));
+        let linked = results[4].as_ref().unwrap();
         assert_eq!(linked.unfinished.len(), 1);
         assert_eq!(linked.unfinished[0].agent_id, "a");
         assert!(matches!(results[1], Err(StoreError::NotFound)));
@@ -587,5 +692,13 @@ mod tests {
                 .unwrap();
         assert_eq!(audited.len(), 1);
         assert_eq!(audited[0].agent_id, "a");
+        // And only its credential's use is stamped.
+        let used: Vec<Row> = diesel::sql_query(
+            "SELECT agent_id, 'used' AS status FROM agent_credentials WHERE last_used_at IS NOT NULL",
+        )
+        .load(&mut conn)
+        .unwrap();
+        assert_eq!(used.len(), 1);
+        assert_eq!(used[0].agent_id, "a");
     }
 }

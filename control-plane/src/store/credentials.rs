@@ -129,7 +129,9 @@ impl Query for ListCredentials {
     }
 }
 
-/// Finds the live credential with this hash and stamps its use.
+/// Finds the live credential with this hash. A read: its use is stamped when the link it
+/// opens is recorded ([`super::agents::LinkAgents`]), with the others of that batch, so that
+/// a fleet reconnecting does not cost a commit per connection before it says hello.
 pub struct AuthenticateAgent {
     /// SHA-256 of the presented token.
     pub token_hash: String,
@@ -139,14 +141,11 @@ impl Query for AuthenticateAgent {
     /// The credential, if it exists and is not revoked.
     type Output = Option<Credential>;
     fn run(self, conn: &mut PgConnection) -> Result<Option<Credential>, StoreError> {
-        Ok(diesel::update(
-            agent_credentials::table
-                .filter(agent_credentials::token_hash.eq(&self.token_hash))
-                .filter(agent_credentials::revoked_at.is_null()),
-        )
-        .set(agent_credentials::last_used_at.eq(now))
-        .returning(Credential::as_returning())
-        .get_result(conn)
-        .optional()?)
+        Ok(agent_credentials::table
+            .filter(agent_credentials::token_hash.eq(&self.token_hash))
+            .filter(agent_credentials::revoked_at.is_null())
+            .select(Credential::as_select())
+            .first(conn)
+            .optional()?)
     }
 }
