@@ -335,7 +335,11 @@ impl MarkConnected {
     }
 
     /// Records many links in one statement (the same conditions as [`Self::apply`], row by
-    /// row); returns the time of each link recorded, by agent. Each agent at most once.
+    /// row); returns the time of each link recorded, by agent. Each agent at most once. (The
+    /// platform is compared with `IS NOT DISTINCT FROM`, which no index serves: with the
+    /// statistics of a just-registered fleet, Postgres matched agents through the platform
+    /// index and filtered a thousand rows per hello — 300 ms a batch in `auto_explain`
+    /// instead of 7 ms through the agent-id index.)
     fn apply_all(
         marks: &[&MarkConnected],
         conn: &mut PgConnection,
@@ -360,7 +364,7 @@ impl MarkConnected {
                          $6::jsonb[], $7::int8[], $8::uuid[]) \
                   AS h (agent_id, conn_id, credential_id, platform, region, capacity, \
                         max_sessions, replica_id) \
-             WHERE agents.agent_id = h.agent_id AND agents.platform = h.platform \
+             WHERE agents.agent_id = h.agent_id AND agents.platform IS NOT DISTINCT FROM h.platform \
                AND EXISTS (SELECT 1 FROM agent_credentials c WHERE c.id = h.credential_id \
                            AND c.agent_id = h.agent_id AND c.revoked_at IS NULL) \
              RETURNING agents.agent_id, agents.last_heartbeat",
