@@ -1,5 +1,7 @@
 //! Many simulated agents: registered through the API, connected at once, stopped together.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -14,6 +16,8 @@ pub struct Fleet {
     stop: watch::Sender<bool>,
     /// How many are linked.
     pub linked: usize,
+    /// Welcomes so far, first links and links made again.
+    welcomes: Arc<AtomicUsize>,
 }
 
 /// Registers `n` agents named `{prefix}-{i}`, `parallel` at a time; their ids and tokens.
@@ -37,6 +41,7 @@ impl Fleet {
     /// with the time the last welcome took.
     pub async fn connect(api: &Api, agents: &[(String, String)]) -> (Fleet, Duration) {
         let (stop, stopped) = watch::channel(false);
+        let welcomes = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
         let links: Vec<oneshot::Receiver<sim_agent::Linked>> = agents
             .iter()
@@ -47,6 +52,7 @@ impl Fleet {
                     id.clone(),
                     token.clone(),
                     linked,
+                    welcomes.clone(),
                     stopped.clone(),
                 ));
                 welcome
@@ -60,7 +66,30 @@ impl Fleet {
                 last = last.max(at.welcomed);
             }
         }
-        (Fleet { stop, linked }, last - started)
+        let fleet = Fleet {
+            stop,
+            linked,
+            welcomes,
+        };
+        (fleet, last - started)
+    }
+
+    /// Welcomes so far.
+    pub fn welcomes(&self) -> usize {
+        self.welcomes.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the welcomes reach `count` (every agent linked again after a restart);
+    /// `None` if that takes longer than `patience`.
+    pub async fn welcomed(&self, count: usize, patience: Duration) -> Option<Instant> {
+        let deadline = Instant::now() + patience;
+        while self.welcomes() < count {
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Some(Instant::now())
     }
 
     /// Every agent says goodbye and closes its link.

@@ -253,6 +253,39 @@ async fn main() {
         format!("{} with none", p50_p99(&empty_list)),
         list.p99() / empty_list.p99(),
     );
+    // A restart, as a rolling update makes one: SIGTERM (agents are told to link again), then
+    // a new process on the same port and database; every agent links again by itself.
+    let before = fleet.welcomes();
+    let old = control_plane;
+    actix_web::rt::task::spawn_blocking(move || old.terminate())
+        .await
+        .expect("terminate");
+    let restarted = Instant::now();
+    let control_plane = ReplicaProcess::start(&control_plane_binary(), &db, port, &[]);
+    let mut ready = None;
+    while ready.is_none() {
+        if control_plane.ready() {
+            ready = Some(restarted.elapsed());
+        } else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let relinked = fleet
+        .welcomed(before + fleet.linked, Duration::from_secs(120))
+        .await
+        .map(|at| at - restarted);
+    let ready = ready.unwrap_or_default();
+    report.add(
+        &format!(
+            "control-plane restart with {} agents, until every one is linked again",
+            fleet.linked
+        ),
+        relinked.map_or("not in 120 s".into(), |t| {
+            format!("{:.2} s after the new process started", t.as_secs_f64())
+        }),
+        format!("{:.2} s for it to answer /readyz", ready.as_secs_f64()),
+        relinked.map_or(f64::NAN, |t| t.as_secs_f64() / ready.as_secs_f64()),
+    );
     fleet.stop();
     drop(fleet);
     tokio::time::sleep(Duration::from_secs(3)).await;

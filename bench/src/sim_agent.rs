@@ -19,94 +19,169 @@ type Connection = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
 
 /// A running simulated agent; it says goodbye and closes when the fleet's stop is raised.
 pub struct Linked {
-    /// When `welcome` arrived.
+    /// When `welcome` first arrived.
     pub welcomed: Instant,
 }
 
-/// Connects `agent_id`, says hello, and answers until `stop`; `linked` gets the moment of
-/// `welcome` (or is dropped if the control plane refused the link).
+/// How a link ended.
+enum Ended {
+    /// The fleet's stop: said goodbye.
+    Stopped,
+    /// The control plane refused or could not be reached.
+    Refused,
+    /// The link closed (e.g. the control plane restarted): reconnect.
+    Closed,
+}
+
+/// Connects `agent_id`, says hello, and answers until `stop`; `linked` gets the moment of the
+/// first `welcome` (or is dropped if the control plane refused the first link). Like the real
+/// agent, a link that ends is made again at once — every 100 ms while the control plane does
+/// not answer — reporting the sessions it holds; each `welcome` counts in `welcomes`.
 pub async fn run(
     ws_base: String,
     agent_id: String,
     token: String,
     linked: oneshot::Sender<Linked>,
+    welcomes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut linked = Some(linked);
+    let mut sessions = HashSet::new();
+    loop {
+        let ended = serve(
+            &ws_base,
+            &agent_id,
+            &token,
+            &mut sessions,
+            &mut stop,
+            || {
+                welcomes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Some(linked) = linked.take() {
+                    let _ = linked.send(Linked {
+                        welcomed: Instant::now(),
+                    });
+                }
+            },
+        )
+        .await;
+        match ended {
+            Ended::Stopped => return,
+            // Never linked: this agent is not one the control plane takes.
+            Ended::Refused if linked.is_some() => return,
+            Ended::Refused => tokio::time::sleep(Duration::from_millis(100)).await,
+            Ended::Closed => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+/// One link, from connect to its end.
+async fn serve(
+    ws_base: &str,
+    agent_id: &str,
+    token: &str,
+    sessions: &mut HashSet<Uuid>,
+    stop: &mut watch::Receiver<bool>,
+    mut welcomed: impl FnMut(),
+) -> Ended {
     let url = format!("{ws_base}/api/v1/agent/connect?agent_id={agent_id}");
     let Ok((_, conn)) = crate::api::client()
         .ws(url)
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .max_frame_size(2 * 1024 * 1024)
         .connect()
         .await
     else {
-        return;
+        return Ended::Refused;
     };
     let mut agent = SimAgent {
         conn,
-        sessions: HashSet::new(),
+        sessions: std::mem::take(sessions),
         streams: HashMap::new(),
         window: streamspace_protocol::DEFAULT_STREAM_WINDOW,
     };
-    let hello = AgentMessage::Hello {
-        protocol_version: PROTOCOL_VERSION,
-        agent_id: agent_id.clone(),
-        platform: "local".into(),
-        region: Some("bench".into()),
-        capacity: Capacity {
-            max_sessions: 1_000_000,
-            cpu: None,
-            memory: None,
-        },
-        sessions: vec![],
-        inventory_error: None,
-    };
-    if !agent.send(&hello).await {
-        return;
-    }
-    let heartbeat = loop {
-        match agent.conn.next().await {
-            Some(Ok(ws::Frame::Text(text))) => match parse(&text) {
-                Some(ControlMessage::Welcome {
-                    heartbeat_interval_ms,
-                    stream_window,
-                    ..
-                }) => {
-                    agent.window = stream_window;
-                    let _ = linked.send(Linked {
-                        welcomed: Instant::now(),
-                    });
-                    break Duration::from_millis(heartbeat_interval_ms.max(100));
-                }
-                _ => continue,
+    let ended = agent.serve(agent_id, stop, &mut welcomed).await;
+    *sessions = agent.sessions;
+    ended
+}
+
+impl SimAgent {
+    async fn serve(
+        &mut self,
+        agent_id: &str,
+        stop: &mut watch::Receiver<bool>,
+        welcomed: &mut impl FnMut(),
+    ) -> Ended {
+        let held = self
+            .sessions
+            .iter()
+            .map(|id| SessionReport {
+                session_id: *id,
+                state: AgentSessionState::Running,
+                vnc: None,
+                message: None,
+            })
+            .collect();
+        let hello = AgentMessage::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            agent_id: agent_id.to_owned(),
+            platform: "local".into(),
+            region: Some("bench".into()),
+            capacity: Capacity {
+                max_sessions: 1_000_000,
+                cpu: None,
+                memory: None,
             },
-            Some(Ok(ws::Frame::Ping(p))) => {
-                let _ = agent.conn.send(ws::Message::Pong(p)).await;
-            }
-            Some(Ok(_)) => continue,
-            _ => return,
+            sessions: held,
+            inventory_error: None,
+        };
+        if !self.send(&hello).await {
+            return Ended::Refused;
         }
-    };
-    let mut beat = tokio::time::interval(heartbeat);
-    beat.tick().await;
-    loop {
-        tokio::select! {
-            frame = agent.conn.next() => {
-                let Some(Ok(frame)) = frame else { return };
-                if !agent.on_frame(frame).await {
-                    return;
+        let heartbeat = loop {
+            match self.conn.next().await {
+                Some(Ok(ws::Frame::Text(text))) => match parse(&text) {
+                    Some(ControlMessage::Welcome {
+                        heartbeat_interval_ms,
+                        stream_window,
+                        ..
+                    }) => {
+                        self.window = stream_window;
+                        welcomed();
+                        break Duration::from_millis(heartbeat_interval_ms.max(100));
+                    }
+                    _ => continue,
+                },
+                Some(Ok(ws::Frame::Ping(p))) => {
+                    let _ = self.conn.send(ws::Message::Pong(p)).await;
                 }
+                Some(Ok(_)) => continue,
+                _ => return Ended::Refused,
             }
-            _ = beat.tick() => {
-                let active_sessions = agent.sessions.len() as u32;
-                if !agent.send(&AgentMessage::Heartbeat { active_sessions }).await {
-                    return;
+        };
+        let mut beat = tokio::time::interval(heartbeat);
+        beat.tick().await;
+        loop {
+            tokio::select! {
+                frame = self.conn.next() => {
+                    let Some(Ok(frame)) = frame else { return Ended::Closed };
+                    if !self.on_frame(frame).await {
+                        return Ended::Closed;
+                    }
                 }
-            }
-            _ = stop.wait_for(|stop| *stop) => {
-                let _ = agent.send(&AgentMessage::Goodbye { reason: "benchmark over".into() }).await;
-                let _ = agent.conn.send(ws::Message::Close(None)).await;
-                return;
+                _ = beat.tick() => {
+                    let active_sessions = self.sessions.len() as u32;
+                    if !self.send(&AgentMessage::Heartbeat { active_sessions }).await {
+                        return Ended::Closed;
+                    }
+                }
+                _ = stop.wait_for(|stop| *stop) => {
+                    let _ = self.send(&AgentMessage::Goodbye { reason: "benchmark over".into() }).await;
+                    let _ = self.conn.send(ws::Message::Close(None)).await;
+                    return Ended::Stopped;
+                }
             }
         }
     }

@@ -42,6 +42,20 @@ impl ReplicaProcess {
     /// Starts the binary on `db`, listening on 127.0.0.1:`port`, with `env` on top of what
     /// the in-process test servers use; returns once `/readyz` answers 200.
     pub fn spawn(binary: &Path, db: &TestDatabase, port: u16, env: &[(&str, &str)]) -> Self {
+        let replica = Self::start(binary, db, port, env);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !replica.ready() {
+            assert!(
+                Instant::now() < deadline,
+                "replica on {port} not ready in 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        replica
+    }
+
+    /// Starts the binary as [`Self::spawn`] does, without waiting for it.
+    pub fn start(binary: &Path, db: &TestDatabase, port: u16, env: &[(&str, &str)]) -> Self {
         let child = Command::new(binary)
             .env_clear()
             .env("DATABASE_URL", db.url())
@@ -54,19 +68,11 @@ impl ReplicaProcess {
             .stdout(Stdio::null())
             .spawn()
             .expect("start the control plane");
-        let replica = ReplicaProcess { port, child };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !replica.ready() {
-            assert!(
-                Instant::now() < deadline,
-                "replica on {port} not ready in 20 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        replica
+        ReplicaProcess { port, child }
     }
 
-    fn ready(&self) -> bool {
+    /// Whether `/readyz` answers 200 now.
+    pub fn ready(&self) -> bool {
         use std::io::{Read, Write};
         let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
@@ -81,6 +87,14 @@ impl ReplicaProcess {
     /// Its process id (for reading its memory from `/proc`).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// SIGTERM, as an orchestrator stops it (agents told to link again, requests finished);
+    /// waits for it to exit.
+    pub fn terminate(mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
     }
 
     /// SIGKILL: no goodbye, no hand-over; its record ages out.
