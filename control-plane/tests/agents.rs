@@ -423,3 +423,51 @@ async fn a_credential_revoked_between_the_upgrade_and_the_hello_does_not_link() 
     let (_, row) = server.get("/api/v1/agents/agent-a", &server.admin).await;
     assert_ne!(row["status"], "online");
 }
+
+#[actix_web::test]
+async fn an_agents_credentials_page_newest_first() {
+    let server = common::start(&[]).await;
+    server.register_agent("agent-a", "local").await;
+    let mut minted = Vec::new();
+    for _ in 0..3 {
+        let (status, body) = server
+            .post(
+                "/api/v1/agents/agent-a/credentials",
+                &server.admin,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        minted.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let ids = |page: &serde_json::Value| -> Vec<String> {
+        page["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let path = "/api/v1/agents/agent-a/credentials";
+    let (status, first) = server.get(&format!("{path}?limit=2"), &server.admin).await;
+    assert_eq!(status, 200);
+    assert_eq!(ids(&first), [minted[2].clone(), minted[1].clone()]);
+    let cursor = first["next_before"].as_str().unwrap();
+    let (_, second) = server
+        .get(&format!("{path}?limit=2&before={cursor}"), &server.admin)
+        .await;
+    // The last one minted here, then the one registration made.
+    assert_eq!(ids(&second)[0], minted[0]);
+    assert_eq!(ids(&second).len(), 2);
+    // A full page may have a next one; here it is empty, and says it is the last.
+    let cursor = second["next_before"].as_str().unwrap();
+    let (_, third) = server
+        .get(&format!("{path}?limit=2&before={cursor}"), &server.admin)
+        .await;
+    assert!(ids(&third).is_empty());
+    assert_eq!(third["next_before"], serde_json::Value::Null);
+    let (status, _) = server
+        .get(&format!("{path}?limit=501"), &server.admin)
+        .await;
+    assert_eq!(status, 400);
+}

@@ -317,11 +317,13 @@ pub async fn remove(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `GET /api/v1/agents/{agent_id}/credentials`: never the tokens, only their prefixes.
+/// `GET /api/v1/agents/{agent_id}/credentials`: never the tokens, only their prefixes; newest
+/// first, paged.
 #[utoipa::path(
     tag = "agents",
+    params(CredentialQuery),
     responses(
-        (status = 200, description = "Its credentials", body = CredentialList),
+        (status = 200, description = "A page of its credentials", body = CredentialPage),
         (status = 403, description = "Admins only"),
         (status = 404, description = "No such agent"),
     )
@@ -331,19 +333,47 @@ pub async fn list_credentials(
     state: web::Data<AppState>,
     caller: Caller,
     agent_id: web::Path<String>,
+    query: web::Query<CredentialQuery>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let agent_id = agent_id.into_inner();
+    let CredentialQuery { limit, before } = query.into_inner();
+    let limit = page_size(limit, DEFAULT_BY_NAME)?;
     find_agent(&state, &agent_id).await?;
-    let credentials = state.store.run(ListCredentials(agent_id)).await?;
-    Ok(HttpResponse::Ok().json(CredentialList { credentials }))
+    let credentials = state
+        .store
+        .run(ListCredentials {
+            agent_id,
+            limit,
+            before,
+        })
+        .await?;
+    let next_before = next_before(&credentials, limit, |c| c.id);
+    Ok(HttpResponse::Ok().json(CredentialPage {
+        credentials,
+        next_before,
+    }))
 }
 
-/// An agent's credentials, revoked ones included.
+/// A page of an agent's credentials, revoked ones included, newest first.
 #[derive(Serialize, ToSchema)]
-pub struct CredentialList {
-    /// Newest first.
+pub struct CredentialPage {
+    /// The credentials.
     credentials: Vec<Credential>,
+    /// The next page's `before`; null on the last page.
+    next_before: Option<Uuid>,
+}
+
+/// Paging of an agent's credentials.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialQuery {
+    /// Page size (default 100, at most 500).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<i64>,
+    /// Credentials older than this one: the previous page's `next_before`.
+    before: Option<Uuid>,
 }
 
 async fn mint(

@@ -115,17 +115,46 @@ impl Query for RevokeCredential {
     }
 }
 
-/// An agent's credentials, newest first.
-pub struct ListCredentials(pub String);
+/// A page of an agent's credentials, newest first.
+pub struct ListCredentials {
+    /// The agent.
+    pub agent_id: String,
+    /// At most this many.
+    pub limit: i64,
+    /// Only credentials older than this one (the previous page's `next_before`).
+    pub before: Option<Uuid>,
+}
 
 impl Query for ListCredentials {
     type Output = Vec<Credential>;
     fn run(self, conn: &mut PgConnection) -> Result<Vec<Credential>, StoreError> {
-        Ok(agent_credentials::table
-            .filter(agent_credentials::agent_id.eq(&self.0))
-            .order(agent_credentials::created_at.desc())
+        let mut query = agent_credentials::table
+            .filter(agent_credentials::agent_id.eq(&self.agent_id))
+            .order((
+                agent_credentials::created_at.desc(),
+                agent_credentials::id.desc(),
+            ))
+            .limit(self.limit)
             .select(Credential::as_select())
-            .load(conn)?)
+            .into_boxed();
+        if let Some(before) = self.before {
+            let at: Option<DateTime<Utc>> = agent_credentials::table
+                .find(before)
+                .select(agent_credentials::created_at)
+                .first(conn)
+                .optional()?;
+            let Some(at) = at else {
+                return Ok(Vec::new());
+            };
+            query = query.filter(
+                agent_credentials::created_at
+                    .lt(at)
+                    .or(agent_credentials::created_at
+                        .eq(at)
+                        .and(agent_credentials::id.lt(before))),
+            );
+        }
+        Ok(query.load(conn)?)
     }
 }
 
