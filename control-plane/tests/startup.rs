@@ -250,7 +250,6 @@ async fn an_operator_creates_an_admin_and_resets_a_lost_password_from_the_comman
 
 #[actix_web::test]
 async fn with_log_format_json_every_line_is_an_object_and_each_request_carries_its_id() {
-    use std::io::Read;
     let db = streamspace_testkit::TestDatabase::create();
     let (mut child, base) =
         serving(&db, &[("LOG_FORMAT", "json")], std::process::Stdio::piped()).await;
@@ -308,17 +307,7 @@ async fn with_log_format_json_every_line_is_an_object_and_each_request_carries_i
     // The log is written line by line as it goes: nothing is lost by killing the process.
     let _ = child.kill();
     let _ = child.wait();
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
-    let lines: Vec<serde_json::Value> = log
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect();
+    let (log, lines) = streamspace_testkit::json_log::read(&mut child);
     assert!(lines.len() > 3, "{log}");
     for line in &lines {
         for key in ["time", "level", "target", "message"] {

@@ -378,7 +378,6 @@ async fn an_agent_killed_during_a_stream_tells_the_viewer_and_its_desktop_is_vie
 
 #[actix_web::test]
 async fn with_log_format_json_every_line_of_the_agent_is_an_object_naming_it() {
-    use std::io::Read;
     let server = cp::start(&[]).await;
     let token = server.register_agent("local-1", "local").await;
     let data = tempfile::tempdir().unwrap();
@@ -398,17 +397,7 @@ async fn with_log_format_json_every_line_of_the_agent_is_an_object_naming_it() {
     )
     .unwrap();
     child.wait().unwrap();
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
-    let lines: Vec<serde_json::Value> = log
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect();
+    let (log, lines) = streamspace_testkit::json_log::read(&mut child);
     assert!(lines.len() >= 2, "{log}");
     for line in &lines {
         assert_eq!(line["agent_id"], "local-1", "{line}");

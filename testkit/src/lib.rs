@@ -4,6 +4,7 @@ pub mod api_contract;
 pub mod control_plane;
 mod database;
 pub mod docker_engine;
+pub mod json_log;
 pub mod kube_cluster;
 pub mod kwok_desktops;
 pub mod load_balancer;
