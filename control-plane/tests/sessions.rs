@@ -25,6 +25,17 @@ async fn create_session_is_persisted_delivered_acked_completed_and_running() {
     assert_eq!(session["owner"], "alice");
     assert_eq!(session["resources"], json!({"cpu": "1", "memory": "3Gi"}));
     let id: uuid::Uuid = session["id"].as_str().unwrap().parse().unwrap();
+    // Recorded with the session, in its transaction: there as soon as the answer is.
+    let (_, audit) = server
+        .get("/api/v1/audit?action=session_create", &server.admin)
+        .await;
+    let entry = &audit["entries"][0];
+    assert_eq!(entry["target_id"], id.to_string(), "{audit}");
+    assert_eq!(entry["actor_username"], "alice");
+    assert_eq!(
+        entry["details"],
+        json!({"template": "xterm", "agent_id": "local-1"})
+    );
 
     let (command_id, command) = agent.recv_command().await;
     let Command::CreateSession(spec) = command else {

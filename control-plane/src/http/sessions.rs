@@ -169,6 +169,7 @@ pub async fn create(
             platforms,
             command_id: Uuid::new_v4(),
             command_timeout: state.config.command_timeout,
+            audit: caller.audit("session_create"),
         })
         .await?;
     let (session, command) = match placed {
@@ -187,13 +188,6 @@ pub async fn create(
         }
     };
     state.supervisor.do_send(Dispatch(command));
-    audit(
-        &state,
-        &caller,
-        "session_create",
-        session.id,
-        serde_json::json!({ "template": session.template_name, "agent_id": session.agent_id }),
-    );
     Ok(HttpResponse::Accepted().json(SessionView {
         session,
         owner: caller.username,

@@ -158,6 +158,9 @@ pub struct CreateSession {
     pub command_id: Uuid,
     /// `COMMAND_TIMEOUT`.
     pub command_timeout: std::time::Duration,
+    /// The caller's `session_create` entry, written in the same transaction (its details get
+    /// the template and the agent chosen): one commit for the creation and its record.
+    pub audit: super::audit::NewAuditEntry,
 }
 
 /// Result of [`CreateSession`].
@@ -230,6 +233,10 @@ impl Query for CreateSession {
                 &message,
                 self.command_timeout,
             )?;
+            super::audit::Record(self.audit.target("session", session.id).details(
+                serde_json::json!({ "template": session.template_name, "agent_id": session.agent_id }),
+            ))
+            .run(conn)?;
             Ok(Placed::Created {
                 session: Box::new(session),
                 command: Box::new(command),
