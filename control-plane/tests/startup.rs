@@ -282,22 +282,9 @@ async fn with_log_format_json_every_line_is_an_object_and_each_request_carries_i
     assert!(made.parse::<uuid::Uuid>().is_ok(), "{made}");
 
     // An agent links and leaves: those lines name it in a field of their own.
-    let mut response = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .send_json(&serde_json::json!({"username": "admin", "password": common::ADMIN_PASSWORD}))
-        .await
-        .unwrap();
-    let admin: serde_json::Value = response.json().await.unwrap();
-    let mut response = client
-        .post(format!("{base}/api/v1/agents/register"))
-        .bearer_auth(admin["token"].as_str().unwrap())
-        .send_json(&serde_json::json!({"agent_id": "json-1", "platform": "local"}))
-        .await
-        .unwrap();
-    let registered: serde_json::Value = response.json().await.unwrap();
-    let token = registered["credential"]["token"].as_str().unwrap();
+    let token = register_agent(&base, "json-1").await;
     let ws_base = base.replacen("http://", "ws://", 1);
-    let mut agent = common::ScriptedAgent::open_at(&ws_base, "json-1", token)
+    let mut agent = common::ScriptedAgent::open_at(&ws_base, "json-1", &token)
         .await
         .unwrap();
     agent.hello(vec![]).await;
@@ -351,23 +338,9 @@ async fn sigterm_tells_agents_to_reconnect_elsewhere_and_exits_zero_within_the_g
         std::process::Stdio::inherit(),
     )
     .await;
-    let client = awc::Client::default();
-    let mut login = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .send_json(&serde_json::json!({"username": "admin", "password": common::ADMIN_PASSWORD}))
-        .await
-        .unwrap();
-    let admin: serde_json::Value = login.json().await.unwrap();
-    let mut registered = client
-        .post(format!("{base}/api/v1/agents/register"))
-        .bearer_auth(admin["token"].as_str().unwrap())
-        .send_json(&serde_json::json!({"agent_id": "local-1", "platform": "local"}))
-        .await
-        .unwrap();
-    let registered: serde_json::Value = registered.json().await.unwrap();
-    let token = registered["credential"]["token"].as_str().unwrap();
+    let token = register_agent(&base, "local-1").await;
     let ws = base.replacen("http://", "ws://", 1);
-    let mut agent = common::ScriptedAgent::connect_at(&ws, "local-1", token, vec![]).await;
+    let mut agent = common::ScriptedAgent::connect_at(&ws, "local-1", &token, vec![]).await;
 
     let started = std::time::Instant::now();
     let status = Command::new("kill")
@@ -397,6 +370,28 @@ async fn sigterm_tells_agents_to_reconnect_elsewhere_and_exits_zero_within_the_g
 
 /// The binary serving `db` on a free port with `env` (stdout dropped, stderr as `stderr`
 /// says), once `/readyz` answers; and its base URL.
+/// Registers a local agent through the binary's API as the admin; its token.
+async fn register_agent(base: &str, agent_id: &str) -> String {
+    let client = awc::Client::default();
+    let mut login = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .send_json(&serde_json::json!({"username": "admin", "password": common::ADMIN_PASSWORD}))
+        .await
+        .unwrap();
+    let admin: serde_json::Value = login.json().await.unwrap();
+    let mut registered = client
+        .post(format!("{base}/api/v1/agents/register"))
+        .bearer_auth(admin["token"].as_str().unwrap())
+        .send_json(&serde_json::json!({"agent_id": agent_id, "platform": "local"}))
+        .await
+        .unwrap();
+    let registered: serde_json::Value = registered.json().await.unwrap();
+    registered["credential"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 async fn serving(
     db: &streamspace_testkit::TestDatabase,
     env: &[(&str, &str)],

@@ -9,13 +9,13 @@ use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 
 use serde_json::{Map, Value, json};
-use streamspace_control_plane::http::openapi::DOCUMENT;
+use streamspace_control_plane::http::openapi::{DOCUMENT, template_of};
 
 struct Contract {
     /// `components` with every object closed and every `allOf` merged.
     components: Value,
-    /// `(method, path template segments, the operation)`.
-    operations: Vec<(String, Vec<String>, Value)>,
+    /// `paths`, by template and then method.
+    paths: Value,
     validators: Mutex<HashMap<String, std::sync::Arc<jsonschema::Validator>>>,
 }
 
@@ -36,16 +36,9 @@ static CONTRACT: LazyLock<Contract> = LazyLock::new(|| {
         })
         .collect();
     components["schemas"] = Value::Object(merged);
-    let mut operations = Vec::new();
-    for (path, item) in document["paths"].as_object().into_iter().flatten() {
-        for (method, operation) in item.as_object().into_iter().flatten() {
-            let segments = path.split('/').map(str::to_owned).collect();
-            operations.push((method.to_uppercase(), segments, operation.clone()));
-        }
-    }
     Contract {
         components,
-        operations,
+        paths: document["paths"].clone(),
         validators: Mutex::default(),
     }
 });
@@ -92,27 +85,17 @@ fn closed(schema: &Value) -> Value {
     }
 }
 
-fn matches(template: &[String], path: &[&str]) -> bool {
-    template.len() == path.len()
-        && template
-            .iter()
-            .zip(path)
-            .all(|(t, p)| (t.starts_with('{') && !p.is_empty()) || t == p)
-}
-
 /// Checks one response: `body` as the client parsed it (`null` when empty, a string when not
 /// JSON). `Err` says what the document does not allow.
 pub fn check(method: &str, url_path: &str, status: u16, body: &Value) -> Result<(), String> {
     let contract = &*CONTRACT;
     let path = url_path.split('?').next().unwrap_or(url_path);
-    let segments: Vec<&str> = path.split('/').collect();
-    // The most literal template wins (`/agents/register` over `/agents/{agent_id}`).
-    let operation = contract
-        .operations
-        .iter()
-        .filter(|(m, template, _)| m == method && matches(template, &segments))
-        .max_by_key(|(_, template, _)| template.iter().filter(|t| !t.starts_with('{')).count());
-    let Some((_, template, operation)) = operation else {
+    // The path's template, found as the server's 405 answers find it.
+    let operation = template_of(path).and_then(|template| {
+        let operation = &contract.paths[template][method.to_lowercase()];
+        (!operation.is_null()).then_some((template, operation))
+    });
+    let Some((template, operation)) = operation else {
         // Pages and assets are not the API; a missing API route answers 404 with the error body.
         if !path.starts_with("/api/") || (status == 404 && body["error"] == "not_found") {
             return Ok(());
@@ -124,8 +107,7 @@ pub fn check(method: &str, url_path: &str, status: u16, body: &Value) -> Result<
     let response = &operation["responses"][status.to_string()];
     if response.is_null() {
         return Err(format!(
-            "{method} {} answered {status}, which its operation does not document: {body}",
-            template.join("/")
+            "{method} {template} answered {status}, which its operation does not document: {body}"
         ));
     }
     let Some(content) = response["content"].as_object().filter(|c| !c.is_empty()) else {
@@ -140,15 +122,12 @@ pub fn check(method: &str, url_path: &str, status: u16, body: &Value) -> Result<
         // Text (metrics): the test reads it with a real parser.
         return Ok(());
     };
-    let pointer = format!(
-        "{method} {} {status}",
-        template.join("/").replace('~', "~0")
-    );
+    let cache_key = format!("{method} {template} {status}");
     let validator = contract
         .validators
         .lock()
         .unwrap()
-        .entry(pointer)
+        .entry(cache_key)
         .or_insert_with(|| {
             let schema = json!({
                 "components": contract.components,

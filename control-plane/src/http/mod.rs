@@ -150,12 +150,17 @@ pub fn api(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 
 /// 405 for a documented path asked with a method it does not take, else 404.
 async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
-    match openapi::methods_at(req.path()) {
-        Some(allow) => Err(ApiError::MethodNotAllowed {
-            method: req.method().to_string(),
-            path: req.path().to_owned(),
-            allow,
-        }),
-        None => Err(ApiError::NotFound("no such endpoint".into())),
-    }
+    Err(method_not_allowed(&req).unwrap_or_else(|| ApiError::NotFound("no such endpoint".into())))
+}
+
+/// The 405 for a documented path asked with a method it does not take; `None` when no
+/// documented path matches or it takes this method.
+fn method_not_allowed(req: &actix_web::HttpRequest) -> Option<ApiError> {
+    let allow = openapi::methods_at(req.path())?;
+    let method = req.method().as_str();
+    (!allow.split(", ").any(|m| m == method)).then(|| ApiError::MethodNotAllowed {
+        method: method.to_owned(),
+        path: req.path().to_owned(),
+        allow,
+    })
 }

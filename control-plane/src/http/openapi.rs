@@ -188,38 +188,70 @@ const METHODS: &[&str] = &[
 ];
 
 /// Each documented path's segments and the methods it takes (`GET, POST`).
-static ROUTES: LazyLock<Vec<(Vec<String>, String)>> = LazyLock::new(|| {
+static ROUTES: LazyLock<Vec<Route>> = LazyLock::new(|| {
     let document: serde_json::Value = serde_json::from_str(&DOCUMENT).unwrap_or_default();
     document["paths"]
         .as_object()
         .into_iter()
         .flatten()
         .map(|(path, item)| {
-            let segments = path.split('/').map(str::to_owned).collect();
             let methods = item.as_object().into_iter().flatten();
             let methods: Vec<String> = methods
                 .filter(|(m, _)| METHODS.contains(&m.as_str()))
                 .map(|(m, _)| m.to_uppercase())
                 .collect();
-            (segments, methods.join(", "))
+            Route {
+                template: path.clone(),
+                methods: methods.join(", "),
+            }
         })
         .collect()
 });
 
+/// A documented path and the methods it takes (`GET, POST`).
+struct Route {
+    template: String,
+    methods: String,
+}
+
+impl Route {
+    /// Whether `path` is this template with its `{parameters}` filled in.
+    fn matches(&self, path: &str) -> bool {
+        let (mut template, mut path) = (self.template.split('/'), path.split('/'));
+        loop {
+            match (template.next(), path.next()) {
+                (None, None) => return true,
+                (Some(t), Some(p)) if (t.starts_with('{') && !p.is_empty()) || t == p => {}
+                _ => return false,
+            }
+        }
+    }
+
+    /// Literal segments: the most literal template names a path (`/agents/register`, not
+    /// `/agents/{agent_id}`).
+    fn literal(&self) -> usize {
+        self.template
+            .split('/')
+            .filter(|t| !t.starts_with('{'))
+            .count()
+    }
+}
+
+fn route_of(path: &str) -> Option<&'static Route> {
+    ROUTES
+        .iter()
+        .filter(|route| route.matches(path))
+        .max_by_key(|route| route.literal())
+}
+
+/// The documented path template `path` is an instance of (`/api/v1/sessions/{id}`), if any.
+pub fn template_of(path: &str) -> Option<&'static str> {
+    route_of(path).map(|route| route.template.as_str())
+}
+
 /// The methods a documented path takes, or `None` when no documented path matches.
 pub fn methods_at(path: &str) -> Option<String> {
-    let segments: Vec<&str> = path.split('/').collect();
-    let matching = ROUTES.iter().filter(|(template, _)| {
-        template.len() == segments.len()
-            && template
-                .iter()
-                .zip(&segments)
-                .all(|(t, s)| (t.starts_with('{') && !s.is_empty()) || t == s)
-    });
-    // The most literal template names the path (`/agents/register`, not `/agents/{agent_id}`).
-    matching
-        .max_by_key(|(template, _)| template.iter().filter(|t| !t.starts_with('{')).count())
-        .map(|(_, methods)| methods.clone())
+    route_of(path).map(|route| route.methods.clone())
 }
 
 /// This document.

@@ -269,54 +269,7 @@ pub struct MarkConnected {
     pub replica_id: Uuid,
 }
 
-impl Query for MarkConnected {
-    /// The database's time of the connection: the agent's inventory is as of then.
-    type Output = DateTime<Utc>;
-    fn run(self, conn: &mut PgConnection) -> Result<DateTime<Utc>, StoreError> {
-        conn.transaction(|conn| self.apply(conn))
-    }
-}
-
 impl MarkConnected {
-    /// Records the link inside the caller's transaction: one conditional update when all is
-    /// well, reads only to say what is wrong when it is not.
-    fn apply(&self, conn: &mut PgConnection) -> Result<DateTime<Utc>, StoreError> {
-        use super::schema::agent_credentials;
-        use diesel::dsl::exists;
-        let live_credential = agent_credentials::table
-            .filter(agent_credentials::id.eq(self.credential_id))
-            .filter(agent_credentials::agent_id.eq(&self.agent_id))
-            .filter(agent_credentials::revoked_at.is_null());
-        let max_sessions = self.capacity["max_sessions"].as_i64().unwrap_or(0);
-        let updated: Option<Option<DateTime<Utc>>> = diesel::update(
-            agents::table
-                .filter(agents::agent_id.eq(&self.agent_id))
-                .filter(agents::platform.eq(&self.platform))
-                .filter(exists(live_credential)),
-        )
-        .set((
-            agents::status.eq(AgentStatus::Online.as_str()),
-            agents::websocket_conn_id.eq(&self.conn_id),
-            // A region given at registration wins over the one the agent announces.
-            agents::region.eq(diesel::dsl::sql::<
-                diesel::sql_types::Nullable<diesel::sql_types::Text>,
-            >("COALESCE(region, ")
-            .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(self.region.clone())
-            .sql(")")),
-            agents::capacity.eq(&self.capacity),
-            agents::max_sessions.eq(max_sessions),
-            agents::last_heartbeat.eq(now),
-            agents::replica_id.eq(self.replica_id),
-        ))
-        .returning(agents::last_heartbeat)
-        .get_result(conn)
-        .optional()?;
-        if let Some(as_of) = updated {
-            return as_of.ok_or(StoreError::NotFound);
-        }
-        Err(self.refusal(conn)?)
-    }
-
     /// Why the link was not recorded: read only after the update matched nothing.
     fn refusal(&self, conn: &mut PgConnection) -> Result<StoreError, StoreError> {
         let platform: Option<String> = agents::table
@@ -334,8 +287,8 @@ impl MarkConnected {
         })
     }
 
-    /// Records many links in one statement (the same conditions as [`Self::apply`], row by
-    /// row); returns the time of each link recorded, by agent. Each agent at most once. (The
+    /// Records many links in one statement (the agent registered for the platform named, the
+    /// credential its own and not revoked); returns the time of each link recorded, by agent. Each agent at most once. (The
     /// platform is compared with `IS NOT DISTINCT FROM`, which no index serves: with the
     /// statistics of a just-registered fleet, Postgres matched agents through the platform
     /// index and filtered a thousand rows per hello — 300 ms a batch in `auto_explain`

@@ -137,23 +137,7 @@ impl Query for ListCredentials {
             .limit(self.limit)
             .select(Credential::as_select())
             .into_boxed();
-        if let Some(before) = self.before {
-            let at: Option<DateTime<Utc>> = agent_credentials::table
-                .find(before)
-                .select(agent_credentials::created_at)
-                .first(conn)
-                .optional()?;
-            let Some(at) = at else {
-                return Ok(Vec::new());
-            };
-            query = query.filter(
-                agent_credentials::created_at
-                    .lt(at)
-                    .or(agent_credentials::created_at
-                        .eq(at)
-                        .and(agent_credentials::id.lt(before))),
-            );
-        }
+        page_before!(conn, query, self.before, agent_credentials, created_at);
         Ok(query.load(conn)?)
     }
 }

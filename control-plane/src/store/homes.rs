@@ -115,21 +115,7 @@ impl Query for ListHomes {
         if let Some(agent_id) = &self.agent_id {
             query = query.filter(homes::agent_id.eq(agent_id));
         }
-        if let Some(before) = self.before {
-            let at: Option<DateTime<Utc>> = homes::table
-                .find(before)
-                .select(homes::last_used_at)
-                .first(conn)
-                .optional()?;
-            let Some(at) = at else {
-                return Ok(Vec::new());
-            };
-            query = query.filter(
-                homes::last_used_at
-                    .lt(at)
-                    .or(homes::last_used_at.eq(at).and(homes::id.lt(before))),
-            );
-        }
+        page_before!(conn, query, self.before, homes, last_used_at);
         let rows = query.load(conn)?;
         views(conn, rows)
     }

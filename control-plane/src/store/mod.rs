@@ -4,6 +4,29 @@
 //! actor runs on a `SyncArbiter` (diesel is blocking) and executes whatever query it is sent;
 //! callers use a [`StoreHandle`] and never see a connection.
 
+/// Keyset paging newest first: narrows the boxed `$query` to rows before the cursor row
+/// `$before` in `($key, $id)` order, or makes the caller return an empty page when that row is
+/// gone. (A macro: each table's columns are their own types.)
+macro_rules! page_before {
+    ($conn:expr, $query:ident, $before:expr, $table:ident, $key:ident) => {
+        if let Some(before) = $before {
+            let at: Option<chrono::DateTime<chrono::Utc>> = $table::table
+                .find(before)
+                .select($table::$key)
+                .first($conn)
+                .optional()?;
+            let Some(at) = at else {
+                return Ok(Vec::new());
+            };
+            $query = $query.filter(
+                $table::$key
+                    .lt(at)
+                    .or($table::$key.eq(at).and($table::id.lt(before))),
+            );
+        }
+    };
+}
+
 pub mod agents;
 pub mod audit;
 mod command_rows;

@@ -293,21 +293,7 @@ impl Query for ListSessions {
         if let Some(platform) = &self.platform {
             query = query.filter(sessions::platform.eq(platform));
         }
-        if let Some(before) = self.before {
-            let at: Option<DateTime<Utc>> = sessions::table
-                .find(before)
-                .select(sessions::created_at)
-                .first(conn)
-                .optional()?;
-            let Some(at) = at else {
-                return Ok(Vec::new());
-            };
-            query = query.filter(
-                sessions::created_at
-                    .lt(at)
-                    .or(sessions::created_at.eq(at).and(sessions::id.lt(before))),
-            );
-        }
+        page_before!(conn, query, self.before, sessions, created_at);
         Ok(query
             .load::<(Session, String, Option<String>)>(conn)?
             .into_iter()
