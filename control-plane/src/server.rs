@@ -218,7 +218,7 @@ fn migrate(pool: &PgPool) -> Result<(), StartError> {
         .get()
         .map_err(|e| StartError::Database(e.to_string()))?;
     // Replicas starting together take turns.
-    let applied = store::migrations::run_pending_exclusively(&mut conn)
+    let applied = store::migrations::run_pending_exclusively(&mut conn.pg)
         .map_err(|e| StartError::Migrations(e.to_string()))?;
     log::info!("database ready ({applied} migrations applied)");
     Ok(())

@@ -12,7 +12,7 @@ use super::supervisor_messages::{CommandDone, LinkOf, SendToAgent, SupervisorHan
 use super::tunnel_messages::StreamClosed;
 use crate::metrics::Metrics;
 use crate::store::StoreHandle;
-use crate::store::commands::{CommandRow, MarkSent, RecordReply, Reply, ReplyEffect};
+use crate::store::commands::{CommandRow, Known, MarkSent, RecordReply, Reply, ReplyEffect};
 
 /// (Re)send the command if its agent is connected.
 #[derive(Message)]
@@ -110,6 +110,10 @@ impl CommandActor {
             command_id: self.command_id(),
             agent_id,
             reply,
+            known: Some(Known {
+                command_type: self.command.command_type.clone(),
+                session_id: self.command.session_id,
+            }),
         };
         let store = self.store.clone();
         async move { store.run(query).await }

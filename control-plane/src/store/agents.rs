@@ -7,6 +7,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::credentials::{Credential, NewCredential, insert_credential};
+use super::prepared::Prepare;
 use super::schema::{agents, sessions};
 use super::{Query, StoreError};
 use crate::model::{AgentStatus, SessionState};
@@ -338,6 +339,7 @@ impl MarkConnected {
         )
         .bind::<Array<SqlUuid>, _>(marks.iter().map(|m| m.replica_id).collect::<Vec<_>>())
         .bind::<Text, _>(AgentStatus::Online.as_str())
+        .prepared()
         .load(conn)?;
         Ok(rows
             .into_iter()
@@ -508,6 +510,7 @@ impl Query for RecordHeartbeats {
         .bind::<Array<Text>, _>(agents)
         .bind::<Array<Text>, _>(conns)
         .bind::<Text, _>(AgentStatus::Online.as_str())
+        .prepared()
         .execute(conn)?;
         Ok(())
     }

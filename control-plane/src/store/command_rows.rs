@@ -14,7 +14,7 @@ use super::schema::agent_commands;
 use crate::model::CommandStatus;
 
 /// A command as stored.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Serialize)]
 #[diesel(table_name = agent_commands)]
 pub struct CommandRow {
     /// Surrogate key.

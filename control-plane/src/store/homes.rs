@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::command_rows::{CommandRow, Reply, insert_command};
 use super::pick_agent::pick;
+use super::prepared::Prepare;
 use super::schema::{agents, homes, sessions, users};
 use super::{Query, StoreError};
 use crate::model::{AgentStatus, SessionState};
@@ -166,6 +167,7 @@ pub(super) fn place(
     // user's home on different agents.
     diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind::<diesel::sql_types::Text, _>(format!("home:{owner_id}:{template}"))
+        .prepared()
         .execute(conn)?;
     // Locked first (a join cannot lock one side only), so a deletion cannot begin meanwhile.
     let locked: Vec<Uuid> = homes::table

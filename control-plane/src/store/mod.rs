@@ -36,6 +36,8 @@ mod error;
 pub mod homes;
 pub mod migrations;
 mod pick_agent;
+pub mod pool;
+mod prepared;
 pub mod replicas;
 pub mod retention;
 pub mod schema;
@@ -48,37 +50,17 @@ use std::time::Duration;
 
 use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
 use diesel::PgConnection;
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::r2d2::Pool;
 
 pub use error::StoreError;
 
 /// Connection pool shared by the store's worker threads.
-pub type PgPool = Pool<ConnectionManager<PgConnection>>;
-/// One connection taken from the pool.
-pub type PgPooled = PooledConnection<ConnectionManager<PgConnection>>;
+pub type PgPool = Pool<pool::Manager>;
 
 /// Longest any one statement may run; the database cancels it after that.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a caller waits for a store call (queueing, a connection, the statements).
 pub const CALL_DEADLINE: Duration = Duration::from_secs(10);
-
-/// Every pooled connection gets the statement timeout, so a lock or a slow scan can never
-/// hold a store thread (and the requests queued behind it) for longer.
-#[derive(Debug)]
-struct StatementTimeout;
-
-impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for StatementTimeout {
-    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
-        use diesel::RunQueryDsl;
-        diesel::sql_query(format!(
-            "SET statement_timeout = {}",
-            STATEMENT_TIMEOUT.as_millis()
-        ))
-        .execute(conn)
-        .map(|_| ())
-        .map_err(diesel::r2d2::Error::QueryError)
-    }
-}
 
 /// Builds the pool after one direct connection attempt, so a bad `DATABASE_URL` is reported
 /// at once in one line instead of as the pool's retries.
@@ -88,8 +70,8 @@ pub fn connect(database_url: &str, size: u32) -> Result<PgPool, String> {
     Pool::builder()
         .max_size(size)
         .connection_timeout(Duration::from_secs(5))
-        .connection_customizer(Box::new(StatementTimeout))
-        .build(ConnectionManager::new(database_url))
+        .connection_customizer(Box::new(pool::StatementTimeout))
+        .build(pool::Manager::new(database_url))
         .map_err(|e| e.to_string())
 }
 
@@ -125,7 +107,11 @@ impl<Q: Query> Handler<Run<Q>> for Store {
             .pool
             .get()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        query.run(&mut conn)
+        let result = query.run(&mut conn.pg);
+        if result.is_err() {
+            conn.mark_suspect();
+        }
+        result
     }
 }
 

@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 
 use super::StoreError;
+use super::prepared::Prepare;
 use crate::placement::{Candidate, Request};
 
 /// Online, with room, suiting the request; in the order of the partial index
@@ -61,6 +62,7 @@ fn first(
         .bind::<Array<Text>, _>(request.platforms)
         .bind::<Nullable<Text>, _>(request.region)
         .bind::<Nullable<Text>, _>(agent)
+        .prepared()
         .get_result(conn)
         .optional()?;
     Ok(row.map(|row| Candidate {

@@ -15,6 +15,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Interval, Text};
 use uuid::Uuid;
 
+use super::prepared::Prepare;
 use super::schema::{agents, replicas, spent_viewer_tokens};
 use super::{Query, StoreError};
 use crate::model::AgentStatus;
@@ -163,6 +164,7 @@ impl Query for ClaimOrphanAgents {
         )
         .bind::<diesel::sql_types::Uuid, _>(self.me)
         .bind::<Interval, _>(interval(self.dead_after))
+        .prepared()
         .load(conn)?;
         Ok(rows
             .into_iter()
@@ -206,6 +208,7 @@ pub(super) fn notify(
     diesel::sql_query("SELECT pg_notify($1, $2)")
         .bind::<Text, _>(channel)
         .bind::<Text, _>(payload)
+        .prepared()
         .execute(conn)?;
     Ok(())
 }
@@ -219,6 +222,7 @@ pub(super) fn notify_each(
     diesel::sql_query("SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload")
         .bind::<Text, _>(channel)
         .bind::<diesel::sql_types::Array<Text>, _>(payloads)
+        .prepared()
         .execute(conn)?;
     Ok(())
 }

@@ -1,7 +1,6 @@
 //! `sessions`: desktops, their placement and state.
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::now;
 use diesel::prelude::*;
 use serde::Serialize;
 use streamspace_protocol::{
@@ -81,32 +80,32 @@ pub struct SessionView {
     pub agent_status: Option<String>,
 }
 
-/// One update statement per change: the first start time is kept, the end stamped. (A
-/// macro, as each caller's filtered target is its own type; the filters must stay on the
-/// updated rows themselves so that Postgres checks them again after waiting for a row lock.)
+/// What a move to `state` writes to the start and end times, as SQL over the row: the first
+/// start is kept, the end stamped. (One rule for the typed updates and the raw ones.)
+pub(super) fn stamps(state: SessionState) -> (&'static str, &'static str) {
+    match state {
+        SessionState::Running => ("COALESCE(started_at, now())", "terminated_at"),
+        s if s.is_final() => ("started_at", "now()"),
+        _ => ("started_at", "terminated_at"),
+    }
+}
+
+/// One update statement per change, with [`stamps`]. (A macro, as each caller's filtered
+/// target is its own type; the filters must stay on the updated rows themselves so that
+/// Postgres checks them again after waiting for a row lock.)
 macro_rules! move_session {
     ($conn:expr, $target:expr, $state:expr, $reason:expr) => {{
+        use diesel::sql_types::{Nullable, Timestamptz};
         let state: SessionState = $state;
-        let state_and_reason = (
-            sessions::state.eq(state.as_str()),
-            sessions::state_reason.eq($reason),
-        );
-        match state {
-            SessionState::Running => {
-                let started = diesel::dsl::sql::<
-                    diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
-                >("COALESCE(started_at, now())");
-                diesel::update($target)
-                    .set((state_and_reason, sessions::started_at.eq(started)))
-                    .execute($conn)?
-            }
-            s if s.is_final() => diesel::update($target)
-                .set((state_and_reason, sessions::terminated_at.eq(now)))
-                .execute($conn)?,
-            _ => diesel::update($target)
-                .set(state_and_reason)
-                .execute($conn)?,
-        }
+        let (started, terminated) = stamps(state);
+        diesel::update($target)
+            .set((
+                sessions::state.eq(state.as_str()),
+                sessions::state_reason.eq($reason),
+                sessions::started_at.eq(diesel::dsl::sql::<Nullable<Timestamptz>>(started)),
+                sessions::terminated_at.eq(diesel::dsl::sql::<Nullable<Timestamptz>>(terminated)),
+            ))
+            .execute($conn)?
     }};
 }
 

@@ -105,6 +105,7 @@ impl Supervisor {
                         command_id,
                         agent_id: Some(agent_id.clone()),
                         reply,
+                        known: None,
                     };
                     match store.run(query).await {
                         Ok(effect) => {
