@@ -10,6 +10,7 @@ use utoipa_actix_web::AppExt;
 
 use crate::actors::pruner::Pruner;
 use crate::actors::replica::{Leave, ReplicaActor, ReplicaIdentity};
+use crate::actors::reply_recorder::ReplyRecorder;
 use crate::actors::supervisor::{Drain, Supervisor, Timing};
 use crate::auth::login_guard::LoginGuard;
 use crate::auth::{password, tokens::Keys};
@@ -72,7 +73,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         replica_heartbeat: config.replica_heartbeat_interval,
     };
     let replica_id = uuid::Uuid::new_v4();
-    let supervisor = Supervisor::new(store.clone(), metrics.clone(), timing, replica_id).start();
+    let replies = ReplyRecorder::new(store.clone()).start();
+    let supervisor =
+        Supervisor::new(store.clone(), metrics.clone(), timing, replica_id, replies).start();
     Pruner::new(store.clone(), config.retention).start();
     let listen_addr = config.listen_addr;
     let shutdown_grace = config.shutdown_grace;

@@ -8,6 +8,7 @@ use actix::prelude::*;
 use chrono::Utc;
 use uuid::Uuid;
 
+use super::reply_recorder::{self, ReplyRecorder};
 use super::supervisor_messages::{CommandDone, LinkOf, SendToAgent, SupervisorHandle};
 use super::tunnel_messages::StreamClosed;
 use crate::metrics::Metrics;
@@ -73,6 +74,8 @@ pub struct CommandActor {
     command: CommandRow,
     supervisor: SupervisorHandle,
     store: StoreHandle,
+    /// Where its answers are recorded.
+    replies: Addr<ReplyRecorder>,
     metrics: Arc<Metrics>,
     /// Told the outcome when the command finishes.
     waiter: Option<Waiter>,
@@ -86,6 +89,7 @@ impl CommandActor {
         command: CommandRow,
         supervisor: SupervisorHandle,
         store: StoreHandle,
+        replies: Addr<ReplyRecorder>,
         metrics: Arc<Metrics>,
         waiter: Option<Waiter>,
     ) -> Self {
@@ -93,6 +97,7 @@ impl CommandActor {
             command,
             supervisor,
             store,
+            replies,
             metrics,
             waiter,
             delivered_on: None,
@@ -115,8 +120,8 @@ impl CommandActor {
                 session_id: self.command.session_id,
             }),
         };
-        let store = self.store.clone();
-        async move { store.run(query).await }
+        let replies = self.replies.clone();
+        async move { reply_recorder::record(&replies, query).await }
             .into_actor(self)
             .map(|result, this, ctx| match result {
                 Ok(ReplyEffect::Recorded {

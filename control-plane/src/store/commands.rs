@@ -102,12 +102,9 @@ pub struct Known {
 impl Query for RecordReply {
     type Output = ReplyEffect;
     fn run(self, conn: &mut PgConnection) -> Result<ReplyEffect, StoreError> {
-        if let Some(known) = &self.known
-            && let Some(session_id) = known.session_id
-            && known.command_type != Command::DELETE_HOME
-            && let Some(session_move) = uniform_move(&known.command_type, &self.reply)
-        {
-            return record_in_one_statement(conn, &self, session_id, session_move);
+        if let Some(plan) = super::reply_batch::planned(&self) {
+            let mut effects = super::reply_batch::record_together(conn, &[(0, self, plan)])?;
+            return Ok(effects.remove(0));
         }
         conn.transaction(|conn| {
             // The update itself decides: it matches only a command of this agent that the reply
@@ -182,7 +179,7 @@ impl Query for RecordReply {
 
 /// Why a reply moved no command: there is none of this agent's (`Unknown`), or it was past
 /// what the reply could change (`Duplicate`).
-fn unmoved(
+pub(super) fn unmoved(
     conn: &mut PgConnection,
     command_id: Uuid,
     agent_id: Option<&str>,
@@ -199,7 +196,7 @@ fn unmoved(
 }
 
 /// The status, result and error `reply` writes to its command.
-fn written(reply: &Reply) -> (CommandStatus, Option<serde_json::Value>, Option<String>) {
+pub(super) fn written(reply: &Reply) -> (CommandStatus, Option<serde_json::Value>, Option<String>) {
     match reply {
         Reply::Ack => (CommandStatus::Ack, None, None),
         Reply::Completed(result) => (CommandStatus::Completed, Some(result.clone()), None),
@@ -213,7 +210,7 @@ fn written(reply: &Reply) -> (CommandStatus, Option<serde_json::Value>, Option<S
 }
 
 /// The command statuses `reply` may still move.
-fn movable_by(reply: &Reply) -> Vec<&'static str> {
+pub(super) fn movable_by(reply: &Reply) -> Vec<&'static str> {
     match reply {
         Reply::Ack => statuses(&[CommandStatus::Pending, CommandStatus::Sent]),
         _ => statuses(CommandStatus::UNFINISHED),
@@ -222,7 +219,10 @@ fn movable_by(reply: &Reply) -> Vec<&'static str> {
 
 /// What `reply` to a `command_type` command does to its session, from each state it moves
 /// from.
-fn session_moves(command_type: &str, reply: &Reply) -> Vec<(SessionState, lifecycle::Transition)> {
+pub(super) fn session_moves(
+    command_type: &str,
+    reply: &Reply,
+) -> Vec<(SessionState, lifecycle::Transition)> {
     let outcome = match reply {
         Reply::Ack => Outcome::Acked,
         Reply::Completed(result) => Outcome::Completed(result),
@@ -237,85 +237,6 @@ fn session_moves(command_type: &str, reply: &Reply) -> Vec<(SessionState, lifecy
         .collect()
 }
 
-/// A session move that is the same from every state it happens in: those states and the
-/// move. `Some(None)`: the reply moves no session; `None`: the move depends on the state.
-type UniformMove = Option<(Vec<SessionState>, lifecycle::Transition)>;
-
-fn uniform_move(command_type: &str, reply: &Reply) -> Option<UniformMove> {
-    let moves = session_moves(command_type, reply);
-    let Some((_, first)) = moves.first() else {
-        return Some(None);
-    };
-    if !moves.iter().all(|(_, to)| to == first) {
-        return None;
-    }
-    let first = first.clone();
-    Some(Some((
-        moves.into_iter().map(|(from, _)| from).collect(),
-        first,
-    )))
-}
-
-/// A row of [`record_in_one_statement`].
-#[derive(QueryableByName)]
-struct Recorded {
-    #[diesel(embed)]
-    command: CommandRow,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    moved: bool,
-}
-
-/// [`RecordReply`] of a session's command whose move does not depend on the session's state
-/// (`session_move`): the command's update and the session's in one statement, so one round
-/// trip and no explicit transaction. The session's filters stay on its updated row.
-fn record_in_one_statement(
-    conn: &mut PgConnection,
-    query: &RecordReply,
-    session_id: Uuid,
-    session_move: UniformMove,
-) -> Result<ReplyEffect, StoreError> {
-    use diesel::sql_types::{Array, Jsonb, Nullable, Text, Uuid as SqlUuid};
-    let (status, result, error) = written(&query.reply);
-    let stamps = match query.reply {
-        Reply::Ack => "acked_at = now()",
-        _ => "result = $4, error = $5, completed_at = now()",
-    };
-    let (from, (state, reason)) =
-        session_move.unwrap_or((Vec::new(), (SessionState::Failed, None)));
-    let (started, terminated) = super::sessions::stamps(state);
-    let sql = format!(
-        "WITH c AS (UPDATE agent_commands SET status = $3, {stamps} \
-         WHERE command_id = $1 AND status = ANY($6) AND ($2::text IS NULL OR agent_id = $2) \
-         RETURNING *), \
-         s AS (UPDATE sessions SET state = $7, state_reason = $8, \
-         started_at = {started}, terminated_at = {terminated} \
-         FROM c WHERE sessions.id = $9 AND sessions.agent_id = c.agent_id \
-         AND sessions.state = ANY($10) RETURNING sessions.id) \
-         SELECT c.*, EXISTS (SELECT 1 FROM s) AS moved FROM c"
-    );
-    let recorded: Option<Recorded> = diesel::sql_query(sql)
-        .bind::<SqlUuid, _>(query.command_id)
-        .bind::<Nullable<Text>, _>(query.agent_id.as_deref())
-        .bind::<Text, _>(status.as_str())
-        .bind::<Nullable<Jsonb>, _>(result)
-        .bind::<Nullable<Text>, _>(error)
-        .bind::<Array<Text>, _>(movable_by(&query.reply))
-        .bind::<Text, _>(state.as_str())
-        .bind::<Nullable<Text>, _>(reason)
-        .bind::<SqlUuid, _>(session_id)
-        .bind::<Array<Text>, _>(from.iter().map(|s| s.as_str()).collect::<Vec<_>>())
-        .prepared()
-        .get_result(conn)
-        .optional()?;
-    match recorded {
-        None => unmoved(conn, query.command_id, query.agent_id.as_deref()),
-        Some(Recorded { command, moved }) => Ok(ReplyEffect::Recorded {
-            command: Box::new(command),
-            session_state: moved.then_some(state),
-        }),
-    }
-}
-
 fn apply_to_session(
     conn: &mut PgConnection,
     session_id: Uuid,
@@ -325,15 +246,17 @@ fn apply_to_session(
 ) -> Result<Option<SessionState>, StoreError> {
     // When the reply makes the same move from every state that moves at all (as it does for
     // every command today), one conditional update does it without reading the session first.
-    if let Some(session_move) = uniform_move(command_type, reply) {
-        let Some((from, (state, reason))) = session_move else {
-            return Ok(None);
-        };
+    let moves = session_moves(command_type, reply);
+    let Some((_, first)) = moves.first().cloned() else {
+        return Ok(None);
+    };
+    if moves.iter().all(|(_, to)| *to == first) {
+        let from: Vec<SessionState> = moves.iter().map(|(from, _)| *from).collect();
+        let (state, reason) = first;
         let moved =
             super::sessions::set_state_from(conn, session_id, agent_id, &from, state, reason)?;
         return Ok(moved.then_some(state));
     }
-    let moves = session_moves(command_type, reply);
     let current: Option<(String, Option<String>)> = sessions::table
         .find(session_id)
         .select((sessions::state, sessions::agent_id))
@@ -412,132 +335,5 @@ impl Query for CommandsMentioning {
             .order(agent_commands::created_at)
             .select(CommandRow::as_select())
             .load(conn)?)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use diesel::connection::SimpleConnection;
-    use streamspace_testkit::TestDatabase;
-
-    use super::*;
-
-    /// What a recorded reply left behind, to compare the two ways of recording it.
-    #[derive(QueryableByName, Debug, PartialEq)]
-    struct After {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        status: String,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Jsonb>)]
-        result: Option<serde_json::Value>,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-        error: Option<String>,
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        acked: bool,
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        completed: bool,
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        state: String,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-        state_reason: Option<String>,
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        started: bool,
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        terminated: bool,
-    }
-
-    /// A session in `state` on agent `a`, with a `command_type` command in `status`.
-    fn setup(conn: &mut PgConnection, command_type: &str, status: &str, state: &str) -> Uuid {
-        let (session, command) = (Uuid::new_v4(), Uuid::new_v4());
-        conn.batch_execute(&format!(
-            "INSERT INTO sessions (id, owner_id, template_name, state, resources, platform, agent_id) \
-                VALUES ('{session}', (SELECT id FROM users), 't', '{state}', '{{}}', 'local', 'a');\
-             INSERT INTO agent_commands (command_id, agent_id, session_id, command_type, payload, \
-                status, timeout_at) VALUES ('{command}', 'a', '{session}', '{command_type}', '{{}}', \
-                '{status}', now() + interval '1 hour')"
-        ))
-        .unwrap();
-        command
-    }
-
-    fn after(conn: &mut PgConnection, command: Uuid) -> After {
-        diesel::sql_query(
-            "SELECT c.status, c.result, c.error, c.acked_at IS NOT NULL AS acked, \
-             c.completed_at IS NOT NULL AS completed, s.state, s.state_reason, \
-             s.started_at IS NOT NULL AS started, s.terminated_at IS NOT NULL AS terminated \
-             FROM agent_commands c JOIN sessions s ON s.id = c.session_id WHERE c.command_id = $1",
-        )
-        .bind::<diesel::sql_types::Uuid, _>(command)
-        .get_result(conn)
-        .unwrap()
-    }
-
-    fn effect(effect: &ReplyEffect) -> String {
-        match effect {
-            ReplyEffect::Recorded { session_state, .. } => format!("recorded {session_state:?}"),
-            other => format!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn one_statement_records_every_reply_exactly_as_the_transaction_does() {
-        let db = TestDatabase::create();
-        let mut conn = db.connect();
-        crate::store::migrations::run_pending(&mut conn).unwrap();
-        conn.batch_execute(
-            "INSERT INTO users (username, password_hash) VALUES ('u', 'x');\
-             INSERT INTO agents (agent_id, platform) VALUES ('a', 'local'), ('b', 'local')",
-        )
-        .unwrap();
-        let running = serde_json::json!({"session_id": Uuid::nil(), "state": "running"});
-        let replies = [
-            Reply::Ack,
-            Reply::Completed(running),
-            Reply::Completed(serde_json::json!({"unreadable": true})),
-            Reply::Failed("no room".into()),
-            Reply::TimedOut,
-        ];
-        let mut compared = 0;
-        for command_type in ["create_session", "delete_session"] {
-            for reply in &replies {
-                for status in statuses(CommandStatus::ALL) {
-                    for state in SessionState::ALL {
-                        for agent in [Some("a"), Some("b"), None] {
-                            let mut outcomes = Vec::new();
-                            for known in [true, false] {
-                                let command =
-                                    setup(&mut conn, command_type, status, state.as_str());
-                                let query = RecordReply {
-                                    command_id: command,
-                                    agent_id: agent.map(str::to_owned),
-                                    reply: reply.clone(),
-                                    known: known.then(|| Known {
-                                        command_type: command_type.to_owned(),
-                                        session_id: Some(
-                                            CommandById(command)
-                                                .run(&mut conn)
-                                                .unwrap()
-                                                .unwrap()
-                                                .session_id
-                                                .unwrap(),
-                                        ),
-                                    }),
-                                };
-                                let done = effect(&query.run(&mut conn).unwrap());
-                                outcomes.push((done, after(&mut conn, command)));
-                            }
-                            assert_eq!(
-                                outcomes[0], outcomes[1],
-                                "{command_type} {reply:?} to a {status} command, session {state}, from {agent:?}"
-                            );
-                            compared += 1;
-                        }
-                    }
-                }
-            }
-        }
-        assert_eq!(
-            compared,
-            2 * replies.len() * CommandStatus::ALL.len() * SessionState::ALL.len() * 3
-        );
     }
 }

@@ -39,6 +39,7 @@ mod pick_agent;
 pub mod pool;
 mod prepared;
 pub mod replicas;
+pub mod reply_batch;
 pub mod retention;
 pub mod schema;
 pub mod sessions;

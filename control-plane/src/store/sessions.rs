@@ -80,14 +80,14 @@ pub struct SessionView {
     pub agent_status: Option<String>,
 }
 
-/// What a move to `state` writes to the start and end times, as SQL over the row: the first
-/// start is kept, the end stamped. (One rule for the typed updates and the raw ones.)
-pub(super) fn stamps(state: SessionState) -> (&'static str, &'static str) {
-    match state {
-        SessionState::Running => ("COALESCE(started_at, now())", "terminated_at"),
-        s if s.is_final() => ("started_at", "now()"),
-        _ => ("started_at", "terminated_at"),
-    }
+/// What a move writes to the start and end times: the first start is kept, the end stamped.
+/// `running` and `final_state` are SQL booleans: whether the new state is `running`, final.
+/// (One rule for the typed updates and the raw ones.)
+pub(super) fn stamps(running: &str, final_state: &str) -> (String, String) {
+    (
+        format!("CASE WHEN {running} THEN COALESCE(started_at, now()) ELSE started_at END"),
+        format!("CASE WHEN {final_state} THEN now() ELSE terminated_at END"),
+    )
 }
 
 /// One update statement per change, with [`stamps`]. (A macro, as each caller's filtered
@@ -97,13 +97,17 @@ macro_rules! move_session {
     ($conn:expr, $target:expr, $state:expr, $reason:expr) => {{
         use diesel::sql_types::{Nullable, Timestamptz};
         let state: SessionState = $state;
-        let (started, terminated) = stamps(state);
+        let sql_bool = |b: bool| if b { "TRUE" } else { "FALSE" };
+        let (started, terminated) = stamps(
+            sql_bool(state == SessionState::Running),
+            sql_bool(state.is_final()),
+        );
         diesel::update($target)
             .set((
                 sessions::state.eq(state.as_str()),
                 sessions::state_reason.eq($reason),
-                sessions::started_at.eq(diesel::dsl::sql::<Nullable<Timestamptz>>(started)),
-                sessions::terminated_at.eq(diesel::dsl::sql::<Nullable<Timestamptz>>(terminated)),
+                sessions::started_at.eq(diesel::dsl::sql::<Nullable<Timestamptz>>(&started)),
+                sessions::terminated_at.eq(diesel::dsl::sql::<Nullable<Timestamptz>>(&terminated)),
             ))
             .execute($conn)?
     }};

@@ -13,6 +13,7 @@ use super::Supervisor;
 use super::registry::Link;
 use crate::actors::command::{AgentReply, Deliver};
 use crate::actors::link_messages::{CloseLink, Outgoing};
+use crate::actors::reply_recorder;
 use crate::actors::supervisor_messages::{
     AgentDisconnected, AgentHello, AgentRefused, FromAgent, Seen,
 };
@@ -99,7 +100,7 @@ impl Supervisor {
             Some((_, actor)) => actor.do_send(AgentReply { agent_id, reply }),
             None => {
                 // Finished already (a duplicate) or never this agent's: the store decides.
-                let store = self.store.clone();
+                let replies = self.replies.clone();
                 actix::spawn(async move {
                     let query = RecordReply {
                         command_id,
@@ -107,7 +108,7 @@ impl Supervisor {
                         reply,
                         known: None,
                     };
-                    match store.run(query).await {
+                    match reply_recorder::record(&replies, query).await {
                         Ok(effect) => {
                             log::debug!(agent_id:% = agent_id, command_id:% = command_id; "agent {agent_id}: late answer to {command_id}: {effect:?}")
                         }

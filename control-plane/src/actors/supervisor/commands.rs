@@ -50,6 +50,7 @@ impl Supervisor {
             command,
             Supervisor::handle(&ctx.address()),
             self.store.clone(),
+            self.replies.clone(),
             self.metrics.clone(),
             waiter,
         );

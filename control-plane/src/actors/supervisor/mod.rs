@@ -27,6 +27,7 @@ pub use self::replicas::Drain;
 pub use self::streams::CloseStreamsOf;
 use super::command::CommandActor;
 use super::link_messages::LinkHandle;
+use super::reply_recorder::ReplyRecorder;
 pub use super::supervisor_messages::SupervisorHandle;
 use super::tunnel_messages::StreamClosed;
 use crate::metrics::Metrics;
@@ -77,6 +78,8 @@ pub struct Supervisor {
     beats: HashMap<String, String>,
     /// Hellos waiting to be recorded together.
     hellos: hellos::Hellos,
+    /// Where command actors record their agents' answers.
+    replies: Addr<ReplyRecorder>,
 }
 
 /// How long heartbeats are gathered before one statement stamps them (`last_heartbeat` in
@@ -93,8 +96,10 @@ impl Supervisor {
         metrics: Arc<Metrics>,
         timing: Timing,
         replica_id: Uuid,
+        replies: Addr<ReplyRecorder>,
     ) -> Self {
         Supervisor {
+            replies,
             replica_id,
             remote_waiters: HashMap::new(),
             draining: false,
