@@ -8,9 +8,9 @@ use actix_web::{App, HttpServer, web};
 use thiserror::Error;
 use utoipa_actix_web::AppExt;
 
+use crate::actors::batcher::CommandWrites;
 use crate::actors::pruner::Pruner;
 use crate::actors::replica::{Leave, ReplicaActor, ReplicaIdentity};
-use crate::actors::reply_recorder::ReplyRecorder;
 use crate::actors::supervisor::{Drain, Supervisor, Timing};
 use crate::auth::login_guard::LoginGuard;
 use crate::auth::{password, tokens::Keys};
@@ -73,9 +73,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         replica_heartbeat: config.replica_heartbeat_interval,
     };
     let replica_id = uuid::Uuid::new_v4();
-    let replies = ReplyRecorder::new(store.clone()).start();
+    let writes = CommandWrites::start(&store);
     let supervisor =
-        Supervisor::new(store.clone(), metrics.clone(), timing, replica_id, replies).start();
+        Supervisor::new(store.clone(), metrics.clone(), timing, replica_id, writes).start();
     Pruner::new(store.clone(), config.retention).start();
     let listen_addr = config.listen_addr;
     let shutdown_grace = config.shutdown_grace;

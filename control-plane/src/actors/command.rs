@@ -8,12 +8,11 @@ use actix::prelude::*;
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::reply_recorder::{self, ReplyRecorder};
+use super::batcher::{self, CommandWrites};
 use super::supervisor_messages::{CommandDone, LinkOf, SendToAgent, SupervisorHandle};
 use super::tunnel_messages::StreamClosed;
 use crate::metrics::Metrics;
-use crate::store::StoreHandle;
-use crate::store::commands::{CommandRow, Known, MarkSent, RecordReply, Reply, ReplyEffect};
+use crate::store::commands::{CommandRow, Known, RecordReply, Reply, ReplyEffect};
 
 /// (Re)send the command if its agent is connected.
 #[derive(Message)]
@@ -73,9 +72,8 @@ macro_rules! log_command {
 pub struct CommandActor {
     command: CommandRow,
     supervisor: SupervisorHandle,
-    store: StoreHandle,
-    /// Where its answers are recorded.
-    replies: Addr<ReplyRecorder>,
+    /// Where its deliveries and answers are recorded.
+    writes: CommandWrites,
     metrics: Arc<Metrics>,
     /// Told the outcome when the command finishes.
     waiter: Option<Waiter>,
@@ -88,16 +86,14 @@ impl CommandActor {
     pub fn new(
         command: CommandRow,
         supervisor: SupervisorHandle,
-        store: StoreHandle,
-        replies: Addr<ReplyRecorder>,
+        writes: CommandWrites,
         metrics: Arc<Metrics>,
         waiter: Option<Waiter>,
     ) -> Self {
         CommandActor {
             command,
             supervisor,
-            store,
-            replies,
+            writes,
             metrics,
             waiter,
             delivered_on: None,
@@ -120,8 +116,8 @@ impl CommandActor {
                 session_id: self.command.session_id,
             }),
         };
-        let replies = self.replies.clone();
-        async move { reply_recorder::record(&replies, query).await }
+        let replies = self.writes.replies.clone();
+        async move { batcher::submit(&replies, query).await }
             .into_actor(self)
             .map(|result, this, ctx| match result {
                 Ok(ReplyEffect::Recorded {
@@ -239,9 +235,9 @@ impl Handler<Deliver> for CommandActor {
             }
         };
         let agent_id = self.command.agent_id.clone();
-        let (supervisor, store, id) = (
+        let (supervisor, sent, id) = (
             self.supervisor.clone(),
-            self.store.clone(),
+            self.writes.sent.clone(),
             self.command_id(),
         );
         // Waited for (no answer is handled meanwhile). Not sent twice on one link, whichever
@@ -258,7 +254,7 @@ impl Handler<Deliver> for CommandActor {
                     if !fresh {
                         return None;
                     }
-                    if let Err(e) = store.run(MarkSent(id)).await {
+                    if let Err(e) = batcher::submit(&sent, id).await {
                         log::warn!("command {id}: cannot record its delivery: {e}");
                     }
                     supervisor

@@ -1,16 +1,16 @@
 //! The actors: one [`supervisor::Supervisor`] routing between one
 //! [`agent_connection::AgentConnection`] per agent WebSocket, one [`command::CommandActor`]
-//! per command in flight (their agents' answers recorded in batches by one
-//! [`reply_recorder::ReplyRecorder`]), one [`vnc_tunnel::VncTunnel`] per browser viewer, the store, and
+//! per command in flight (their store writes made in batches by
+//! [`batcher::Batcher`]s), one [`vnc_tunnel::VncTunnel`] per browser viewer, the store, and
 //! one [`pruner::Pruner`] enforcing retention.
 
 pub mod agent_connection;
+pub mod batcher;
 pub mod command;
 pub mod link_messages;
 pub mod owed;
 pub mod pruner;
 pub mod replica;
-pub mod reply_recorder;
 pub mod supervisor;
 pub mod supervisor_messages;
 pub mod tunnel_messages;

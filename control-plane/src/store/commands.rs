@@ -38,27 +38,34 @@ impl Query for InsertCommand {
     }
 }
 
-/// The command was written to the agent's connection.
-pub struct MarkSent(pub Uuid);
+/// These commands are being written to their agents' connections.
+pub struct MarkSent(pub Vec<Uuid>);
 
 impl Query for MarkSent {
-    type Output = ();
-    fn run(self, conn: &mut PgConnection) -> Result<(), StoreError> {
+    type Output = Vec<Result<(), StoreError>>;
+    fn run(self, conn: &mut PgConnection) -> Result<Self::Output, StoreError> {
         use diesel::sql_types::{Array, Text, Uuid as SqlUuid};
+        let count = self.0.len();
+        let mut ids = self.0;
+        // A command is delivered once at a time (its actor waits), but a row is updated once
+        // per statement all the same.
+        ids.sort_unstable();
+        ids.dedup();
         // Counted even if an answer was recorded first: it was handed over all the same.
         diesel::sql_query(
             "UPDATE agent_commands SET attempts = attempts + 1, \
              sent_at = CASE WHEN status = ANY($2) THEN now() ELSE sent_at END, \
              status = CASE WHEN status = $3 THEN $4 ELSE status END \
-             WHERE command_id = $1",
+             FROM unnest($1::uuid[]) AS sent (command_id) \
+             WHERE agent_commands.command_id = sent.command_id",
         )
-        .bind::<SqlUuid, _>(self.0)
+        .bind::<Array<SqlUuid>, _>(ids)
         .bind::<Array<Text>, _>(statuses(CommandStatus::UNFINISHED))
         .bind::<Text, _>(CommandStatus::Pending.as_str())
         .bind::<Text, _>(CommandStatus::Sent.as_str())
         .prepared()
         .execute(conn)?;
-        Ok(())
+        Ok((0..count).map(|_| Ok(())).collect())
     }
 }
 
@@ -335,5 +342,52 @@ impl Query for CommandsMentioning {
             .order(agent_commands::created_at)
             .select(CommandRow::as_select())
             .load(conn)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::connection::SimpleConnection;
+    use streamspace_testkit::TestDatabase;
+
+    use super::*;
+
+    #[test]
+    fn marking_sent_counts_every_handover_and_moves_only_a_pending_command() {
+        let db = TestDatabase::create();
+        let mut conn = db.connect();
+        crate::store::migrations::run_pending(&mut conn).unwrap();
+        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+        conn.batch_execute(&format!(
+            "INSERT INTO agents (agent_id, platform) VALUES ('a', 'local');\
+             INSERT INTO agent_commands (command_id, agent_id, command_type, payload, status, \
+                timeout_at) VALUES \
+                ('{}', 'a', 'list_sessions', '{{}}', 'pending', now() + interval '1 hour'), \
+                ('{}', 'a', 'list_sessions', '{{}}', 'ack', now() + interval '1 hour'), \
+                ('{}', 'a', 'list_sessions', '{{}}', 'completed', now() + interval '1 hour')",
+            ids[0], ids[1], ids[2]
+        ))
+        .unwrap();
+        // The first twice in one batch: one row update.
+        let outcomes = MarkSent(vec![ids[0], ids[0], ids[1], ids[2]])
+            .run(&mut conn)
+            .unwrap();
+        assert_eq!(outcomes.len(), 4);
+        assert!(outcomes.iter().all(Result::is_ok));
+        let seen: Vec<(String, i32, bool)> = ids
+            .iter()
+            .map(|id| {
+                let c = CommandById(*id).run(&mut conn).unwrap().unwrap();
+                (c.status, c.attempts, c.sent_at.is_some())
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("sent".to_owned(), 1, true),
+                ("ack".to_owned(), 1, true),
+                ("completed".to_owned(), 1, false),
+            ]
+        );
     }
 }

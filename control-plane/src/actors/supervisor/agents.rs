@@ -11,9 +11,9 @@ use uuid::Uuid;
 
 use super::Supervisor;
 use super::registry::Link;
+use crate::actors::batcher;
 use crate::actors::command::{AgentReply, Deliver};
 use crate::actors::link_messages::{CloseLink, Outgoing};
-use crate::actors::reply_recorder;
 use crate::actors::supervisor_messages::{
     AgentDisconnected, AgentHello, AgentRefused, FromAgent, Seen,
 };
@@ -100,7 +100,7 @@ impl Supervisor {
             Some((_, actor)) => actor.do_send(AgentReply { agent_id, reply }),
             None => {
                 // Finished already (a duplicate) or never this agent's: the store decides.
-                let replies = self.replies.clone();
+                let replies = self.writes.replies.clone();
                 actix::spawn(async move {
                     let query = RecordReply {
                         command_id,
@@ -108,7 +108,7 @@ impl Supervisor {
                         reply,
                         known: None,
                     };
-                    match reply_recorder::record(&replies, query).await {
+                    match batcher::submit(&replies, query).await {
                         Ok(effect) => {
                             log::debug!(agent_id:% = agent_id, command_id:% = command_id; "agent {agent_id}: late answer to {command_id}: {effect:?}")
                         }

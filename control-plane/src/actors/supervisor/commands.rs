@@ -49,8 +49,7 @@ impl Supervisor {
         let actor = CommandActor::new(
             command,
             Supervisor::handle(&ctx.address()),
-            self.store.clone(),
-            self.replies.clone(),
+            self.writes.clone(),
             self.metrics.clone(),
             waiter,
         );

@@ -25,9 +25,9 @@ pub use self::commands::{Ask, Dispatch, STREAM_COMMAND_TIMEOUT};
 use self::registry::Registry;
 pub use self::replicas::Drain;
 pub use self::streams::CloseStreamsOf;
+use super::batcher::CommandWrites;
 use super::command::CommandActor;
 use super::link_messages::LinkHandle;
-use super::reply_recorder::ReplyRecorder;
 pub use super::supervisor_messages::SupervisorHandle;
 use super::tunnel_messages::StreamClosed;
 use crate::metrics::Metrics;
@@ -78,8 +78,8 @@ pub struct Supervisor {
     beats: HashMap<String, String>,
     /// Hellos waiting to be recorded together.
     hellos: hellos::Hellos,
-    /// Where command actors record their agents' answers.
-    replies: Addr<ReplyRecorder>,
+    /// Where command actors record deliveries and their agents' answers.
+    writes: CommandWrites,
 }
 
 /// How long heartbeats are gathered before one statement stamps them (`last_heartbeat` in
@@ -96,10 +96,10 @@ impl Supervisor {
         metrics: Arc<Metrics>,
         timing: Timing,
         replica_id: Uuid,
-        replies: Addr<ReplyRecorder>,
+        writes: CommandWrites,
     ) -> Self {
         Supervisor {
-            replies,
+            writes,
             replica_id,
             remote_waiters: HashMap::new(),
             draining: false,
