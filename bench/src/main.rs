@@ -1,4 +1,4 @@
-//! `streamspace-bench [--quick] [--creations-only | --fleet-only]`: the control plane (the binary beside this one: release, or debug for the smoke run) on a
+//! `streamspace-bench [--quick] [--creations-only [--clients N] | --fleet-only]`: the control plane (the binary beside this one: release, or debug for the smoke run) on a
 //! fresh database of the Postgres at `DATABASE_URL`, driven by simulated agents and viewers
 //! over the real protocol. Every figure is printed with a baseline measured in the same run
 //! and their ratio; a Markdown table of all of them ends the output. `scripts/bench` builds
@@ -72,6 +72,20 @@ impl Sizes {
             },
         }
     }
+}
+
+/// `--clients N`: how many clients `--creations-only` runs (16 without it).
+fn clients_flag() -> Option<usize> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == "--clients")?;
+    let n = args
+        .get(at + 1)
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0);
+    Some(n.unwrap_or_else(|| {
+        eprintln!("--clients: expected a whole number of clients above 0");
+        std::process::exit(2)
+    }))
 }
 
 fn control_plane_binary() -> PathBuf {
@@ -166,7 +180,9 @@ async fn main() {
     if std::env::args().any(|a| a == "--creations-only") {
         // For a profiler attached to the control plane: one long run of the hottest path.
         println!("control plane pid {}", control_plane.pid());
-        let run = commands::create_for(&admin, TEMPLATE, 16, Duration::from_secs(20), &made).await;
+        let clients = clients_flag().unwrap_or(16);
+        let run =
+            commands::create_for(&admin, TEMPLATE, clients, Duration::from_secs(20), &made).await;
         println!("{:.0} creations/s ({})", run.per_s, p50_p99(&run.latencies));
         return;
     }
