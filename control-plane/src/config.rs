@@ -44,6 +44,9 @@ pub struct Config {
     /// `SHUTDOWN_GRACE` (default `20s`): on SIGTERM, how long requests in flight get to finish
     /// once agents and viewers are handed over (keep it under the pod's grace period).
     pub shutdown_grace: Duration,
+    /// `USER_CACHE_TTL` (default `2s`): how long a caller's user row is reused without reading
+    /// it again (changes through any replica end it at once).
+    pub user_cache_ttl: Duration,
 }
 
 /// How long each kind of history is kept before the pruner deletes it.
@@ -145,6 +148,7 @@ impl Config {
             replica_heartbeat_interval: vars
                 .duration("REPLICA_HEARTBEAT_INTERVAL", Duration::from_secs(2))?,
             shutdown_grace: vars.duration("SHUTDOWN_GRACE", Duration::from_secs(20))?,
+            user_cache_ttl: vars.duration("USER_CACHE_TTL", Duration::from_secs(2))?,
         })
     }
 }
@@ -226,6 +230,11 @@ pub const VARIABLES: &[Variable] = &[
         name: "SHUTDOWN_GRACE",
         default: "20s",
         meaning: "on SIGTERM, how long requests in flight get to finish (under the pod's grace)",
+    },
+    Variable {
+        name: "USER_CACHE_TTL",
+        default: "2s",
+        meaning: "a caller's user row is reused this long (changes on any replica end it at once)",
     },
 ];
 

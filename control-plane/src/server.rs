@@ -13,6 +13,7 @@ use crate::actors::pruner::Pruner;
 use crate::actors::replica::{Leave, ReplicaActor, ReplicaIdentity};
 use crate::actors::supervisor::{Drain, Supervisor, Timing};
 use crate::auth::login_guard::LoginGuard;
+use crate::auth::user_cache::UserCache;
 use crate::auth::{password, tokens::Keys};
 use crate::config::Config;
 use crate::http::AppState;
@@ -77,8 +78,16 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     let replica_id = uuid::Uuid::new_v4();
     let writes = CommandWrites::start(&store);
-    let supervisor =
-        Supervisor::new(store.clone(), metrics.clone(), timing, replica_id, writes).start();
+    let users = Arc::new(UserCache::new(config.user_cache_ttl));
+    let supervisor = Supervisor::new(
+        store.clone(),
+        metrics.clone(),
+        timing,
+        replica_id,
+        writes,
+        users.clone(),
+    )
+    .start();
     Pruner::new(store.clone(), config.retention).start();
     let listen_addr = config.listen_addr;
     let shutdown_grace = config.shutdown_grace;
@@ -97,6 +106,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         keys: Keys::new(&config.jwt_secret),
         replica_id,
         logins: LoginGuard::per_core(),
+        users,
         metrics,
         config,
     });

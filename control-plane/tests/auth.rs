@@ -136,6 +136,9 @@ async fn users_are_admin_managed_and_disabling_one_ends_their_access() {
         "hashes never leave the server"
     );
 
+    // Known to the server (its cache of recent callers holds her)…
+    let (status, _) = server.get("/api/v1/auth/me", &alice).await;
+    assert_eq!(status, 200);
     let (status, body) = server
         .call(
             "PATCH",
@@ -145,6 +148,7 @@ async fn users_are_admin_managed_and_disabling_one_ends_their_access() {
         )
         .await;
     assert_eq!((status, body["disabled"].as_bool()), (200, Some(true)));
+    // …and refused all the same.
     let (status, _) = server.get("/api/v1/auth/me", &alice).await;
     assert_eq!(status, 401, "a disabled user's token stops working at once");
     let (status, body) = server

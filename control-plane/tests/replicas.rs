@@ -221,3 +221,35 @@ async fn the_agents_of_a_killed_replica_that_do_not_come_back_are_judged_by_one_
         "judged once, by one survivor: {offline:?}"
     );
 }
+
+#[actix_web::test]
+async fn a_user_disabled_through_one_replica_is_refused_by_another_that_had_them_cached() {
+    // The second replica would keep her for an hour: only the change's notification ends it.
+    let hour = [("USER_CACHE_TTL", "1h")];
+    let a = common::start(&hour).await;
+    let b = common::start_on(a.db.clone(), &hour).await;
+    let alice = a.user("alice").await;
+    let (status, me) = b.get("/api/v1/auth/me", &alice).await;
+    assert_eq!(status, 200, "{me}");
+    let (status, body) = a
+        .call(
+            "PATCH",
+            &format!("/api/v1/users/{}", me["id"].as_str().unwrap()),
+            Some(&a.admin),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = b.get("/api/v1/auth/me", &alice).await;
+        if status == 401 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {status} {body} on the other replica"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -15,7 +15,8 @@ use uuid::Uuid;
 use super::supervisor_messages::ReplicaNotice;
 use crate::store::StoreHandle;
 use crate::store::replicas::{
-    COMMAND_DONE_CHANNEL, COMMANDS_CHANNEL, LINKS_CHANNEL, RemoveReplica, ReplicaBeat, dead_after,
+    COMMAND_DONE_CHANNEL, COMMANDS_CHANNEL, LINKS_CHANNEL, RemoveReplica, ReplicaBeat,
+    USERS_CHANNEL, dead_after,
 };
 
 /// Wait before listening again after the connection dropped.
@@ -164,7 +165,8 @@ async fn listen(database_url: String, notices: Recipient<ReplicaNotice>) {
                 });
                 let listening = client
                     .batch_execute(&format!(
-                        "LISTEN {COMMANDS_CHANNEL}; LISTEN {LINKS_CHANNEL}; LISTEN {COMMAND_DONE_CHANNEL}"
+                        "LISTEN {COMMANDS_CHANNEL}; LISTEN {LINKS_CHANNEL}; \
+                         LISTEN {COMMAND_DONE_CHANNEL}; LISTEN {USERS_CHANNEL}"
                     ))
                     .await;
                 match listening {
@@ -198,6 +200,7 @@ pub fn parse(channel: &str, payload: &str) -> Option<ReplicaNotice> {
             })
         }
         COMMAND_DONE_CHANNEL => payload.parse().ok().map(ReplicaNotice::CommandDone),
+        USERS_CHANNEL => payload.parse().ok().map(ReplicaNotice::UserChanged),
         _ => None,
     }
 }
@@ -226,6 +229,11 @@ mod tests {
         );
         assert_eq!(parse(LINKS_CHANNEL, "no-replica"), None);
         assert_eq!(parse(COMMAND_DONE_CHANNEL, "x"), None);
+        assert_eq!(
+            parse(USERS_CHANNEL, &replica.to_string()),
+            Some(ReplicaNotice::UserChanged(replica))
+        );
+        assert_eq!(parse(USERS_CHANNEL, "x"), None);
         assert_eq!(parse("other", "x"), None);
     }
 }

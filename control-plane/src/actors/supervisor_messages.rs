@@ -167,6 +167,8 @@ pub enum ReplicaNotice {
     },
     /// A command no session follows ended; a request may await it.
     CommandDone(Uuid),
+    /// A user changed: forget them from the cache of recent callers.
+    UserChanged(Uuid),
     /// Notifications may have been missed (the listening connection was re-established):
     /// look at what is pending.
     Resync,

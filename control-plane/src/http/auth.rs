@@ -215,6 +215,8 @@ pub async fn change_password(
             changes,
         })
         .await?;
+    // Other replicas forget it when the change's notification reaches them.
+    state.users.forget(user.id);
     state.store.spawn(Record(
         caller.audit("password_change").target("user", user.id),
     ));

@@ -11,7 +11,7 @@ use super::error::ApiError;
 use crate::auth::tokens::{API_AUDIENCE, TokenError};
 use crate::model::Role;
 use crate::store::audit::NewAuditEntry;
-use crate::store::users::UserById;
+use crate::store::users::{User, UserById};
 
 /// Who is calling. Extracting it checks the token and that the user still exists and is
 /// enabled, so disabling a user takes effect at once.
@@ -56,6 +56,18 @@ impl Caller {
     }
 }
 
+/// User `id` as it is now: from the cache of recent callers, else read (and kept there).
+pub async fn current_user(state: &AppState, id: Uuid) -> Result<Option<User>, ApiError> {
+    if let Some(user) = state.users.get(id) {
+        return Ok(Some(user));
+    }
+    let user = state.store.run(UserById(id)).await?;
+    if let Some(user) = &user {
+        state.users.put(user.clone());
+    }
+    Ok(user)
+}
+
 /// The client address as the audit log records it.
 pub fn client_ip(req: &HttpRequest) -> Option<String> {
     req.peer_addr().map(|a| a.ip().to_string())
@@ -96,9 +108,7 @@ impl FromRequest for Caller {
                     }
                     TokenError::Invalid => ApiError::Unauthorized("invalid token".into()),
                 })?;
-            let user = state
-                .store
-                .run(UserById(claims.sub))
+            let user = current_user(&state, claims.sub)
                 .await?
                 .filter(|u| !u.disabled)
                 .ok_or_else(|| {

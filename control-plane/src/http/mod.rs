@@ -51,6 +51,8 @@ pub struct AppState {
     pub database_reachable: Arc<std::sync::atomic::AtomicBool>,
     /// Login throttling and the cap on concurrent password hashing.
     pub logins: LoginGuard,
+    /// Recent callers' user rows.
+    pub users: Arc<crate::auth::user_cache::UserCache>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// The configuration.

@@ -204,6 +204,8 @@ pub async fn update(
                 ApiError::NotFound(_) => ApiError::NotFound(format!("no user {id}")),
                 other => other,
             })?;
+    // Other replicas forget it when the change's notification reaches them.
+    state.users.forget(id);
     if user.disabled {
         state.supervisor.do_send(CloseStreamsOf {
             user_id: user.id,
@@ -246,7 +248,7 @@ pub async fn remove(
         ));
     }
     match state.store.run(DeleteUser(id)).await? {
-        UserDeletion::Deleted => {}
+        UserDeletion::Deleted => state.users.forget(id),
         UserDeletion::NotFound => return Err(ApiError::NotFound(format!("no user {id}"))),
         UserDeletion::HasSessions(n) => {
             return Err(ApiError::Conflict {

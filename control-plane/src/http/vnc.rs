@@ -23,7 +23,6 @@ use crate::actors::vnc_tunnel::{Viewer, VncTunnel, Written};
 use crate::auth::tokens::{REPLICA_AUDIENCE, TokenError, VIEWER_TTL, VNC_AUDIENCE};
 use crate::model::SessionState;
 use crate::store::replicas::{AgentReplica, SpendViewerToken, dead_after};
-use crate::store::users::UserById;
 
 fn proxy_enabled(state: &AppState) -> Result<(), ApiError> {
     if state.config.vnc_proxy_enabled {
@@ -223,9 +222,7 @@ async fn viewable(
     ip: Option<String>,
     id: Uuid,
 ) -> Result<Viewer, ApiError> {
-    let user = state
-        .store
-        .run(UserById(user))
+    let user = super::caller::current_user(state, user)
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| ApiError::Unauthorized("user no longer exists or is disabled".into()))?;

@@ -27,6 +27,8 @@ pub const COMMANDS_CHANNEL: &str = "streamspace_commands";
 pub const LINKS_CHANNEL: &str = "streamspace_links";
 /// Channel on which a command's end is announced (payload: the command id).
 pub const COMMAND_DONE_CHANNEL: &str = "streamspace_command_done";
+/// A user changed (payload: their id): replicas forget them from their caches.
+pub const USERS_CHANNEL: &str = "streamspace_users";
 
 /// How late a replica's heartbeat may be before it counts as dead.
 pub fn dead_after(heartbeat: Duration) -> Duration {

@@ -160,6 +160,12 @@ impl Query for ListUsers {
     }
 }
 
+/// Tells every replica that user `id` changed, when the transaction commits: they forget it
+/// from their caches of recent callers.
+fn changed(conn: &mut PgConnection, id: Uuid) -> Result<(), StoreError> {
+    super::replicas::notify(conn, super::replicas::USERS_CHANNEL, &id.to_string())
+}
+
 /// Changes some fields of a user.
 #[derive(Default, AsChangeset)]
 #[diesel(table_name = users)]
@@ -183,10 +189,14 @@ pub struct UpdateUser {
 impl Query for UpdateUser {
     type Output = User;
     fn run(self, conn: &mut PgConnection) -> Result<User, StoreError> {
-        Ok(diesel::update(users::table.find(self.id))
-            .set(&self.changes)
-            .returning(User::as_returning())
-            .get_result(conn)?)
+        conn.transaction(|conn| {
+            let user = diesel::update(users::table.find(self.id))
+                .set(&self.changes)
+                .returning(User::as_returning())
+                .get_result(conn)?;
+            changed(conn, self.id)?;
+            Ok(user)
+        })
     }
 }
 
@@ -235,6 +245,7 @@ impl Query for DeleteUser {
                 return Ok(UserDeletion::HasHomes(homes));
             }
             diesel::delete(users::table.find(self.0)).execute(conn)?;
+            changed(conn, self.0)?;
             Ok(UserDeletion::Deleted)
         })
     }

@@ -30,6 +30,7 @@ use super::command::CommandActor;
 use super::link_messages::LinkHandle;
 pub use super::supervisor_messages::SupervisorHandle;
 use super::tunnel_messages::StreamClosed;
+use crate::auth::user_cache::UserCache;
 use crate::metrics::Metrics;
 use crate::store::StoreHandle;
 
@@ -80,6 +81,8 @@ pub struct Supervisor {
     hellos: hellos::Hellos,
     /// Where command actors record deliveries and their agents' answers.
     writes: CommandWrites,
+    /// Recent callers, forgotten when other replicas say they changed.
+    users: Arc<UserCache>,
 }
 
 /// How long heartbeats are gathered before one statement stamps them (`last_heartbeat` in
@@ -97,9 +100,11 @@ impl Supervisor {
         timing: Timing,
         replica_id: Uuid,
         writes: CommandWrites,
+        users: Arc<UserCache>,
     ) -> Self {
         Supervisor {
             writes,
+            users,
             replica_id,
             remote_waiters: HashMap::new(),
             draining: false,

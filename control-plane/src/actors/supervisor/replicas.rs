@@ -216,8 +216,13 @@ impl Handler<ReplicaNotice> for Supervisor {
                 }
             }
             ReplicaNotice::CommandDone(command_id) => self.command_done(command_id, ctx),
-            ReplicaNotice::Resync => self.resync(ctx),
+            ReplicaNotice::UserChanged(user) => self.users.forget(user),
+            ReplicaNotice::Resync => {
+                self.users.clear();
+                self.resync(ctx)
+            }
             ReplicaNotice::DatabaseLost => {
+                self.users.clear();
                 log::error!(
                     "replica {}: the database does not answer; handing agents and viewers to other replicas",
                     self.replica_id
