@@ -40,7 +40,7 @@ pub async fn round_trips<T: Transport + 'static>(
                 let sent = Instant::now();
                 stream.write(&message).await.expect("send");
                 let echoed = stream.read_exact(MESSAGE).await.expect("echo");
-                assert_eq!(echoed, message, "the echo came back changed");
+                assert_eq!(echoed[..], message[..], "the echo came back changed");
                 latencies.push(sent.elapsed());
             }
             latencies

@@ -87,7 +87,7 @@ async fn a_session_made_on_one_replica_runs_on_an_agent_linked_to_another_and_is
             .encode(),
         )
         .await;
-    assert_eq!(viewer.read_exact(12).await.unwrap(), greeting);
+    assert_eq!(viewer.read_exact(12).await.unwrap()[..], greeting[..]);
     viewer.write(b"RFB 003.008\n").await.unwrap();
     let from_viewer = loop {
         let bytes = agent.recv_binary().await;

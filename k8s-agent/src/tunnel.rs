@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use bytes::Bytes;
 use streamspace_protocol::{
-    AgentMessage, FlowError, Frame, MAX_FRAME_PAYLOAD, RecvWindow, StreamId,
+    AgentMessage, FlowError, Frame, MAX_FRAME_PAYLOAD, RecvWindow, StreamId, data_frame_buffer,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc};
@@ -103,7 +103,6 @@ impl Actor for Tunnel {
         let (stream_id, link, credit) = (self.stream_id, self.link.clone(), self.credit.clone());
         let reader_me = me.clone();
         self.tasks.push(tokio::spawn(async move {
-            let mut buf = vec![0u8; MAX_FRAME_PAYLOAD];
             loop {
                 // Wait for at least one byte of credit, then take all that is there (up to a frame).
                 let Ok(first) = credit.acquire().await else {
@@ -119,7 +118,9 @@ impl Actor for Tunnel {
                     _ => 0,
                 };
                 let budget = 1 + extra;
-                let n = match read.read(&mut buf[..budget]).await {
+                // Read straight behind the frame's header: no copy of the payload.
+                let mut frame = data_frame_buffer(stream_id, budget);
+                let n = match read.read_buf(&mut frame).await {
                     Ok(0) => {
                         reader_me.do_send(End("VNC server closed the connection".into()));
                         return;
@@ -132,13 +133,7 @@ impl Actor for Tunnel {
                 };
                 credit.add_permits(budget - n);
                 crate::metrics::METRICS.to_viewer(n);
-                link.frame.do_send(SendFrame(
-                    Frame::Data {
-                        stream_id,
-                        payload: &buf[..n],
-                    }
-                    .encode(),
-                ));
+                link.frame.do_send(SendFrame(frame));
             }
         }));
         let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();

@@ -171,7 +171,10 @@ async fn a_session_becomes_a_pod_and_a_claim_streams_vnc_through_the_api_server_
         .await
         .map_err(|e| format!("{e:?}"))
         .unwrap();
-    assert_eq!(viewer.read_exact(12).await.unwrap(), b"RFB 003.008\n");
+    assert_eq!(
+        viewer.read_exact(12).await.unwrap()[..],
+        b"RFB 003.008\n"[..]
+    );
     let mut second = ViewerStream::open(&setup.server.viewer_url(&setup.alice, id).await)
         .await
         .map_err(|e| format!("{e:?}"))

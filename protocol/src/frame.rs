@@ -173,6 +173,15 @@ impl<'a> Frame<'a> {
     }
 }
 
+/// A `Data` frame's header in a buffer with room for `payload` more bytes, for a reader to
+/// fill in place: the frame is encoded without copying its payload.
+pub fn data_frame_buffer(stream_id: StreamId, payload: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(FRAME_HEADER_LEN + payload);
+    out.push(FrameKind::Data as u8);
+    out.extend_from_slice(&stream_id.to_be_bytes());
+    out
+}
+
 fn header_only(kind: FrameKind, stream_id: StreamId) -> Vec<u8> {
     let mut out = Vec::with_capacity(FRAME_HEADER_LEN);
     out.push(kind as u8);
@@ -192,6 +201,19 @@ mod tests {
         }
         .encode();
         assert_eq!(bytes, [1, 1, 2, 3, 4, b'R', b'F', b'B']);
+    }
+
+    #[test]
+    fn a_data_frame_filled_in_place_is_the_encoded_frame() {
+        let mut frame = data_frame_buffer(0x0102_0304, 3);
+        assert!(frame.capacity() >= FRAME_HEADER_LEN + 3);
+        frame.extend_from_slice(b"RFB");
+        let encoded = Frame::Data {
+            stream_id: 0x0102_0304,
+            payload: b"RFB",
+        }
+        .encode();
+        assert_eq!(frame, encoded);
     }
 
     #[test]

@@ -27,7 +27,10 @@ pub use agent_message::AgentMessage;
 pub use control_message::{Command, ControlMessage};
 pub use error::ProtocolError;
 pub use flow::{FlowError, RecvWindow, SendWindow};
-pub use frame::{FRAME_HEADER_LEN, Frame, FrameError, FrameKind, MAX_FRAME_PAYLOAD, PROBE_SINCE};
+pub use frame::{
+    FRAME_HEADER_LEN, Frame, FrameError, FrameKind, MAX_FRAME_PAYLOAD, PROBE_SINCE,
+    data_frame_buffer,
+};
 pub use session::{
     AgentSessionState, Capacity, Resources, SessionReport, SessionSpec, TemplateSpec, VncEndpoint,
 };

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use awc::ws;
+use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 
 pub type WsConnection = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
@@ -32,7 +33,13 @@ pub enum OpenError {
 /// Where RFB bytes come from and go to.
 pub trait Transport {
     /// The next bytes that arrived (at least one), or how the stream ended.
-    fn read_chunk(&mut self) -> impl std::future::Future<Output = Result<Vec<u8>, String>>;
+    /// Appends what arrives next to `buf`; how many bytes. (Into the caller's buffer: the
+    /// benchmark's viewer shares the machine with the relay it measures, so it copies as
+    /// little as it can.)
+    fn read_into(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> impl std::future::Future<Output = Result<usize, String>>;
     /// Sends bytes.
     fn send(&mut self, bytes: &[u8]) -> impl std::future::Future<Output = Result<(), String>>;
 }
@@ -41,10 +48,13 @@ pub trait Transport {
 pub struct WsTransport(WsConnection);
 
 impl Transport for WsTransport {
-    async fn read_chunk(&mut self) -> Result<Vec<u8>, String> {
+    async fn read_into(&mut self, buf: &mut BytesMut) -> Result<usize, String> {
         loop {
             match self.0.next().await {
-                Some(Ok(ws::Frame::Binary(bytes))) => return Ok(bytes.to_vec()),
+                Some(Ok(ws::Frame::Binary(bytes))) => {
+                    buf.extend_from_slice(&bytes);
+                    return Ok(bytes.len());
+                }
                 Some(Ok(ws::Frame::Ping(bytes))) => {
                     let _ = self.0.send(ws::Message::Pong(bytes)).await;
                 }
@@ -68,14 +78,11 @@ impl Transport for WsTransport {
 pub struct RawTransport<S>(S);
 
 impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Transport for RawTransport<S> {
-    async fn read_chunk(&mut self) -> Result<Vec<u8>, String> {
-        let mut buf = vec![0u8; 64 * 1024];
-        match tokio::io::AsyncReadExt::read(&mut self.0, &mut buf).await {
+    async fn read_into(&mut self, buf: &mut BytesMut) -> Result<usize, String> {
+        buf.reserve(READ_AHEAD);
+        match tokio::io::AsyncReadExt::read_buf(&mut self.0, buf).await {
             Ok(0) => Err("connection ended".into()),
-            Ok(n) => {
-                buf.truncate(n);
-                Ok(buf)
-            }
+            Ok(n) => Ok(n),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -87,10 +94,13 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Transport for RawT
     }
 }
 
+/// How much a read asks the transport for at least.
+const READ_AHEAD: usize = 64 * 1024;
+
 /// An RFB client; reads are buffered, since transports split and join messages arbitrarily.
 pub struct RfbClient<T> {
     transport: T,
-    buffer: Vec<u8>,
+    buffer: BytesMut,
     /// Bytes received so far.
     pub received: u64,
     bytes_per_pixel: usize,
@@ -193,28 +203,31 @@ impl<T: Transport> RfbClient<T> {
     fn new(transport: T) -> Self {
         RfbClient {
             transport,
-            buffer: Vec::new(),
+            buffer: BytesMut::new(),
             received: 0,
             bytes_per_pixel: 4,
         }
     }
 
     /// Reads exactly `n` bytes (within ten seconds), or reports how the stream ended.
-    pub async fn read_exact(&mut self, n: usize) -> Result<Vec<u8>, String> {
+    pub async fn read_exact(&mut self, n: usize) -> Result<BytesMut, String> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        // Room for all of it at once: growing by each read would copy it over and over.
+        self.buffer
+            .reserve(n.saturating_sub(self.buffer.len()).max(READ_AHEAD));
         while self.buffer.len() < n {
-            let chunk = tokio::time::timeout_at(deadline, self.transport.read_chunk())
-                .await
-                .map_err(|_| {
-                    format!(
-                        "timed out waiting for {n} bytes (have {})",
-                        self.buffer.len()
-                    )
-                })??;
-            self.received += chunk.len() as u64;
-            self.buffer.extend_from_slice(&chunk);
+            let read =
+                tokio::time::timeout_at(deadline, self.transport.read_into(&mut self.buffer))
+                    .await
+                    .map_err(|_| {
+                        format!(
+                            "timed out waiting for {n} bytes (have {})",
+                            self.buffer.len()
+                        )
+                    })??;
+            self.received += read as u64;
         }
-        Ok(self.buffer.drain(..n).collect())
+        Ok(self.buffer.split_to(n))
     }
 
     /// Sends bytes.
@@ -231,7 +244,8 @@ impl<T: Transport> RfbClient<T> {
         self.write(b"RFB 003.008\n").await?;
         let count = self.read_exact(1).await?[0] as usize;
         if count == 0 {
-            let len = u32::from_be_bytes(self.read_exact(4).await?.try_into().unwrap_or_default());
+            let len =
+                u32::from_be_bytes(self.read_exact(4).await?[..].try_into().unwrap_or_default());
             let reason = self.read_exact(len as usize).await?;
             return Err(format!(
                 "server refused: {}",
@@ -246,7 +260,7 @@ impl<T: Transport> RfbClient<T> {
         }
         self.write(&[1]).await?;
         let result = self.read_exact(4).await?;
-        if result != [0, 0, 0, 0] {
+        if result[..] != [0, 0, 0, 0] {
             return Err(format!("security handshake failed: {result:?}"));
         }
         self.write(&[1]).await?; // ClientInit: shared
@@ -293,7 +307,7 @@ impl<T: Transport> RfbClient<T> {
                 return Err(format!("expected Raw encoding, got {encoding}"));
             }
             let len = usize::from(u(4)) * usize::from(u(6)) * self.bytes_per_pixel;
-            pixels.extend(self.read_exact(len).await?);
+            pixels.extend_from_slice(&self.read_exact(len).await?);
             rects.push([u(0), u(2), u(4), u(6)]);
         }
         Ok((rects, pixels))
