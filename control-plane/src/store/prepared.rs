@@ -6,6 +6,11 @@
 //! one of a fixed few — constants and `format!`s of constants only, never a value — is safe
 //! to prepare once per connection and look up by its text, as diesel does for its own
 //! queries; Postgres then plans it once, or re-plans only where a custom plan pays.
+//!
+//! A plan Postgres keeps may date from when a table was tiny, and stays until the table is
+//! next analysed: keyed lookups and joins keep their index plans, but a statement whose best
+//! plan depends on the table's size (an ordered scan for the first match, as placement does)
+//! is planned at each call instead.
 
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
