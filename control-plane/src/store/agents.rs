@@ -568,7 +568,6 @@ impl Query for SetAgentStatus {
 #[cfg(test)]
 mod tests {
     use diesel::connection::SimpleConnection;
-    use streamspace_testkit::TestDatabase;
     use uuid::Uuid;
 
     use super::*;
@@ -595,9 +594,7 @@ mod tests {
 
     #[test]
     fn a_batch_links_each_agent_it_may_refuses_the_others_and_hands_out_their_commands() {
-        let db = TestDatabase::create();
-        let mut conn = db.connect();
-        crate::store::migrations::run_pending(&mut conn).unwrap();
+        let (_db, mut conn) = crate::store::migrated_database();
         conn.batch_execute(&format!(
             "INSERT INTO agents (agent_id, platform) VALUES ('a', 'local'), ('b', 'docker');\
              INSERT INTO agent_credentials (id, agent_id, token_hash, token_prefix) \

@@ -348,15 +348,12 @@ impl Query for CommandsMentioning {
 #[cfg(test)]
 mod tests {
     use diesel::connection::SimpleConnection;
-    use streamspace_testkit::TestDatabase;
 
     use super::*;
 
     #[test]
     fn marking_sent_counts_every_handover_and_moves_only_a_pending_command() {
-        let db = TestDatabase::create();
-        let mut conn = db.connect();
-        crate::store::migrations::run_pending(&mut conn).unwrap();
+        let (_db, mut conn) = crate::store::migrated_database();
         let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
         conn.batch_execute(&format!(
             "INSERT INTO agents (agent_id, platform) VALUES ('a', 'local');\

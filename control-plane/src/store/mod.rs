@@ -152,3 +152,12 @@ impl StoreHandle {
         });
     }
 }
+
+/// A fresh database with every migration applied, and a connection to it (store tests).
+#[cfg(test)]
+pub(crate) fn migrated_database() -> (streamspace_testkit::TestDatabase, PgConnection) {
+    let db = streamspace_testkit::TestDatabase::create();
+    let mut conn = db.connect();
+    migrations::run_pending(&mut conn).unwrap();
+    (db, conn)
+}

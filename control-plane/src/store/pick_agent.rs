@@ -116,13 +116,6 @@ mod tests {
     use crate::model::SessionState;
     use crate::placement::choose;
 
-    fn database() -> (TestDatabase, PgConnection) {
-        let db = TestDatabase::create();
-        let mut conn = db.connect();
-        crate::store::migrations::run_pending(&mut conn).unwrap();
-        (db, conn)
-    }
-
     #[derive(QueryableByName)]
     struct Count {
         #[diesel(sql_type = Integer)]
@@ -139,7 +132,7 @@ mod tests {
 
     #[test]
     fn the_count_on_each_agent_follows_every_session_insert_change_move_and_delete() {
-        let (_db, mut conn) = database();
+        let (_db, mut conn) = crate::store::migrated_database();
         diesel::connection::SimpleConnection::batch_execute(
             &mut conn,
             "INSERT INTO users (id, username, password_hash, role) \
@@ -252,7 +245,7 @@ mod tests {
             }
             DB.with(|db| {
                 let mut db = db.borrow_mut();
-                let (_, conn) = db.get_or_insert_with(database);
+                let (_, conn) = db.get_or_insert_with(crate::store::migrated_database);
                 diesel::sql_query("DELETE FROM agents").execute(conn).unwrap();
                 let mut candidates = Vec::new();
                 for (i, a) in fleet.iter().enumerate() {

@@ -282,6 +282,17 @@ mod tests {
         .unwrap()
     }
 
+    /// A database with one user and these agents (`(agent_id, platform)` rows in SQL).
+    fn with_agents(agents: &str) -> (TestDatabase, PgConnection) {
+        let (db, mut conn) = crate::store::migrated_database();
+        conn.batch_execute(&format!(
+            "INSERT INTO users (username, password_hash) VALUES ('u', 'x');\
+             INSERT INTO agents (agent_id, platform) VALUES {agents}"
+        ))
+        .unwrap();
+        (db, conn)
+    }
+
     fn effect(effect: &ReplyEffect) -> String {
         match effect {
             ReplyEffect::Recorded { session_state, .. } => format!("recorded {session_state:?}"),
@@ -291,14 +302,7 @@ mod tests {
 
     #[test]
     fn a_batch_records_every_answer_exactly_as_the_transaction_does_one_by_one() {
-        let db = TestDatabase::create();
-        let mut conn = db.connect();
-        crate::store::migrations::run_pending(&mut conn).unwrap();
-        conn.batch_execute(
-            "INSERT INTO users (username, password_hash) VALUES ('u', 'x');\
-             INSERT INTO agents (agent_id, platform) VALUES ('a', 'local'), ('b', 'local')",
-        )
-        .unwrap();
+        let (_db, mut conn) = with_agents("('a', 'local'), ('b', 'local')");
         let running = serde_json::json!({"session_id": Uuid::nil(), "state": "running"});
         let replies = [
             Reply::Ack,
@@ -373,14 +377,7 @@ mod tests {
 
     #[test]
     fn answers_to_one_command_in_one_batch_are_recorded_in_their_order() {
-        let db = TestDatabase::create();
-        let mut conn = db.connect();
-        crate::store::migrations::run_pending(&mut conn).unwrap();
-        conn.batch_execute(
-            "INSERT INTO users (username, password_hash) VALUES ('u', 'x');\
-             INSERT INTO agents (agent_id, platform) VALUES ('a', 'local')",
-        )
-        .unwrap();
+        let (_db, mut conn) = with_agents("('a', 'local')");
         let command = setup(&mut conn, "create_session", "sent", "pending");
         let session_id = CommandById(command)
             .run(&mut conn)
