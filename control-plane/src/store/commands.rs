@@ -93,8 +93,8 @@ pub struct RecordReply {
     pub agent_id: Option<String>,
     /// The answer.
     pub reply: Reply,
-    /// What the caller knows of the command, if anything: enough to record the common
-    /// replies in one statement.
+    /// What the caller knows of the command, if anything: enough for `RecordReplies` to record
+    /// the common replies in one statement.
     pub known: Option<Known>,
 }
 
@@ -108,11 +108,9 @@ pub struct Known {
 
 impl Query for RecordReply {
     type Output = ReplyEffect;
+    /// In a transaction, whatever the answer; `reply_batch::RecordReplies` records the common
+    /// ones, of any number of commands, in one statement.
     fn run(self, conn: &mut PgConnection) -> Result<ReplyEffect, StoreError> {
-        if let Some(plan) = super::reply_batch::planned(&self) {
-            let mut effects = super::reply_batch::record_together(conn, &[(0, self, plan)])?;
-            return Ok(effects.remove(0));
-        }
         conn.transaction(|conn| {
             // The update itself decides: it matches only a command of this agent that the reply
             // may still move (an ack only one not acked yet), and locks it.
