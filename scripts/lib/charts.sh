@@ -46,6 +46,7 @@ check_charts() {
     expect_refusal "replicaCount" r "$CP_CHART" "${CP_VALUES[@]}" --set replicaCount=0
     expect_refusal "logFormat" r "$CP_CHART" "${CP_VALUES[@]}" --set logFormat=xml
     expect_refusal "shutdownGraceSeconds" r "$CP_CHART" "${CP_VALUES[@]}" --set shutdownGraceSeconds=0
+    expect_refusal "userCacheTtl" r "$CP_CHART" "${CP_VALUES[@]}" --set userCacheTtl=soon
     expect_refusal "maxSessions" r "$AGENT_CHART" "${AGENT_VALUES[@]}" --set maxSessions=0
     expect_refusal "agentId" r "$AGENT_CHART" "${AGENT_VALUES[@]}" --set agentId=qa-
     expect_refusal "controlPlaneUrl" r "$AGENT_CHART" "${AGENT_VALUES[@]}" --set controlPlaneUrl=http://cp
@@ -103,7 +104,11 @@ check_charts() {
     kubectl_ -n "$ns" get configmap -l grafana_dashboard=1 -o jsonpath='{.items[0].data.streamspace\.json}' \
         | python3 -c 'import json,sys; sys.exit(json.load(sys.stdin) != json.load(open(sys.argv[1])))' \
             "$CP_CHART/dashboards/streamspace.json" || die "the dashboard ConfigMap differs from dashboards/streamspace.json"
-    helm_ upgrade cp "$CP_CHART" -n "$ns" "${CP_VALUES[@]}" --set logLevel=debug --wait --timeout 60s >/dev/null
+    helm_ upgrade cp "$CP_CHART" -n "$ns" "${CP_VALUES[@]}" --set logLevel=debug --set userCacheTtl=5s \
+        --wait --timeout 60s >/dev/null
+    kubectl_ -n "$ns" get deployment cp-streamspace-control-plane \
+        -o jsonpath='{.spec.template.spec.containers[0].env[?(@.name=="USER_CACHE_TTL")].value}' | grep -qx 5s \
+        || die "helm upgrade did not change USER_CACHE_TTL"
     helm_ upgrade agent "$AGENT_CHART" -n "$ns" "${AGENT_VALUES[@]}" --set maxSessions=5 --wait --timeout 60s >/dev/null
     kubectl_ -n "$ns" get deployment agent-streamspace-k8s-agent \
         -o jsonpath='{.spec.template.spec.containers[0].env[?(@.name=="MAX_SESSIONS")].value}' | grep -qx 5 \
