@@ -51,7 +51,7 @@ fn migrations_run_up_down_and_up_again() {
     let mut conn = db.connect();
 
     let applied = run_pending(&mut conn).unwrap();
-    assert_eq!(applied, 12);
+    assert_eq!(applied, 13);
     assert_eq!(tables(&mut conn), TABLES);
 
     conn.revert_all_migrations(MIGRATIONS).unwrap();
@@ -65,7 +65,7 @@ fn migrations_run_up_down_and_up_again() {
         "down.sql left functions behind: {functions:?}"
     );
 
-    assert_eq!(run_pending(&mut conn).unwrap(), 12);
+    assert_eq!(run_pending(&mut conn).unwrap(), 13);
     assert_eq!(tables(&mut conn), TABLES);
     assert_eq!(
         run_pending(&mut conn).unwrap(),
@@ -87,12 +87,57 @@ fn the_seed_indexes_exist() {
         "idx_agents_status",
         "idx_agents_platform",
         "idx_agent_commands_agent_id",
-        "idx_agent_commands_status",
         "idx_sessions_agent_id",
         "idx_sessions_platform",
     ] {
         assert!(indexes.iter().any(|i| i == index), "missing {index}");
     }
+}
+
+#[derive(QueryableByName)]
+struct Updates {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    all: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    hot: i64,
+}
+
+/// A session's state changes write no index entry (heap-only updates): no index may cover the
+/// state or the other columns a change sets.
+#[test]
+fn a_session_state_change_is_a_heap_only_update() {
+    let db = TestDatabase::create();
+    let mut conn = db.connect();
+    run_pending(&mut conn).unwrap();
+    conn.batch_execute(
+        "INSERT INTO users (id, username, password_hash) \
+             VALUES ('00000000-0000-0000-0000-000000000001', 'alice', 'x');
+         INSERT INTO agents (agent_id, platform) VALUES ('a1', 'local');
+         INSERT INTO sessions (id, owner_id, template_name, agent_id) \
+             VALUES ('00000000-0000-0000-0000-0000000000aa', \
+                     '00000000-0000-0000-0000-000000000001', 'xterm', 'a1');",
+    )
+    .unwrap();
+    for (state, reason) in [
+        ("creating", "NULL"),
+        ("running", "NULL"),
+        ("terminated", "'gone'"),
+    ] {
+        conn.batch_execute(&format!(
+            "UPDATE sessions SET state = '{state}', state_reason = {reason}, \
+                 started_at = COALESCE(started_at, now()), terminated_at = now()"
+        ))
+        .unwrap();
+    }
+    conn.batch_execute("SELECT pg_stat_force_next_flush()")
+        .unwrap();
+    let counts: Updates = diesel::sql_query(
+        "SELECT n_tup_upd AS all, n_tup_hot_upd AS hot FROM pg_stat_user_tables \
+         WHERE relname = 'sessions'",
+    )
+    .get_result(&mut conn)
+    .unwrap();
+    assert_eq!((counts.all, counts.hot), (3, 3));
 }
 
 #[test]
