@@ -22,6 +22,7 @@ mod flow;
 mod frame;
 mod session;
 mod version;
+mod view_only;
 
 pub use agent_message::AgentMessage;
 pub use control_message::{Command, ControlMessage};
@@ -35,6 +36,7 @@ pub use session::{
     AgentSessionState, Capacity, Resources, SessionReport, SessionSpec, TemplateSpec, VncEndpoint,
 };
 pub use version::{PROTOCOL_VERSION, ProtocolVersion, VersionError};
+pub use view_only::{ViewOnly, ViewOnlyError};
 
 /// The platforms an agent may run sessions on, as named in `hello` and in `PLATFORM`.
 pub const PLATFORMS: [&str; 3] = ["kubernetes", "docker", "local"];
