@@ -98,6 +98,16 @@ impl TryFrom<std::collections::BTreeMap<String, Option<String>>> for ResourceAmo
 }
 
 text_enum! {
+    /// What a user a desktop is shared with may do in it.
+    ShareMode {
+        /// Watch: their keyboard, pointer and clipboard never reach the desktop.
+        View = "view",
+        /// Watch and use it, as its owner does.
+        Control = "control",
+    }
+}
+
+text_enum! {
     /// Liveness of an agent as the control plane sees it.
     AgentStatus {
         /// Connected, heartbeats on time.

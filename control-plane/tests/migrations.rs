@@ -32,13 +32,15 @@ fn tables(conn: &mut PgConnection) -> Vec<String> {
     )
 }
 
-const TABLES: [&str; 10] = [
+const TABLES: [&str; 12] = [
     "agent_commands",
     "agent_credentials",
     "agents",
     "audit_log",
     "homes",
     "replicas",
+    "session_shares",
+    "session_viewers",
     "sessions",
     "spent_viewer_tokens",
     "templates",
@@ -51,7 +53,7 @@ fn migrations_run_up_down_and_up_again() {
     let mut conn = db.connect();
 
     let applied = run_pending(&mut conn).unwrap();
-    assert_eq!(applied, 13);
+    assert_eq!(applied, 14);
     assert_eq!(tables(&mut conn), TABLES);
 
     conn.revert_all_migrations(MIGRATIONS).unwrap();
@@ -65,7 +67,7 @@ fn migrations_run_up_down_and_up_again() {
         "down.sql left functions behind: {functions:?}"
     );
 
-    assert_eq!(run_pending(&mut conn).unwrap(), 13);
+    assert_eq!(run_pending(&mut conn).unwrap(), 14);
     assert_eq!(tables(&mut conn), TABLES);
     assert_eq!(
         run_pending(&mut conn).unwrap(),

@@ -620,7 +620,7 @@ async fn disabling_a_user_closes_their_open_streams_at_once() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         v.closed().await.as_deref(),
-        Some("your account was disabled")
+        Some("your account was disabled or deleted")
     );
 }
 
@@ -766,5 +766,107 @@ struct SessionsOf(std::path::PathBuf);
 impl Drop for SessionsOf {
     fn drop(&mut self) {
         kill_sessions(&self.0);
+    }
+}
+
+/// RFB key presses (down and up) typing `text` and Return.
+fn typing(text: &str) -> Vec<u8> {
+    let mut keysyms: Vec<u32> = text.chars().map(u32::from).collect();
+    keysyms.push(0xff0d);
+    let mut bytes = Vec::new();
+    for keysym in keysyms {
+        for down in [1, 0] {
+            bytes.extend([4, down, 0, 0]);
+            bytes.extend(keysym.to_be_bytes());
+        }
+    }
+    bytes
+}
+
+/// An RFB pointer move to (`x`, `y`) with no button.
+fn pointer_at(x: u16, y: u16) -> Vec<u8> {
+    let mut bytes = vec![5, 0];
+    bytes.extend(x.to_be_bytes());
+    bytes.extend(y.to_be_bytes());
+    bytes
+}
+
+/// An RFB cut text: the viewer's clipboard, for the desktop.
+fn cut_text(text: &str) -> Vec<u8> {
+    let mut bytes = vec![6, 0, 0, 0];
+    bytes.extend(u32::try_from(text.len()).unwrap().to_be_bytes());
+    bytes.extend(text.as_bytes());
+    bytes
+}
+
+/// The X clipboard of the session's display, read with `xclip` as a program on the desktop
+/// would; empty when nobody owns it.
+fn desktop_clipboard(data: &std::path::Path, id: Uuid) -> String {
+    let dir = data.join("sessions").join(id.to_string());
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("session.json")).unwrap()).unwrap();
+    let out = std::process::Command::new("xclip")
+        .args(["-o", "-selection", "clipboard"])
+        .env("DISPLAY", format!(":{}", record["display"]))
+        .env("XAUTHORITY", dir.join("run").join("Xauthority"))
+        .output()
+        .expect("xclip runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[actix_web::test]
+async fn a_view_only_guest_types_and_pastes_into_a_real_desktop_and_nothing_happens_there() {
+    let setup = setup(&[]).await;
+    let id = running_session(&setup).await;
+    let bob = setup.server.user("bob").await;
+    let (status, body) = setup
+        .server
+        .post(
+            &format!("/api/v1/sessions/{id}/shares"),
+            &setup.alice,
+            json!({"username": "bob", "mode": "view"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let mut owner = viewer(&setup, id).await;
+    owner.handshake().await.unwrap();
+    let url = setup.server.viewer_url(&bob, id).await;
+    let mut guest = ViewerStream::open(&url).await.unwrap();
+    let init = guest.handshake().await.unwrap();
+    // He watches: full updates reach him.
+    guest.request_update(init.width, init.height).await.unwrap();
+    assert!(!guest.read_update().await.unwrap().0.is_empty());
+
+    // Both point into the xterm (top left, no window manager: the keyboard follows the
+    // pointer) and type a command; the guest first, so his keys would run first.
+    let dir = tempfile::tempdir().unwrap();
+    let (guest_file, owner_file) = (dir.path().join("guest"), dir.path().join("owner"));
+    let mut keys = pointer_at(20, 20);
+    keys.extend(typing(&format!("touch {}", guest_file.display())));
+    keys.extend(cut_text("from-the-guest"));
+    guest.write(&keys).await.unwrap();
+    let mut keys = pointer_at(20, 20);
+    keys.extend(typing(&format!("touch {}", owner_file.display())));
+    owner.write(&keys).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !owner_file.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the owner's typing never ran in the xterm"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!guest_file.exists(), "the guest's keys reached the desktop");
+    assert_eq!(desktop_clipboard(setup.data.path(), id), "");
+
+    // The same cut text from the owner does reach it: the check above could have failed.
+    owner.write(&cut_text("from-the-owner")).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while desktop_clipboard(setup.data.path(), id) != "from-the-owner" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the owner's clipboard never reached the desktop"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

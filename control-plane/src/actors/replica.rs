@@ -15,8 +15,8 @@ use uuid::Uuid;
 use super::supervisor_messages::ReplicaNotice;
 use crate::store::StoreHandle;
 use crate::store::replicas::{
-    COMMAND_DONE_CHANNEL, COMMANDS_CHANNEL, LINKS_CHANNEL, RemoveReplica, ReplicaBeat,
-    USERS_CHANNEL, dead_after,
+    ACCESS_CHANNEL, COMMAND_DONE_CHANNEL, COMMANDS_CHANNEL, LINKS_CHANNEL, RemoveReplica,
+    ReplicaBeat, USERS_CHANNEL, dead_after,
 };
 
 /// Wait before listening again after the connection dropped.
@@ -166,7 +166,8 @@ async fn listen(database_url: String, notices: Recipient<ReplicaNotice>) {
                 let listening = client
                     .batch_execute(&format!(
                         "LISTEN {COMMANDS_CHANNEL}; LISTEN {LINKS_CHANNEL}; \
-                         LISTEN {COMMAND_DONE_CHANNEL}; LISTEN {USERS_CHANNEL}"
+                         LISTEN {COMMAND_DONE_CHANNEL}; LISTEN {USERS_CHANNEL}; \
+                         LISTEN {ACCESS_CHANNEL}"
                     ))
                     .await;
                 match listening {
@@ -201,6 +202,16 @@ pub fn parse(channel: &str, payload: &str) -> Option<ReplicaNotice> {
         }
         COMMAND_DONE_CHANNEL => payload.parse().ok().map(ReplicaNotice::CommandDone),
         USERS_CHANNEL => payload.parse().ok().map(ReplicaNotice::UserChanged),
+        ACCESS_CHANNEL => {
+            let (user, session) = match payload.split_once(' ') {
+                Some((user, session)) => (user, Some(session.parse().ok()?)),
+                None => (payload, None),
+            };
+            Some(ReplicaNotice::AccessEnded {
+                user_id: user.parse().ok()?,
+                session_id: session,
+            })
+        }
         _ => None,
     }
 }
@@ -234,6 +245,22 @@ mod tests {
             Some(ReplicaNotice::UserChanged(replica))
         );
         assert_eq!(parse(USERS_CHANNEL, "x"), None);
+        let session = Uuid::from_u128(6);
+        assert_eq!(
+            parse(ACCESS_CHANNEL, &format!("{replica} {session}")),
+            Some(ReplicaNotice::AccessEnded {
+                user_id: replica,
+                session_id: Some(session)
+            })
+        );
+        assert_eq!(
+            parse(ACCESS_CHANNEL, &replica.to_string()),
+            Some(ReplicaNotice::AccessEnded {
+                user_id: replica,
+                session_id: None
+            })
+        );
+        assert_eq!(parse(ACCESS_CHANNEL, &format!("{replica} x")), None);
         assert_eq!(parse("other", "x"), None);
     }
 }

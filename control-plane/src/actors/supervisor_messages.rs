@@ -169,6 +169,14 @@ pub enum ReplicaNotice {
     CommandDone(Uuid),
     /// A user changed: forget them from the cache of recent callers.
     UserChanged(Uuid),
+    /// A user's access to a session (to every session when `None`) ended or changed: end
+    /// their streams there.
+    AccessEnded {
+        /// The user.
+        user_id: Uuid,
+        /// The session.
+        session_id: Option<Uuid>,
+    },
     /// Notifications may have been missed (the listening connection was re-established):
     /// look at what is pending.
     Resync,

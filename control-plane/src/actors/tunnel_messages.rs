@@ -19,6 +19,12 @@ pub struct StreamCredit(pub u32);
 #[rtype(result = "()")]
 pub struct StreamClosed(pub String);
 
+/// The viewer lost access (a share revoked or changed, the user disabled): the tunnel ends
+/// and tells the agent to close its side.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndViewer(pub String);
+
 /// Where a tunnel's messages go.
 #[derive(Clone)]
 pub struct TunnelHandle {
@@ -28,4 +34,6 @@ pub struct TunnelHandle {
     pub credit: Recipient<StreamCredit>,
     /// The stream's end.
     pub closed: Recipient<StreamClosed>,
+    /// The viewer's end.
+    pub end: Recipient<EndViewer>,
 }

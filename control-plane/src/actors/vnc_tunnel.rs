@@ -1,6 +1,9 @@
 //! One actor per browser viewer: relays the viewer's WebSocket and one stream on the agent's
 //! link, unmodified, in both directions, under the stream's credit windows.
 //!
+//! A view-only viewer's bytes pass through [`ViewOnly`] first: its keyboard, pointer and
+//! clipboard never reach the desktop.
+//!
 //! Agent → viewer: the agent never has more than `window` bytes in flight; we grant credit
 //! back only as the viewer's socket takes bytes (see [`super::viewer_writer`]), so a slow
 //! viewer holds at most one window here and stalls only its own stream. Viewer → agent: we send only with credit; what the
@@ -14,18 +17,22 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError as WsError};
 use bytes::Bytes;
-use streamspace_protocol::{DEFAULT_STREAM_WINDOW, Frame, RecvWindow, SendWindow, StreamId};
+use streamspace_protocol::{
+    DEFAULT_STREAM_WINDOW, Frame, RecvWindow, SendWindow, StreamId, ViewOnly,
+};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::link_messages::{LinkHandle, SendFrame, UnregisterStream};
 use super::owed::Owed;
 use super::supervisor_messages::{CloseStream, OpenStream, SupervisorHandle};
-pub use super::tunnel_messages::{StreamClosed, StreamCredit, StreamData, TunnelHandle};
+pub use super::tunnel_messages::{EndViewer, StreamClosed, StreamCredit, StreamData, TunnelHandle};
 use super::viewer_writer::ToViewer;
 use crate::metrics::{Metrics, SocketKind};
+use crate::model::ShareMode;
 use crate::store::StoreHandle;
 use crate::store::audit::{NewAuditEntry, Record};
+use crate::store::shares::{ViewerJoined, ViewerLeft, ViewerRow};
 
 /// The viewer's socket took this many RFB bytes.
 #[derive(Message)]
@@ -44,6 +51,10 @@ pub struct Viewer {
     pub username: String,
     /// Their address.
     pub ip: Option<String>,
+    /// What they may do.
+    pub mode: ShareMode,
+    /// The replica carrying the stream (this one).
+    pub replica_id: Uuid,
 }
 
 /// The actor.
@@ -71,6 +82,10 @@ pub struct VncTunnel {
     /// that vanished without closing (a half-open connection) must not hold a stream.
     ping_interval: Duration,
     last_heard: Instant,
+    /// Drops a view-only viewer's input.
+    view_only: Option<ViewOnly>,
+    /// This connection, as the list of viewers shows it.
+    connection: Uuid,
 }
 
 impl VncTunnel {
@@ -81,6 +96,7 @@ impl VncTunnel {
             data: me.clone().recipient(),
             credit: me.clone().recipient(),
             closed: me.clone().recipient(),
+            end: me.clone().recipient(),
         }
     }
 
@@ -96,7 +112,6 @@ impl VncTunnel {
         ping_interval: Duration,
     ) -> Self {
         VncTunnel {
-            viewer,
             supervisor,
             store,
             metrics,
@@ -114,6 +129,21 @@ impl VncTunnel {
             last_heard: Instant::now(),
             end_reason: None,
             agent_ended: false,
+            view_only: (viewer.mode == ShareMode::View).then(ViewOnly::new),
+            connection: Uuid::new_v4(),
+            viewer,
+        }
+    }
+
+    /// This viewer's row in the list of who watches the session.
+    fn viewer_row(&self) -> ViewerRow {
+        ViewerRow {
+            id: self.connection,
+            session_id: self.viewer.session_id,
+            user_id: self.viewer.user_id,
+            replica_id: self.viewer.replica_id,
+            mode: self.viewer.mode,
+            ip: self.viewer.ip.clone(),
         }
     }
 
@@ -188,15 +218,28 @@ impl Actor for VncTunnel {
                 Ok(Ok((stream_id, link))) => {
                     this.link = Some((stream_id, link));
                     this.store.spawn(Record(
-                        NewAuditEntry::by_user("vnc_connect", this.viewer.user_id, &this.viewer.username)
-                            .target("session", this.viewer.session_id)
-                            .details(serde_json::json!({ "agent_id": this.viewer.agent_id, "stream_id": stream_id }))
-                            .from_ip(this.viewer.ip.clone()),
+                        NewAuditEntry::by_user(
+                            "vnc_connect",
+                            this.viewer.user_id,
+                            &this.viewer.username,
+                        )
+                        .target("session", this.viewer.session_id)
+                        .details(serde_json::json!({
+                            "agent_id": this.viewer.agent_id,
+                            "stream_id": stream_id,
+                            "mode": this.viewer.mode,
+                        }))
+                        .from_ip(this.viewer.ip.clone()),
                     ));
+                    this.store.spawn(ViewerJoined(this.viewer_row()));
                     this.flush();
                 }
                 Ok(Err(reason)) => this.finish(ctx, CloseCode::Again, reason),
-                Err(_) => this.finish(ctx, CloseCode::Restart, "the control plane is shutting down"),
+                Err(_) => this.finish(
+                    ctx,
+                    CloseCode::Restart,
+                    "the control plane is shutting down",
+                ),
             })
             .wait(ctx);
     }
@@ -233,9 +276,12 @@ impl Actor for VncTunnel {
                     "bytes_to_viewer": self.bytes_to_viewer,
                     "bytes_from_viewer": self.bytes_from_viewer,
                     "duration_ms": self.opened_at.elapsed().as_millis() as u64,
+                    "mode": self.viewer.mode,
+                    "input_dropped": self.view_only.as_ref().map(ViewOnly::dropped),
                 }))
                 .from_ip(self.viewer.ip.clone()),
             ));
+            self.store.spawn(ViewerLeft(self.viewer_row()));
         }
         Running::Stop
     }
@@ -299,6 +345,14 @@ impl Handler<StreamClosed> for VncTunnel {
     }
 }
 
+impl Handler<EndViewer> for VncTunnel {
+    type Result = ();
+
+    fn handle(&mut self, EndViewer(reason): EndViewer, ctx: &mut Context<Self>) {
+        self.finish(ctx, CloseCode::Policy, reason);
+    }
+}
+
 impl StreamHandler<Result<AggregatedMessage, WsError>> for VncTunnel {
     fn handle(&mut self, item: Result<AggregatedMessage, WsError>, ctx: &mut Context<Self>) {
         if item.is_ok() {
@@ -307,6 +361,19 @@ impl StreamHandler<Result<AggregatedMessage, WsError>> for VncTunnel {
         match item {
             Ok(AggregatedMessage::Binary(bytes)) => {
                 self.bytes_from_viewer += bytes.len() as u64;
+                let bytes = match &mut self.view_only {
+                    None => bytes,
+                    Some(filter) => {
+                        let mut allowed = Vec::with_capacity(bytes.len());
+                        if let Err(e) = filter.filter(&bytes, &mut allowed) {
+                            return self.finish(ctx, CloseCode::Policy, e.to_string());
+                        }
+                        if allowed.is_empty() {
+                            return;
+                        }
+                        Bytes::from(allowed)
+                    }
+                };
                 self.pending_len += bytes.len();
                 self.pending.push_back(bytes);
                 if self.pending_len > DEFAULT_STREAM_WINDOW as usize {

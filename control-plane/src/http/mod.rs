@@ -16,6 +16,7 @@ pub mod pages;
 pub mod paging;
 pub mod request_id;
 pub mod sessions;
+pub mod shares;
 pub mod templates;
 pub mod users;
 pub mod viewer_socket;
@@ -141,6 +142,11 @@ pub fn api(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .service(sessions::list)
             .service(sessions::get)
             .service(sessions::remove)
+            .service(shares::create)
+            .service(shares::list)
+            .service(shares::revoke)
+            .service(shares::viewers)
+            .service(shares::shared_with_me)
             .service(homes::list)
             .service(homes::get)
             .service(homes::remove)

@@ -282,12 +282,13 @@ pub struct SessionPage {
     next_before: Option<Uuid>,
 }
 
-/// `GET /api/v1/sessions/{id}`: one session the caller may see.
+/// `GET /api/v1/sessions/{id}`: one session the caller may see: their own, one shared with
+/// them, or (admins) any.
 #[utoipa::path(
     tag = "sessions",
     responses(
         (status = 200, description = "The session", body = SessionView),
-        (status = 404, description = "No such session, or not the caller's"),
+        (status = 404, description = "No such session, or neither the caller's nor shared with them"),
     )
 )]
 #[get("/sessions/{id}")]
@@ -296,7 +297,8 @@ pub async fn get(
     caller: Caller,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(visible_session(&state, &caller, id.into_inner()).await?))
+    let (view, _) = super::shares::viewer_access(&state, &caller, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// `DELETE /api/v1/sessions/{id}` → 202 while the agent removes it, 200 if nothing was left

@@ -10,7 +10,7 @@ use super::caller::Caller;
 use super::error::ApiError;
 use super::json_object::JsonObject;
 use super::paging::{ByName, DEFAULT_BY_NAME, next_before, page_size};
-use crate::actors::supervisor::CloseStreamsOf;
+use crate::actors::supervisor::{ACCOUNT_ENDED, CloseStreamsOf};
 use crate::auth::password;
 use crate::model::Role;
 use crate::store::audit::Record;
@@ -209,7 +209,8 @@ pub async fn update(
     if user.disabled {
         state.supervisor.do_send(CloseStreamsOf {
             user_id: user.id,
-            reason: "your account was disabled".into(),
+            session_id: None,
+            reason: ACCOUNT_ENDED.into(),
         });
     }
     state.store.spawn(Record(

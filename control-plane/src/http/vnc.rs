@@ -14,14 +14,14 @@ use super::AppState;
 use super::bridge;
 use super::caller::{Caller, client_ip};
 use super::error::ApiError;
-use super::sessions::visible_session;
+use super::shares::viewer_access;
 use super::viewer_socket;
 use crate::actors::owed::Owed;
 use crate::actors::supervisor::Supervisor;
 use crate::actors::supervisor_messages::LinkOf;
 use crate::actors::vnc_tunnel::{Viewer, VncTunnel, Written};
 use crate::auth::tokens::{REPLICA_AUDIENCE, TokenError, VIEWER_TTL, VNC_AUDIENCE};
-use crate::model::SessionState;
+use crate::model::{SessionState, ShareMode};
 use crate::store::replicas::{AgentReplica, SpendViewerToken, dead_after};
 
 fn proxy_enabled(state: &AppState) -> Result<(), ApiError> {
@@ -58,6 +58,9 @@ pub struct ViewerToken {
     expires_in: u64,
     /// The WebSocket's path.
     path: String,
+    /// What the caller may do there: `control`, or `view` on a desktop shared for watching
+    /// (their input is dropped).
+    mode: ShareMode,
 }
 
 /// A viewer token for one session, valid for about a minute.
@@ -65,7 +68,7 @@ pub struct ViewerToken {
     tag = "sessions",
     responses(
         (status = 200, description = "A token", body = ViewerToken),
-        (status = 404, description = "No such session, or not the caller's"),
+        (status = 404, description = "No such session, or neither the caller's nor shared with them"),
         (status = 409, description = "The session is not running"),
         (status = 503, description = "The VNC proxy is disabled"),
     )
@@ -77,7 +80,7 @@ pub async fn viewer_token(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     proxy_enabled(&state)?;
-    let view = visible_session(&state, &caller, id.into_inner()).await?;
+    let (view, mode) = viewer_access(&state, &caller, id.into_inner()).await?;
     let session = view.session;
     require_running(session.state(), session.state_reason.as_deref())?;
     let (token, expires_at) =
@@ -89,6 +92,7 @@ pub async fn viewer_token(
         expires_at,
         expires_in: VIEWER_TTL.as_secs(),
         path: format!("/api/v1/vnc/{}", session.id),
+        mode,
     }))
 }
 
@@ -232,7 +236,7 @@ async fn viewable(
         username: user.username,
         ip,
     };
-    let view = visible_session(state, &caller, id).await?;
+    let (view, mode) = viewer_access(state, &caller, id).await?;
     let session = view.session;
     require_running(session.state(), session.state_reason.as_deref())?;
     let agent_id = session
@@ -244,6 +248,8 @@ async fn viewable(
         user_id: caller.id,
         username: caller.username,
         ip: caller.ip,
+        mode,
+        replica_id: state.replica_id,
     })
 }
 

@@ -43,6 +43,7 @@ pub mod reply_batch;
 pub mod retention;
 pub mod schema;
 pub mod sessions;
+pub mod shares;
 pub mod stats;
 pub mod templates;
 pub mod users;

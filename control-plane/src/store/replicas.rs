@@ -29,6 +29,9 @@ pub const LINKS_CHANNEL: &str = "streamspace_links";
 pub const COMMAND_DONE_CHANNEL: &str = "streamspace_command_done";
 /// A user changed (payload: their id): replicas forget them from their caches.
 pub const USERS_CHANNEL: &str = "streamspace_users";
+/// A user's access to desktops ended (payload: `user` — every desktop — or `user session`):
+/// every replica ends that user's open streams there.
+pub const ACCESS_CHANNEL: &str = "streamspace_access";
 
 /// How late a replica's heartbeat may be before it counts as dead.
 pub fn dead_after(heartbeat: Duration) -> Duration {

@@ -1,10 +1,13 @@
-//! Retention: finished commands, audit entries and ended sessions older than their cutoff, and
-//! expired spent viewer tokens, are deleted in bounded batches, so no table grows forever and no delete holds locks for long.
+//! Retention: finished commands, audit entries and ended sessions older than their cutoff,
+//! expired spent viewer tokens, and viewer rows that count no one (a departure recorded
+//! before its arrival, or left by a replica that is gone), are deleted in bounded batches, so no table grows forever and no delete holds locks for long.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use super::schema::{agent_commands, audit_log, sessions, spent_viewer_tokens};
+use super::schema::{
+    agent_commands, audit_log, replicas, session_viewers, sessions, spent_viewer_tokens,
+};
 use super::{Query, StoreError};
 use crate::model::{CommandStatus, SessionState};
 
@@ -31,6 +34,8 @@ pub struct Pruned {
     pub sessions: usize,
     /// Spent viewer tokens past their expiry (no longer needed to refuse a replay).
     pub viewer_tokens: usize,
+    /// Viewer rows that count no one.
+    pub viewers: usize,
 }
 
 impl Pruned {
@@ -41,6 +46,7 @@ impl Pruned {
             || self.audit >= batch
             || self.sessions >= batch
             || self.viewer_tokens >= batch
+            || self.viewers >= batch
     }
 }
 
@@ -105,11 +111,25 @@ impl Prune {
             spent_viewer_tokens::table.filter(spent_viewer_tokens::jti.eq_any(expired)),
         )
         .execute(conn)?;
+        let replica_ids = replicas::table.select(replicas::id);
+        let void = session_viewers::table
+            .filter(
+                session_viewers::left_at
+                    .is_not_null()
+                    .or(session_viewers::replica_id.ne_all(replica_ids)),
+            )
+            .select(session_viewers::id)
+            .limit(self.batch)
+            .load::<uuid::Uuid>(conn)?;
+        let viewers =
+            diesel::delete(session_viewers::table.filter(session_viewers::id.eq_any(void)))
+                .execute(conn)?;
         Ok(Pruned {
             commands,
             audit,
             sessions,
             viewer_tokens,
+            viewers,
         })
     }
 }

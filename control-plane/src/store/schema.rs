@@ -92,6 +92,29 @@ diesel::table! {
 }
 
 diesel::table! {
+    session_shares (session_id, user_id) {
+        session_id -> Uuid,
+        user_id -> Uuid,
+        mode -> Text,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    session_viewers (id) {
+        id -> Uuid,
+        session_id -> Uuid,
+        user_id -> Uuid,
+        replica_id -> Uuid,
+        mode -> Text,
+        ip -> Nullable<Text>,
+        connected_at -> Timestamptz,
+        left_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> Uuid,
         owner_id -> Uuid,
@@ -151,6 +174,9 @@ diesel::table! {
 diesel::joinable!(agent_commands -> sessions (session_id));
 diesel::joinable!(agent_credentials -> users (created_by));
 diesel::joinable!(homes -> users (owner_id));
+diesel::joinable!(session_shares -> sessions (session_id));
+diesel::joinable!(session_viewers -> sessions (session_id));
+diesel::joinable!(session_viewers -> users (user_id));
 diesel::joinable!(sessions -> homes (home_id));
 diesel::joinable!(sessions -> templates (template_id));
 diesel::joinable!(sessions -> users (owner_id));
@@ -162,6 +188,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     homes,
     replicas,
+    session_shares,
+    session_viewers,
     sessions,
     spent_viewer_tokens,
     templates,

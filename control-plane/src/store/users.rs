@@ -193,8 +193,11 @@ impl Query for UpdateUser {
             let user = diesel::update(users::table.find(self.id))
                 .set(&self.changes)
                 .returning(User::as_returning())
-                .get_result(conn)?;
+                .get_result::<User>(conn)?;
             changed(conn, self.id)?;
+            if user.disabled {
+                super::shares::access_ended(conn, self.id, None)?;
+            }
             Ok(user)
         })
     }
@@ -246,6 +249,7 @@ impl Query for DeleteUser {
             }
             diesel::delete(users::table.find(self.0)).execute(conn)?;
             changed(conn, self.0)?;
+            super::shares::access_ended(conn, self.0, None)?;
             Ok(UserDeletion::Deleted)
         })
     }

@@ -24,12 +24,12 @@ pub use self::agents::{AgentRemoved, CredentialsRevoked};
 pub use self::commands::{Ask, Dispatch, STREAM_COMMAND_TIMEOUT};
 use self::registry::Registry;
 pub use self::replicas::Drain;
-pub use self::streams::CloseStreamsOf;
+use self::streams::OpenedStream;
+pub use self::streams::{ACCOUNT_ENDED, CloseStreamsOf, SHARE_ENDED};
 use super::batcher::CommandWrites;
 use super::command::CommandActor;
 use super::link_messages::LinkHandle;
 pub use super::supervisor_messages::SupervisorHandle;
-use super::tunnel_messages::StreamClosed;
 use crate::auth::user_cache::UserCache;
 use crate::metrics::Metrics;
 use crate::store::StoreHandle;
@@ -64,7 +64,7 @@ pub struct Supervisor {
     /// Command id → (agent id, actor).
     commands: HashMap<Uuid, (String, Addr<CommandActor>)>,
     /// Streams open: id → the viewer's user and tunnel; and the last id handed out.
-    streams: HashMap<StreamId, (Uuid, Recipient<StreamClosed>)>,
+    streams: HashMap<StreamId, OpenedStream>,
     next_stream: StreamId,
     /// Credentials revoked while this process runs (a revoked one never authenticates
     /// again, so this only grows with admins' revocations).

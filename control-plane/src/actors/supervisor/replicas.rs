@@ -9,6 +9,7 @@ use actix::prelude::*;
 use actix_ws::CloseCode;
 use uuid::Uuid;
 
+use super::streams::{ACCOUNT_ENDED, CloseStreamsOf, OpenedStream, SHARE_ENDED};
 use super::{Reply, Supervisor};
 use crate::actors::command::{Cancel, Waiter};
 use crate::actors::link_messages::CloseLink;
@@ -180,8 +181,10 @@ impl Supervisor {
     /// the reason they get), agents `agent_reason` with the code that makes them reconnect at
     /// once, and command actors stop (the replica that gets each agent drives them).
     fn shed(&mut self, viewer_reason: &str, agent_reason: &str) {
-        for (_, (_, tunnel)) in self.streams.drain() {
-            tunnel.do_send(StreamClosed(viewer_reason.to_owned()));
+        for (_, OpenedStream { tunnel, .. }) in self.streams.drain() {
+            tunnel
+                .closed
+                .do_send(StreamClosed(viewer_reason.to_owned()));
         }
         for agent_id in self.registry.linked() {
             if let Some(link) = self.registry.remove(&agent_id) {
@@ -217,6 +220,18 @@ impl Handler<ReplicaNotice> for Supervisor {
             }
             ReplicaNotice::CommandDone(command_id) => self.command_done(command_id, ctx),
             ReplicaNotice::UserChanged(user) => self.users.forget(user),
+            ReplicaNotice::AccessEnded {
+                user_id,
+                session_id,
+            } => ctx.notify(CloseStreamsOf {
+                user_id,
+                session_id,
+                reason: match session_id {
+                    Some(_) => SHARE_ENDED,
+                    None => ACCOUNT_ENDED,
+                }
+                .into(),
+            }),
             ReplicaNotice::Resync => {
                 self.users.clear();
                 self.resync(ctx)

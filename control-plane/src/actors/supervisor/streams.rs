@@ -9,28 +9,44 @@ use super::commands::STREAM_COMMAND_TIMEOUT;
 use crate::actors::command::Waiter;
 use crate::actors::link_messages::{LinkHandle, RegisterStream};
 use crate::actors::supervisor_messages::{CloseStream, OpenStream};
-use crate::actors::tunnel_messages::StreamClosed;
+use crate::actors::tunnel_messages::{EndViewer, StreamClosed, TunnelHandle};
 use crate::store::commands::InsertCommand;
 
-/// A user lost access (disabled): end their open streams with `reason`.
+/// A user lost access (disabled, or a share revoked or changed): end their open streams
+/// (on one session, or on all) with `reason`.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct CloseStreamsOf {
     /// The user.
     pub user_id: Uuid,
+    /// Only this session's; every session's when `None`.
+    pub session_id: Option<Uuid>,
     /// Told to the viewer.
     pub reason: String,
 }
 
+/// What a viewer is told when the owner revokes or changes its share (the same text whichever
+/// replica's word arrives first).
+pub const SHARE_ENDED: &str = "the owner changed or stopped sharing this desktop with you";
+/// What a viewer is told when its account is disabled or deleted.
+pub const ACCOUNT_ENDED: &str = "your account was disabled or deleted";
+
+/// A viewer's stream as the Supervisor keeps it: whose, on what, and how to end it.
+pub(super) struct OpenedStream {
+    pub(super) user_id: Uuid,
+    pub(super) session_id: Uuid,
+    pub(super) tunnel: TunnelHandle,
+}
+
 impl Supervisor {
     /// The next free stream id (never 0, unique among open streams).
-    fn allocate_stream(&mut self, user_id: Uuid, tunnel: Recipient<StreamClosed>) -> StreamId {
+    fn allocate_stream(&mut self, opened: OpenedStream) -> StreamId {
         loop {
             self.next_stream = self.next_stream.wrapping_add(1).max(1);
             if let std::collections::hash_map::Entry::Vacant(free) =
                 self.streams.entry(self.next_stream)
             {
-                free.insert((user_id, tunnel));
+                free.insert(opened);
                 self.metrics.vnc_streams(self.streams.len());
                 return self.next_stream;
             }
@@ -88,7 +104,11 @@ impl Handler<OpenStream> for Supervisor {
                     msg.agent_id
                 )
             })?;
-        let stream_id = self.allocate_stream(msg.user_id, msg.tunnel.closed.clone());
+        let stream_id = self.allocate_stream(OpenedStream {
+            user_id: msg.user_id,
+            session_id: msg.session_id,
+            tunnel: msg.tunnel.clone(),
+        });
         link.register.do_send(RegisterStream {
             stream_id,
             tunnel: msg.tunnel.clone(),
@@ -130,9 +150,11 @@ impl Handler<CloseStreamsOf> for Supervisor {
 
     fn handle(&mut self, msg: CloseStreamsOf, _: &mut Context<Self>) {
         // Each tunnel then stops and sends CloseStream, which frees its id.
-        for (user_id, tunnel) in self.streams.values() {
-            if *user_id == msg.user_id {
-                tunnel.do_send(StreamClosed(msg.reason.clone()));
+        for stream in self.streams.values() {
+            if stream.user_id == msg.user_id
+                && msg.session_id.is_none_or(|s| s == stream.session_id)
+            {
+                stream.tunnel.end.do_send(EndViewer(msg.reason.clone()));
             }
         }
     }

@@ -1,0 +1,2 @@
+DROP TABLE session_viewers;
+DROP TABLE session_shares;
