@@ -1,5 +1,6 @@
 // A user signs in through the real pages, opens a desktop of the local runtime (real Xvnc and
-// xterm) in the bundled noVNC viewer, sees pixels, and reconnects with Ctrl+Alt+Shift+R.
+// xterm) in the bundled noVNC viewer, sees pixels, and reconnects with Ctrl+Alt+Shift+R; and
+// shares it with another user, who watches it in their own browser until it is revoked.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -67,6 +68,41 @@ test('the viewer says why when the session is not yours', async () => {
   await page.goto(`${stack.base}/vnc-viewer/${sessionId}`);
   await page.waitForFunction(() => window.streamspace?.phase === 'stopped');
   assert.equal(await page.textContent('#status-text'), 'This session does not exist, or it is not yours.');
+});
+
+test('an owner shares a desktop to watch; the guest opens it from "Shared with me" and is closed out on revoke', async () => {
+  await stack.createUser('carol', 'carol-password');
+  const alice = await stack.login('alice', 'alice-password');
+  const sessionId = await stack.runningSession(alice, 'xterm');
+  const owner = await signIn(browser, stack.base, 'alice', 'alice-password');
+  const shareButton = `article[data-session="${sessionId}"] button:has-text("Share")`;
+  await owner.click(shareButton);
+  await owner.fill('dialog input[name=username]', 'carol');
+  await owner.selectOption('dialog form select[name=mode]', 'view');
+  await owner.click('dialog form button[type=submit]');
+  await owner.waitForSelector('dialog tr[data-share="carol"]');
+
+  const guest = await signIn(browser, stack.base, 'carol', 'carol-password');
+  const card = await guest.waitForSelector(`article.shared[data-session="${sessionId}"]`);
+  assert.match(await card.textContent(), /Owneralice.*You mayView only/);
+  const href = await guest.getAttribute(`article.shared[data-session="${sessionId}"] a`, 'href');
+  await guest.goto(`${stack.base}${href}`);
+  await waitForDesktop(guest);
+  assert.equal(await guest.evaluate(() => window.streamspace.mode), 'view');
+  assert.equal(await guest.textContent('#mode'), 'View only: alice shares this desktop with you to watch.');
+  assert.ok(await guest.isDisabled('[data-action=ctrl-alt-del]'));
+  await guest.screenshot({ path: join(ARTIFACTS, 'viewer-shared-view-only.png') });
+
+  // The owner sees her connected, then revokes: her viewer closes at once and says why.
+  await owner.click('dialog button:has-text("Refresh")');
+  await owner.waitForSelector('dialog tr[data-viewer="carol"]');
+  assert.match(await owner.textContent('dialog tr[data-viewer="carol"]'), /View only/);
+  await owner.click('dialog tr[data-share="carol"] button:has-text("Revoke")');
+  await owner.waitForSelector('dialog tr[data-share="carol"]', { state: 'detached' });
+  await guest.waitForFunction(() => window.streamspace?.phase === 'stopped', null, { timeout: 15000 });
+  assert.equal(await guest.textContent('#status-text'), 'This session does not exist, or it is not yours.');
+  const audit = await stack.api('/api/v1/audit?action=session_share_revoke');
+  assert.equal(audit.entries[0].details.username, 'carol');
 });
 
 test('when the agent crashes and comes back, the viewer reconnects by itself', async () => {

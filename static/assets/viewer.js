@@ -2,7 +2,8 @@
 // control plane's VNC proxy with a short viewer token, reconnecting by itself when the stream
 // drops, and saying plainly why when the desktop cannot be shown. A toolbar that hides itself
 // (it comes back at the top edge) carries the clipboard, Ctrl-Alt-Del, full screen, scaling,
-// reconnect, disconnect and the session's details.
+// reconnect, disconnect and the session's details. On a desktop shared for watching, the
+// viewer says so and sends no input (the control plane drops it anyway).
 
 import RFB from '/novnc/core/rfb.js';
 import { api, ApiError, token, signInUrl } from '/assets/api.js';
@@ -19,6 +20,7 @@ const statusText = document.getElementById('status-text');
 const statusDetail = document.getElementById('status-detail');
 const spinner = document.getElementById('spinner');
 const retryButton = document.getElementById('retry');
+const modeBanner = document.getElementById('mode');
 
 // Observable state, for people debugging and for the browser tests.
 const state = (window.streamspace = {
@@ -27,6 +29,7 @@ const state = (window.streamspace = {
   reconnects: 0,
   lastConnectMs: null,
   message: '',
+  mode: null,
 });
 
 let rfb = null;
@@ -109,18 +112,31 @@ async function connect() {
       location.replace(signInUrl());
       return;
     }
-    if (e.status === 404) return stop('This session does not exist, or it is not yours.');
+    if (e.status === 404) return stop('This session does not exist, or it is not yours.', 'If it was shared with you, its owner may have stopped sharing it.');
     if (e.code === 'vnc_proxy_disabled') return stop('Viewing is switched off on this server.', e.message);
     if (e.status === 409) return retryLater('The desktop is not ready.', e.message);
     return retryLater('The control plane did not answer.', e.message);
   }
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   const url = `${scheme}://${location.host}${viewer.path}?token=${encodeURIComponent(viewer.token)}`;
+  showMode(viewer.mode);
   open(url);
+}
+
+// View-only: a banner says so, and the controls that send input are off.
+function showMode(mode) {
+  state.mode = mode;
+  const viewOnly = mode === 'view';
+  modeBanner.hidden = !viewOnly;
+  modeBanner.textContent = viewOnly ? `View only: ${session.owner} shares this desktop with you to watch.` : '';
+  for (const action of ['ctrl-alt-del', 'clipboard']) {
+    toolbar.querySelector(`[data-action=${action}]`).disabled = viewOnly;
+  }
 }
 
 function open(url) {
   const client = new RFB(screen, url, { shared: true });
+  client.viewOnly = state.mode === 'view';
   client.scaleViewport = scaled;
   client.clipViewport = !scaled;
   client.resizeSession = false;

@@ -1,11 +1,13 @@
-// Desktops (everyone): start one from a template, see one's own as cards, open, delete or
-// remove them from the list; and the persistent homes that outlive them.
+// Desktops (everyone): start one from a template, see one's own as cards, open, share, delete
+// or remove them from the list; the desktops others shared with you; and the persistent homes
+// that outlive them.
 
 import { api, everything } from '/assets/api.js';
 import {
   ago, badge, confirmDialog, el, field, platform, PLATFORM_NAMES, reason, shortId, table, when,
 } from '/assets/ui.js';
 import { autoRefresh } from '/assets/refresh.js';
+import { MODE_NAMES, shareDialog } from '/assets/sharing.js';
 
 const ENDED = ['terminated', 'failed', 'lost'];
 const BUSY = ['pending', 'creating', 'terminating'];
@@ -32,9 +34,25 @@ function desktopCard(session, templates, act) {
     ),
     el('div', { class: 'actions' },
       session.state === 'running' ? el('a', { class: 'button', href: `/vnc-viewer/${session.id}`, target: '_blank', rel: 'noopener' }, 'Open') : '',
+      ended || session.state === 'terminating' ? '' : el('button', { type: 'button', class: 'secondary', onclick: () => act.share(session, template) }, 'Share'),
       ended
         ? el('button', { type: 'button', class: 'secondary', onclick: () => act.remove(session) }, 'Remove from list')
         : session.state === 'terminating' ? '' : el('button', { type: 'button', class: 'danger', onclick: () => act.stop(session, template) }, 'Delete')),
+  );
+}
+
+function sharedCard(shared, templates) {
+  const template = templates.find((t) => t.name === shared.template);
+  return el('article', { class: `card desktop shared state-${shared.state}`, 'data-session': shared.id },
+    el('header', {}, el('h2', {}, template?.display_name ?? shared.template), badge(shared.state)),
+    el('dl', { class: 'facts compact' },
+      el('dt', {}, 'Owner'), el('dd', {}, shared.owner),
+      el('dt', {}, 'You may'), el('dd', {}, MODE_NAMES[shared.mode]),
+      el('dt', {}, 'Shared'), el('dd', { title: when(shared.shared_at) }, ago(shared.shared_at)),
+      el('dt', {}, 'Platform'), el('dd', {}, platform(shared.platform)),
+    ),
+    el('div', { class: 'actions' },
+      shared.state === 'running' ? el('a', { class: 'button', href: `/vnc-viewer/${shared.id}`, target: '_blank', rel: 'noopener' }, 'Open') : el('span', { class: 'muted' }, 'Not running')),
   );
 }
 
@@ -60,6 +78,7 @@ export default {
     let templates = [];
     const grid = el('div', { class: 'cards desktops' });
     const homes = el('div', { class: 'list' });
+    const shared = el('div', { class: 'cards desktops' });
     const error = el('p', { class: 'error', role: 'alert' });
     const formError = el('p', { class: 'error', role: 'alert' });
     const inputs = {
@@ -82,15 +101,19 @@ export default {
 
     const load = async () => {
       try {
-        const [{ sessions }, { homes: list }] = await Promise.all([
+        const [{ sessions }, { homes: list }, { sessions: sharedWithMe }] = await Promise.all([
           api(`/api/v1/sessions?owner=${app.me.id}`),
           api(`/api/v1/homes?owner=${app.me.id}`),
+          api('/api/v1/shared-sessions'),
         ]);
         error.textContent = '';
         grid.replaceChildren(...(sessions.length
           ? sessions.map((s) => desktopCard(s, templates, act))
           : [el('p', { class: 'muted empty' }, 'No desktops yet. Start one above.')]));
         homes.replaceChildren(homesTable(list, act));
+        shared.replaceChildren(...(sharedWithMe.length
+          ? sharedWithMe.map((s) => sharedCard(s, templates))
+          : [el('p', { class: 'muted empty' }, 'Nobody has shared a desktop with you.')]));
         refresh.stamp.textContent = `Updated ${new Date().toLocaleTimeString()}`;
       } catch (e) {
         if (e.status === 401) return app.expired();
@@ -104,6 +127,7 @@ export default {
         await failing(api(`/api/v1/sessions/${session.id}`, { method: 'DELETE' }));
       },
       remove: (session) => failing(api(`/api/v1/sessions/${session.id}`, { method: 'DELETE' })),
+      share: (session, template) => shareDialog(session, template?.display_name ?? session.template),
       async deleteHome(home) {
         if (!await confirmDialog(`Delete your home for ${home.template}?`, 'Its files are removed for good; your next desktop of this template starts with an empty home.', 'Delete home')) return;
         await failing(api(`/api/v1/homes/${home.id}`, { method: 'DELETE' }));
@@ -132,6 +156,7 @@ export default {
       el('section', { 'aria-labelledby': 'start-heading' }, el('h2', { id: 'start-heading' }, 'Start a desktop'), form, formError),
       el('div', { class: 'toolbar' }, refresh.control, refresh.stamp),
       error, grid,
+      el('section', { 'aria-labelledby': 'shared-heading' }, el('h2', { id: 'shared-heading' }, 'Shared with me'), shared),
       el('section', { 'aria-labelledby': 'homes-heading' },
         el('h2', { id: 'homes-heading' }, 'Homes'),
         el('p', { class: 'note' }, 'A desktop that keeps its home finds it again next time: one home per template, on the agent that keeps it, used by one desktop at a time.'),
