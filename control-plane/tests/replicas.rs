@@ -253,3 +253,73 @@ async fn a_user_disabled_through_one_replica_is_refused_by_another_that_had_them
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+#[actix_web::test]
+async fn a_share_revoked_through_one_replica_closes_the_guests_viewer_bridged_through_another() {
+    let (a, b, _c) = three_replicas().await;
+    a.template("xterm").await;
+    let token = a.register_agent("local-1", "local").await;
+    let mut agent = ScriptedAgent::connect(&a, "local-1", &token, vec![]).await;
+    let id = common::create_session(&a, &a.admin, "xterm").await;
+    let (command_id, _) = agent.recv_command().await;
+    let result = serde_json::to_value(common::report(id, AgentSessionState::Running)).unwrap();
+    agent
+        .send(&AgentMessage::Completed { command_id, result })
+        .await;
+    common::session_reaches(&a, id, "running").await;
+    let bob = a.user("bob").await;
+    let (_, me) = a.get("/api/v1/auth/me", &bob).await;
+    let (status, body) = a
+        .post(
+            &format!("/api/v1/sessions/{id}/shares"),
+            &a.admin,
+            json!({"username": "bob", "mode": "view"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    // Bob reaches B, which bridges him to A (the link's replica, where his tunnel lives).
+    let url = b.viewer_url(&bob, id).await;
+    let mut viewer = ViewerStream::open(&url).await.unwrap();
+    let (command_id, command) = agent.recv_command().await;
+    let Command::VncConnect { stream_id, .. } = command else {
+        panic!("expected vnc_connect, got {command:?}");
+    };
+    agent.send(&AgentMessage::Ack { command_id }).await;
+    agent
+        .send(&AgentMessage::Completed {
+            command_id,
+            result: json!({ "stream_id": stream_id }),
+        })
+        .await;
+    let viewers = format!("/api/v1/sessions/{id}/viewers");
+    b.wait_for(&viewers, &b.admin, "bob connected", |v| {
+        v["viewers"][0]["username"] == "bob"
+    })
+    .await;
+
+    // Revoked through B: A hears of it and closes the tunnel, and B the viewer it bridged.
+    let (status, _) = b
+        .delete(
+            &format!(
+                "/api/v1/sessions/{id}/shares/{}",
+                me["id"].as_str().unwrap()
+            ),
+            &b.admin,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        viewer
+            .closed_within(Duration::from_secs(5))
+            .await
+            .as_deref(),
+        Some("the owner changed or stopped sharing this desktop with you")
+    );
+    let (_, command) = agent.recv_command().await;
+    assert!(matches!(command, Command::VncDisconnect { stream_id: s, .. } if s == stream_id));
+    a.wait_for(&viewers, &a.admin, "no viewer", |v| {
+        v["viewers"] == json!([])
+    })
+    .await;
+}
