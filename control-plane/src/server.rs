@@ -9,6 +9,7 @@ use thiserror::Error;
 use utoipa_actix_web::AppExt;
 
 use crate::actors::batcher::CommandWrites;
+use crate::actors::limit_keeper::LimitKeeper;
 use crate::actors::pruner::Pruner;
 use crate::actors::replica::{Leave, ReplicaActor, ReplicaIdentity};
 use crate::actors::supervisor::{Drain, Supervisor, Timing};
@@ -89,6 +90,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     )
     .start();
     Pruner::new(store.clone(), config.retention).start();
+    LimitKeeper::new(
+        store.clone(),
+        supervisor.clone(),
+        config.replica_heartbeat_interval,
+        config.command_timeout,
+    )
+    .start();
     let listen_addr = config.listen_addr;
     let shutdown_grace = config.shutdown_grace;
     let (database_url, replica_heartbeat) = (

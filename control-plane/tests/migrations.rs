@@ -53,7 +53,7 @@ fn migrations_run_up_down_and_up_again() {
     let mut conn = db.connect();
 
     let applied = run_pending(&mut conn).unwrap();
-    assert_eq!(applied, 14);
+    assert_eq!(applied, 15);
     assert_eq!(tables(&mut conn), TABLES);
 
     conn.revert_all_migrations(MIGRATIONS).unwrap();
@@ -67,7 +67,7 @@ fn migrations_run_up_down_and_up_again() {
         "down.sql left functions behind: {functions:?}"
     );
 
-    assert_eq!(run_pending(&mut conn).unwrap(), 14);
+    assert_eq!(run_pending(&mut conn).unwrap(), 15);
     assert_eq!(tables(&mut conn), TABLES);
     assert_eq!(
         run_pending(&mut conn).unwrap(),

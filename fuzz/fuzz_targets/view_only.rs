@@ -4,16 +4,16 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use streamspace_protocol::ViewOnly;
+use streamspace_protocol::RfbInput;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&cut, stream)) = data.split_first() else {
         return;
     };
     let mut whole = Vec::new();
-    let whole_result = ViewOnly::new().filter(stream, &mut whole);
+    let whole_result = RfbInput::view_only().filter(stream, &mut whole);
     let mut pieces = Vec::new();
-    let mut filter = ViewOnly::new();
+    let mut filter = RfbInput::view_only();
     let mut result = Ok(());
     for chunk in stream.chunks(usize::from(cut) + 1) {
         result = filter.filter(chunk, &mut pieces);
@@ -25,5 +25,10 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(result.is_err(), whole_result.is_err());
     if whole_result.is_ok() {
         assert_eq!(pieces, whole);
+    }
+    // A viewer in control: only counted, never refused.
+    let mut control = RfbInput::control();
+    for chunk in stream.chunks(usize::from(cut) + 1) {
+        control.observe(chunk);
     }
 });

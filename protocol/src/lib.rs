@@ -20,9 +20,9 @@ mod control_message;
 mod error;
 mod flow;
 mod frame;
+mod rfb_input;
 mod session;
 mod version;
-mod view_only;
 
 pub use agent_message::AgentMessage;
 pub use control_message::{Command, ControlMessage};
@@ -32,11 +32,11 @@ pub use frame::{
     FRAME_HEADER_LEN, Frame, FrameError, FrameKind, MAX_FRAME_PAYLOAD, PROBE_SINCE,
     data_frame_buffer,
 };
+pub use rfb_input::{RfbInput, RfbInputError};
 pub use session::{
     AgentSessionState, Capacity, Resources, SessionReport, SessionSpec, TemplateSpec, VncEndpoint,
 };
 pub use version::{PROTOCOL_VERSION, ProtocolVersion, VersionError};
-pub use view_only::{ViewOnly, ViewOnlyError};
 
 /// The platforms an agent may run sessions on, as named in `hello` and in `PLATFORM`.
 pub const PLATFORMS: [&str; 3] = ["kubernetes", "docker", "local"];

@@ -1,12 +1,14 @@
 //! The actors: one [`supervisor::Supervisor`] routing between one
 //! [`agent_connection::AgentConnection`] per agent WebSocket, one [`command::CommandActor`]
 //! per command in flight (their store writes made in batches by
-//! [`batcher::Batcher`]s), one [`vnc_tunnel::VncTunnel`] per browser viewer, the store, and
-//! one [`pruner::Pruner`] enforcing retention.
+//! [`batcher::Batcher`]s), one [`vnc_tunnel::VncTunnel`] per browser viewer, the store,
+//! one [`pruner::Pruner`] enforcing retention and one [`limit_keeper::LimitKeeper`] stopping
+//! desktops past their idle timeout or lifetime.
 
 pub mod agent_connection;
 pub mod batcher;
 pub mod command;
+pub mod limit_keeper;
 pub mod link_messages;
 pub mod owed;
 pub mod pruner;

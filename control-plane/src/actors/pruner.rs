@@ -77,6 +77,7 @@ impl Handler<PruneNow> for Pruner {
                         total.audit += pruned.audit;
                         total.sessions += pruned.sessions;
                         total.viewer_tokens += pruned.viewer_tokens;
+                        total.viewers += pruned.viewers;
                         if !pruned.full(BATCH) {
                             break;
                         }
@@ -94,11 +95,12 @@ impl Handler<PruneNow> for Pruner {
             this.running = false;
             if total != Pruned::default() {
                 log::info!(
-                    "pruned {} commands, {} audit entries and {} sessions past their retention, {} expired viewer tokens",
+                    "pruned {} commands, {} audit entries and {} sessions past their retention, {} expired viewer tokens, {} stale viewer rows",
                     total.commands,
                     total.audit,
                     total.sessions,
-                    total.viewer_tokens
+                    total.viewer_tokens,
+                    total.viewers
                 );
             }
         })

@@ -1,8 +1,9 @@
 //! One actor per browser viewer: relays the viewer's WebSocket and one stream on the agent's
 //! link, unmodified, in both directions, under the stream's credit windows.
 //!
-//! A view-only viewer's bytes pass through [`ViewOnly`] first: its keyboard, pointer and
-//! clipboard never reach the desktop.
+//! Every viewer's bytes are read as RFB messages ([`RfbInput`]): a view-only viewer's keyboard,
+//! pointer and clipboard are dropped there and never reach the desktop; a controlling
+//! viewer's input stamps the session as in use (its idle timeout starts again).
 //!
 //! Agent → viewer: the agent never has more than `window` bytes in flight; we grant credit
 //! back only as the viewer's socket takes bytes (see [`super::viewer_writer`]), so a slow
@@ -18,7 +19,7 @@ use actix::prelude::*;
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError as WsError};
 use bytes::Bytes;
 use streamspace_protocol::{
-    DEFAULT_STREAM_WINDOW, Frame, RecvWindow, SendWindow, StreamId, ViewOnly,
+    DEFAULT_STREAM_WINDOW, Frame, RecvWindow, RfbInput, SendWindow, StreamId,
 };
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -32,7 +33,11 @@ use crate::metrics::{Metrics, SocketKind};
 use crate::model::ShareMode;
 use crate::store::StoreHandle;
 use crate::store::audit::{NewAuditEntry, Record};
+use crate::store::sessions::SessionInput;
 use crate::store::shares::{ViewerJoined, ViewerLeft, ViewerRow};
+
+/// A controlling viewer's input is recorded on its session at most this often.
+const INPUT_STAMP_EVERY: Duration = Duration::from_secs(1);
 
 /// The viewer's socket took this many RFB bytes.
 #[derive(Message)]
@@ -82,8 +87,10 @@ pub struct VncTunnel {
     /// that vanished without closing (a half-open connection) must not hold a stream.
     ping_interval: Duration,
     last_heard: Instant,
-    /// Drops a view-only viewer's input.
-    view_only: Option<ViewOnly>,
+    /// Reads the viewer's messages (and drops a view-only viewer's input).
+    input: RfbInput,
+    /// When this viewer's input was last recorded on the session.
+    input_stamped: Option<Instant>,
     /// This connection, as the list of viewers shows it.
     connection: Uuid,
 }
@@ -129,7 +136,11 @@ impl VncTunnel {
             last_heard: Instant::now(),
             end_reason: None,
             agent_ended: false,
-            view_only: (viewer.mode == ShareMode::View).then(ViewOnly::new),
+            input: match viewer.mode {
+                ShareMode::View => RfbInput::view_only(),
+                ShareMode::Control => RfbInput::control(),
+            },
+            input_stamped: None,
             connection: Uuid::new_v4(),
             viewer,
         }
@@ -163,6 +174,18 @@ impl VncTunnel {
         }));
         self.end_reason = Some(reason);
         ctx.stop();
+    }
+
+    /// Records that the session is in use, at most once per [`INPUT_STAMP_EVERY`].
+    fn stamp_input(&mut self) {
+        if self
+            .input_stamped
+            .is_some_and(|at| at.elapsed() < INPUT_STAMP_EVERY)
+        {
+            return;
+        }
+        self.input_stamped = Some(Instant::now());
+        self.store.spawn(SessionInput(self.viewer.session_id));
     }
 
     /// Sends queued viewer bytes as far as credit allows.
@@ -277,7 +300,7 @@ impl Actor for VncTunnel {
                     "bytes_from_viewer": self.bytes_from_viewer,
                     "duration_ms": self.opened_at.elapsed().as_millis() as u64,
                     "mode": self.viewer.mode,
-                    "input_dropped": self.view_only.as_ref().map(ViewOnly::dropped),
+                    "input_dropped": (self.viewer.mode == ShareMode::View).then(|| self.input.input()),
                 }))
                 .from_ip(self.viewer.ip.clone()),
             ));
@@ -361,11 +384,18 @@ impl StreamHandler<Result<AggregatedMessage, WsError>> for VncTunnel {
         match item {
             Ok(AggregatedMessage::Binary(bytes)) => {
                 self.bytes_from_viewer += bytes.len() as u64;
-                let bytes = match &mut self.view_only {
-                    None => bytes,
-                    Some(filter) => {
+                let bytes = match self.viewer.mode {
+                    ShareMode::Control => {
+                        let before = self.input.input();
+                        self.input.observe(&bytes);
+                        if self.input.input() > before {
+                            self.stamp_input();
+                        }
+                        bytes
+                    }
+                    ShareMode::View => {
                         let mut allowed = Vec::with_capacity(bytes.len());
-                        if let Err(e) = filter.filter(&bytes, &mut allowed) {
+                        if let Err(e) = self.input.filter(&bytes, &mut allowed) {
                             return self.finish(ctx, CloseCode::Policy, e.to_string());
                         }
                         if allowed.is_empty() {

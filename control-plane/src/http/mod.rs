@@ -142,6 +142,7 @@ pub fn api(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .service(sessions::list)
             .service(sessions::get)
             .service(sessions::remove)
+            .service(sessions::activity)
             .service(shares::create)
             .service(shares::list)
             .service(shares::revoke)

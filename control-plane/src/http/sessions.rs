@@ -14,11 +14,11 @@ use super::error::ApiError;
 use super::json_object::JsonObject;
 use super::paging::{next_before, page_size};
 use crate::actors::supervisor::Dispatch;
-use crate::model::{Platform, ResourceAmounts, Role, SessionState};
+use crate::model::{Platform, ResourceAmounts, Role, SessionState, ShareMode};
 use crate::store::audit::Record;
 use crate::store::sessions::{
     CreateSession, DeleteSession, Deletion, ListSessions, Placed, Removal, RemoveEndedSession,
-    SessionById, SessionView,
+    SessionById, SessionInput, SessionView,
 };
 use crate::store::templates::TemplateByName;
 use crate::validate;
@@ -167,6 +167,7 @@ pub async fn create(
             platform: request.platform,
             region: request.region,
             platforms,
+            limits: (template.idle_timeout_seconds, template.max_lifetime_seconds),
             command_id: Uuid::new_v4(),
             command_timeout: state.config.command_timeout,
             audit: caller.audit("session_create"),
@@ -374,4 +375,37 @@ pub async fn remove(
     } else {
         HttpResponse::Ok().json(body)
     })
+}
+
+/// `POST /api/v1/sessions/{id}/activity`: "I'm still here" — counts as viewer input, so the
+/// idle timeout starts again (the maximum lifetime does not move).
+#[utoipa::path(
+    tag = "sessions",
+    responses(
+        (status = 204, description = "Recorded"),
+        (status = 403, description = "The desktop is shared with the caller to watch only"),
+        (status = 404, description = "No such session, or neither the caller's nor shared with them"),
+        (status = 409, description = "The session is not running"),
+    )
+)]
+#[post("/sessions/{id}/activity")]
+pub async fn activity(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (view, mode) = super::shares::viewer_access(&state, &caller, id.into_inner()).await?;
+    if mode == ShareMode::View {
+        return Err(ApiError::Forbidden(
+            "this desktop is shared with you to watch only".into(),
+        ));
+    }
+    if view.session.state() != SessionState::Running {
+        return Err(ApiError::conflict(format!(
+            "the session is {}, not running",
+            view.session.state
+        )));
+    }
+    state.store.run(SessionInput(view.session.id)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -48,6 +48,13 @@ pub struct TemplateBody {
     #[serde(default)]
     #[schema(value_type = Vec<Platform>)]
     platforms: Vec<String>,
+    /// Its desktops stop after this many seconds without viewer input (keys, pointer,
+    /// clipboard, or "I'm still here"); absent or null: never.
+    #[schema(minimum = 1, maximum = 2147483647)]
+    idle_timeout_seconds: Option<i32>,
+    /// Its desktops stop this many seconds after they started; absent or null: never.
+    #[schema(minimum = 1, maximum = 2147483647)]
+    max_lifetime_seconds: Option<i32>,
 }
 
 /// Variable names to values.
@@ -118,7 +125,19 @@ impl TemplateBody {
         }
         platforms.sort();
         platforms.dedup();
+        for (field, value) in [
+            ("idle_timeout_seconds", self.idle_timeout_seconds),
+            ("max_lifetime_seconds", self.max_lifetime_seconds),
+        ] {
+            if value.is_some_and(|v| v < 1) {
+                return Err(ApiError::invalid(format!(
+                    "{field}: must be at least 1 (or null for no limit)"
+                )));
+            }
+        }
         Ok(TemplateFields {
+            idle_timeout_seconds: self.idle_timeout_seconds,
+            max_lifetime_seconds: self.max_lifetime_seconds,
             platforms: serde_json::to_value(platforms).unwrap_or_default(),
             display_name: self.display_name.unwrap_or_else(|| self.name.clone()),
             name: self.name,

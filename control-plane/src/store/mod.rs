@@ -42,6 +42,7 @@ pub mod replicas;
 pub mod reply_batch;
 pub mod retention;
 pub mod schema;
+pub mod session_limits;
 pub mod sessions;
 pub mod shares;
 pub mod stats;

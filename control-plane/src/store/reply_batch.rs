@@ -126,6 +126,8 @@ fn record_together(
     };
     let written: Vec<_> = round.iter().map(|(_, r, _)| written(&r.reply)).collect();
     let (started, terminated) = super::sessions::stamps("r.is_running", "r.is_final");
+    let (before, after) = super::sessions::reason_rule("r.state = 'terminated'");
+    let reason = format!("{before}r.reason{after}");
     let sql = format!(
         "WITH r AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], \
              $5::text[], $6::bool[], $7::text[], $8::uuid[], $9::text[], $10::text[], \
@@ -141,7 +143,7 @@ fn record_together(
              AND agent_commands.status = ANY(string_to_array(r.movable, ',')) \
              AND (r.agent_id IS NULL OR agent_commands.agent_id = r.agent_id) \
            RETURNING agent_commands.*), \
-         s AS (UPDATE sessions SET state = r.state, state_reason = r.reason, \
+         s AS (UPDATE sessions SET state = r.state, state_reason = {reason}, \
              started_at = {started}, terminated_at = {terminated} \
            FROM c JOIN r ON r.command_id = c.command_id \
            WHERE sessions.id = r.session_id AND sessions.agent_id = c.agent_id \

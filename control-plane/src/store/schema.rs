@@ -132,6 +132,9 @@ diesel::table! {
         started_at -> Nullable<Timestamptz>,
         terminated_at -> Nullable<Timestamptz>,
         home_id -> Nullable<Uuid>,
+        idle_timeout_seconds -> Nullable<Int4>,
+        max_lifetime_seconds -> Nullable<Int4>,
+        last_input_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -155,6 +158,8 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         platforms -> Jsonb,
+        idle_timeout_seconds -> Nullable<Int4>,
+        max_lifetime_seconds -> Nullable<Int4>,
     }
 }
 

@@ -57,6 +57,12 @@ pub struct Session {
     pub terminated_at: Option<DateTime<Utc>>,
     /// Its persistent home.
     pub home_id: Option<Uuid>,
+    /// It stops after this many seconds without viewer input (from its template).
+    pub idle_timeout_seconds: Option<i32>,
+    /// It stops this many seconds after it started (from its template).
+    pub max_lifetime_seconds: Option<i32>,
+    /// When a viewer last gave input (keys, pointer, clipboard), or said "I'm still here".
+    pub last_input_at: Option<DateTime<Utc>>,
 }
 
 impl Session {
@@ -90,22 +96,39 @@ pub(super) fn stamps(running: &str, final_state: &str) -> (String, String) {
     )
 }
 
-/// One update statement per change, with [`stamps`]. (A macro, as each caller's filtered
+/// What a move writes as the reason, as the SQL before and after the new reason (which may be
+/// NULL): the new reason, except that a session stopped for one (its idle timeout, its
+/// lifetime) keeps it when it becomes `terminated` without one. `terminated` is an SQL
+/// boolean: whether the new state is `terminated`.
+pub(super) fn reason_rule(terminated: &str) -> (&'static str, String) {
+    (
+        "COALESCE(",
+        format!(
+            ", CASE WHEN {terminated} AND sessions.state = 'terminating' \
+             THEN sessions.state_reason END)"
+        ),
+    )
+}
+
+/// One update statement per change, with [`stamps`] and [`reason_rule`]. (A macro, as each caller's filtered
 /// target is its own type; the filters must stay on the updated rows themselves so that
 /// Postgres checks them again after waiting for a row lock.)
 macro_rules! move_session {
     ($conn:expr, $target:expr, $state:expr, $reason:expr) => {{
-        use diesel::sql_types::{Nullable, Timestamptz};
+        use diesel::sql_types::{Nullable, Text, Timestamptz};
         let state: SessionState = $state;
         let sql_bool = |b: bool| if b { "TRUE" } else { "FALSE" };
         let (started, terminated) = stamps(
             sql_bool(state == SessionState::Running),
             sql_bool(state.is_final()),
         );
+        let (before, after) = reason_rule(sql_bool(state == SessionState::Terminated));
         diesel::update($target)
             .set((
                 sessions::state.eq(state.as_str()),
-                sessions::state_reason.eq($reason),
+                sessions::state_reason.eq(diesel::dsl::sql::<Nullable<Text>>(before)
+                    .bind::<Nullable<Text>, _>($reason)
+                    .sql(&after)),
                 sessions::started_at.eq(diesel::dsl::sql::<Nullable<Timestamptz>>(&started)),
                 sessions::terminated_at.eq(diesel::dsl::sql::<Nullable<Timestamptz>>(&terminated)),
             ))
@@ -142,6 +165,19 @@ pub(super) fn set_state_from(
     Ok(move_session!(conn, target, state, reason) == 1)
 }
 
+/// A viewer gave input (or said "I'm still here"): the session's idle timeout starts again.
+pub struct SessionInput(pub Uuid);
+
+impl Query for SessionInput {
+    type Output = ();
+    fn run(self, conn: &mut PgConnection) -> Result<(), StoreError> {
+        diesel::update(sessions::table.find(self.0))
+            .set(sessions::last_input_at.eq(diesel::dsl::now))
+            .execute(conn)?;
+        Ok(())
+    }
+}
+
 /// Places a new session on an agent and persists it with its `create_session` command, in
 /// one transaction: the command exists before anything is sent.
 pub struct CreateSession {
@@ -157,6 +193,8 @@ pub struct CreateSession {
     pub region: Option<String>,
     /// The platforms the template runs on (empty: any).
     pub platforms: Vec<String>,
+    /// The template's idle timeout and maximum lifetime, in seconds.
+    pub limits: (Option<i32>, Option<i32>),
     /// Command id for `create_session`.
     pub command_id: Uuid,
     /// `COMMAND_TIMEOUT`.
@@ -222,6 +260,8 @@ impl Query for CreateSession {
                     sessions::agent_id.eq(&agent.agent_id),
                     sessions::platform.eq(&agent.platform),
                     sessions::region.eq(&agent.region),
+                    sessions::idle_timeout_seconds.eq(self.limits.0),
+                    sessions::max_lifetime_seconds.eq(self.limits.1),
                 ))
                 .returning(Session::as_returning())
                 .get_result(conn)?;
@@ -320,17 +360,17 @@ fn locked(conn: &mut PgConnection, id: Uuid) -> Result<Session, StoreError> {
 
 /// A deletion of `session_id` for `agent_id` to carry out, tied to the session row `tied_to`
 /// (whose state its answer then moves), stored as `pending`.
-struct DeleteCommand<'a> {
-    agent_id: &'a str,
-    session_id: Uuid,
-    keep_home: bool,
-    tied_to: Option<Uuid>,
-    command_id: Uuid,
-    timeout: std::time::Duration,
+pub(super) struct DeleteCommand<'a> {
+    pub(super) agent_id: &'a str,
+    pub(super) session_id: Uuid,
+    pub(super) keep_home: bool,
+    pub(super) tied_to: Option<Uuid>,
+    pub(super) command_id: Uuid,
+    pub(super) timeout: std::time::Duration,
 }
 
 impl DeleteCommand<'_> {
-    fn insert(self, conn: &mut PgConnection) -> Result<CommandRow, StoreError> {
+    pub(super) fn insert(self, conn: &mut PgConnection) -> Result<CommandRow, StoreError> {
         let message = ControlMessage::Command {
             command_id: self.command_id,
             command: Command::DeleteSession {

@@ -34,6 +34,10 @@ pub struct Template {
     /// Platforms it runs on (`[]`: any).
     #[schema(value_type = Vec<String>)]
     pub platforms: serde_json::Value,
+    /// Its desktops stop after this many seconds without viewer input (`null`: never).
+    pub idle_timeout_seconds: Option<i32>,
+    /// Its desktops stop this many seconds after they started (`null`: never).
+    pub max_lifetime_seconds: Option<i32>,
     /// When created.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -42,7 +46,7 @@ pub struct Template {
 
 /// Fields of a new or replaced template.
 #[derive(Debug, Clone, Insertable, AsChangeset)]
-#[diesel(table_name = templates)]
+#[diesel(table_name = templates, treat_none_as_null = true)]
 pub struct TemplateFields {
     /// Unique name.
     pub name: String,
@@ -60,6 +64,10 @@ pub struct TemplateFields {
     pub env: serde_json::Value,
     /// Platforms it runs on (`[]`: any).
     pub platforms: serde_json::Value,
+    /// Seconds without viewer input before its desktops stop.
+    pub idle_timeout_seconds: Option<i32>,
+    /// Seconds its desktops may run.
+    pub max_lifetime_seconds: Option<i32>,
 }
 
 impl Template {

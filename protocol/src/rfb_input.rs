@@ -1,8 +1,11 @@
-//! What a view-only viewer may send to the desktop: the RFB client → server byte stream
-//! (RFC 6143 and the extensions noVNC speaks) cut into messages, with every input message
-//! (keys, pointer, clipboard, desktop size, power actions) dropped and the rest passed on
-//! unchanged. A message this filter cannot delimit ends the stream: passing bytes it cannot
-//! judge would let input through.
+//! A viewer's RFB client → server byte stream (RFC 6143 and the extensions noVNC speaks) cut
+//! into messages, to see its input (keys, pointer, clipboard, desktop size, power actions)
+//! and, for a view-only viewer, to drop it and pass the rest unchanged.
+//!
+//! View-only: a message this reader cannot delimit ends the stream, since passing bytes it
+//! cannot judge would let input through. With control, such a message passes, and so does
+//! everything after it, each read counted as input (the framing is lost; the desktop is
+//! better kept than stopped for idleness by mistake).
 //!
 //! Only headers are held (at most [`HEADER_MAX`] bytes); bodies pass or are skipped as they
 //! arrive, so a large cut text costs nothing to drop.
@@ -13,7 +16,7 @@ pub const HEADER_MAX: usize = 12;
 
 /// Why a view-only viewer's stream was ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ViewOnlyError {
+pub enum RfbInputError {
     /// The viewer's first 12 bytes are not an RFB 3.7 or 3.8 version.
     #[error("view-only viewers must speak RFB 3.7 or 3.8, not {0:?}")]
     Version(String),
@@ -42,40 +45,66 @@ enum Body {
     Drop(usize),
 }
 
-/// The filter for one view-only viewer's stream.
+/// The reader of one viewer's stream.
 #[derive(Debug)]
-pub struct ViewOnly {
+pub struct RfbInput {
+    view_only: bool,
+    /// Framing lost (control only): everything passes and counts as input.
+    lost: bool,
     phase: Phase,
     header: Vec<u8>,
     body: Option<Body>,
-    dropped: u64,
+    input: u64,
 }
 
-impl Default for ViewOnly {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl ViewOnly {
-    /// A filter at the start of a stream (before the viewer's version).
-    pub fn new() -> Self {
-        ViewOnly {
+impl RfbInput {
+    fn new(view_only: bool) -> Self {
+        RfbInput {
+            view_only,
+            lost: false,
             phase: Phase::Version,
             header: Vec::with_capacity(HEADER_MAX),
             body: None,
-            dropped: 0,
+            input: 0,
         }
     }
 
-    /// Input messages dropped so far.
-    pub fn dropped(&self) -> u64 {
-        self.dropped
+    /// For a viewer who may only watch: input is dropped, the shared flag forced.
+    pub fn view_only() -> Self {
+        Self::new(true)
     }
 
-    /// Appends to `out` what of `input` may reach the desktop. After an error the stream
-    /// must end: nothing more may be passed.
-    pub fn filter(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), ViewOnlyError> {
+    /// For a viewer in control: everything passes; input is only counted.
+    pub fn control() -> Self {
+        Self::new(false)
+    }
+
+    /// Input messages seen so far (dropped, for a view-only viewer).
+    pub fn input(&self) -> u64 {
+        self.input
+    }
+
+    /// For a view-only viewer: appends to `out` what of `input` may reach the desktop. After
+    /// an error the stream must end: nothing more may be passed.
+    pub fn filter(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), RfbInputError> {
+        debug_assert!(self.view_only, "filter is for view-only viewers");
+        self.read(input, out)
+    }
+
+    /// For a viewer in control, whose bytes pass as they are: counts the input in `input`.
+    pub fn observe(&mut self, input: &[u8]) {
+        if self.lost {
+            self.input += 1;
+            return;
+        }
+        let mut scratch = Vec::new();
+        if self.read(input, &mut scratch).is_err() {
+            self.lost = true;
+            self.input += 1;
+        }
+    }
+
+    fn read(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), RfbInputError> {
         while !input.is_empty() {
             if let Some(body) = self.body {
                 let (left, pass) = match body {
@@ -143,12 +172,12 @@ impl ViewOnly {
     }
 
     /// Acts on a complete header.
-    fn complete(&mut self, out: &mut Vec<u8>) -> Result<(), ViewOnlyError> {
+    fn complete(&mut self, out: &mut Vec<u8>) -> Result<(), RfbInputError> {
         let header = std::mem::take(&mut self.header);
         match self.phase {
             Phase::Version => {
                 if header != b"RFB 003.008\n" && header != b"RFB 003.007\n" {
-                    return Err(ViewOnlyError::Version(
+                    return Err(RfbInputError::Version(
                         String::from_utf8_lossy(&header).trim_end().to_owned(),
                     ));
                 }
@@ -159,7 +188,7 @@ impl ViewOnly {
                 self.phase = match header[0] {
                     1 => Phase::ClientInit,
                     2 => Phase::Challenge,
-                    other => return Err(ViewOnlyError::Security(other)),
+                    other => return Err(RfbInputError::Security(other)),
                 };
                 out.extend_from_slice(&header);
             }
@@ -168,8 +197,8 @@ impl ViewOnly {
                 self.phase = Phase::ClientInit;
             }
             Phase::ClientInit => {
-                // Shared, whatever the viewer asked: a guest must never disconnect the owner.
-                out.push(1);
+                // Shared, whatever a guest asked: they must never disconnect the owner.
+                out.push(if self.view_only { 1 } else { header[0] });
                 self.phase = Phase::Messages;
             }
             Phase::Messages => {
@@ -189,14 +218,16 @@ impl ViewOnly {
                     253 => (false, u16_at(2)),
                     255 => match header[1] {
                         0 => (false, 0),
-                        other => return Err(ViewOnlyError::Message(other)),
+                        other => return Err(RfbInputError::Message(other)),
                     },
-                    other => return Err(ViewOnlyError::Message(other)),
+                    other => return Err(RfbInputError::Message(other)),
                 };
+                if !pass {
+                    self.input += 1;
+                }
+                let pass = pass || !self.view_only;
                 if pass {
                     out.extend_from_slice(&header);
-                } else {
-                    self.dropped += 1;
                 }
                 if body > 0 {
                     self.body = Some(if pass {
@@ -275,7 +306,7 @@ mod tests {
         m
     }
 
-    fn run(filter: &mut ViewOnly, input: &[u8]) -> Result<Vec<u8>, ViewOnlyError> {
+    fn run(filter: &mut RfbInput, input: &[u8]) -> Result<Vec<u8>, RfbInputError> {
         let mut out = Vec::new();
         filter.filter(input, &mut out)?;
         Ok(out)
@@ -318,14 +349,14 @@ mod tests {
     #[test]
     fn input_messages_are_dropped_and_the_rest_passes_unchanged_with_shared_forced() {
         let (input, expected, events) = session();
-        let mut filter = ViewOnly::new();
+        let mut filter = RfbInput::view_only();
         assert_eq!(run(&mut filter, &input).unwrap(), expected);
-        assert_eq!(filter.dropped(), events);
+        assert_eq!(filter.input(), events);
     }
 
     #[test]
     fn vnc_authentication_passes_its_response() {
-        let mut filter = ViewOnly::new();
+        let mut filter = RfbInput::view_only();
         let mut input = b"RFB 003.008\n\x02".to_vec();
         input.extend([9; 16]);
         input.push(0);
@@ -341,25 +372,39 @@ mod tests {
     #[test]
     fn what_cannot_be_delimited_ends_the_stream() {
         assert_eq!(
-            run(&mut ViewOnly::new(), b"RFB 003.003\n"),
-            Err(ViewOnlyError::Version("RFB 003.003".into()))
+            run(&mut RfbInput::view_only(), b"RFB 003.003\n"),
+            Err(RfbInputError::Version("RFB 003.003".into()))
         );
         assert_eq!(
-            run(&mut ViewOnly::new(), b"RFB 003.008\n\x13"),
-            Err(ViewOnlyError::Security(19))
+            run(&mut RfbInput::view_only(), b"RFB 003.008\n\x13"),
+            Err(RfbInputError::Security(19))
         );
         let mut unknown = HANDSHAKE.to_vec();
         unknown.push(77);
         assert_eq!(
-            run(&mut ViewOnly::new(), &unknown),
-            Err(ViewOnlyError::Message(77))
+            run(&mut RfbInput::view_only(), &unknown),
+            Err(RfbInputError::Message(77))
         );
         let mut qemu_audio = HANDSHAKE.to_vec();
         qemu_audio.extend([255, 1, 0, 0]);
         assert_eq!(
-            run(&mut ViewOnly::new(), &qemu_audio),
-            Err(ViewOnlyError::Message(1))
+            run(&mut RfbInput::view_only(), &qemu_audio),
+            Err(RfbInputError::Message(1))
         );
+    }
+
+    #[test]
+    fn with_control_input_is_counted_and_unknown_messages_count_as_input_from_then_on() {
+        let (input, _, events) = session();
+        let mut reader = RfbInput::control();
+        reader.observe(&input);
+        assert_eq!(reader.input(), events);
+        let mut unknown = HANDSHAKE.to_vec();
+        unknown.extend([77, 1, 2]);
+        let mut reader = RfbInput::control();
+        reader.observe(&unknown);
+        reader.observe(&update_request());
+        assert_eq!(reader.input(), 2);
     }
 
     proptest! {
@@ -367,7 +412,7 @@ mod tests {
         #[test]
         fn any_split_gives_the_same_output(cuts in proptest::collection::vec(0usize..400, 0..40)) {
             let (input, expected, events) = session();
-            let mut filter = ViewOnly::new();
+            let mut filter = RfbInput::view_only();
             let mut out = Vec::new();
             let mut rest: &[u8] = &input;
             for cut in cuts {
@@ -377,13 +422,13 @@ mod tests {
             }
             filter.filter(rest, &mut out).unwrap();
             prop_assert_eq!(out, expected);
-            prop_assert_eq!(filter.dropped(), events);
+            prop_assert_eq!(filter.input(), events);
         }
 
         /// Arbitrary bytes never panic, and never pass a key or pointer event.
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
-            let mut filter = ViewOnly::new();
+            let mut filter = RfbInput::view_only();
             let mut out = Vec::new();
             let mut input = HANDSHAKE.to_vec();
             input.extend(bytes);

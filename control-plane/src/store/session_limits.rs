@@ -1,0 +1,153 @@
+//! Templates' limits on their desktops: a session that had no viewer input for its idle
+//! timeout, or that reached its maximum lifetime, is stopped like a deletion by its owner
+//! (`terminating`, a `delete_session` for its agent), with the reason on the session and in
+//! the audit log. Every replica sweeps; `SKIP LOCKED` gives each overdue session to one.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text, Uuid as SqlUuid};
+use uuid::Uuid;
+
+use super::audit::{NewAuditEntry, Record};
+use super::command_rows::CommandRow;
+use super::sessions::{DeleteCommand, set_state};
+use super::{Query, StoreError};
+use crate::model::SessionState;
+
+/// Why a session was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overdue {
+    /// No viewer input for its idle timeout.
+    Idle,
+    /// Its maximum lifetime reached.
+    Lifetime,
+}
+
+impl Overdue {
+    /// The audit log's action.
+    pub fn action(self) -> &'static str {
+        match self {
+            Overdue::Idle => "session_idle_stop",
+            Overdue::Lifetime => "session_lifetime_stop",
+        }
+    }
+}
+
+/// `n` seconds in words, for a reason people read.
+pub fn duration_words(seconds: i32) -> String {
+    let seconds = i64::from(seconds);
+    let (value, unit) = match seconds {
+        s if s % 3600 == 0 => (s / 3600, "hour"),
+        s if s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{value} {unit}{}", if value == 1 { "" } else { "s" })
+}
+
+#[derive(QueryableByName)]
+struct Due {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Text)]
+    agent_id: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    persistent_home: bool,
+    #[diesel(sql_type = Text)]
+    cause: String,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    limit_seconds: i32,
+}
+
+const DUE: &str = "SELECT id, agent_id, persistent_home, \
+         CASE WHEN lifetime_over THEN 'lifetime' ELSE 'idle' END AS cause, \
+         CASE WHEN lifetime_over THEN max_lifetime_seconds ELSE idle_timeout_seconds END \
+             AS limit_seconds \
+     FROM (SELECT id, agent_id, persistent_home, idle_timeout_seconds, max_lifetime_seconds, \
+             COALESCE(started_at + make_interval(secs => max_lifetime_seconds) <= now(), false) \
+                 AS lifetime_over \
+           FROM sessions \
+           WHERE (idle_timeout_seconds IS NOT NULL OR max_lifetime_seconds IS NOT NULL) \
+             AND state IN ('running', 'degraded') AND agent_id IS NOT NULL \
+             AND (started_at + make_interval(secs => max_lifetime_seconds) <= now() \
+                  OR GREATEST(started_at, last_input_at) \
+                     + make_interval(secs => idle_timeout_seconds) <= now()) \
+           ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) AS due";
+
+/// Stops up to `limit` overdue sessions; their `delete_session` commands, to dispatch.
+pub struct EndOverdueSessions {
+    /// At most this many per sweep.
+    pub limit: i64,
+    /// `COMMAND_TIMEOUT`.
+    pub command_timeout: std::time::Duration,
+}
+
+impl Query for EndOverdueSessions {
+    type Output = Vec<CommandRow>;
+    fn run(self, conn: &mut PgConnection) -> Result<Vec<CommandRow>, StoreError> {
+        conn.transaction(|conn| {
+            let due: Vec<Due> = diesel::sql_query(DUE)
+                .bind::<BigInt, _>(self.limit)
+                .load(conn)?;
+            let mut commands = Vec::with_capacity(due.len());
+            for session in due {
+                let (cause, reason) = if session.cause == "lifetime" {
+                    (
+                        Overdue::Lifetime,
+                        format!(
+                            "reached its maximum lifetime of {}",
+                            duration_words(session.limit_seconds)
+                        ),
+                    )
+                } else {
+                    (
+                        Overdue::Idle,
+                        format!(
+                            "stopped after {} without input",
+                            duration_words(session.limit_seconds)
+                        ),
+                    )
+                };
+                set_state(
+                    conn,
+                    session.id,
+                    SessionState::Terminating,
+                    Some(reason.clone()),
+                )?;
+                commands.push(
+                    DeleteCommand {
+                        agent_id: &session.agent_id,
+                        session_id: session.id,
+                        keep_home: session.persistent_home,
+                        tied_to: Some(session.id),
+                        command_id: Uuid::new_v4(),
+                        timeout: self.command_timeout,
+                    }
+                    .insert(conn)?,
+                );
+                Record(
+                    NewAuditEntry::anonymous(cause.action())
+                        .target("session", session.id)
+                        .details(serde_json::json!({
+                            "reason": reason,
+                            "limit_seconds": session.limit_seconds,
+                        })),
+                )
+                .run(conn)?;
+            }
+            Ok(commands)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_read_as_words() {
+        assert_eq!(duration_words(1), "1 second");
+        assert_eq!(duration_words(90), "90 seconds");
+        assert_eq!(duration_words(120), "2 minutes");
+        assert_eq!(duration_words(3600), "1 hour");
+        assert_eq!(duration_words(8 * 3600), "8 hours");
+    }
+}
