@@ -1,6 +1,7 @@
 // A user signs in through the real pages, opens a desktop of the local runtime (real Xvnc and
 // xterm) in the bundled noVNC viewer, sees pixels, and reconnects with Ctrl+Alt+Shift+R; and
-// shares it with another user, who watches it in their own browser until it is revoked.
+// shares it with another user, who watches it in their own browser until it is revoked; and a
+// desktop past its idle timeout warns, is kept once, then stops.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -103,6 +104,27 @@ test('an owner shares a desktop to watch; the guest opens it from "Shared with m
   assert.equal(await guest.textContent('#status-text'), 'This session does not exist, or it is not yours.');
   const audit = await stack.api('/api/v1/audit?action=session_share_revoke');
   assert.equal(audit.entries[0].details.username, 'carol');
+});
+
+test('a desktop idle for its template\'s timeout warns, is kept by "I\'m still here", then stops and says why', async () => {
+  await stack.api('/api/v1/templates', { method: 'POST', body: { name: 'idle-xterm', image: 'xterm', idle_timeout_seconds: 8 } });
+  const alice = await stack.login('alice', 'alice-password');
+  const sessionId = await stack.runningSession(alice, 'idle-xterm');
+  const page = await signIn(browser, stack.base, 'alice', 'alice-password');
+  await page.goto(`${stack.base}/vnc-viewer/${sessionId}`);
+  await waitForDesktop(page);
+  // Nobody types: two seconds before the end the warning comes, with a countdown.
+  await page.waitForFunction(() => window.streamspace.limitWarning === 'idle', null, { timeout: 15000 });
+  assert.match(await page.textContent('#limit-text'), /^No input for a while: this desktop stops in \d+ s\.$/);
+  await page.screenshot({ path: join(ARTIFACTS, 'viewer-idle-warning.png') });
+  await page.click('#still-here');
+  await page.waitForFunction(() => window.streamspace.limitWarning === null);
+  assert.equal(await page.isHidden('#limit-warning'), true);
+  // Still nobody: it stops, and the viewer says why.
+  await page.waitForFunction(() => window.streamspace.phase === 'stopped', null, { timeout: 30000 });
+  assert.match(await page.textContent('#status-detail'), /stopped after 8 seconds without input/);
+  const audit = await stack.api('/api/v1/audit?action=session_idle_stop');
+  assert.equal(audit.entries[0].target_id, sessionId);
 });
 
 test('when the agent crashes and comes back, the viewer reconnects by itself', async () => {

@@ -3,11 +3,13 @@
 // drops, and saying plainly why when the desktop cannot be shown. A toolbar that hides itself
 // (it comes back at the top edge) carries the clipboard, Ctrl-Alt-Del, full screen, scaling,
 // reconnect, disconnect and the session's details. On a desktop shared for watching, the
-// viewer says so and sends no input (the control plane drops it anyway).
+// viewer says so and sends no input (the control plane drops it anyway). A desktop near its
+// template's idle timeout or maximum lifetime is announced with a countdown (and, for the
+// idle timeout, "I'm still here").
 
 import RFB from '/novnc/core/rfb.js';
 import { api, ApiError, token, signInUrl } from '/assets/api.js';
-import { dialog, el, platform, when } from '/assets/ui.js';
+import { dialog, el, platform, reason, when } from '/assets/ui.js';
 
 const sessionId = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop());
 const WELL_FORMED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(sessionId);
@@ -21,6 +23,9 @@ const statusDetail = document.getElementById('status-detail');
 const spinner = document.getElementById('spinner');
 const retryButton = document.getElementById('retry');
 const modeBanner = document.getElementById('mode');
+const limitWarning = document.getElementById('limit-warning');
+const limitText = document.getElementById('limit-text');
+const stillHere = document.getElementById('still-here');
 
 // Observable state, for people debugging and for the browser tests.
 const state = (window.streamspace = {
@@ -30,6 +35,7 @@ const state = (window.streamspace = {
   lastConnectMs: null,
   message: '',
   mode: null,
+  limitWarning: null,
 });
 
 let rfb = null;
@@ -123,6 +129,72 @@ async function connect() {
   open(url);
 }
 
+// Limits: a warning this long before the end (a quarter of the limit, between 1 s and 2 min),
+// with the session read again every half of that (at most every 15 s) to see other viewers'
+// input; the countdown itself ticks every second.
+const leadMs = (seconds) => Math.min(120, Math.max(1, seconds / 4)) * 1000;
+let limitTimer = null;
+let sessionReadAt = 0;
+
+function deadlines(s) {
+  const started = Date.parse(s.started_at ?? s.created_at);
+  const ends = [];
+  if (s.idle_timeout_seconds) {
+    const lastInput = Math.max(started, s.last_input_at ? Date.parse(s.last_input_at) : 0);
+    ends.push({ kind: 'idle', at: lastInput + s.idle_timeout_seconds * 1000, lead: leadMs(s.idle_timeout_seconds) });
+  }
+  if (s.max_lifetime_seconds) {
+    ends.push({ kind: 'lifetime', at: started + s.max_lifetime_seconds * 1000, lead: leadMs(s.max_lifetime_seconds) });
+  }
+  return ends;
+}
+
+function inWords(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  return s >= 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s} s`;
+}
+
+async function watchLimits() {
+  clearTimeout(limitTimer);
+  const ends = session && state.phase === 'connected' ? deadlines(session) : [];
+  if (!ends.length) {
+    limitWarning.hidden = true;
+    state.limitWarning = null;
+    return;
+  }
+  const poll = Math.min(15000, ...ends.map((e) => e.lead / 2));
+  if (Date.now() - sessionReadAt >= poll) {
+    try {
+      session = await api(`/api/v1/sessions/${encodeURIComponent(sessionId)}`);
+      sessionReadAt = Date.now();
+    } catch {
+      // The stream's own end says what happened; the warning waits for the next read.
+    }
+  }
+  const now = Date.now();
+  const due = deadlines(session).filter((e) => now >= e.at - e.lead).sort((a, b) => a.at - b.at)[0];
+  state.limitWarning = due?.kind ?? null;
+  limitWarning.hidden = !due;
+  if (due) {
+    limitText.textContent = due.kind === 'idle'
+      ? `No input for a while: this desktop stops in ${inWords(due.at - now)}.`
+      : `This desktop reaches its maximum lifetime and stops in ${inWords(due.at - now)}. Save your work.`;
+    stillHere.hidden = due.kind !== 'idle' || state.mode === 'view';
+  }
+  limitTimer = setTimeout(watchLimits, 1000);
+}
+
+stillHere.addEventListener('click', async () => {
+  try {
+    await api(`/api/v1/sessions/${encodeURIComponent(sessionId)}/activity`, { method: 'POST' });
+    sessionReadAt = 0;
+    await watchLimits();
+  } catch (e) {
+    limitText.textContent = reason(e);
+  }
+  rfb?.focus();
+});
+
 // View-only: a banner says so, and the controls that send input are off.
 function showMode(mode) {
   state.mode = mode;
@@ -151,6 +223,8 @@ function open(url) {
     hideStatus();
     revealToolbar();
     client.focus();
+    sessionReadAt = 0;
+    watchLimits();
   });
   client.addEventListener('clipboard', (event) => {
     clipboardText.value = event.detail.text;
@@ -159,6 +233,7 @@ function open(url) {
     if (rfb !== client) return; // replaced on purpose
     rfb = null;
     state.phase = 'disconnected';
+    watchLimits();
     const why = event.detail.clean ? 'The desktop closed the connection.' : 'The connection to your desktop dropped.';
     retryLater(why);
   });

@@ -26,6 +26,19 @@ function parseEnv(text) {
   return env;
 }
 
+// Limits are seconds in the API and minutes here; a value not a whole number of minutes is
+// shown to the second.
+const minutes = (seconds) => (seconds == null ? '' : String(seconds / 60));
+const seconds = (text) => (text.trim() === '' ? null : Math.round(Number(text) * 60));
+
+/** A limit in words: "30 min", "8 h", or "—". */
+function limit(value) {
+  if (value == null) return '—';
+  if (value % 3600 === 0) return `${value / 3600} h`;
+  if (value % 60 === 0) return `${value / 60} min`;
+  return `${value} s`;
+}
+
 function editor(template, reload) {
   const t = template ?? { vnc_port: 5900, default_resources: {}, env: {}, platforms: [] };
   const checks = PLATFORM_CHOICES.map(([value, label]) => el('label', { class: 'check' },
@@ -39,6 +52,8 @@ function editor(template, reload) {
     field('Default CPU', el('input', { name: 'cpu', value: t.default_resources?.cpu ?? '', placeholder: '1' })),
     field('Default memory', el('input', { name: 'memory', value: t.default_resources?.memory ?? '', placeholder: '2Gi' })),
     field('Environment', el('textarea', { name: 'env', rows: '3', placeholder: 'TZ=Europe/Paris' }, envText(t.env)), 'One NAME=value per line.'),
+    field('Stop when idle for (minutes)', el('input', { name: 'idle_timeout', type: 'number', min: '0.0167', step: 'any', value: minutes(t.idle_timeout_seconds), placeholder: 'never' }), 'No keyboard, mouse or clipboard input from any viewer for this long; the viewer warns first.'),
+    field('Maximum lifetime (minutes)', el('input', { name: 'max_lifetime', type: 'number', min: '0.0167', step: 'any', value: minutes(t.max_lifetime_seconds), placeholder: 'never' }), 'Its desktops stop this long after they started, whatever their use.'),
     el('fieldset', { class: 'checks' }, el('legend', {}, 'Runs on (none checked: any platform)'), ...checks),
   ], async (form) => {
     const defaults = {};
@@ -53,6 +68,8 @@ function editor(template, reload) {
       default_resources: defaults,
       env: parseEnv(form.get('env')),
       platforms: form.getAll('platforms'),
+      idle_timeout_seconds: seconds(form.get('idle_timeout')),
+      max_lifetime_seconds: seconds(form.get('max_lifetime')),
     };
     if (template) await api(`/api/v1/templates/${encodeURIComponent(template.name)}`, { method: 'PUT', body });
     else await api('/api/v1/templates', { method: 'POST', body });
@@ -75,7 +92,7 @@ export default {
         const after = cursors.at(-1);
         const { templates, next_after: next } = await api(`/api/v1/templates?limit=${PAGE}${after ? `&after=${encodeURIComponent(after)}` : ''}`);
         pager.replaceChildren(...pagerButtons(cursors, next, load));
-        list.replaceChildren(table(['Name', 'Image or program', 'Runs on', 'Defaults', 'Environment', ''], templates.map((t) => ({
+        list.replaceChildren(table(['Name', 'Image or program', 'Runs on', 'Defaults', 'Environment', 'Idle stop', 'Lifetime', ''], templates.map((t) => ({
           attributes: { 'data-template': t.name },
           cells: [
             el('span', {}, el('strong', {}, t.display_name), el('div', { class: 'muted' }, el('code', {}, t.name))),
@@ -83,6 +100,8 @@ export default {
             t.platforms.length ? el('span', {}, t.platforms.map((p) => platform(p))) : 'Any',
             `${t.default_resources?.cpu ?? '1'} CPU, ${t.default_resources?.memory ?? '2Gi'}`,
             `${Object.keys(t.env ?? {}).length} variables`,
+            limit(t.idle_timeout_seconds),
+            limit(t.max_lifetime_seconds),
             el('span', { class: 'row-actions' },
               el('button', { type: 'button', class: 'secondary small', onclick: () => editor(t, load) }, 'Edit'),
               el('button', { type: 'button', class: 'danger small', onclick: async () => {
