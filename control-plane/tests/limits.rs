@@ -65,7 +65,7 @@ async fn limits_are_checked_copied_to_each_session_and_can_be_cleared() {
     }
     let (status, made) = template(
         &server,
-        json!({"name": "x", "image": "xterm", "idle_timeout_seconds": 1800, "max_lifetime_seconds": 28800}),
+        json!({"name": "x", "image": "xterm", "idle_timeout_seconds": 1800.0, "max_lifetime_seconds": 28800}),
     )
     .await;
     assert_eq!(status, 201, "{made}");

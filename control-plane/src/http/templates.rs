@@ -50,9 +50,11 @@ pub struct TemplateBody {
     platforms: Vec<String>,
     /// Its desktops stop after this many seconds without viewer input (keys, pointer,
     /// clipboard, or "I'm still here"); absent or null: never.
+    #[serde(default, deserialize_with = "seconds")]
     #[schema(minimum = 1, maximum = 2147483647)]
     idle_timeout_seconds: Option<i32>,
     /// Its desktops stop this many seconds after they started; absent or null: never.
+    #[serde(default, deserialize_with = "seconds")]
     #[schema(minimum = 1, maximum = 2147483647)]
     max_lifetime_seconds: Option<i32>,
 }
@@ -79,6 +81,21 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u16
     } else {
         Err(serde::de::Error::custom(format!(
             "{number} is not a port number (0-65535)"
+        )))
+    }
+}
+
+/// A limit in seconds as JSON may write a whole number (`60`, `60.0`), or null for none.
+fn seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i32>, D::Error> {
+    let Some(number) = Option::<f64>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if number.fract() == 0.0 && (1.0..=f64::from(i32::MAX)).contains(&number) {
+        Ok(Some(number as i32))
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{number} is not a whole number of seconds from 1 to {}",
+            i32::MAX
         )))
     }
 }
@@ -125,16 +142,6 @@ impl TemplateBody {
         }
         platforms.sort();
         platforms.dedup();
-        for (field, value) in [
-            ("idle_timeout_seconds", self.idle_timeout_seconds),
-            ("max_lifetime_seconds", self.max_lifetime_seconds),
-        ] {
-            if value.is_some_and(|v| v < 1) {
-                return Err(ApiError::invalid(format!(
-                    "{field}: must be at least 1 (or null for no limit)"
-                )));
-            }
-        }
         Ok(TemplateFields {
             idle_timeout_seconds: self.idle_timeout_seconds,
             max_lifetime_seconds: self.max_lifetime_seconds,
