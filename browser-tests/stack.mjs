@@ -85,6 +85,7 @@ export class Stack {
       JWT_SECRET: 'browser-test-secret-browser-test-secret',
       STREAMSPACE_ADMIN_PASSWORD: 'admin-password',
       STATIC_DIR: join(ROOT, 'static'),
+      RECORDING_DIR: join(this.dir, 'recordings'),
       ...env,
     };
     this.base = await this.startReplica();

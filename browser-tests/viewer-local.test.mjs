@@ -1,7 +1,7 @@
 // A user signs in through the real pages, opens a desktop of the local runtime (real Xvnc and
 // xterm) in the bundled noVNC viewer, sees pixels, and reconnects with Ctrl+Alt+Shift+R; and
 // shares it with another user, who watches it in their own browser until it is revoked; and a
-// desktop past its idle timeout warns, is kept once, then stops.
+// desktop past its idle timeout warns, is kept once, then stops; and a recorded one plays back.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -125,6 +125,59 @@ test('a desktop idle for its template\'s timeout warns, is kept by "I\'m still h
   assert.match(await page.textContent('#status-detail'), /stopped after 8 seconds without input/);
   const audit = await stack.api('/api/v1/audit?action=session_idle_stop');
   assert.equal(audit.entries[0].target_id, sessionId);
+});
+
+test('a recorded desktop tells its viewer; an admin plays the recording back, faster and from a chosen point', async () => {
+  await stack.api('/api/v1/templates', { method: 'POST', body: { name: 'rec-xterm', image: 'xterm -geometry 100x30+40+40', record: true } });
+  const alice = await stack.login('alice', 'alice-password');
+  const sessionId = await stack.runningSession(alice, 'rec-xterm');
+  const page = await signIn(browser, stack.base, 'alice', 'alice-password');
+  await page.goto(`${stack.base}/vnc-viewer/${sessionId}`);
+  await waitForDesktop(page);
+  assert.equal(await page.textContent('#recorded'), '● This session is recorded.');
+  assert.equal(await page.isVisible('#recorded'), true);
+  // Something happens on the desktop while it is recorded: a line typed into the xterm.
+  await page.mouse.click(300, 200);
+  await page.keyboard.type('echo recorded', { delay: 50 });
+  await page.keyboard.press('Enter');
+  await page.waitForTimeout(1500);
+  await page.close();
+  const { recordings } = await until('the recording finished', async () => {
+    const answer = await stack.api(`/api/v1/recordings?session_id=${sessionId}`);
+    return answer.recordings[0]?.ended_at ? answer : null;
+  });
+  const [recording] = recordings;
+  assert.equal(recording.username, 'alice');
+  assert.ok(recording.bytes > 0 && recording.duration_ms > 0, JSON.stringify(recording));
+
+  const admin = await signIn(browser, stack.base, 'admin', 'admin-password');
+  await admin.click('nav.main >> text=Recordings');
+  const row = await admin.waitForSelector(`tr[data-recording="${recording.id}"]`);
+  assert.match(await row.textContent(), /alice.*rec-xterm/);
+  const href = await admin.getAttribute(`tr[data-recording="${recording.id}"] a`, 'href');
+  const errors = [];
+  admin.on('pageerror', (e) => errors.push(e.message));
+  await admin.goto(`${stack.base}${href}`);
+  await admin.waitForFunction(() => window.streamspace?.phase === 'playing' || window.streamspace?.phase === 'ended');
+  await admin.selectOption('#speed', '8');
+  await admin.waitForFunction(() => window.streamspace.phase === 'ended', null, { timeout: 20000 });
+  assert.ok((await litFraction(admin)) > 0.01, 'the replay shows the desktop');
+  await admin.screenshot({ path: join(ARTIFACTS, 'recording-player.png') });
+  // Seek back to the middle: the screen is rebuilt up to there, and plays on from there.
+  const duration = await admin.evaluate(() => window.streamspace.duration);
+  assert.equal(duration, recording.duration_ms, 'the file spans what the list says');
+  const middle = Math.round(duration / 2);
+  await admin.$eval('#seek', (seek, value) => {
+    seek.value = String(value);
+    seek.dispatchEvent(new Event('input'));
+  }, middle);
+  const state = await admin.evaluate(() => window.streamspace);
+  assert.deepEqual(errors, []);
+  assert.ok(state.position >= middle - 100 && state.position <= middle + 100, JSON.stringify(state));
+  assert.ok(state.chunks > 0 && state.chunks < (await admin.evaluate(() => window.streamspace.total)), JSON.stringify(state));
+  await admin.click('#play');
+  await admin.waitForFunction(() => window.streamspace.phase === 'ended', null, { timeout: 20000 });
+  console.log(`recording (local xterm, typing): ${recording.bytes} bytes over ${(recording.duration_ms / 1000).toFixed(1)} s`);
 });
 
 test('when the agent crashes and comes back, the viewer reconnects by itself', async () => {

@@ -13,7 +13,10 @@ ARG NODE=node:20-bookworm-slim
 FROM ${BASE} AS runtime
 RUN apt-get update && apt-get install -y --no-install-recommends libpq5 ca-certificates \
     && rm -rf /var/lib/apt/lists/*
-ENV STATIC_DIR=/usr/share/streamspace/static LISTEN_ADDR=0.0.0.0:8080
+ENV STATIC_DIR=/usr/share/streamspace/static LISTEN_ADDR=0.0.0.0:8080 \
+    RECORDING_DIR=/var/lib/streamspace/recordings
+# Recordings are written here: a volume (the chart mounts one; shared by every replica).
+RUN mkdir -p /var/lib/streamspace/recordings && chown 65532:65532 /var/lib/streamspace/recordings
 USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/streamspace-control-plane"]

@@ -47,6 +47,9 @@ pub struct Config {
     /// `USER_CACHE_TTL` (default `2s`): how long a caller's user row is reused without reading
     /// it again (changes through any replica end it at once).
     pub user_cache_ttl: Duration,
+    /// `RECORDING_DIR` (default `recordings`): where recorded streams are written; storage
+    /// every replica shares when there are several.
+    pub recording_dir: PathBuf,
 }
 
 /// How long each kind of history is kept before the pruner deletes it.
@@ -149,6 +152,12 @@ impl Config {
                 .duration("REPLICA_HEARTBEAT_INTERVAL", Duration::from_secs(2))?,
             shutdown_grace: vars.duration("SHUTDOWN_GRACE", Duration::from_secs(20))?,
             user_cache_ttl: vars.duration("USER_CACHE_TTL", Duration::from_secs(2))?,
+            recording_dir: match vars.optional("RECORDING_DIR") {
+                Some(dir) if dir.trim().is_empty() => {
+                    return Err(error("RECORDING_DIR", "must not be blank"));
+                }
+                dir => dir.unwrap_or_else(|| "recordings".into()).into(),
+            },
         })
     }
 }
@@ -230,6 +239,11 @@ pub const VARIABLES: &[Variable] = &[
         name: "SHUTDOWN_GRACE",
         default: "20s",
         meaning: "on SIGTERM, how long requests in flight get to finish (under the pod's grace)",
+    },
+    Variable {
+        name: "RECORDING_DIR",
+        default: "recordings",
+        meaning: "where recorded viewer streams are written (shared storage for several replicas)",
     },
     Variable {
         name: "USER_CACHE_TTL",

@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod model;
 pub mod placement;
+pub mod recording;
 pub mod server;
 pub mod store;
 pub mod validate;

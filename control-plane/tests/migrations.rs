@@ -32,12 +32,13 @@ fn tables(conn: &mut PgConnection) -> Vec<String> {
     )
 }
 
-const TABLES: [&str; 12] = [
+const TABLES: [&str; 13] = [
     "agent_commands",
     "agent_credentials",
     "agents",
     "audit_log",
     "homes",
+    "recordings",
     "replicas",
     "session_shares",
     "session_viewers",
@@ -53,7 +54,7 @@ fn migrations_run_up_down_and_up_again() {
     let mut conn = db.connect();
 
     let applied = run_pending(&mut conn).unwrap();
-    assert_eq!(applied, 15);
+    assert_eq!(applied, 16);
     assert_eq!(tables(&mut conn), TABLES);
 
     conn.revert_all_migrations(MIGRATIONS).unwrap();
@@ -67,7 +68,7 @@ fn migrations_run_up_down_and_up_again() {
         "down.sql left functions behind: {functions:?}"
     );
 
-    assert_eq!(run_pending(&mut conn).unwrap(), 15);
+    assert_eq!(run_pending(&mut conn).unwrap(), 16);
     assert_eq!(tables(&mut conn), TABLES);
     assert_eq!(
         run_pending(&mut conn).unwrap(),

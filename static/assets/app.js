@@ -10,8 +10,9 @@ import sessions from '/assets/pages/sessions.js';
 import templates from '/assets/pages/templates.js';
 import users from '/assets/pages/users.js';
 import audit from '/assets/pages/audit.js';
+import recordings from '/assets/pages/recordings.js';
 
-const PAGES = [desktops, agents, sessions, templates, users, audit];
+const PAGES = [desktops, agents, sessions, templates, users, audit, recordings];
 const $ = (selector) => document.querySelector(selector);
 
 const app = {

@@ -126,6 +126,8 @@ async function connect() {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   const url = `${scheme}://${location.host}${viewer.path}?token=${encodeURIComponent(viewer.token)}`;
   showMode(viewer.mode);
+  state.recorded = viewer.recorded;
+  document.getElementById('recorded').hidden = !viewer.recorded;
   open(url);
 }
 

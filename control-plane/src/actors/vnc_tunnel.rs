@@ -31,6 +31,7 @@ pub use super::tunnel_messages::{EndViewer, StreamClosed, StreamCredit, StreamDa
 use super::viewer_writer::ToViewer;
 use crate::metrics::{Metrics, SocketKind};
 use crate::model::ShareMode;
+use crate::recording::{Recorder, RecordingOf};
 use crate::store::StoreHandle;
 use crate::store::audit::{NewAuditEntry, Record};
 use crate::store::sessions::SessionInput;
@@ -60,6 +61,8 @@ pub struct Viewer {
     pub mode: ShareMode,
     /// The replica carrying the stream (this one).
     pub replica_id: Uuid,
+    /// Record the stream into this directory (`RECORDING_DIR`), when its template says so.
+    pub record_to: Option<std::path::PathBuf>,
 }
 
 /// The actor.
@@ -91,6 +94,8 @@ pub struct VncTunnel {
     input: RfbInput,
     /// When this viewer's input was last recorded on the session.
     input_stamped: Option<Instant>,
+    /// The desktop's bytes to this viewer, recorded.
+    recorder: Option<Recorder>,
     /// This connection, as the list of viewers shows it.
     connection: Uuid,
 }
@@ -141,6 +146,7 @@ impl VncTunnel {
                 ShareMode::Control => RfbInput::control(),
             },
             input_stamped: None,
+            recorder: None,
             connection: Uuid::new_v4(),
             viewer,
         }
@@ -240,6 +246,20 @@ impl Actor for VncTunnel {
             .map(|opened, this, ctx| match opened {
                 Ok(Ok((stream_id, link))) => {
                     this.link = Some((stream_id, link));
+                    let recording = this.viewer.record_to.as_ref().map(|dir| {
+                        let id = Uuid::new_v4();
+                        this.recorder = Some(Recorder::start(
+                            dir,
+                            RecordingOf {
+                                id,
+                                session_id: this.viewer.session_id,
+                                user_id: this.viewer.user_id,
+                                username: this.viewer.username.clone(),
+                            },
+                            this.store.clone(),
+                        ));
+                        id
+                    });
                     this.store.spawn(Record(
                         NewAuditEntry::by_user(
                             "vnc_connect",
@@ -251,6 +271,7 @@ impl Actor for VncTunnel {
                             "agent_id": this.viewer.agent_id,
                             "stream_id": stream_id,
                             "mode": this.viewer.mode,
+                            "recording": recording,
                         }))
                         .from_ip(this.viewer.ip.clone()),
                     ));
@@ -269,6 +290,8 @@ impl Actor for VncTunnel {
 
     fn stopping(&mut self, _: &mut Context<Self>) -> Running {
         self.metrics.socket_closed(SocketKind::Viewer);
+        // The recording ends with the stream: its writer finishes what it was handed.
+        self.recorder = None;
         // What the writer will never write (and so never report) leaves the gauge now.
         self.metrics
             .viewer_buffered(-i64::from(self.from_agent.buffered()));
@@ -323,6 +346,9 @@ impl Handler<StreamData> for VncTunnel {
         }
         self.bytes_to_viewer += bytes.len() as u64;
         self.metrics.viewer_buffered(bytes.len() as i64);
+        if let Some(recorder) = &mut self.recorder {
+            recorder.record(&bytes);
+        }
         let _ = self.outbox.send(ToViewer::Bytes(bytes));
     }
 }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod paging;
+pub mod recordings;
 pub mod request_id;
 pub mod sessions;
 pub mod shares;
@@ -75,6 +76,7 @@ pub fn configure(
         cfg.service(pages::index)
             .service(pages::route)
             .service(pages::viewer)
+            .service(pages::player)
             .service(pages::api_docs)
             .service(vnc::bridged)
     })
@@ -153,6 +155,10 @@ pub fn api(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .service(homes::remove)
             .service(vnc::viewer_token)
             .service(vnc::connect)
+            .service(recordings::list)
+            .service(recordings::get)
+            .service(recordings::data)
+            .service(recordings::remove)
             .service(audit::list),
     );
 }

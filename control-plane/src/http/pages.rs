@@ -1,6 +1,7 @@
 //! The bundled pages: the app (`/` and its routes: `/desktops`, `/agents`, `/sessions`,
-//! `/templates`, `/users`, `/audit`, all the same page, which routes in the browser so deep
-//! links and the back button work), the viewer (`/vnc-viewer/{session}`), their assets, and
+//! `/templates`, `/users`, `/audit`, `/recordings`, all the same page, which routes in the
+//! browser so deep links and the back button work), the viewer (`/vnc-viewer/{session}`), the
+//! recording player (`/recording-player/{recording}`), their assets, and
 //! noVNC from its npm package (`STATIC_DIR/node_modules/@novnc/novnc`).
 
 use std::path::PathBuf;
@@ -26,7 +27,7 @@ pub async fn index(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
 }
 
 /// The app's routes, each a deep link into the same page.
-#[get("/{route:desktops|agents|sessions|templates|users|audit}")]
+#[get("/{route:desktops|agents|sessions|templates|users|audit|recordings}")]
 pub async fn route(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     page(&state, "index.html", &req)
 }
@@ -39,6 +40,15 @@ pub async fn viewer(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     page(&state, "viewer.html", &req)
+}
+
+/// The player of one recording (admins; the page says itself when it cannot play it).
+#[get("/recording-player/{id}")]
+pub async fn player(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    page(&state, "player.html", &req)
 }
 
 /// The API reference: the API document rendered by Swagger UI.

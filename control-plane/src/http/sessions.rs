@@ -168,6 +168,7 @@ pub async fn create(
             region: request.region,
             platforms,
             limits: (template.idle_timeout_seconds, template.max_lifetime_seconds),
+            recorded: template.record,
             command_id: Uuid::new_v4(),
             command_timeout: state.config.command_timeout,
             audit: caller.audit("session_create"),

@@ -57,6 +57,9 @@ pub struct TemplateBody {
     #[serde(default, deserialize_with = "seconds")]
     #[schema(minimum = 1, maximum = 2147483647)]
     max_lifetime_seconds: Option<i32>,
+    /// Record every viewer's stream of its desktops (viewers are told); default false.
+    #[serde(default)]
+    record: bool,
 }
 
 /// Variable names to values.
@@ -145,6 +148,7 @@ impl TemplateBody {
         Ok(TemplateFields {
             idle_timeout_seconds: self.idle_timeout_seconds,
             max_lifetime_seconds: self.max_lifetime_seconds,
+            record: self.record,
             platforms: serde_json::to_value(platforms).unwrap_or_default(),
             display_name: self.display_name.unwrap_or_else(|| self.name.clone()),
             name: self.name,

@@ -61,6 +61,8 @@ pub struct ViewerToken {
     /// What the caller may do there: `control`, or `view` on a desktop shared for watching
     /// (their input is dropped).
     mode: ShareMode,
+    /// The stream will be recorded (the viewer must say so).
+    recorded: bool,
 }
 
 /// A viewer token for one session, valid for about a minute.
@@ -93,6 +95,7 @@ pub async fn viewer_token(
         expires_in: VIEWER_TTL.as_secs(),
         path: format!("/api/v1/vnc/{}", session.id),
         mode,
+        recorded: session.recorded,
     }))
 }
 
@@ -250,6 +253,7 @@ async fn viewable(
         ip: caller.ip,
         mode,
         replica_id: state.replica_id,
+        record_to: session.recorded.then(|| state.config.recording_dir.clone()),
     })
 }
 

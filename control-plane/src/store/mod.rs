@@ -38,6 +38,7 @@ pub mod migrations;
 mod pick_agent;
 pub mod pool;
 mod prepared;
+pub mod recordings;
 pub mod replicas;
 pub mod reply_batch;
 pub mod retention;

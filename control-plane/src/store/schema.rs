@@ -82,6 +82,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    recordings (id) {
+        id -> Uuid,
+        session_id -> Nullable<Uuid>,
+        user_id -> Nullable<Uuid>,
+        username -> Text,
+        template -> Text,
+        file -> Text,
+        started_at -> Timestamptz,
+        ended_at -> Nullable<Timestamptz>,
+        duration_ms -> Int8,
+        bytes -> Int8,
+        complete -> Bool,
+    }
+}
+
+diesel::table! {
     replicas (id) {
         id -> Uuid,
         address -> Text,
@@ -135,6 +151,7 @@ diesel::table! {
         idle_timeout_seconds -> Nullable<Int4>,
         max_lifetime_seconds -> Nullable<Int4>,
         last_input_at -> Nullable<Timestamptz>,
+        recorded -> Bool,
     }
 }
 
@@ -160,6 +177,7 @@ diesel::table! {
         platforms -> Jsonb,
         idle_timeout_seconds -> Nullable<Int4>,
         max_lifetime_seconds -> Nullable<Int4>,
+        record -> Bool,
     }
 }
 
@@ -179,6 +197,8 @@ diesel::table! {
 diesel::joinable!(agent_commands -> sessions (session_id));
 diesel::joinable!(agent_credentials -> users (created_by));
 diesel::joinable!(homes -> users (owner_id));
+diesel::joinable!(recordings -> sessions (session_id));
+diesel::joinable!(recordings -> users (user_id));
 diesel::joinable!(session_shares -> sessions (session_id));
 diesel::joinable!(session_viewers -> sessions (session_id));
 diesel::joinable!(session_viewers -> users (user_id));
@@ -192,6 +212,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     agents,
     audit_log,
     homes,
+    recordings,
     replicas,
     session_shares,
     session_viewers,

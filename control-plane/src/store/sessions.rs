@@ -63,6 +63,8 @@ pub struct Session {
     pub max_lifetime_seconds: Option<i32>,
     /// When a viewer last gave input (keys, pointer, clipboard), or said "I'm still here".
     pub last_input_at: Option<DateTime<Utc>>,
+    /// Its viewers' streams are recorded (from its template).
+    pub recorded: bool,
 }
 
 impl Session {
@@ -195,6 +197,8 @@ pub struct CreateSession {
     pub platforms: Vec<String>,
     /// The template's idle timeout and maximum lifetime, in seconds.
     pub limits: (Option<i32>, Option<i32>),
+    /// Whether the template records its desktops.
+    pub recorded: bool,
     /// Command id for `create_session`.
     pub command_id: Uuid,
     /// `COMMAND_TIMEOUT`.
@@ -262,6 +266,7 @@ impl Query for CreateSession {
                     sessions::region.eq(&agent.region),
                     sessions::idle_timeout_seconds.eq(self.limits.0),
                     sessions::max_lifetime_seconds.eq(self.limits.1),
+                    sessions::recorded.eq(self.recorded),
                 ))
                 .returning(Session::as_returning())
                 .get_result(conn)?;

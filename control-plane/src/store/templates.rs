@@ -38,6 +38,8 @@ pub struct Template {
     pub idle_timeout_seconds: Option<i32>,
     /// Its desktops stop this many seconds after they started (`null`: never).
     pub max_lifetime_seconds: Option<i32>,
+    /// Every viewer's stream of its desktops is recorded.
+    pub record: bool,
     /// When created.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -68,6 +70,8 @@ pub struct TemplateFields {
     pub idle_timeout_seconds: Option<i32>,
     /// Seconds its desktops may run.
     pub max_lifetime_seconds: Option<i32>,
+    /// Record its desktops' viewers.
+    pub record: bool,
 }
 
 impl Template {

@@ -55,6 +55,7 @@ function editor(template, reload) {
     field('Stop when idle for (minutes)', el('input', { name: 'idle_timeout', type: 'number', min: '0.0167', step: 'any', value: minutes(t.idle_timeout_seconds), placeholder: 'never' }), 'No keyboard, mouse or clipboard input from any viewer for this long; the viewer warns first.'),
     field('Maximum lifetime (minutes)', el('input', { name: 'max_lifetime', type: 'number', min: '0.0167', step: 'any', value: minutes(t.max_lifetime_seconds), placeholder: 'never' }), 'Its desktops stop this long after they started, whatever their use.'),
     el('fieldset', { class: 'checks' }, el('legend', {}, 'Runs on (none checked: any platform)'), ...checks),
+    el('label', { class: 'check' }, el('input', { type: 'checkbox', name: 'record', ...(t.record ? { checked: '' } : {}) }), 'Record its desktops (every viewer\'s stream; viewers are told)'),
   ], async (form) => {
     const defaults = {};
     if (form.get('cpu')) defaults.cpu = form.get('cpu').trim();
@@ -70,6 +71,7 @@ function editor(template, reload) {
       platforms: form.getAll('platforms'),
       idle_timeout_seconds: seconds(form.get('idle_timeout')),
       max_lifetime_seconds: seconds(form.get('max_lifetime')),
+      record: form.get('record') === 'on',
     };
     if (template) await api(`/api/v1/templates/${encodeURIComponent(template.name)}`, { method: 'PUT', body });
     else await api('/api/v1/templates', { method: 'POST', body });
@@ -92,7 +94,7 @@ export default {
         const after = cursors.at(-1);
         const { templates, next_after: next } = await api(`/api/v1/templates?limit=${PAGE}${after ? `&after=${encodeURIComponent(after)}` : ''}`);
         pager.replaceChildren(...pagerButtons(cursors, next, load));
-        list.replaceChildren(table(['Name', 'Image or program', 'Runs on', 'Defaults', 'Environment', 'Idle stop', 'Lifetime', ''], templates.map((t) => ({
+        list.replaceChildren(table(['Name', 'Image or program', 'Runs on', 'Defaults', 'Environment', 'Idle stop', 'Lifetime', 'Recorded', ''], templates.map((t) => ({
           attributes: { 'data-template': t.name },
           cells: [
             el('span', {}, el('strong', {}, t.display_name), el('div', { class: 'muted' }, el('code', {}, t.name))),
@@ -102,6 +104,7 @@ export default {
             `${Object.keys(t.env ?? {}).length} variables`,
             limit(t.idle_timeout_seconds),
             limit(t.max_lifetime_seconds),
+            t.record ? 'Yes' : 'No',
             el('span', { class: 'row-actions' },
               el('button', { type: 'button', class: 'secondary small', onclick: () => editor(t, load) }, 'Edit'),
               el('button', { type: 'button', class: 'danger small', onclick: async () => {
