@@ -180,6 +180,24 @@ test('a recorded desktop tells its viewer; an admin plays the recording back, fa
   console.log(`recording (local xterm, typing): ${recording.bytes} bytes over ${(recording.duration_ms / 1000).toFixed(1)} s`);
 });
 
+test('how large a recording grows: a terminal running top, watched in the viewer for 30 s', async () => {
+  await stack.api('/api/v1/templates', { method: 'POST', body: { name: 'rec-top', image: 'xterm -geometry 120x40+0+0 -e top -d 1', record: true } });
+  const alice = await stack.login('alice', 'alice-password');
+  const sessionId = await stack.runningSession(alice, 'rec-top');
+  const page = await signIn(browser, stack.base, 'alice', 'alice-password');
+  await page.goto(`${stack.base}/vnc-viewer/${sessionId}`);
+  await waitForDesktop(page);
+  await page.waitForTimeout(30000);
+  await page.close();
+  const { recordings: [recording] } = await until('the recording finished', async () => {
+    const answer = await stack.api(`/api/v1/recordings?session_id=${sessionId}`);
+    return answer.recordings[0]?.ended_at ? answer : null;
+  });
+  assert.ok(recording.complete && recording.duration_ms > 25000, JSON.stringify(recording));
+  const perMinute = recording.bytes / (recording.duration_ms / 60000);
+  console.log(`recording size: ${(perMinute / 1024).toFixed(0)} KiB per minute (xterm 120x40 running top -d 1 on a 1024x768 desktop, noVNC's encodings; ${recording.bytes} bytes over ${(recording.duration_ms / 1000).toFixed(1)} s)`);
+});
+
 test('when the agent crashes and comes back, the viewer reconnects by itself', async () => {
   const alice = await stack.login('alice', 'alice-password');
   const sessionId = await stack.runningSession(alice, 'xterm');
