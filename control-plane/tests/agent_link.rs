@@ -252,22 +252,14 @@ async fn frames_for_a_stream_the_control_plane_does_not_have_are_answered_with_a
 
 #[actix_web::test]
 async fn a_stream_the_agent_lost_without_a_word_is_found_by_a_probe_and_its_viewer_closed() {
-    use streamspace_protocol::{AgentMessage, Command, Frame};
+    use streamspace_protocol::Frame;
     use streamspace_testkit::rfb::ViewerStream;
     let (server, mut agent, _) =
         common::start_with_agent(&[("AGENT_HEARTBEAT_INTERVAL", "300ms")]).await;
     let id = common::running_session(&server, &mut agent).await;
     let url = server.viewer_url(&server.admin, id).await;
     let mut viewer = ViewerStream::open(&url).await.unwrap();
-    let (command_id, command) = agent.recv_command().await;
-    let Command::VncConnect { stream_id, .. } = command else {
-        panic!("expected vnc_connect, got {command:?}");
-    };
-    agent.send(&AgentMessage::Ack { command_id }).await;
-    let result = serde_json::json!({ "stream_id": stream_id });
-    agent
-        .send(&AgentMessage::Completed { command_id, result })
-        .await;
+    let stream_id = agent.accept_stream().await;
 
     // Nothing flows on the stream; after an interval the control plane asks about it anyway.
     let probe = agent.recv_binary().await;

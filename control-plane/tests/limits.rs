@@ -18,22 +18,6 @@ async fn template(server: &TestServer, body: Value) -> (u16, Value) {
     server.post("/api/v1/templates", &server.admin, body).await
 }
 
-/// A running session of `template` as the admin, reported running by `agent`.
-async fn running(server: &TestServer, agent: &mut ScriptedAgent, template: &str) -> Uuid {
-    let id = common::create_session(server, &server.admin, template).await;
-    let (command_id, _) = agent.recv_command().await;
-    let result = serde_json::to_value(common::report(
-        id,
-        streamspace_protocol::AgentSessionState::Running,
-    ))
-    .unwrap();
-    agent
-        .send(&AgentMessage::Completed { command_id, result })
-        .await;
-    common::session_reaches(server, id, "running").await;
-    id
-}
-
 /// The agent is told to delete `id` (within `within`); it does, and the session ends with
 /// its reason.
 async fn stopped(server: &TestServer, agent: &mut ScriptedAgent, id: Uuid) -> Value {
@@ -103,7 +87,7 @@ async fn a_desktop_without_input_for_its_idle_timeout_is_stopped_and_input_keeps
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let id = running(&server, &mut agent, "idle").await;
+    let id = common::running_session_of(&server, &mut agent, "idle").await;
     let (_, session) = server
         .get(&format!("/api/v1/sessions/{id}"), &server.admin)
         .await;
@@ -113,17 +97,7 @@ async fn a_desktop_without_input_for_its_idle_timeout_is_stopped_and_input_keeps
     // nothing is sent to stop it.
     let url = server.viewer_url(&server.admin, id).await;
     let mut viewer = ViewerStream::open(&url).await.unwrap();
-    let (command_id, command) = agent.recv_command().await;
-    let Command::VncConnect { stream_id, .. } = command else {
-        panic!("expected vnc_connect, got {command:?}");
-    };
-    agent.send(&AgentMessage::Ack { command_id }).await;
-    agent
-        .send(&AgentMessage::Completed {
-            command_id,
-            result: json!({ "stream_id": stream_id }),
-        })
-        .await;
+    agent.accept_stream().await;
     viewer.write(b"RFB 003.008\n\x01\x01").await.unwrap();
     for _ in 0..8 {
         viewer.write(&[4, 1, 0, 0, 0, 0, 0, b'a']).await.unwrap();
@@ -188,7 +162,7 @@ async fn a_desktop_is_stopped_at_its_maximum_lifetime_whatever_its_input() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let id = running(&server, &mut agent, "short").await;
+    let id = common::running_session_of(&server, &mut agent, "short").await;
     let activity = format!("/api/v1/sessions/{id}/activity");
     let keep = async {
         loop {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use streamspace_protocol::{AgentMessage, Command, Frame};
+use streamspace_protocol::Frame;
 use streamspace_testkit::control_plane::{self as common};
 use streamspace_testkit::rfb::ViewerStream;
 
@@ -42,17 +42,7 @@ async fn a_recorded_desktop_has_each_viewers_stream_written_with_its_timing_for_
         (201, Some(true)),
         "{body}"
     );
-    let id = common::create_session(&server, &server.admin, "rec").await;
-    let (command_id, _) = agent.recv_command().await;
-    let result = serde_json::to_value(common::report(
-        id,
-        streamspace_protocol::AgentSessionState::Running,
-    ))
-    .unwrap();
-    agent
-        .send(&AgentMessage::Completed { command_id, result })
-        .await;
-    common::session_reaches(&server, id, "running").await;
+    let id = common::running_session_of(&server, &mut agent, "rec").await;
 
     // The viewer is told before it connects.
     let (status, token) = server
@@ -66,17 +56,7 @@ async fn a_recorded_desktop_has_each_viewers_stream_written_with_its_timing_for_
 
     let url = server.viewer_url(&server.admin, id).await;
     let mut viewer = ViewerStream::open(&url).await.unwrap();
-    let (command_id, command) = agent.recv_command().await;
-    let Command::VncConnect { stream_id, .. } = command else {
-        panic!("expected vnc_connect, got {command:?}");
-    };
-    agent.send(&AgentMessage::Ack { command_id }).await;
-    agent
-        .send(&AgentMessage::Completed {
-            command_id,
-            result: json!({ "stream_id": stream_id }),
-        })
-        .await;
+    let stream_id = agent.accept_stream().await;
     let sent: [&[u8]; 3] = [b"RFB 003.008\n", b"\x01\x01", &[7; 5000]];
     for (i, part) in sent.iter().enumerate() {
         if i == 2 {
@@ -187,16 +167,7 @@ async fn a_desktop_of_a_template_that_does_not_record_is_not_recorded() {
     assert_eq!((status, token["recorded"].as_bool()), (200, Some(false)));
     let url = server.viewer_url(&server.admin, id).await;
     let viewer = ViewerStream::open(&url).await.unwrap();
-    let (command_id, command) = agent.recv_command().await;
-    let Command::VncConnect { stream_id, .. } = command else {
-        panic!("expected vnc_connect, got {command:?}");
-    };
-    agent
-        .send(&AgentMessage::Completed {
-            command_id,
-            result: json!({ "stream_id": stream_id }),
-        })
-        .await;
+    let stream_id = agent.accept_stream().await;
     agent
         .send_binary(
             Frame::Data {

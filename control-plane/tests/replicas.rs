@@ -66,17 +66,7 @@ async fn a_session_made_on_one_replica_runs_on_an_agent_linked_to_another_and_is
     // A viewer on B, bridged to A: RFB bytes both ways under A's tunnel.
     let url = b.viewer_url(&b.admin, id).await;
     let mut viewer = ViewerStream::open(&url).await.unwrap();
-    let (command_id, command) = agent.recv_command().await;
-    let Command::VncConnect { stream_id, .. } = command else {
-        panic!("expected vnc_connect, got {command:?}");
-    };
-    agent.send(&AgentMessage::Ack { command_id }).await;
-    agent
-        .send(&AgentMessage::Completed {
-            command_id,
-            result: json!({ "stream_id": stream_id }),
-        })
-        .await;
+    let stream_id = agent.accept_stream().await;
     let greeting = b"RFB 003.008\n";
     agent
         .send_binary(
@@ -281,17 +271,7 @@ async fn a_share_revoked_through_one_replica_closes_the_guests_viewer_bridged_th
     // Bob reaches B, which bridges him to A (the link's replica, where his tunnel lives).
     let url = b.viewer_url(&bob, id).await;
     let mut viewer = ViewerStream::open(&url).await.unwrap();
-    let (command_id, command) = agent.recv_command().await;
-    let Command::VncConnect { stream_id, .. } = command else {
-        panic!("expected vnc_connect, got {command:?}");
-    };
-    agent.send(&AgentMessage::Ack { command_id }).await;
-    agent
-        .send(&AgentMessage::Completed {
-            command_id,
-            result: json!({ "stream_id": stream_id }),
-        })
-        .await;
+    let stream_id = agent.accept_stream().await;
     let viewers = format!("/api/v1/sessions/{id}/viewers");
     b.wait_for(&viewers, &b.admin, "bob connected", |v| {
         v["viewers"][0]["username"] == "bob"

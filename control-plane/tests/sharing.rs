@@ -62,17 +62,7 @@ async fn open_viewer(
 ) -> (ViewerStream, StreamId) {
     let url = server.viewer_url(token, id).await;
     let viewer = ViewerStream::open(&url).await.unwrap();
-    let (command_id, command) = agent.recv_command().await;
-    let Command::VncConnect { stream_id, .. } = command else {
-        panic!("expected vnc_connect, got {command:?}");
-    };
-    agent.send(&AgentMessage::Ack { command_id }).await;
-    agent
-        .send(&AgentMessage::Completed {
-            command_id,
-            result: json!({ "stream_id": stream_id }),
-        })
-        .await;
+    let stream_id = agent.accept_stream().await;
     (viewer, stream_id)
 }
 

@@ -405,6 +405,22 @@ impl ScriptedAgent {
         }
     }
 
+    /// The next command, which must be a `vnc_connect`: acknowledged and completed, as the
+    /// agent would once its end of the stream is open; the stream's id.
+    pub async fn accept_stream(&mut self) -> streamspace_protocol::StreamId {
+        let (command_id, command) = self.recv_command().await;
+        let streamspace_protocol::Command::VncConnect { stream_id, .. } = command else {
+            panic!("expected vnc_connect, got {command:?}");
+        };
+        self.send(&AgentMessage::Ack { command_id }).await;
+        self.send(&AgentMessage::Completed {
+            command_id,
+            result: json!({ "stream_id": stream_id }),
+        })
+        .await;
+        stream_id
+    }
+
     /// Whether anything but pings arrives within `wait`.
     pub async fn quiet_for(&mut self, wait: Duration) -> bool {
         self.next_frame(wait).await.is_none()
@@ -520,7 +536,16 @@ pub async fn create_session(server: &TestServer, token: &str, template: &str) ->
 
 /// Creates a session as the admin and has `agent` report it running at once.
 pub async fn running_session(server: &TestServer, agent: &mut ScriptedAgent) -> uuid::Uuid {
-    let id = create_session(server, &server.admin, "xterm").await;
+    running_session_of(server, agent, "xterm").await
+}
+
+/// Like [`running_session`], of `template`.
+pub async fn running_session_of(
+    server: &TestServer,
+    agent: &mut ScriptedAgent,
+    template: &str,
+) -> uuid::Uuid {
+    let id = create_session(server, &server.admin, template).await;
     let (command_id, _) = agent.recv_command().await;
     let result = serde_json::to_value(report(id, streamspace_protocol::AgentSessionState::Running))
         .expect("a report serializes");
