@@ -371,9 +371,21 @@ async fn an_agent_killed_during_a_stream_tells_the_viewer_and_its_desktop_is_vie
         Some("the agent's link to the control plane dropped")
     );
     // The restarted agent adopts the desktop it left running: viewable again, same session.
+    // ("online" may still be the old link's word for a moment, so a viewer refused because
+    // the new link is not there yet tries again.)
     cp::agent_reaches(&server, "local-1", "online").await;
     cp::session_reaches(&server, id, "running").await;
-    assert_viewable(&server, &alice, id).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let url = server.viewer_url(&alice, id).await;
+        match ViewerStream::open_showing(&url).await {
+            Ok(_) => break,
+            Err(e) if e.contains("is offline") && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the adopted desktop is not viewable: {e}"),
+        }
+    }
 }
 
 #[actix_web::test]

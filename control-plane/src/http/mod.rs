@@ -1,5 +1,6 @@
 //! HTTP routes: JSON API under `/api/v1`, probes, metrics, the agent WebSocket.
 
+pub mod access;
 pub mod agent_socket;
 pub mod agents;
 pub mod audit;

@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::AppState;
+use super::access::{viewer_access, visible_session};
 use super::caller::Caller;
 use super::error::ApiError;
 use super::json_object::JsonObject;
@@ -18,7 +19,7 @@ use crate::model::{Platform, ResourceAmounts, Role, SessionState, ShareMode};
 use crate::store::audit::Record;
 use crate::store::sessions::{
     CreateSession, DeleteSession, Deletion, ListSessions, Placed, Removal, RemoveEndedSession,
-    SessionById, SessionInput, SessionView,
+    SessionInput, SessionView,
 };
 use crate::store::templates::TemplateByName;
 use crate::validate;
@@ -64,24 +65,6 @@ fn audit(
             .target("session", session)
             .details(details),
     ));
-}
-
-fn no_session(id: Uuid) -> ApiError {
-    ApiError::NotFound(format!("no session {id}"))
-}
-
-/// Loads a session the caller may see, or 404.
-pub async fn visible_session(
-    state: &AppState,
-    caller: &Caller,
-    id: Uuid,
-) -> Result<SessionView, ApiError> {
-    state
-        .store
-        .run(SessionById(id))
-        .await?
-        .filter(|s| caller.may_access(s.session.owner_id))
-        .ok_or_else(|| no_session(id))
 }
 
 /// `POST /api/v1/sessions` → 202 with the session, placed on the least-loaded matching agent.
@@ -299,7 +282,7 @@ pub async fn get(
     caller: Caller,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let (view, _) = super::shares::viewer_access(&state, &caller, id.into_inner()).await?;
+    let (view, _) = viewer_access(&state, &caller, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -395,7 +378,7 @@ pub async fn activity(
     caller: Caller,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let (view, mode) = super::shares::viewer_access(&state, &caller, id.into_inner()).await?;
+    let (view, mode) = viewer_access(&state, &caller, id.into_inner()).await?;
     if mode == ShareMode::View {
         return Err(ApiError::Forbidden(
             "this desktop is shared with you to watch only".into(),

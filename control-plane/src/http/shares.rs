@@ -10,47 +10,20 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::AppState;
+use super::access::visible_session;
 use super::caller::Caller;
 use super::error::ApiError;
 use super::json_object::JsonObject;
 use super::paging::{next_before, page_size};
-use super::sessions::visible_session;
 use crate::actors::supervisor::{CloseStreamsOf, SHARE_ENDED};
 use crate::model::ShareMode;
 use crate::store::audit::Record;
 use crate::store::replicas::dead_after;
 use crate::store::sessions::SessionView;
 use crate::store::shares::{
-    ConnectedViewer, PutOutcome, PutShare, RevokeShare, Share, ShareFor, SharedSession, SharedWith,
-    SharesOf, ViewersOf,
+    ConnectedViewer, PutOutcome, PutShare, RevokeShare, Share, SharedSession, SharedWith, SharesOf,
+    ViewersOf,
 };
-
-/// A session the caller may view, and what they may do in it: its owner and admins control
-/// it; a user it is shared with as the share says. Anyone else gets the 404 of a missing one.
-pub async fn viewer_access(
-    state: &AppState,
-    caller: &Caller,
-    id: Uuid,
-) -> Result<(SessionView, ShareMode), ApiError> {
-    let view = state
-        .store
-        .run(crate::store::sessions::SessionById(id))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no session {id}")))?;
-    if caller.may_access(view.session.owner_id) {
-        return Ok((view, ShareMode::Control));
-    }
-    let share = state
-        .store
-        .run(ShareFor {
-            session_id: id,
-            user_id: caller.id,
-        })
-        .await?;
-    share
-        .map(|mode| (view, mode))
-        .ok_or_else(|| ApiError::NotFound(format!("no session {id}")))
-}
 
 /// A session its owner (or an admin) may share: one that has not ended.
 async fn shareable(state: &AppState, caller: &Caller, id: Uuid) -> Result<SessionView, ApiError> {

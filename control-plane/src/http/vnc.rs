@@ -11,10 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::AppState;
+use super::access::viewer_access;
 use super::bridge;
 use super::caller::{Caller, client_ip};
 use super::error::ApiError;
-use super::shares::viewer_access;
 use super::viewer_socket;
 use crate::actors::owed::Owed;
 use crate::actors::supervisor::Supervisor;

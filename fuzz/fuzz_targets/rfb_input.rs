@@ -1,4 +1,4 @@
-//! A view-only viewer's bytes, from a hostile browser, cut into frames anywhere: the filter
+//! A viewer's RFB bytes, from a hostile browser, cut into frames anywhere: the view-only filter
 //! never panics, never passes more than it was given, and passes the same bytes however the
 //! stream is cut.
 #![no_main]
