@@ -60,3 +60,27 @@ export async function waitForDesktop(page, { connects = 1, timeout = 30000 } = {
     throw new Error(`the desktop did not show: ${e.message}; viewer state ${state}`);
   }
 }
+
+/**
+ * The owner (`ownerToken`) shares `sessionId` with a new user to watch; that user opens it in
+ * a page of their own while the owner's `ownerPage` keeps viewing it. Checks both see the
+ * desktop, the owner sees both connected, and a revoke closes the guest out; returns nothing.
+ */
+export async function sharedToWatch(browser, stack, { ownerToken, ownerPage, sessionId, guest }) {
+  await stack.createUser(guest, `${guest}-password`);
+  await stack.api(`/api/v1/sessions/${sessionId}/shares`, { method: 'POST', token: ownerToken, body: { username: guest, mode: 'view' } });
+  const page = await signIn(browser, stack.base, guest, `${guest}-password`);
+  await page.goto(`${stack.base}/vnc-viewer/${sessionId}`);
+  await waitForDesktop(page);
+  if ((await page.evaluate(() => window.streamspace.mode)) !== 'view') throw new Error('the guest is not view-only');
+  if (ownerPage && (await ownerPage.evaluate(() => window.streamspace.phase)) !== 'connected') throw new Error('the owner was disconnected');
+  const connected = async () => (await stack.api(`/api/v1/sessions/${sessionId}/viewers`, { token: ownerToken })).viewers.map((v) => `${v.username}:${v.mode}`).sort();
+  const deadline = Date.now() + 10000;
+  let seen = await connected();
+  while (seen.length < (ownerPage ? 2 : 1) && Date.now() < deadline) seen = await connected();
+  const { id: guestId } = await stack.api('/api/v1/auth/me', { token: await stack.login(guest, `${guest}-password`) });
+  await stack.api(`/api/v1/sessions/${sessionId}/shares/${guestId}`, { method: 'DELETE', token: ownerToken });
+  await page.waitForFunction(() => window.streamspace?.phase === 'stopped', null, { timeout: 15000 });
+  await page.close();
+  return seen;
+}

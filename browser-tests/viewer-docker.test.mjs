@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Stack, until } from './stack.mjs';
-import { ARTIFACTS, launch, signIn, waitForDesktop, litFraction } from './browser.mjs';
+import { ARTIFACTS, launch, signIn, waitForDesktop, litFraction, sharedToWatch } from './browser.mjs';
 
 const stack = new Stack();
 let browser;
@@ -14,7 +14,7 @@ let browser;
 before(async () => {
   const engine = stack.dockerEngine();
   await stack.startControlPlane();
-  await stack.api('/api/v1/templates', { method: 'POST', body: { name: 'xfce', display_name: 'Xfce desktop', image: engine.image, platforms: ['docker'] } });
+  await stack.api('/api/v1/templates', { method: 'POST', body: { name: 'xfce', display_name: 'Xfce desktop', image: engine.image, platforms: ['docker'], record: true } });
   // Named after this process: the agent's network and labels on the shared engine are its own.
   await stack.startAgent(`docker-browser-${process.pid}`, 'docker', { DOCKER_HOST: engine.host });
   browser = await launch();
@@ -44,4 +44,24 @@ test('a Docker session shows its Xfce desktop in the browser and reconnects', as
   await page.keyboard.press('Control+Alt+Shift+R');
   await waitForDesktop(page, { connects: 2 });
   console.log(`viewer (docker): page load to first frame ${firstLoadMs} ms; reconnect ${(await page.evaluate(() => window.streamspace.lastConnectMs)).toFixed(0)} ms`);
+});
+
+test('a Docker desktop shared to watch has two viewers at once, and its recording plays the Xfce desktop', async () => {
+  const dave = await stack.login('dave', 'dave-password');
+  const sessionId = await stack.runningSession(dave, 'xfce');
+  await stack.networkSettled();
+  const owner = await signIn(browser, stack.base, 'dave', 'dave-password');
+  await owner.goto(`${stack.base}/vnc-viewer/${sessionId}`);
+  await waitForDesktop(owner);
+  await until('the Xfce desktop painted', async () => (await litFraction(owner)) > 0.01, 20000);
+  const seen = await sharedToWatch(browser, stack, { ownerToken: dave, ownerPage: owner, sessionId, guest: 'frank' });
+  assert.deepEqual(seen, ['dave:control', 'frank:view']);
+  await owner.waitForTimeout(20000);
+  await owner.close();
+  const recording = await until('the owner\'s recording finished', async () => {
+    const { recordings } = await stack.api(`/api/v1/recordings?session_id=${sessionId}`);
+    return recordings.find((r) => r.username === 'dave' && r.ended_at);
+  });
+  const perMinute = recording.bytes / (recording.duration_ms / 60000);
+  console.log(`recording size: ${(perMinute / 1024).toFixed(0)} KiB per minute (the Xfce desktop image on Docker, 1280x800, left alone with one viewer open; ${recording.bytes} bytes over ${(recording.duration_ms / 1000).toFixed(1)} s, the first screens included)`);
 });

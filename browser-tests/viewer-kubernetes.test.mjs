@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Stack } from './stack.mjs';
-import { ARTIFACTS, launch, signIn, waitForDesktop, litFraction } from './browser.mjs';
+import { ARTIFACTS, launch, signIn, waitForDesktop, litFraction, sharedToWatch } from './browser.mjs';
 
 const stack = new Stack();
 let browser;
@@ -49,4 +49,15 @@ test('a Kubernetes session shows its desktop through the port-forward and reconn
   }
   timings.sort((a, b) => a - b);
   console.log(`viewer (kubernetes): page load to first frame ${firstLoadMs} ms; in-page reconnect median ${timings[2].toFixed(0)} ms (min ${timings[0].toFixed(0)}, max ${timings[4].toFixed(0)})`);
+});
+
+test('a Kubernetes desktop shared to watch has two viewers at once, each through its own port-forward', async () => {
+  const carol = await stack.login('carol', 'carol-password');
+  const sessionId = await stack.runningSession(carol, 'desktop');
+  const owner = await signIn(browser, stack.base, 'carol', 'carol-password');
+  await owner.goto(`${stack.base}/vnc-viewer/${sessionId}`);
+  await waitForDesktop(owner);
+  const seen = await sharedToWatch(browser, stack, { ownerToken: carol, ownerPage: owner, sessionId, guest: 'gina' });
+  assert.deepEqual(seen, ['carol:control', 'gina:view']);
+  assert.equal(await owner.evaluate(() => window.streamspace.phase), 'connected', 'the revoke closed the guest only');
 });
