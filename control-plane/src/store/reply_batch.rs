@@ -49,7 +49,10 @@ impl Query for RecordReplies {
                     fresh
                 });
             together = later;
-            match record_together(conn, &round) {
+            // One order of rows for every batch, so two in flight lock commands alike.
+            let mut round = round;
+            round.sort_by_key(|(_, reply, _)| reply.command_id);
+            match retry_deadlocks(|| record_together(conn, &round)) {
                 Ok(effects) => {
                     for ((at, _, _), effect) in round.iter().zip(effects) {
                         outcomes[*at] = Some(Ok(effect));
@@ -69,6 +72,31 @@ impl Query for RecordReplies {
             .map(|outcome| outcome.unwrap_or_else(|| Err(StoreError::NotFound)))
             .collect())
     }
+}
+
+/// Times a batch is tried when Postgres ends it to break a deadlock.
+const DEADLOCK_TRIES: usize = 3;
+
+/// Runs `statement` again when Postgres ended it to break a deadlock (batches in flight, and
+/// the triggers they fire, can lock shared rows in other orders): one statement, so nothing
+/// of it stood, and the next try usually finds the other side done.
+fn retry_deadlocks<T>(
+    mut statement: impl FnMut() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut tries = 1;
+    loop {
+        match statement() {
+            Err(e) if is_deadlock(&e) && tries < DEADLOCK_TRIES => tries += 1,
+            other => return other,
+        }
+    }
+}
+
+/// Whether Postgres ended the statement to break a deadlock (SQLSTATE 40P01; diesel names no
+/// kind for it, so its message says).
+fn is_deadlock(e: &StoreError) -> bool {
+    matches!(e, StoreError::Database(diesel::result::Error::DatabaseError(_, info))
+        if info.message().starts_with("deadlock detected"))
 }
 
 /// How an answer is recorded together with others.
@@ -223,6 +251,76 @@ fn record_together(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod deadlock_tests {
+    use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, Error};
+
+    use super::*;
+
+    struct Message(&'static str);
+
+    impl DatabaseErrorInformation for Message {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            None
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            None
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    fn failure(message: &'static str) -> StoreError {
+        StoreError::Database(Error::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new(Message(message)),
+        ))
+    }
+
+    #[test]
+    fn a_batch_ended_by_a_deadlock_is_tried_again_a_few_times_and_nothing_else_is() {
+        let mut calls = 0;
+        let result = retry_deadlocks(|| {
+            calls += 1;
+            if calls < 2 {
+                Err(failure("deadlock detected"))
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(result.unwrap(), 2);
+
+        let mut calls = 0;
+        let result: Result<(), _> = retry_deadlocks(|| {
+            calls += 1;
+            Err(failure("deadlock detected"))
+        });
+        assert!(result.is_err());
+        assert_eq!(calls, DEADLOCK_TRIES);
+
+        let mut calls = 0;
+        let result: Result<(), _> = retry_deadlocks(|| {
+            calls += 1;
+            Err(failure("canceling statement due to statement timeout"))
+        });
+        assert!(result.is_err());
+        assert_eq!(calls, 1, "only deadlocks are tried again");
+    }
 }
 
 #[cfg(test)]
