@@ -55,6 +55,9 @@ pub struct RfbInput {
     header: Vec<u8>,
     body: Option<Body>,
     input: u64,
+    /// Where [`RfbInput::observe`] lets the reader write what it would pass (kept while
+    /// small, so observing a controlling viewer allocates nothing per ordinary message).
+    scratch: Vec<u8>,
 }
 
 impl RfbInput {
@@ -66,6 +69,7 @@ impl RfbInput {
             header: Vec::with_capacity(HEADER_MAX),
             body: None,
             input: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -97,10 +101,15 @@ impl RfbInput {
             self.input += 1;
             return;
         }
-        let mut scratch = Vec::new();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
         if self.read(input, &mut scratch).is_err() {
             self.lost = true;
             self.input += 1;
+        }
+        // A large paste passes through once; only a small buffer is kept.
+        if scratch.capacity() <= 1024 {
+            self.scratch = scratch;
         }
     }
 
