@@ -106,13 +106,7 @@ pub async fn create(
         }
         PutOutcome::Unchanged(share) => (share, false),
     };
-    audit(
-        &state,
-        &caller,
-        "session_share",
-        &share,
-        serde_json::json!({ "created": created }),
-    );
+    audit(&state, &caller, "session_share", &share, Some(created));
     Ok(if created {
         HttpResponse::Created().json(share)
     } else {
@@ -120,14 +114,15 @@ pub async fn create(
     })
 }
 
-fn audit(state: &AppState, caller: &Caller, action: &str, share: &Share, extra: serde_json::Value) {
+/// Audits `action` on `share`; `created` says whether a share was new or changed.
+fn audit(state: &AppState, caller: &Caller, action: &str, share: &Share, created: Option<bool>) {
     let mut details = serde_json::json!({
         "user_id": share.user_id,
         "username": share.username,
         "mode": share.mode,
     });
-    if let (Some(details), serde_json::Value::Object(extra)) = (details.as_object_mut(), extra) {
-        details.extend(extra);
+    if let Some(created) = created {
+        details["created"] = created.into();
     }
     state.store.spawn(Record(
         caller
@@ -195,13 +190,7 @@ pub async fn revoke(
         session_id: Some(view.session.id),
         reason: SHARE_ENDED.into(),
     });
-    audit(
-        &state,
-        &caller,
-        "session_share_revoke",
-        &revoked,
-        serde_json::json!({}),
-    );
+    audit(&state, &caller, "session_share_revoke", &revoked, None);
     Ok(HttpResponse::NoContent().finish())
 }
 
