@@ -140,6 +140,22 @@ text_enum! {
         Terminated = "terminated",
         /// Could not be created or died; `state_reason` says why.
         Failed = "failed",
+        /// Its workload is being stopped; its home stays.
+        Hibernating = "hibernating",
+        /// No workload, only its home, on the agent that keeps it; opening it wakes it.
+        Hibernated = "hibernated",
+        /// Its workload is being started again on its home's agent.
+        Waking = "waking",
+    }
+}
+
+text_enum! {
+    /// What a template's idle timeout does to a desktop.
+    IdleAction {
+        /// End it.
+        Stop = "stop",
+        /// Hibernate it (a desktop without a persistent home stops instead).
+        Hibernate = "hibernate",
     }
 }
 
@@ -179,11 +195,31 @@ impl SessionState {
         SessionState::Running,
         SessionState::Degraded,
         SessionState::Terminating,
+        SessionState::Hibernating,
+        SessionState::Waking,
+    ];
+
+    /// States in which a session still has its home: the active ones and `hibernated`. A
+    /// persistent home serves one such session at a time.
+    pub const HOLDING_HOME: &'static [SessionState] = &[
+        SessionState::Pending,
+        SessionState::Creating,
+        SessionState::Running,
+        SessionState::Degraded,
+        SessionState::Terminating,
+        SessionState::Hibernating,
+        SessionState::Waking,
+        SessionState::Hibernated,
     ];
 
     /// The text forms of [`Self::ACTIVE`], for `IN (…)` filters.
     pub fn active_names() -> Vec<&'static str> {
         Self::ACTIVE.iter().map(|s| s.as_str()).collect()
+    }
+
+    /// The text forms of [`Self::HOLDING_HOME`].
+    pub fn holding_home_names() -> Vec<&'static str> {
+        Self::HOLDING_HOME.iter().map(|s| s.as_str()).collect()
     }
 
     /// No further transition will happen.
@@ -216,6 +252,17 @@ mod tests {
         }
         for status in AgentStatus::ALL {
             assert_eq!(status.as_str().parse::<AgentStatus>(), Ok(*status));
+        }
+    }
+
+    #[test]
+    fn the_states_holding_a_home_are_the_active_ones_and_hibernated() {
+        for state in SessionState::ALL {
+            assert_eq!(
+                SessionState::HOLDING_HOME.contains(state),
+                SessionState::ACTIVE.contains(state) || *state == SessionState::Hibernated,
+                "{state:?}"
+            );
         }
     }
 

@@ -21,7 +21,7 @@ async fn the_document_and_its_reference_page_are_served_from_this_server() {
         .values()
         .map(|item| item.as_object().unwrap().len())
         .sum();
-    assert_eq!(operations, 47);
+    assert_eq!(operations, 49);
     // The reference page and its Swagger UI come from this server, not a CDN.
     let (status, page) = server.call("GET", "/api-docs", None, None).await;
     assert_eq!(status, 200);

@@ -9,6 +9,7 @@ pub mod bridge;
 pub mod caller;
 pub mod error;
 pub mod health;
+pub mod hibernation;
 pub mod homes;
 pub mod json_object;
 pub mod metrics;
@@ -146,6 +147,8 @@ pub fn api(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .service(sessions::get)
             .service(sessions::remove)
             .service(sessions::activity)
+            .service(hibernation::hibernate)
+            .service(hibernation::wake)
             .service(shares::create)
             .service(shares::list)
             .service(shares::revoke)

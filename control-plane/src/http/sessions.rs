@@ -151,6 +151,10 @@ pub async fn create(
             region: request.region,
             platforms,
             limits: (template.idle_timeout_seconds, template.max_lifetime_seconds),
+            idle_action: template
+                .idle_action
+                .parse()
+                .unwrap_or(crate::model::IdleAction::Stop),
             recorded: template.record,
             command_id: Uuid::new_v4(),
             command_timeout: state.config.command_timeout,

@@ -11,7 +11,7 @@ use super::caller::Caller;
 use super::error::ApiError;
 use super::json_object::JsonObject;
 use super::paging::{ByName, DEFAULT_BY_NAME, next_before, page_size};
-use crate::model::{Platform, ResourceAmounts};
+use crate::model::{IdleAction, Platform, ResourceAmounts};
 use crate::store::audit::Record;
 use crate::store::templates::{
     CreateTemplate, DeleteTemplate, ListTemplates, Template, TemplateByName, TemplateFields,
@@ -53,6 +53,11 @@ pub struct TemplateBody {
     #[serde(default, deserialize_with = "seconds")]
     #[schema(minimum = 1, maximum = 2147483647)]
     idle_timeout_seconds: Option<i32>,
+    /// What the idle timeout does: `stop` (the default) ends the desktop, `hibernate` stops
+    /// its workload and keeps its home until it is opened again (a desktop without a
+    /// persistent home stops).
+    #[serde(default = "default_idle_action")]
+    idle_action: IdleAction,
     /// Its desktops stop this many seconds after they started; absent or null: never.
     #[serde(default, deserialize_with = "seconds")]
     #[schema(minimum = 1, maximum = 2147483647)]
@@ -107,6 +112,10 @@ fn default_vnc_port() -> u16 {
     5900
 }
 
+fn default_idle_action() -> IdleAction {
+    IdleAction::Stop
+}
+
 impl TemplateBody {
     fn into_fields(self) -> Result<TemplateFields, ApiError> {
         validate::template_name(&self.name).map_err(ApiError::invalid)?;
@@ -147,6 +156,7 @@ impl TemplateBody {
         platforms.dedup();
         Ok(TemplateFields {
             idle_timeout_seconds: self.idle_timeout_seconds,
+            idle_action: self.idle_action.as_str().to_owned(),
             max_lifetime_seconds: self.max_lifetime_seconds,
             record: self.record,
             platforms: serde_json::to_value(platforms).unwrap_or_default(),

@@ -221,7 +221,7 @@ impl Query for AgentById {
     }
 }
 
-/// Deletes an agent: its commands and credentials go with it; its active sessions become
+/// Deletes an agent: its commands and credentials go with it; its active and hibernated sessions become
 /// `lost` (nothing can reach them any more) and are detached.
 pub struct DeleteAgent(pub String);
 
@@ -232,7 +232,7 @@ impl Query for DeleteAgent {
             diesel::update(
                 sessions::table
                     .filter(sessions::agent_id.eq(&self.0))
-                    .filter(sessions::state.eq_any(SessionState::active_names())),
+                    .filter(sessions::state.eq_any(SessionState::holding_home_names())),
             )
             .set((
                 sessions::state.eq(SessionState::Lost.as_str()),

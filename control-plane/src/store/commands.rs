@@ -249,8 +249,8 @@ fn apply_to_session(
     command_type: &str,
     reply: &Reply,
 ) -> Result<Option<SessionState>, StoreError> {
-    // When the reply makes the same move from every state that moves at all (as it does for
-    // every command today), one conditional update does it without reading the session first.
+    // When the reply makes the same move from every state that moves at all, one conditional
+    // update does it without reading the session first.
     let moves = session_moves(command_type, reply);
     let Some((_, first)) = moves.first().cloned() else {
         return Ok(None);

@@ -50,18 +50,18 @@ pub struct HomeView {
     pub owner: String,
     /// Platform of its agent.
     pub platform: String,
-    /// The active session using it, if any.
+    /// The session using it (active or hibernated), if any.
     pub in_use_by: Option<Uuid>,
 }
 
 const READY: &str = "ready";
 const DELETING: &str = "deleting";
 
-/// The active session using each of `ids`.
+/// The session holding each of `ids` (an active or a hibernated one).
 fn users_of(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
     let rows: Vec<(Option<Uuid>, Uuid)> = sessions::table
         .filter(sessions::home_id.eq_any(ids))
-        .filter(sessions::state.eq_any(SessionState::active_names()))
+        .filter(sessions::state.eq_any(SessionState::holding_home_names()))
         .select((sessions::home_id, sessions::id))
         .load(conn)?;
     Ok(rows

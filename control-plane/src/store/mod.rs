@@ -33,6 +33,7 @@ mod command_rows;
 pub mod commands;
 pub mod credentials;
 mod error;
+pub mod hibernation;
 pub mod homes;
 pub mod migrations;
 mod pick_agent;

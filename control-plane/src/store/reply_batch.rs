@@ -1,8 +1,9 @@
 //! Answers recorded together: each command's update and its session's in one statement, for
-//! any number of answers. An answer whose session move does not depend on the session's state
-//! (every answer to `create_session` and `delete_session` today) goes this way; the others,
-//! and those the caller knows nothing of, take [`RecordReply`]'s transaction. (This module
-//! uses `commands`, never the other way round.)
+//! any number of answers. Every answer to a command concerning a session goes this way, with
+//! its session's move from each state it moves from (a deletion's answer hibernates a
+//! hibernating session and ends the others); a home's deletion, and answers the caller knows
+//! nothing of, take [`RecordReply`]'s transaction. (This module uses `commands`, never the
+//! other way round.)
 
 use std::collections::HashSet;
 
@@ -102,35 +103,39 @@ fn is_deadlock(e: &StoreError) -> bool {
 /// How an answer is recorded together with others.
 struct Plan {
     session_id: Uuid,
-    /// The states its session moves from (none: it does not move), and the move.
-    from: Vec<SessionState>,
-    to: Transition,
+    /// Its session's move from each state it moves from (none: it does not move).
+    moves: Vec<(SessionState, Transition)>,
+}
+
+impl Plan {
+    /// The moves as one JSON object, `{from: {"state": to, "reason": …}}`, so one statement
+    /// applies whichever the session's state is when its row is locked.
+    fn moves_json(&self) -> serde_json::Value {
+        self.moves
+            .iter()
+            .map(|(from, (to, reason))| {
+                (
+                    from.as_str().to_owned(),
+                    serde_json::json!({ "state": to.as_str(), "reason": reason }),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
 }
 
 /// The plan for `reply`, if it can be recorded together with others: the caller knows the
-/// command concerns a session, it is not a home's deletion (whose answer changes the home
-/// too), and the session's move is the same from every state it happens in.
+/// command concerns a session, and it is not a home's deletion (whose answer changes the
+/// home too).
 fn planned(reply: &RecordReply) -> Option<Plan> {
     let known = reply.known.as_ref()?;
     let session_id = known.session_id?;
     if known.command_type == Command::DELETE_HOME {
         return None;
     }
-    let moves = session_moves(&known.command_type, &reply.reply);
-    let Some((_, to)) = moves.first().cloned() else {
-        return Some(Plan {
-            session_id,
-            from: Vec::new(),
-            to: (SessionState::Failed, None),
-        });
-    };
-    if moves.iter().any(|(_, other)| *other != to) {
-        return None;
-    }
     Some(Plan {
         session_id,
-        from: moves.into_iter().map(|(from, _)| from).collect(),
-        to,
+        moves: session_moves(&known.command_type, &reply.reply),
     })
 }
 
@@ -139,8 +144,8 @@ fn planned(reply: &RecordReply) -> Option<Plan> {
 struct Recorded {
     #[diesel(embed)]
     command: CommandRow,
-    #[diesel(sql_type = Bool)]
-    moved: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    moved_to: Option<String>,
 }
 
 /// One statement for `round` (no command or session twice). The filters stay on the updated
@@ -153,15 +158,23 @@ fn record_together(
         round.iter().map(|(_, r, p)| f(r, p)).collect::<Vec<_>>()
     };
     let written: Vec<_> = round.iter().map(|(_, r, _)| written(&r.reply)).collect();
-    let (started, terminated) = super::sessions::stamps("r.is_running", "r.is_final");
-    let (before, after) = super::sessions::reason_rule("r.state = 'terminated'");
-    let reason = format!("{before}r.reason{after}");
+    let to = "(r.moves -> sessions.state ->> 'state')";
+    let finals: Vec<String> = SessionState::ALL
+        .iter()
+        .filter(|s| s.is_final())
+        .map(|s| format!("'{s}'"))
+        .collect();
+    let (started, terminated) = super::sessions::stamps(
+        &format!("{to} = 'running'"),
+        &format!("{to} IN ({})", finals.join(", ")),
+    );
+    let (before, after) = super::sessions::reason_rule(to);
+    let reason = format!("{before}(r.moves -> sessions.state ->> 'reason'){after}");
     let sql = format!(
         "WITH r AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], \
-             $5::text[], $6::bool[], $7::text[], $8::uuid[], $9::text[], $10::text[], \
-             $11::text[], $12::bool[], $13::bool[]) \
+             $5::text[], $6::bool[], $7::text[], $8::uuid[], $9::jsonb[]) \
            AS r (command_id, agent_id, status, result, error, ack, movable, session_id, \
-                 state, reason, moves_from, is_running, is_final)), \
+                 moves)), \
          c AS (UPDATE agent_commands SET status = r.status, \
              acked_at = CASE WHEN r.ack THEN now() ELSE agent_commands.acked_at END, \
              result = CASE WHEN r.ack THEN agent_commands.result ELSE r.result END, \
@@ -171,13 +184,13 @@ fn record_together(
              AND agent_commands.status = ANY(string_to_array(r.movable, ',')) \
              AND (r.agent_id IS NULL OR agent_commands.agent_id = r.agent_id) \
            RETURNING agent_commands.*), \
-         s AS (UPDATE sessions SET state = r.state, state_reason = {reason}, \
+         s AS (UPDATE sessions SET state = {to}, state_reason = {reason}, \
              started_at = {started}, terminated_at = {terminated} \
            FROM c JOIN r ON r.command_id = c.command_id \
            WHERE sessions.id = r.session_id AND sessions.agent_id = c.agent_id \
-             AND sessions.state = ANY(string_to_array(r.moves_from, ',')) \
-           RETURNING sessions.id) \
-         SELECT c.*, EXISTS (SELECT 1 FROM s WHERE s.id = c.session_id) AS moved FROM c"
+             AND (r.moves -> sessions.state) IS NOT NULL \
+           RETURNING sessions.id, sessions.state) \
+         SELECT c.*, (SELECT s.state FROM s WHERE s.id = c.session_id) AS moved_to FROM c"
     );
     let recorded: Vec<Recorded> = diesel::sql_query(sql)
         .bind::<Array<SqlUuid>, _>(
@@ -208,44 +221,24 @@ fn record_together(
                 .map(|(_, _, p)| p.session_id)
                 .collect::<Vec<_>>(),
         )
-        .bind::<Array<Text>, _>(column(&|_, p| p.to.0.as_str().to_owned()))
-        .bind::<Array<Nullable<Text>>, _>(
+        .bind::<Array<Jsonb>, _>(
             round
                 .iter()
-                .map(|(_, _, p)| p.to.1.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Text>, _>(column(&|_, p| {
-            p.from
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
-        }))
-        .bind::<Array<Bool>, _>(
-            round
-                .iter()
-                .map(|(_, _, p)| p.to.0 == SessionState::Running)
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Bool>, _>(
-            round
-                .iter()
-                .map(|(_, _, p)| p.to.0.is_final())
+                .map(|(_, _, p)| p.moves_json())
                 .collect::<Vec<_>>(),
         )
         .prepared()
         .load(conn)?;
     round
         .iter()
-        .map(|(_, reply, plan)| {
+        .map(|(_, reply, _)| {
             match recorded
                 .iter()
                 .find(|row| row.command.command_id == reply.command_id)
             {
                 Some(row) => Ok(ReplyEffect::Recorded {
                     command: Box::new(row.command.clone()),
-                    session_state: row.moved.then_some(plan.to.0),
+                    session_state: row.moved_to.as_deref().and_then(|s| s.parse().ok()),
                 }),
                 None => unmoved(conn, reply.command_id, reply.agent_id.as_deref()),
             }

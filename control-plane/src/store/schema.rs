@@ -152,6 +152,8 @@ diesel::table! {
         max_lifetime_seconds -> Nullable<Int4>,
         last_input_at -> Nullable<Timestamptz>,
         recorded -> Bool,
+        spec -> Nullable<Jsonb>,
+        idle_action -> Text,
     }
 }
 
@@ -178,6 +180,7 @@ diesel::table! {
         idle_timeout_seconds -> Nullable<Int4>,
         max_lifetime_seconds -> Nullable<Int4>,
         record -> Bool,
+        idle_action -> Text,
     }
 }
 

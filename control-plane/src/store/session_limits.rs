@@ -1,7 +1,9 @@
 //! Templates' limits on their desktops: a session that had no viewer input for its idle
 //! timeout, or that reached its maximum lifetime, is stopped like a deletion by its owner
 //! (`terminating`, a `delete_session` for its agent), with the reason on the session and in
-//! the audit log. Every replica sweeps; `SKIP LOCKED` gives each overdue session to one.
+//! the audit log. An idle one whose template says `hibernate` (and that has a persistent
+//! home) hibernates instead; a hibernated one still ends at its lifetime. Every replica
+//! sweeps; `SKIP LOCKED` gives each overdue session to one.
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Uuid as SqlUuid};
@@ -20,6 +22,8 @@ pub enum Overdue {
     Idle,
     /// Its maximum lifetime reached.
     Lifetime,
+    /// No viewer input for its idle timeout, and its template hibernates idle desktops.
+    IdleHibernate,
 }
 
 impl Overdue {
@@ -28,6 +32,7 @@ impl Overdue {
         match self {
             Overdue::Idle => "session_idle_stop",
             Overdue::Lifetime => "session_lifetime_stop",
+            Overdue::IdleHibernate => "session_idle_hibernate",
         }
     }
 }
@@ -55,24 +60,31 @@ struct Due {
     cause: String,
     #[diesel(sql_type = diesel::sql_types::Integer)]
     limit_seconds: i32,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    can_hibernate: bool,
 }
 
 const DUE: &str = "SELECT id, agent_id, persistent_home, \
          CASE WHEN lifetime_over THEN 'lifetime' ELSE 'idle' END AS cause, \
          CASE WHEN lifetime_over THEN max_lifetime_seconds ELSE idle_timeout_seconds END \
-             AS limit_seconds \
+             AS limit_seconds, \
+         idle_action = 'hibernate' AND persistent_home AND has_spec AS can_hibernate \
      FROM (SELECT id, agent_id, persistent_home, idle_timeout_seconds, max_lifetime_seconds, \
+             idle_action, spec IS NOT NULL AS has_spec, \
              COALESCE(started_at + make_interval(secs => max_lifetime_seconds) <= now(), false) \
                  AS lifetime_over \
            FROM sessions \
            WHERE (idle_timeout_seconds IS NOT NULL OR max_lifetime_seconds IS NOT NULL) \
-             AND state IN ('running', 'degraded') AND agent_id IS NOT NULL \
-             AND (started_at + make_interval(secs => max_lifetime_seconds) <= now() \
-                  OR GREATEST(started_at, last_input_at) \
+             AND agent_id IS NOT NULL \
+             AND (state IN ('running', 'degraded', 'hibernated') \
+                  AND started_at + make_interval(secs => max_lifetime_seconds) <= now() \
+                  OR state IN ('running', 'degraded') \
+                  AND GREATEST(started_at, last_input_at) \
                      + make_interval(secs => idle_timeout_seconds) <= now()) \
            ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) AS due";
 
-/// Stops up to `limit` overdue sessions; their `delete_session` commands, to dispatch.
+/// Stops (or hibernates) up to `limit` overdue sessions; their `delete_session` commands, to
+/// dispatch.
 pub struct EndOverdueSessions {
     /// At most this many per sweep.
     pub limit: i64,
@@ -89,34 +101,31 @@ impl Query for EndOverdueSessions {
                 .load(conn)?;
             let mut commands = Vec::with_capacity(due.len());
             for session in due {
-                let (cause, reason) = if session.cause == "lifetime" {
-                    (
+                let limit = duration_words(session.limit_seconds);
+                let (cause, reason) = match (session.cause.as_str(), session.can_hibernate) {
+                    ("lifetime", _) => (
                         Overdue::Lifetime,
-                        format!(
-                            "reached its maximum lifetime of {}",
-                            duration_words(session.limit_seconds)
-                        ),
-                    )
-                } else {
-                    (
+                        format!("reached its maximum lifetime of {limit}"),
+                    ),
+                    (_, true) => (
+                        Overdue::IdleHibernate,
+                        format!("hibernated after {limit} without input"),
+                    ),
+                    _ => (
                         Overdue::Idle,
-                        format!(
-                            "stopped after {} without input",
-                            duration_words(session.limit_seconds)
-                        ),
-                    )
+                        format!("stopped after {limit} without input"),
+                    ),
                 };
-                set_state(
-                    conn,
-                    session.id,
-                    SessionState::Terminating,
-                    Some(reason.clone()),
-                )?;
+                let (state, keep_home) = match cause {
+                    Overdue::IdleHibernate => (SessionState::Hibernating, true),
+                    _ => (SessionState::Terminating, session.persistent_home),
+                };
+                set_state(conn, session.id, state, Some(reason.clone()))?;
                 commands.push(
                     DeleteCommand {
                         agent_id: &session.agent_id,
                         session_id: session.id,
-                        keep_home: session.persistent_home,
+                        keep_home,
                         tied_to: Some(session.id),
                         command_id: Uuid::new_v4(),
                         timeout: self.command_timeout,

@@ -65,6 +65,9 @@ pub struct Session {
     pub last_input_at: Option<DateTime<Utc>>,
     /// Its viewers' streams are recorded (from its template).
     pub recorded: bool,
+    /// What its idle timeout does: `stop` or `hibernate` (from its template).
+    #[schema(value_type = crate::model::IdleAction)]
+    pub idle_action: String,
 }
 
 impl Session {
@@ -99,15 +102,15 @@ pub(super) fn stamps(running: &str, final_state: &str) -> (String, String) {
 }
 
 /// What a move writes as the reason, as the SQL before and after the new reason (which may be
-/// NULL): the new reason, except that a session stopped for one (its idle timeout, its
-/// lifetime) keeps it when it becomes `terminated` without one. `terminated` is an SQL
-/// boolean: whether the new state is `terminated`.
-pub(super) fn reason_rule(terminated: &str) -> (&'static str, String) {
+/// NULL): the new reason, except that a session stopped or hibernated for one (its idle
+/// timeout, its lifetime) keeps it when it becomes `terminated` or `hibernated` without one.
+/// `new_state` is the SQL of the new state's text.
+pub(super) fn reason_rule(new_state: &str) -> (&'static str, String) {
     (
         "COALESCE(",
         format!(
-            ", CASE WHEN {terminated} AND sessions.state = 'terminating' \
-             THEN sessions.state_reason END)"
+            ", CASE WHEN ({new_state}, sessions.state) IN (('terminated', 'terminating'), \
+             ('hibernated', 'hibernating')) THEN sessions.state_reason END)"
         ),
     )
 }
@@ -124,7 +127,7 @@ macro_rules! move_session {
             sql_bool(state == SessionState::Running),
             sql_bool(state.is_final()),
         );
-        let (before, after) = reason_rule(sql_bool(state == SessionState::Terminated));
+        let (before, after) = reason_rule(&format!("'{}'", state.as_str()));
         diesel::update($target)
             .set((
                 sessions::state.eq(state.as_str()),
@@ -197,6 +200,8 @@ pub struct CreateSession {
     pub platforms: Vec<String>,
     /// The template's idle timeout and maximum lifetime, in seconds.
     pub limits: (Option<i32>, Option<i32>),
+    /// What the template's idle timeout does.
+    pub idle_action: crate::model::IdleAction,
     /// Whether the template records its desktops.
     pub recorded: bool,
     /// Command id for `create_session`.
@@ -267,6 +272,9 @@ impl Query for CreateSession {
                     sessions::idle_timeout_seconds.eq(self.limits.0),
                     sessions::max_lifetime_seconds.eq(self.limits.1),
                     sessions::recorded.eq(self.recorded),
+                    sessions::idle_action.eq(self.idle_action.as_str()),
+                    // Kept for waking it: the command carrying it is pruned in time.
+                    sessions::spec.eq(serde_json::to_value(&spec).ok()),
                 ))
                 .returning(Session::as_returning())
                 .get_result(conn)?;

@@ -36,6 +36,10 @@ pub struct Template {
     pub platforms: serde_json::Value,
     /// Its desktops stop after this many seconds without viewer input (`null`: never).
     pub idle_timeout_seconds: Option<i32>,
+    /// What the idle timeout does: `stop` the desktop, or `hibernate` it (one without a
+    /// persistent home stops).
+    #[schema(value_type = crate::model::IdleAction)]
+    pub idle_action: String,
     /// Its desktops stop this many seconds after they started (`null`: never).
     pub max_lifetime_seconds: Option<i32>,
     /// Every viewer's stream of its desktops is recorded.
@@ -68,6 +72,8 @@ pub struct TemplateFields {
     pub platforms: serde_json::Value,
     /// Seconds without viewer input before its desktops stop.
     pub idle_timeout_seconds: Option<i32>,
+    /// `stop` or `hibernate`.
+    pub idle_action: String,
     /// Seconds its desktops may run.
     pub max_lifetime_seconds: Option<i32>,
     /// Record its desktops' viewers.

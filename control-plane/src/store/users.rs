@@ -210,7 +210,7 @@ pub enum UserDeletion {
     Deleted,
     /// No such user.
     NotFound,
-    /// They still have this many sessions holding resources.
+    /// They still have this many sessions holding resources or a home (hibernated).
     HasSessions(i64),
     /// They still have this many persistent homes (their data lives on agents).
     HasHomes(i64),
@@ -234,7 +234,7 @@ impl Query for DeleteUser {
             }
             let active: i64 = sessions::table
                 .filter(sessions::owner_id.eq(self.0))
-                .filter(sessions::state.eq_any(SessionState::active_names()))
+                .filter(sessions::state.eq_any(SessionState::holding_home_names()))
                 .count()
                 .get_result(conn)?;
             if active > 0 {
