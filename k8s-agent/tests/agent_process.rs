@@ -389,6 +389,110 @@ async fn an_agent_killed_during_a_stream_tells_the_viewer_and_its_desktop_is_vie
 }
 
 #[actix_web::test]
+async fn a_hibernated_desktop_survives_both_restarting_and_wakes_with_its_home() {
+    let server = cp::start(&[]).await;
+    // The desktop notes each start in its home, then runs xterm.
+    let (status, body) = server
+        .post(
+            "/api/v1/templates",
+            &server.admin,
+            serde_json::json!({"name": "noting", "image":
+                "sh -c 'echo \"$STREAMSPACE_SESSION_ID\" >> \"$HOME/starts\"; exec xterm'"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let token = server.register_agent("local-1", "local").await;
+    let mut agent = AgentProcess::start(&server, &token);
+    cp::agent_reaches(&server, "local-1", "online").await;
+    let (user, user_token) = own_user(&server, "sleeper").await;
+    let (status, body) = server
+        .post(
+            "/api/v1/sessions",
+            &user_token,
+            serde_json::json!({"template": "noting", "persistent_home": true}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id: uuid::Uuid = body["id"].as_str().unwrap().parse().unwrap();
+    let running = cp::session_reaches_within(&server, id, "running", Duration::from_secs(20)).await;
+    let home = agent
+        .data
+        .path()
+        .join("homes")
+        .join(running["home_id"].as_str().unwrap());
+    assert_viewable(&server, &user_token, id).await;
+    std::fs::write(home.join("notes.txt"), "kept while asleep").unwrap();
+
+    let (status, body) = server
+        .post(
+            &format!("/api/v1/sessions/{id}/hibernate"),
+            &user_token,
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    cp::session_reaches_within(&server, id, "hibernated", Duration::from_secs(20)).await;
+    assert_eq!(desktops_of(&user), 0, "its Xvnc stopped");
+
+    // Both restart: the agent killed and started again on its data, the control plane
+    // stopped and started again on its database. Still hibernated, nothing running.
+    agent.crash_and_restart(&server, &token, &[]);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let db = server.stop().await;
+    let server = cp::start_on(db, &[("LISTEN_ADDR", addr.as_str())]).await;
+    cp::agent_reaches(&server, "local-1", "online").await;
+    let user_token = server.login(&user, &format!("{user}-password")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, still) = server
+        .get(&format!("/api/v1/sessions/{id}"), &user_token)
+        .await;
+    assert_eq!(still["state"], "hibernated", "{still}");
+    assert_eq!(desktops_of(&user), 0);
+
+    // Woken: the same desktop on the same home, viewable again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = server
+            .post(
+                &format!("/api/v1/sessions/{id}/wake"),
+                &user_token,
+                serde_json::json!({}),
+            )
+            .await;
+        match status {
+            202 => break,
+            // "online" may still be the old link's word for a moment.
+            503 if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ => panic!("wake: {status} {body}"),
+        }
+    }
+    cp::session_reaches_within(&server, id, "running", Duration::from_secs(20)).await;
+    assert_eq!(desktops_of(&user), 1, "one Xvnc again");
+    assert_eq!(
+        std::fs::read_to_string(home.join("notes.txt")).unwrap(),
+        "kept while asleep"
+    );
+    assert_eq!(
+        std::fs::read_to_string(home.join("starts")).unwrap(),
+        format!("{id}\n{id}\n"),
+        "started twice, both times on this home"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let url = server.viewer_url(&user_token, id).await;
+        match ViewerStream::open_showing(&url).await {
+            Ok(_) => break,
+            Err(e) if e.contains("is offline") && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the woken desktop is not viewable: {e}"),
+        }
+    }
+}
+
+#[actix_web::test]
 async fn with_log_format_json_every_line_of_the_agent_is_an_object_naming_it() {
     let server = cp::start(&[]).await;
     let token = server.register_agent("local-1", "local").await;
