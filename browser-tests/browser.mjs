@@ -84,3 +84,39 @@ export async function sharedToWatch(browser, stack, { ownerToken, ownerPage, ses
   await page.close();
   return seen;
 }
+
+/**
+ * The owner hibernates a desktop from its card while watching it: the viewer says it is
+ * hibernated (and does not wake it by itself), the agent no longer runs it; opening it from
+ * the card wakes it, the viewer says "Waking…" and then shows the desktop again. Returns how
+ * long the wake took from the page load to the first frame, in ms.
+ */
+export async function hibernateAndWake(browser, stack, { user, sessionId, agentId, timeout = 60000 }) {
+  const password = `${user}-password`;
+  const viewer = await signIn(browser, stack.base, user, password);
+  await viewer.goto(`${stack.base}/vnc-viewer/${sessionId}`);
+  await waitForDesktop(viewer, { timeout });
+  const desktops = await signIn(browser, stack.base, user, password);
+  const card = `article[data-session="${sessionId}"]`;
+  await desktops.click(`${card} button:has-text("Hibernate")`);
+  await desktops.click('dialog button.danger:has-text("Hibernate")');
+  await viewer.waitForFunction(() => window.streamspace?.phase === 'stopped', null, { timeout });
+  const said = [await viewer.textContent('#status-text'), await viewer.textContent('#retry')];
+  if (said.join('|') !== 'This desktop is hibernated.|Wake it') throw new Error(`the viewer said ${said.join(' / ')}`);
+  await desktops.waitForSelector(`${card} [data-state="hibernated"]`, { timeout });
+  const { sessions: held } = await stack.api(`/api/v1/agents/${agentId}/sessions`);
+  if (held.some((s) => s.session_id === sessionId)) throw new Error(`agent ${agentId} still runs the hibernated desktop`);
+
+  const href = await desktops.getAttribute(`${card} a:has-text("Wake and open")`, 'href');
+  const started = Date.now();
+  await viewer.goto(`${stack.base}${href}`);
+  await viewer.waitForFunction(() => window.streamspace?.message === 'Waking your desktop…', null, { timeout });
+  await waitForDesktop(viewer, { timeout });
+  const wokenMs = Date.now() - started;
+  if ((await viewer.evaluate(() => window.streamspace.wakes)) !== 1) throw new Error('the viewer did not wake it exactly once');
+  const { sessions: running } = await stack.api(`/api/v1/agents/${agentId}/sessions`);
+  if (!running.some((s) => s.session_id === sessionId && s.state === 'running')) throw new Error(`agent ${agentId} does not run the woken desktop`);
+  await desktops.close();
+  await viewer.close();
+  return wokenMs;
+}

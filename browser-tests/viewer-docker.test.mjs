@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Stack, until } from './stack.mjs';
-import { ARTIFACTS, launch, signIn, waitForDesktop, litFraction, sharedToWatch } from './browser.mjs';
+import { ARTIFACTS, launch, signIn, waitForDesktop, litFraction, sharedToWatch, hibernateAndWake } from './browser.mjs';
 
 const stack = new Stack();
 let browser;
@@ -67,4 +67,12 @@ test('a Docker desktop shared to watch has two viewers at once, and its recordin
   const connectedMs = Date.parse(recording.ended_at) - Date.parse(recording.started_at);
   const perMinute = recording.bytes / (connectedMs / 60000);
   console.log(`recording size: ${(perMinute / 1024).toFixed(0)} KiB per minute (the Xfce desktop image on Docker, left alone with one viewer open; ${recording.bytes} bytes over ${(connectedMs / 1000).toFixed(1)} s connected, the first screens included)`);
+});
+
+test('a Docker desktop hibernated from its card wakes when it is opened', async () => {
+  const ivan = await stack.createUser('ivan', 'ivan-password');
+  const sessionId = await stack.runningSession(ivan, 'xfce', { persistentHome: true });
+  await stack.networkSettled();
+  const wokenMs = await hibernateAndWake(browser, stack, { user: 'ivan', sessionId, agentId: `docker-browser-${process.pid}` });
+  console.log(`hibernate and wake (docker): page load to the woken desktop's first frame ${wokenMs} ms`);
 });

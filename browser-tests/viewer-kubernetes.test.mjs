@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Stack } from './stack.mjs';
-import { ARTIFACTS, launch, signIn, waitForDesktop, litFraction, sharedToWatch } from './browser.mjs';
+import { ARTIFACTS, launch, signIn, waitForDesktop, litFraction, sharedToWatch, hibernateAndWake } from './browser.mjs';
 
 const stack = new Stack();
 let browser;
@@ -60,4 +60,11 @@ test('a Kubernetes desktop shared to watch has two viewers at once, each through
   const seen = await sharedToWatch(browser, stack, { ownerToken: carol, ownerPage: owner, sessionId, guest: 'gina' });
   assert.deepEqual(seen, ['carol:control', 'gina:view']);
   assert.equal(await owner.evaluate(() => window.streamspace.phase), 'connected', 'the revoke closed the guest only');
+});
+
+test('a Kubernetes desktop hibernated from its card wakes when it is opened', async () => {
+  const judy = await stack.createUser('judy', 'judy-password');
+  const sessionId = await stack.runningSession(judy, 'desktop', { persistentHome: true });
+  const wokenMs = await hibernateAndWake(browser, stack, { user: 'judy', sessionId, agentId: 'k8s-1' });
+  console.log(`hibernate and wake (kubernetes): page load to the woken desktop's first frame ${wokenMs} ms`);
 });

@@ -1,7 +1,8 @@
 // A user signs in through the real pages, opens a desktop of the local runtime (real Xvnc and
 // xterm) in the bundled noVNC viewer, sees pixels, and reconnects with Ctrl+Alt+Shift+R; and
 // shares it with another user, who watches it in their own browser until it is revoked; and a
-// desktop past its idle timeout warns, is kept once, then stops; and a recorded one plays back.
+// desktop past its idle timeout warns, is kept once, then stops; a recorded one plays back;
+// and a hibernated one wakes when it is opened.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Stack, until } from './stack.mjs';
-import { ARTIFACTS, launch, signIn, waitForDesktop, litFraction } from './browser.mjs';
+import { ARTIFACTS, launch, signIn, waitForDesktop, litFraction, hibernateAndWake } from './browser.mjs';
 
 const stack = new Stack();
 let browser;
@@ -125,6 +126,16 @@ test('a desktop idle for its template\'s timeout warns, is kept by "I\'m still h
   assert.match(await page.textContent('#status-detail'), /stopped after 8 seconds without input/);
   const audit = await stack.api('/api/v1/audit?action=session_idle_stop');
   assert.equal(audit.entries[0].target_id, sessionId);
+});
+
+test('a desktop hibernated from its card wakes when it is opened, and its viewer says so', async () => {
+  const hank = await stack.createUser('hank', 'hank-password');
+  const sessionId = await stack.runningSession(hank, 'xterm', { persistentHome: true });
+  const wokenMs = await hibernateAndWake(browser, stack, { user: 'hank', sessionId, agentId: 'local-1' });
+  console.log(`hibernate and wake (local): page load to the woken desktop's first frame ${wokenMs} ms`);
+  const [slept, woke] = await Promise.all(['session_hibernate', 'session_wake'].map((a) => stack.api(`/api/v1/audit?action=${a}`)));
+  assert.equal(slept.entries[0].target_id, sessionId);
+  assert.equal(woke.entries[0].actor_username, 'hank');
 });
 
 test('a recorded desktop tells its viewer; an admin plays the recording back, faster and from a chosen point', async () => {

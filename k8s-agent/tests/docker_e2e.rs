@@ -258,6 +258,48 @@ async fn a_session_is_a_limited_container_on_loopback_that_streams_its_desktop_a
 }
 
 #[actix_web::test]
+async fn a_hibernated_container_is_removed_and_wakes_with_its_home_volume() {
+    let setup = setup(&[]).await;
+    let id = setup.create(json!({"template": "desktop"})).await;
+    let running = setup.reaches(id, "running").await;
+    let name = format!("ss-{id}");
+    let volume = format!("ss-home-{}", running["home_id"].as_str().unwrap());
+    setup
+        .engine
+        .docker(&["exec", &name, "sh", "-c", "echo kept > \"$HOME/notes.txt\""])
+        .unwrap();
+
+    let hibernate = format!("/api/v1/sessions/{id}/hibernate");
+    let (status, body) = setup.server.post(&hibernate, &setup.alice, json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    setup.reaches(id, "hibernated").await;
+    assert!(setup.containers().is_empty(), "the container is removed");
+    assert_eq!(
+        setup.volumes(),
+        std::slice::from_ref(&volume),
+        "its home stays"
+    );
+
+    let wake = format!("/api/v1/sessions/{id}/wake");
+    let asked = Instant::now();
+    let (status, body) = setup.server.post(&wake, &setup.alice, json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    setup.reaches(id, "running").await;
+    let (_, _, desktop) = setup.view(id).await;
+    eprintln!(
+        "docker wake: first frame {} ms after asking",
+        asked.elapsed().as_millis()
+    );
+    assert_eq!(desktop, "StreamSpace alice");
+    assert_eq!(setup.containers(), std::slice::from_ref(&name));
+    let notes = setup
+        .engine
+        .docker(&["exec", &name, "sh", "-c", "cat \"$HOME/notes.txt\""])
+        .unwrap();
+    assert_eq!(notes.trim(), "kept", "the same home, mounted again");
+}
+
+#[actix_web::test]
 async fn a_restarted_agent_adopts_its_running_containers() {
     let setup = setup(&[]).await;
     let id = setup.create(json!({"template": "desktop"})).await;

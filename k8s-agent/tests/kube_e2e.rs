@@ -247,6 +247,65 @@ async fn a_session_becomes_a_pod_and_a_claim_streams_vnc_through_the_api_server_
 }
 
 #[actix_web::test]
+async fn a_hibernated_pod_is_deleted_its_claim_kept_and_it_wakes_on_the_same_claim() {
+    let setup = setup(&[]).await;
+    let id = create(&setup, json!({"template": "desktop"})).await;
+    let running = reaches(&setup, id, "running", Duration::from_secs(30)).await;
+    let name = format!("ss-{id}");
+    let claim = format!("ss-home-{}", running["home_id"].as_str().unwrap());
+    let mounted = || {
+        setup
+            .namespace
+            .kubectl(
+                &[
+                    "get",
+                    "pod",
+                    &name,
+                    "-o",
+                    "jsonpath={.spec.volumes[0].persistentVolumeClaim.claimName}",
+                ],
+                None,
+            )
+            .unwrap()
+    };
+    assert_eq!(mounted(), claim);
+
+    let (status, body) = setup
+        .server
+        .post(
+            &format!("/api/v1/sessions/{id}/hibernate"),
+            &setup.alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    reaches(&setup, id, "hibernated", Duration::from_secs(20)).await;
+    // Hibernated means the Pod is gone, not only asked to go; its home's claim stays.
+    assert!(setup.namespace.names("pods").is_empty());
+    assert_eq!(
+        setup.namespace.names("persistentvolumeclaims"),
+        std::slice::from_ref(&claim)
+    );
+
+    let (status, body) = setup
+        .server
+        .post(
+            &format!("/api/v1/sessions/{id}/wake"),
+            &setup.alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    reaches(&setup, id, "running", Duration::from_secs(30)).await;
+    assert_eq!(setup.namespace.names("pods"), std::slice::from_ref(&name));
+    assert_eq!(mounted(), claim, "the same claim, mounted again");
+    let url = setup.server.viewer_url(&setup.alice, id).await;
+    let (viewer, init) = ViewerStream::open_showing(&url).await.unwrap();
+    assert_eq!(init.name, name, "the desktop bridged to the new Pod");
+    viewer.close().await;
+}
+
+#[actix_web::test]
 async fn an_image_that_cannot_be_pulled_fails_the_session_with_the_reason_and_leaves_nothing() {
     let setup = setup(&[]).await;
     let id = create(&setup, json!({"template": "broken"})).await;

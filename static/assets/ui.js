@@ -44,14 +44,14 @@ const TONES = {
   online: 'good', running: 'good', ready: 'good', active: 'good', disabled: 'bad',
   warning: 'warn', degraded: 'warn', pending: 'busy', creating: 'busy', terminating: 'busy', deleting: 'busy',
   offline: 'bad', error: 'bad', failed: 'bad', lost: 'bad',
-  terminated: 'idle',
+  terminated: 'idle', hibernating: 'busy', waking: 'busy', hibernated: 'idle',
 };
 
 const WORDS = {
   pending: 'Waiting for an agent', creating: 'Starting', running: 'Running', degraded: 'Agent unreachable',
   terminating: 'Stopping', terminated: 'Ended', failed: 'Failed', lost: 'Lost',
   online: 'Online', warning: 'Late heartbeat', offline: 'Offline', error: 'Error', ready: 'Ready', deleting: 'Deleting',
-  active: 'Active', disabled: 'Disabled',
+  active: 'Active', disabled: 'Disabled', hibernating: 'Hibernating', hibernated: 'Hibernated', waking: 'Waking',
 };
 
 /** A state as a word and a shape (not colour alone). */

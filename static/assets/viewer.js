@@ -5,7 +5,9 @@
 // reconnect, disconnect and the session's details. On a desktop shared for watching, the
 // viewer says so and sends no input (the control plane drops it anyway). A desktop near its
 // template's idle timeout or maximum lifetime is announced with a countdown (and, for the
-// idle timeout, "I'm still here").
+// idle timeout, "I'm still here"). Opening a hibernated desktop wakes it, and the viewer says
+// "waking" until it is back; a stream that ends because the desktop went to sleep does not
+// wake it again by itself (a button does).
 
 import RFB from '/novnc/core/rfb.js';
 import { api, ApiError, token, signInUrl } from '/assets/api.js';
@@ -36,6 +38,7 @@ const state = (window.streamspace = {
   message: '',
   mode: null,
   limitWarning: null,
+  wakes: 0,
 });
 
 let rfb = null;
@@ -44,13 +47,17 @@ let retryTimer = null;
 let startedAt = 0;
 let session = null;
 let scaled = true;
+// Opening the page (or a click) wakes a hibernated desktop; reconnecting after it fell asleep
+// under the viewer does not.
+let mayWake = true;
 
-function show(message, { detail = '', busy = true, canRetry = false } = {}) {
+function show(message, { detail = '', busy = true, canRetry = false, retryLabel = 'Reconnect now' } = {}) {
   state.message = message;
   statusText.textContent = message;
   statusDetail.textContent = detail;
   spinner.hidden = !busy;
   retryButton.hidden = !canRetry;
+  retryButton.textContent = retryLabel;
   statusBox.hidden = false;
 }
 
@@ -59,10 +66,10 @@ function hideStatus() {
 }
 
 // Final: the desktop is gone or not the caller's, so there is nothing to reconnect to.
-function stop(message, detail = '', { canRetry = false } = {}) {
+function stop(message, detail = '', { canRetry = false, retryLabel } = {}) {
   state.phase = 'stopped';
   clearTimeout(retryTimer);
-  show(message, { detail, busy: false, canRetry });
+  show(message, { detail, busy: false, canRetry, retryLabel });
 }
 
 // Retries back off from a quarter second to eight, with jitter.
@@ -82,6 +89,43 @@ const ENDED = {
   failed: 'This desktop failed.',
 };
 
+// States that pass by themselves: the viewer looks again every second.
+const PASSING = {
+  pending: ['Starting your desktop…', ''],
+  creating: ['Starting your desktop…', ''],
+  waking: ['Waking your desktop…', 'It starts again on the agent that keeps its home.'],
+  hibernating: ['This desktop is going to sleep…', 'Its home stays; it can be woken once it is asleep.'],
+};
+
+// A hibernated desktop: woken when the page was opened for it (or on a click), else left
+// asleep with a button. True when the caller should look again shortly.
+async function wakeOrWait() {
+  if (!mayWake) {
+    const why = session.state_reason ? `${session.state_reason[0].toUpperCase()}${session.state_reason.slice(1)}. ` : '';
+    stop('This desktop is hibernated.', `${why}Its home is kept; wake it to go on.`, { canRetry: true, retryLabel: 'Wake it' });
+    return false;
+  }
+  mayWake = false;
+  try {
+    await api(`/api/v1/sessions/${encodeURIComponent(sessionId)}/wake`, { method: 'POST' });
+  } catch (e) {
+    if (!(e instanceof ApiError)) throw e;
+    if (e.status === 403) {
+      mayWake = true; // its owner may wake it; this page connects when it runs
+      retryLater('This desktop is hibernated.', 'Its owner can wake it.');
+      return false;
+    }
+    if (e.code === 'agent_unavailable') {
+      mayWake = true;
+      retryLater('This desktop cannot wake yet.', e.message);
+      return false;
+    }
+    throw e;
+  }
+  state.wakes += 1;
+  return true;
+}
+
 async function connect() {
   clearTimeout(retryTimer);
   if (!WELL_FORMED) return stop('This is not a desktop link.', 'The address does not name a session; open your desktop from the Desktops page.');
@@ -95,11 +139,13 @@ async function connect() {
   let viewer;
   try {
     session = await api(`/api/v1/sessions/${encodeURIComponent(sessionId)}`);
-    if (session.state === 'pending' || session.state === 'creating') {
+    if (session.state === 'hibernated' && !await wakeOrWait()) return;
+    if (session.state === 'hibernated' || PASSING[session.state]) {
+      const [message, detail] = PASSING[session.state] ?? PASSING.waking;
       attempt = 0;
       retryTimer = setTimeout(connect, 1000);
       state.phase = 'waiting';
-      show('Starting your desktop…', { detail: `The session is ${session.state}.` });
+      show(message, { detail: detail || `The session is ${session.state}.` });
       return;
     }
     if (session.state === 'degraded') {
@@ -151,6 +197,9 @@ function deadlines(s) {
   return ends;
 }
 
+// Its idle timeout hibernates it (its template says so, and it has a home to keep).
+const sleeps = (s) => s.idle_action === 'hibernate' && s.persistent_home;
+
 function inWords(ms) {
   const s = Math.max(0, Math.round(ms / 1000));
   return s >= 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s} s`;
@@ -179,7 +228,7 @@ async function watchLimits() {
   limitWarning.hidden = !due;
   if (due) {
     limitText.textContent = due.kind === 'idle'
-      ? `No input for a while: this desktop stops in ${inWords(due.at - now)}.`
+      ? `No input for a while: this desktop ${sleeps(session) ? 'hibernates' : 'stops'} in ${inWords(due.at - now)}.`
       : `This desktop reaches its maximum lifetime and stops in ${inWords(due.at - now)}. Save your work.`;
     stillHere.hidden = due.kind !== 'idle' || state.mode === 'view';
   }
@@ -219,6 +268,7 @@ function open(url) {
   client.addEventListener('connect', () => {
     if (rfb !== client) return;
     attempt = 0;
+    mayWake = false;
     state.connects += 1;
     state.lastConnectMs = performance.now() - startedAt;
     state.phase = 'connected';
@@ -255,6 +305,7 @@ function open(url) {
 
 function reconnect() {
   state.reconnects += 1;
+  mayWake = true;
   attempt = 0;
   const old = rfb;
   rfb = null; // its disconnect event is now ignored

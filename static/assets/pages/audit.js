@@ -7,6 +7,7 @@ import { el, field, reason, shortId, table, when } from '/assets/ui.js';
 const PAGE = 50;
 const ACTIONS = ['', 'login', 'login_failed', 'password_change', 'user_create', 'user_update', 'user_delete',
   'session_create', 'session_delete', 'session_remove', 'session_idle_stop', 'session_lifetime_stop',
+  'session_hibernate', 'session_wake', 'session_idle_hibernate',
   'session_share', 'session_share_revoke', 'home_delete', 'vnc_connect', 'vnc_disconnect', 'recording_delete',
   'agent_register', 'agent_connect', 'agent_disconnect', 'agent_goodbye', 'agent_timeout', 'agent_offline', 'agent_error',
   'agent_refused', 'agent_delete',

@@ -1,5 +1,5 @@
-// Desktops (everyone): start one from a template, see one's own as cards, open, share, delete
-// or remove them from the list; the desktops others shared with you; and the persistent homes
+// Desktops (everyone): start one from a template, see one's own as cards, open, share,
+// hibernate (opening a hibernated one wakes it), delete or remove them from the list; the desktops others shared with you; and the persistent homes
 // that outlive them.
 
 import { api, everything } from '/assets/api.js';
@@ -10,17 +10,25 @@ import { autoRefresh } from '/assets/refresh.js';
 import { MODE_NAMES, shareDialog } from '/assets/sharing.js';
 
 const ENDED = ['terminated', 'failed', 'lost'];
-const BUSY = ['pending', 'creating', 'terminating'];
+const BUSY = { pending: 'Starting', creating: 'Starting', terminating: 'Stopping', hibernating: 'Hibernating', waking: 'Waking' };
+// Opening a hibernated desktop wakes it (the viewer asks for it).
+const OPENABLE = ['running', 'hibernated', 'waking'];
 
 function progress(state) {
-  if (!BUSY.includes(state)) return '';
-  const label = state === 'terminating' ? 'Stopping' : 'Starting';
-  return el('div', { class: 'progress', role: 'progressbar', 'aria-label': label }, el('span'));
+  if (!BUSY[state]) return '';
+  return el('div', { class: 'progress', role: 'progressbar', 'aria-label': BUSY[state] }, el('span'));
+}
+
+function openLink(session) {
+  if (!OPENABLE.includes(session.state)) return '';
+  const label = session.state === 'running' ? 'Open' : 'Wake and open';
+  return el('a', { class: 'button', href: `/vnc-viewer/${session.id}`, target: '_blank', rel: 'noopener' }, label);
 }
 
 function desktopCard(session, templates, act) {
   const template = templates.find((t) => t.name === session.template);
   const ended = ENDED.includes(session.state);
+  const settling = ['terminating', 'hibernating'].includes(session.state);
   return el('article', { class: `card desktop state-${session.state}`, 'data-session': session.id },
     el('header', {}, el('h2', {}, template?.display_name ?? session.template), badge(session.state)),
     progress(session.state),
@@ -33,8 +41,10 @@ function desktopCard(session, templates, act) {
       el('dt', {}, 'Session'), el('dd', {}, shortId(session.id)),
     ),
     el('div', { class: 'actions' },
-      session.state === 'running' ? el('a', { class: 'button', href: `/vnc-viewer/${session.id}`, target: '_blank', rel: 'noopener' }, 'Open') : '',
-      ended || session.state === 'terminating' ? '' : el('button', { type: 'button', class: 'secondary', onclick: () => act.share(session, template) }, 'Share'),
+      openLink(session),
+      ended || settling ? '' : el('button', { type: 'button', class: 'secondary', onclick: () => act.share(session, template) }, 'Share'),
+      session.state === 'running' && session.persistent_home
+        ? el('button', { type: 'button', class: 'secondary', onclick: () => act.hibernate(session, template) }, 'Hibernate') : '',
       ended
         ? el('button', { type: 'button', class: 'secondary', onclick: () => act.remove(session) }, 'Remove from list')
         : session.state === 'terminating' ? '' : el('button', { type: 'button', class: 'danger', onclick: () => act.stop(session, template) }, 'Delete')),
@@ -52,7 +62,7 @@ function sharedCard(shared, templates) {
       el('dt', {}, 'Platform'), el('dd', {}, platform(shared.platform)),
     ),
     el('div', { class: 'actions' },
-      shared.state === 'running' ? el('a', { class: 'button', href: `/vnc-viewer/${shared.id}`, target: '_blank', rel: 'noopener' }, 'Open') : el('span', { class: 'muted' }, 'Not running')),
+      openLink(shared) || el('span', { class: 'muted' }, 'Not running')),
   );
 }
 
@@ -125,6 +135,10 @@ export default {
       async stop(session, template) {
         if (!await confirmDialog('Delete this desktop?', `The ${template?.display_name ?? session.template} desktop stops and its viewers close.${session.persistent_home ? ' Its home is kept for your next desktop.' : ' Its files are deleted.'}`, 'Delete desktop')) return;
         await failing(api(`/api/v1/sessions/${session.id}`, { method: 'DELETE' }));
+      },
+      async hibernate(session, template) {
+        if (!await confirmDialog('Hibernate this desktop?', `The ${template?.display_name ?? session.template} desktop stops and its viewers close; its home stays. Opening it again wakes it, with the files in its home as they were (open windows are not kept).`, 'Hibernate')) return;
+        await failing(api(`/api/v1/sessions/${session.id}/hibernate`, { method: 'POST', body: {} }));
       },
       remove: (session) => failing(api(`/api/v1/sessions/${session.id}`, { method: 'DELETE' })),
       share: (session, template) => shareDialog(session, template?.display_name ?? session.template),

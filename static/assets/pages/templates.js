@@ -52,7 +52,11 @@ function editor(template, reload) {
     field('Default CPU', el('input', { name: 'cpu', value: t.default_resources?.cpu ?? '', placeholder: '1' })),
     field('Default memory', el('input', { name: 'memory', value: t.default_resources?.memory ?? '', placeholder: '2Gi' })),
     field('Environment', el('textarea', { name: 'env', rows: '3', placeholder: 'TZ=Europe/Paris' }, envText(t.env)), 'One NAME=value per line.'),
-    field('Stop when idle for (minutes)', el('input', { name: 'idle_timeout', type: 'number', min: '0.0167', step: 'any', value: minutes(t.idle_timeout_seconds), placeholder: 'never' }), 'No keyboard, mouse or clipboard input from any viewer for this long; the viewer warns first.'),
+    field('Idle after (minutes)', el('input', { name: 'idle_timeout', type: 'number', min: '0.0167', step: 'any', value: minutes(t.idle_timeout_seconds), placeholder: 'never' }), 'No keyboard, mouse or clipboard input from any viewer for this long; the viewer warns first.'),
+    field('When idle', el('select', { name: 'idle_action' },
+      el('option', { value: 'stop', ...(t.idle_action !== 'hibernate' ? { selected: '' } : {}) }, 'Stop the desktop'),
+      el('option', { value: 'hibernate', ...(t.idle_action === 'hibernate' ? { selected: '' } : {}) }, 'Hibernate it (keeps its home; opening it wakes it)')),
+    'Desktops without a persistent home stop either way.'),
     field('Maximum lifetime (minutes)', el('input', { name: 'max_lifetime', type: 'number', min: '0.0167', step: 'any', value: minutes(t.max_lifetime_seconds), placeholder: 'never' }), 'Its desktops stop this long after they started, whatever their use.'),
     el('fieldset', { class: 'checks' }, el('legend', {}, 'Runs on (none checked: any platform)'), ...checks),
     el('label', { class: 'check' }, el('input', { type: 'checkbox', name: 'record', ...(t.record ? { checked: '' } : {}) }), 'Record its desktops (every viewer\'s stream; viewers are told)'),
@@ -70,6 +74,7 @@ function editor(template, reload) {
       env: parseEnv(form.get('env')),
       platforms: form.getAll('platforms'),
       idle_timeout_seconds: seconds(form.get('idle_timeout')),
+      idle_action: form.get('idle_action'),
       max_lifetime_seconds: seconds(form.get('max_lifetime')),
       record: form.get('record') === 'on',
     };
@@ -94,7 +99,7 @@ export default {
         const after = cursors.at(-1);
         const { templates, next_after: next } = await api(`/api/v1/templates?limit=${PAGE}${after ? `&after=${encodeURIComponent(after)}` : ''}`);
         pager.replaceChildren(...pagerButtons(cursors, next, load));
-        list.replaceChildren(table(['Name', 'Image or program', 'Runs on', 'Defaults', 'Environment', 'Idle stop', 'Lifetime', 'Recorded', ''], templates.map((t) => ({
+        list.replaceChildren(table(['Name', 'Image or program', 'Runs on', 'Defaults', 'Environment', 'When idle', 'Lifetime', 'Recorded', ''], templates.map((t) => ({
           attributes: { 'data-template': t.name },
           cells: [
             el('span', {}, el('strong', {}, t.display_name), el('div', { class: 'muted' }, el('code', {}, t.name))),
@@ -102,7 +107,7 @@ export default {
             t.platforms.length ? el('span', {}, t.platforms.map((p) => platform(p))) : 'Any',
             `${t.default_resources?.cpu ?? '1'} CPU, ${t.default_resources?.memory ?? '2Gi'}`,
             `${Object.keys(t.env ?? {}).length} variables`,
-            limit(t.idle_timeout_seconds),
+            t.idle_timeout_seconds ? `${t.idle_action === 'hibernate' ? 'Hibernate' : 'Stop'} after ${limit(t.idle_timeout_seconds)}` : limit(null),
             limit(t.max_lifetime_seconds),
             t.record ? 'Yes' : 'No',
             el('span', { class: 'row-actions' },
