@@ -1,7 +1,6 @@
 //! One actor per agent WebSocket: reads and checks what the agent sends, forwards it to the
 //! Supervisor, writes what the Supervisor sends, and keeps the link alive with pings.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,7 +10,7 @@ use actix_ws::{
 };
 use bytes::Bytes;
 use streamspace_protocol::{
-    AgentMessage, ControlMessage, FRAME_HEADER_LEN, Frame, PLATFORMS, PROBE_SINCE,
+    AgentMessage, Command, ControlMessage, FRAME_HEADER_LEN, Frame, PLATFORMS, PROBE_SINCE,
     PROTOCOL_VERSION, ProtocolError, StreamId,
 };
 use tokio::sync::mpsc;
@@ -20,6 +19,7 @@ use uuid::Uuid;
 use super::link_messages::{
     CloseLink, LinkHandle, Outgoing, RegisterStream, SendFrame, UnregisterStream,
 };
+use super::link_streams::LinkStreams;
 use super::owed::Owed;
 use super::supervisor_messages::{
     AgentDisconnected, AgentHello, AgentRefused, FromAgent, Seen, SupervisorHandle,
@@ -51,8 +51,8 @@ pub struct AgentConnection {
     // limited by each stream's credit window.
     outbox: mpsc::UnboundedSender<Outbound>,
     owed: Owed,
-    /// Open VNC streams on this link, the viewers they feed, and since when.
-    streams: HashMap<StreamId, (TunnelHandle, Instant)>,
+    /// Open VNC streams on this link and the viewers they feed.
+    streams: LinkStreams<TunnelHandle>,
     /// The agent understands PROBE frames (protocol 1.2 and later).
     probes: bool,
     last_seen_report: Instant,
@@ -122,7 +122,7 @@ impl AgentConnection {
             ping_interval,
             outbox,
             owed,
-            streams: HashMap::new(),
+            streams: LinkStreams::default(),
             probes: false,
             last_seen_report: Instant::now(),
             greeted: false,
@@ -264,7 +264,7 @@ impl AgentConnection {
             ),
             (true, AgentMessage::VncDisconnect { stream_id, reason }) => {
                 self.seen();
-                if let Some((tunnel, _)) = self.streams.remove(&stream_id) {
+                if let Some(tunnel) = self.streams.remove(stream_id) {
                     tunnel.closed.do_send(StreamClosed(reason));
                 }
             }
@@ -304,7 +304,7 @@ impl Actor for AgentConnection {
 
     fn stopping(&mut self, _: &mut Context<Self>) -> Running {
         self.metrics.socket_closed(SocketKind::Agent);
-        for (_, (tunnel, _)) in self.streams.drain() {
+        for tunnel in self.streams.drain() {
             tunnel.closed.do_send(StreamClosed(
                 "the agent's link to the control plane dropped".into(),
             ));
@@ -323,30 +323,42 @@ impl Handler<Outgoing> for AgentConnection {
     type Result = ();
     fn handle(&mut self, Outgoing(message): Outgoing, _: &mut Context<Self>) {
         self.send(&message);
+        if let ControlMessage::Command {
+            command: Command::VncConnect { stream_id, .. },
+            ..
+        } = message
+        {
+            for frame in self.streams.announced(stream_id) {
+                self.send_frame(frame);
+            }
+        }
     }
 }
 
 impl Handler<RegisterStream> for AgentConnection {
     type Result = ();
     fn handle(&mut self, msg: RegisterStream, _: &mut Context<Self>) {
-        self.streams
-            .insert(msg.stream_id, (msg.tunnel, Instant::now()));
+        self.streams.register(msg.stream_id, msg.tunnel);
     }
 }
 
 impl Handler<UnregisterStream> for AgentConnection {
     type Result = ();
     fn handle(&mut self, UnregisterStream(stream_id): UnregisterStream, _: &mut Context<Self>) {
-        self.streams.remove(&stream_id);
+        self.streams.remove(stream_id);
     }
 }
 
 impl Handler<SendFrame> for AgentConnection {
     type Result = ();
     fn handle(&mut self, SendFrame(bytes): SendFrame, _: &mut Context<Self>) {
-        let _ = self
-            .outbox
-            .send(Outbound::Frame(WsMessage::Binary(bytes.into())));
+        let frame = match Frame::decode(&bytes).map(|f| f.stream_id()) {
+            Ok(stream_id) => self.streams.outgoing(stream_id, bytes),
+            Err(_) => Some(bytes),
+        };
+        if let Some(frame) = frame {
+            self.send_frame(frame);
+        }
     }
 }
 
@@ -401,23 +413,23 @@ impl AgentConnection {
     /// instead of keeping an orphan open.
     fn on_frame(&mut self, bytes: Bytes, ctx: &mut Context<Self>) {
         match Frame::decode(&bytes) {
-            Ok(Frame::Data { stream_id, .. }) => match self.streams.get(&stream_id) {
-                Some((tunnel, _)) => tunnel
+            Ok(Frame::Data { stream_id, .. }) => match self.streams.get(stream_id) {
+                Some(tunnel) => tunnel
                     .data
                     .do_send(StreamData(bytes.slice(FRAME_HEADER_LEN..))),
                 None => self.reset(ctx, stream_id),
             },
-            Ok(Frame::Credit { stream_id, bytes }) => match self.streams.get(&stream_id) {
-                Some((tunnel, _)) => tunnel.credit.do_send(StreamCredit(bytes)),
+            Ok(Frame::Credit { stream_id, bytes }) => match self.streams.get(stream_id) {
+                Some(tunnel) => tunnel.credit.do_send(StreamCredit(bytes)),
                 None => self.reset(ctx, stream_id),
             },
             Ok(Frame::Probe { stream_id }) => {
-                if !self.streams.contains_key(&stream_id) {
+                if !self.streams.contains(stream_id) {
                     self.reset(ctx, stream_id);
                 }
             }
             Ok(Frame::Reset { stream_id }) => {
-                if let Some((tunnel, _)) = self.streams.remove(&stream_id) {
+                if let Some(tunnel) = self.streams.remove(stream_id) {
                     tunnel
                         .closed
                         .do_send(StreamClosed("the agent no longer has this stream".into()));
@@ -430,24 +442,22 @@ impl AgentConnection {
         }
     }
 
-    /// Asks the agent whether it still has each stream open for an interval or more (younger
-    /// ones may still be opening there): one it lost without a word answers RESET, which
-    /// closes the viewer, even when no byte flows to reveal it.
+    /// Asks the agent whether it still has each stream it was told of an interval or more
+    /// ago (younger ones may still be opening there): one it lost without a word answers
+    /// RESET, which closes the viewer, even when no byte flows to reveal it.
     fn probe_streams(&self) {
         if !self.probes {
             return;
         }
-        for (stream_id, (_, opened)) in &self.streams {
-            if opened.elapsed() >= self.ping_interval {
-                let frame = Frame::Probe {
-                    stream_id: *stream_id,
-                }
-                .encode();
-                let _ = self
-                    .outbox
-                    .send(Outbound::Frame(WsMessage::Binary(frame.into())));
-            }
+        for stream_id in self.streams.known_for(self.ping_interval) {
+            self.send_frame(Frame::Probe { stream_id }.encode());
         }
+    }
+
+    fn send_frame(&self, frame: Vec<u8>) {
+        let _ = self
+            .outbox
+            .send(Outbound::Frame(WsMessage::Binary(frame.into())));
     }
 
     fn reset(&mut self, ctx: &mut Context<Self>, stream_id: StreamId) {

@@ -10,6 +10,7 @@ pub mod batcher;
 pub mod command;
 pub mod limit_keeper;
 pub mod link_messages;
+pub mod link_streams;
 pub mod owed;
 pub mod pruner;
 pub mod replica;
