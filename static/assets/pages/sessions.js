@@ -7,7 +7,7 @@ import {
 } from '/assets/ui.js';
 import { autoRefresh } from '/assets/refresh.js';
 
-const STATES = ['', 'pending', 'creating', 'running', 'degraded', 'terminating', 'terminated', 'failed', 'lost'];
+const STATES = ['', 'pending', 'creating', 'running', 'degraded', 'terminating', 'terminated', 'failed', 'lost', 'hibernating', 'hibernated', 'waking'];
 const PAGE = 25;
 
 export default {
