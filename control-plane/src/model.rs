@@ -199,27 +199,24 @@ impl SessionState {
         SessionState::Waking,
     ];
 
-    /// States in which a session still has its home: the active ones and `hibernated`. A
-    /// persistent home serves one such session at a time.
-    pub const HOLDING_HOME: &'static [SessionState] = &[
-        SessionState::Pending,
-        SessionState::Creating,
-        SessionState::Running,
-        SessionState::Degraded,
-        SessionState::Terminating,
-        SessionState::Hibernating,
-        SessionState::Waking,
-        SessionState::Hibernated,
-    ];
-
     /// The text forms of [`Self::ACTIVE`], for `IN (…)` filters.
     pub fn active_names() -> Vec<&'static str> {
         Self::ACTIVE.iter().map(|s| s.as_str()).collect()
     }
 
-    /// The text forms of [`Self::HOLDING_HOME`].
+    /// Whether a session in this state still has its home: an active one, or a hibernated
+    /// one. A persistent home serves one such session at a time.
+    pub fn holds_home(self) -> bool {
+        Self::ACTIVE.contains(&self) || self == SessionState::Hibernated
+    }
+
+    /// The text forms of the states that [hold a home](Self::holds_home).
     pub fn holding_home_names() -> Vec<&'static str> {
-        Self::HOLDING_HOME.iter().map(|s| s.as_str()).collect()
+        Self::ALL
+            .iter()
+            .filter(|s| s.holds_home())
+            .map(|s| s.as_str())
+            .collect()
     }
 
     /// No further transition will happen.
@@ -257,13 +254,10 @@ mod tests {
 
     #[test]
     fn the_states_holding_a_home_are_the_active_ones_and_hibernated() {
-        for state in SessionState::ALL {
-            assert_eq!(
-                SessionState::HOLDING_HOME.contains(state),
-                SessionState::ACTIVE.contains(state) || *state == SessionState::Hibernated,
-                "{state:?}"
-            );
-        }
+        let names = SessionState::holding_home_names();
+        assert_eq!(names.len(), SessionState::ACTIVE.len() + 1);
+        assert!(names.contains(&"hibernated") && names.contains(&"waking"));
+        assert!(!names.contains(&"terminated"));
     }
 
     #[test]

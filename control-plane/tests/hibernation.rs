@@ -49,14 +49,15 @@ async fn run_next(agent: &mut ScriptedAgent, id: Uuid) -> SessionSpec {
     spec
 }
 
-/// Takes the next command, which must remove `id`'s workload and keep its home, and confirms.
-async fn removed_keeping_home(agent: &mut ScriptedAgent, id: Uuid) {
+/// Takes the next command, which must remove `id`'s workload (keeping its home or not), and
+/// confirms it.
+async fn removed(agent: &mut ScriptedAgent, id: Uuid, keep_home: bool) {
     let (command_id, command) = agent.recv_command().await;
     assert_eq!(
         command,
         Command::DeleteSession {
             session_id: id,
-            keep_home: true
+            keep_home
         }
     );
     agent
@@ -65,6 +66,10 @@ async fn removed_keeping_home(agent: &mut ScriptedAgent, id: Uuid) {
             result: json!({}),
         })
         .await;
+}
+
+async fn removed_keeping_home(agent: &mut ScriptedAgent, id: Uuid) {
+    removed(agent, id, true).await;
 }
 
 async fn post(server: &TestServer, token: &str, id: Uuid, action: &str) -> (u16, Value) {
@@ -300,20 +305,7 @@ async fn an_idle_desktop_hibernates_when_its_template_says_so_and_still_ends_at_
 
     // Without a persistent home it cannot hibernate: it stops.
     let (throwaway, _) = running(&server, &mut agent, "sleepy", false).await;
-    let (command_id, command) = agent.recv_command().await;
-    assert_eq!(
-        command,
-        Command::DeleteSession {
-            session_id: throwaway,
-            keep_home: false
-        }
-    );
-    agent
-        .send(&AgentMessage::Completed {
-            command_id,
-            result: json!({}),
-        })
-        .await;
+    removed(&mut agent, throwaway, false).await;
     let stopped = session_reaches(&server, throwaway, "terminated").await;
     assert_eq!(
         stopped["state_reason"],
@@ -333,20 +325,7 @@ async fn an_idle_desktop_hibernates_when_its_template_says_so_and_still_ends_at_
 
     // Asleep, its lifetime still runs out: it ends (its agent has nothing left to remove but
     // is asked, in case).
-    let (command_id, command) = agent.recv_command().await;
-    assert_eq!(
-        command,
-        Command::DeleteSession {
-            session_id: id,
-            keep_home: true
-        }
-    );
-    agent
-        .send(&AgentMessage::Completed {
-            command_id,
-            result: json!({}),
-        })
-        .await;
+    removed_keeping_home(&mut agent, id).await;
     let ended = session_reaches(&server, id, "terminated").await;
     assert_eq!(
         ended["state_reason"],

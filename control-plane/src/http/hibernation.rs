@@ -9,6 +9,7 @@ use super::AppState;
 use super::access::{viewer_access, visible_session};
 use super::caller::Caller;
 use super::error::ApiError;
+use super::sessions::changed;
 use crate::actors::supervisor::Dispatch;
 use crate::model::ShareMode;
 use crate::store::audit::Record;
@@ -41,16 +42,7 @@ fn answer(
         }
         SleepChange::Refused(code, message) => return Err(ApiError::Conflict { code, message }),
     };
-    let body = SessionView {
-        session,
-        owner: view.owner,
-        agent_status: view.agent_status,
-    };
-    Ok(if accepted {
-        HttpResponse::Accepted().json(body)
-    } else {
-        HttpResponse::Ok().json(body)
-    })
+    Ok(changed(view, session, accepted))
 }
 
 /// `POST /api/v1/sessions/{id}/hibernate` → 202: its workload stops (Pod or container

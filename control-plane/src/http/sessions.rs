@@ -19,7 +19,7 @@ use crate::model::{Platform, ResourceAmounts, Role, SessionState, ShareMode};
 use crate::store::audit::Record;
 use crate::store::sessions::{
     CreateSession, DeleteSession, Deletion, ListSessions, Placed, Removal, RemoveEndedSession,
-    SessionInput, SessionView,
+    Session, SessionInput, SessionView,
 };
 use crate::store::templates::TemplateByName;
 use crate::validate;
@@ -353,16 +353,22 @@ pub async fn remove(
         session.id,
         serde_json::json!({ "state": session.state }),
     );
+    Ok(changed(view, session, accepted))
+}
+
+/// The answer to a change of `view`'s session, now `session`: 202 while its agent carries it
+/// out (`accepted`), else 200.
+pub(super) fn changed(view: SessionView, session: Session, accepted: bool) -> HttpResponse {
     let body = SessionView {
         session,
         owner: view.owner,
         agent_status: view.agent_status,
     };
-    Ok(if accepted {
+    if accepted {
         HttpResponse::Accepted().json(body)
     } else {
         HttpResponse::Ok().json(body)
-    })
+    }
 }
 
 /// `POST /api/v1/sessions/{id}/activity`: "I'm still here" — counts as viewer input, so the
