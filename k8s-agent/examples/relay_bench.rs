@@ -8,17 +8,11 @@
 //!
 //! Run with `scripts/bench` (it starts Postgres and builds in release mode).
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+mod support;
+
 use std::time::{Duration, Instant};
 
-use actix::Actor;
 use serde_json::json;
-use streamspace_k8s_agent::config::Config;
-use streamspace_k8s_agent::link::ControlPlaneLink;
-use streamspace_k8s_agent::runtime::Runtime;
-use streamspace_k8s_agent::runtime::local::accounts::DesktopAccounts;
-use streamspace_k8s_agent::runtime::local::{LocalRuntime, LocalSettings};
 use streamspace_testkit::control_plane as cp;
 use streamspace_testkit::rfb::{RfbClient, Transport, ViewerStream};
 
@@ -76,38 +70,8 @@ async fn main() {
             json!({"name": "xterm", "image": "xterm"}),
         )
         .await;
-    let token = server.register_agent("bench", "local").await;
-    let data = tempfile::tempdir().unwrap();
-    let runtime: Arc<dyn Runtime> = Arc::new(
-        LocalRuntime::open(LocalSettings {
-            data_dir: data.path().to_owned(),
-            xvnc: "Xvnc".into(),
-            geometry: "1280x800".into(),
-            max_sessions: 1,
-            accounts: DesktopAccounts::Agent,
-        })
-        .unwrap(),
-    );
-    let url = server.ws_base();
-    let env = [
-        ("AGENT_ID", "bench"),
-        ("CONTROL_PLANE_URL", url.as_str()),
-        ("AGENT_TOKEN", token.as_str()),
-        ("PLATFORM", "local"),
-    ];
-    let config = Config::from_lookup(|n| {
-        env.iter()
-            .find(|(k, _)| *k == n)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap();
-    let _agent = ControlPlaneLink::new(
-        Arc::new(config),
-        runtime.clone(),
-        Arc::new(AtomicBool::new(false)),
-    )
-    .start();
-    cp::agent_reaches(&server, "bench", "online").await;
+    let agent = support::local_agent(&server, "bench", "Xvnc", 1).await;
+    let runtime = agent.runtime.clone();
     let id = cp::create_session(&server, &server.admin, "xterm").await;
     cp::session_reaches(&server, id, "running").await;
     // The desktop's VNC server listens on a Unix socket only (`unix:PATH`).

@@ -254,7 +254,9 @@ pub async fn remove(
         UserDeletion::HasSessions(n) => {
             return Err(ApiError::Conflict {
                 code: "user_has_sessions",
-                message: format!("this user still has {n} active or hibernated sessions: delete them first"),
+                message: format!(
+                    "this user still has {n} active or hibernated sessions: delete them first"
+                ),
             });
         }
         UserDeletion::HasHomes(n) => {

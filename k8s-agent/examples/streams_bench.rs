@@ -1,0 +1,142 @@
+//! Many streams back to back through the real agent: each of `STREAMS` viewers sends a small
+//! message and waits for its echo, again and again, through the control plane, the agent's
+//! link and tunnel, to a desktop whose "VNC server" echoes (this very program, started by the
+//! agent in place of Xvnc). Baseline in the same run: as many connections straight to the same
+//! echo server's socket. Messages per second both ways, and the ratio.
+//!
+//! Run with `scripts/bench` (it starts Postgres and builds in release mode).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixListener;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use streamspace_testkit::control_plane as cp;
+use streamspace_testkit::rfb::{RfbClient, Transport, ViewerStream};
+
+/// Bytes per message: an RFB pointer event and a little more.
+const MESSAGE: usize = 64;
+
+/// Streams at once and how long they run; `--quick` (the test command's smoke run) is small.
+fn sizes() -> (usize, Duration) {
+    if std::env::args().any(|a| a == "--quick") {
+        (10, Duration::from_secs(1))
+    } else {
+        (100, Duration::from_secs(5))
+    }
+}
+
+/// What the echo server says first, as a VNC server does: a viewer speaks only after it.
+const GREETING: &[u8] = b"RFB 003.008\n";
+
+/// Started by the agent as a desktop's Xvnc (`… -rfbunixpath PATH …`): greets, then echoes,
+/// every connection to that socket, a thread each, until killed.
+fn echo_server(path: &str) -> ! {
+    let listener = UnixListener::bind(path).expect("bind the echo socket");
+    loop {
+        let Ok((mut conn, _)) = listener.accept() else {
+            continue;
+        };
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 16 * 1024];
+            if conn.write_all(GREETING).is_err() {
+                return;
+            }
+            while let Ok(n) = conn.read(&mut buffer) {
+                if n == 0 || conn.write_all(&buffer[..n]).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+/// Messages echoed per second over `clients`, each back to back for `over`.
+async fn back_to_back<T: Transport>(mut clients: Vec<RfbClient<T>>, over: Duration) -> f64 {
+    for client in &mut clients {
+        let greeting = client.read_exact(GREETING.len()).await.expect("greeting");
+        assert_eq!(greeting[..], GREETING[..]);
+    }
+    let started = Instant::now();
+    let workers = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut client)| async move {
+            let message = [i as u8; MESSAGE];
+            let mut echoed = 0u64;
+            while started.elapsed() < over {
+                client.write(&message).await.expect("send");
+                let back = client.read_exact(MESSAGE).await.expect("echo");
+                assert_eq!(back[..], message[..], "the echo came back changed");
+                echoed += 1;
+            }
+            echoed
+        });
+    let total: u64 = futures_util::future::join_all(workers).await.iter().sum();
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "-rfbunixpath") {
+        echo_server(&args[at + 1]);
+    }
+    actix_web::rt::System::new().block_on(run());
+}
+
+async fn run() {
+    let (streams, over) = sizes();
+    let server = cp::start(&[]).await;
+    server
+        .post(
+            "/api/v1/templates",
+            &server.admin,
+            json!({"name": "echo", "image": "sleep 1000000"}),
+        )
+        .await;
+    // The runtime knows its VNC servers by "Xvnc" in their command line: this program under
+    // such a name.
+    let bin = tempfile::tempdir().unwrap();
+    let xvnc = bin.path().join("echo-Xvnc");
+    std::os::unix::fs::symlink(std::env::current_exe().unwrap(), &xvnc).unwrap();
+    let agent = support::local_agent(&server, "bench", &xvnc.to_string_lossy(), 1).await;
+    let id = cp::create_session(&server, &server.admin, "echo").await;
+    cp::session_reaches(&server, id, "running").await;
+    let endpoint = agent.runtime.get(id).await.unwrap().vnc.unwrap().host;
+    let socket = endpoint.strip_prefix("unix:").unwrap().to_owned();
+
+    let mut relayed = Vec::with_capacity(streams);
+    let mut direct = Vec::with_capacity(streams);
+    for _ in 0..streams {
+        let url = server.viewer_url(&server.admin, id).await;
+        relayed.push(
+            ViewerStream::open(&url)
+                .await
+                .map_err(|e| format!("{e:?}"))
+                .unwrap(),
+        );
+        direct.push(RfbClient::connect_unix(&socket).await.unwrap());
+    }
+    let through_agent = back_to_back(relayed, over).await;
+    let baseline = back_to_back(direct, over).await;
+    println!(
+        "{streams} streams back to back ({MESSAGE}-byte messages echoed, {} s each way), same run",
+        over.as_secs()
+    );
+    println!("    through the relay and the real agent {through_agent:9.0} msg/s");
+    println!("    straight to the echo server's socket {baseline:9.0} msg/s");
+    println!(
+        "    ratio                                {:9.2} (relay / direct)",
+        through_agent / baseline
+    );
+    server
+        .delete(&format!("/api/v1/sessions/{id}"), &server.admin)
+        .await;
+    cp::session_reaches(&server, id, "terminated").await;
+    assert!(
+        through_agent > 0.0 && baseline > 0.0,
+        "a figure was not measured: {through_agent} {baseline}"
+    );
+}
