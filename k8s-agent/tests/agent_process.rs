@@ -143,6 +143,23 @@ async fn assert_viewable(server: &TestServer, token: &str, id: uuid::Uuid) {
     ViewerStream::open_showing(&url).await.unwrap();
 }
 
+/// Like [`assert_viewable`], just after the agent restarted: "online" may still be the old
+/// link's word for a moment, so a viewer refused because the new link is not there yet tries
+/// again.
+async fn viewable_after_restart(server: &TestServer, token: &str, id: uuid::Uuid) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let url = server.viewer_url(token, id).await;
+        match ViewerStream::open_showing(&url).await {
+            Ok(_) => return,
+            Err(e) if e.contains("is offline") && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the desktop is not viewable: {e}"),
+        }
+    }
+}
+
 /// An `XVNC` that waits a second before starting Xvnc, in a directory of its own.
 fn slow_xvnc() -> (tempfile::TempDir, String) {
     use std::os::unix::fs::PermissionsExt;
@@ -371,21 +388,9 @@ async fn an_agent_killed_during_a_stream_tells_the_viewer_and_its_desktop_is_vie
         Some("the agent's link to the control plane dropped")
     );
     // The restarted agent adopts the desktop it left running: viewable again, same session.
-    // ("online" may still be the old link's word for a moment, so a viewer refused because
-    // the new link is not there yet tries again.)
     cp::agent_reaches(&server, "local-1", "online").await;
     cp::session_reaches(&server, id, "running").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let url = server.viewer_url(&alice, id).await;
-        match ViewerStream::open_showing(&url).await {
-            Ok(_) => break,
-            Err(e) if e.contains("is offline") && tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("the adopted desktop is not viewable: {e}"),
-        }
-    }
+    viewable_after_restart(&server, &alice, id).await;
 }
 
 #[actix_web::test]
@@ -479,17 +484,7 @@ async fn a_hibernated_desktop_survives_both_restarting_and_wakes_with_its_home()
         format!("{id}\n{id}\n"),
         "started twice, both times on this home"
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let url = server.viewer_url(&user_token, id).await;
-        match ViewerStream::open_showing(&url).await {
-            Ok(_) => break,
-            Err(e) if e.contains("is offline") && tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("the woken desktop is not viewable: {e}"),
-        }
-    }
+    viewable_after_restart(&server, &user_token, id).await;
 }
 
 #[actix_web::test]

@@ -53,3 +53,19 @@ pub async fn viewer_access(
         .await?;
     share.map(|mode| (view, mode)).ok_or_else(|| no_session(id))
 }
+
+/// A session the caller may control (its owner, an admin, a user it is shared with to
+/// control), for what a watch-only guest may not do: they get 403, anyone else the 404 of a
+/// missing one.
+pub async fn controlling_access(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<SessionView, ApiError> {
+    match viewer_access(state, caller, id).await? {
+        (_, ShareMode::View) => Err(ApiError::Forbidden(
+            "this desktop is shared with you to watch only".into(),
+        )),
+        (view, ShareMode::Control) => Ok(view),
+    }
+}

@@ -6,12 +6,11 @@ use actix_web::{HttpResponse, post, web};
 use uuid::Uuid;
 
 use super::AppState;
-use super::access::{viewer_access, visible_session};
+use super::access::{controlling_access, visible_session};
 use super::caller::Caller;
 use super::error::ApiError;
 use super::sessions::changed;
 use crate::actors::supervisor::Dispatch;
-use crate::model::ShareMode;
 use crate::store::audit::Record;
 use crate::store::hibernation::{HibernateSession, SleepChange, WakeSession};
 use crate::store::sessions::SessionView;
@@ -95,12 +94,7 @@ pub async fn wake(
     caller: Caller,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let (view, mode) = viewer_access(&state, &caller, id.into_inner()).await?;
-    if mode == ShareMode::View {
-        return Err(ApiError::Forbidden(
-            "this desktop is shared with you to watch only; its owner can wake it".into(),
-        ));
-    }
+    let view = controlling_access(&state, &caller, id.into_inner()).await?;
     let change = state
         .store
         .run(WakeSession {

@@ -9,13 +9,13 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::AppState;
-use super::access::{viewer_access, visible_session};
+use super::access::{controlling_access, viewer_access, visible_session};
 use super::caller::Caller;
 use super::error::ApiError;
 use super::json_object::JsonObject;
 use super::paging::{next_before, page_size};
 use crate::actors::supervisor::Dispatch;
-use crate::model::{Platform, ResourceAmounts, Role, SessionState, ShareMode};
+use crate::model::{Platform, ResourceAmounts, Role, SessionState};
 use crate::store::audit::Record;
 use crate::store::sessions::{
     CreateSession, DeleteSession, Deletion, ListSessions, Placed, Removal, RemoveEndedSession,
@@ -388,12 +388,7 @@ pub async fn activity(
     caller: Caller,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let (view, mode) = viewer_access(&state, &caller, id.into_inner()).await?;
-    if mode == ShareMode::View {
-        return Err(ApiError::Forbidden(
-            "this desktop is shared with you to watch only".into(),
-        ));
-    }
+    let view = controlling_access(&state, &caller, id.into_inner()).await?;
     if view.session.state() != SessionState::Running {
         return Err(ApiError::conflict(format!(
             "the session is {}, not running",
