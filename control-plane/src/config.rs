@@ -61,6 +61,8 @@ pub struct Retention {
     pub audit: Duration,
     /// `SESSION_RETENTION` (default `30d`): terminated, failed and lost sessions.
     pub sessions: Duration,
+    /// `RECORDING_RETENTION` (default `90d`): recordings (rows and files), by when they ended.
+    pub recordings: Duration,
 }
 
 const DAY: Duration = Duration::from_secs(86400);
@@ -129,6 +131,7 @@ impl Config {
                 commands: vars.duration("COMMAND_RETENTION", DAY * 7)?,
                 audit: vars.duration("AUDIT_RETENTION", DAY * 90)?,
                 sessions: vars.duration("SESSION_RETENTION", DAY * 30)?,
+                recordings: vars.duration("RECORDING_RETENTION", DAY * 90)?,
             },
             vnc_proxy_enabled: vars.boolean("VNC_PROXY_ENABLED", true)?,
             admin_password: vars.optional("STREAMSPACE_ADMIN_PASSWORD"),
@@ -224,6 +227,11 @@ pub const VARIABLES: &[Variable] = &[
         name: "SESSION_RETENTION",
         default: "30d",
         meaning: "ended sessions unchanged this long are deleted",
+    },
+    Variable {
+        name: "RECORDING_RETENTION",
+        default: "90d",
+        meaning: "recordings that ended this long ago are deleted, with their files",
     },
     Variable {
         name: "REPLICA_ADDRESS",

@@ -89,7 +89,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         users.clone(),
     )
     .start();
-    Pruner::new(store.clone(), config.retention).start();
+    Pruner::new(
+        store.clone(),
+        config.retention,
+        config.recording_dir.clone(),
+    )
+    .start();
     LimitKeeper::new(
         store.clone(),
         supervisor.clone(),

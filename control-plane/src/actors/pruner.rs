@@ -1,7 +1,9 @@
 //! The `Pruner` actor: every [`PRUNE_EVERY`] it deletes what is past its retention
-//! (finished commands, audit entries, ended sessions), a bounded batch at a time, so the
-//! tables stay as large as their retention and never a giant delete runs.
+//! (finished commands, audit entries, ended sessions, recordings with their files), a bounded
+//! batch at a time, so the tables (and `RECORDING_DIR`) stay as large as their retention and
+//! never a giant delete runs.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -27,18 +29,34 @@ pub struct PruneNow;
 pub struct Pruner {
     store: StoreHandle,
     retention: Retention,
+    recording_dir: PathBuf,
     running: bool,
 }
 
 impl Pruner {
-    /// A pruner over `store`.
-    pub fn new(store: StoreHandle, retention: Retention) -> Self {
+    /// A pruner over `store`; recordings' files live in `recording_dir`.
+    pub fn new(store: StoreHandle, retention: Retention, recording_dir: PathBuf) -> Self {
         Pruner {
             store,
             retention,
+            recording_dir,
             running: false,
         }
     }
+}
+
+/// Deletes the files of pruned recordings (`files` relative to `dir`); one already gone (a
+/// shared `RECORDING_DIR` another replica pruned, an admin's deletion) is fine. How many went.
+pub async fn remove_recording_files(dir: &Path, files: &[String]) -> usize {
+    let mut removed = 0;
+    for file in files {
+        match tokio::fs::remove_file(dir.join(file)).await {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => log::warn!("pruning: cannot delete recording file {file}: {e}"),
+        }
+    }
+    removed
 }
 
 fn before(age: Duration) -> chrono::DateTime<Utc> {
@@ -61,7 +79,11 @@ impl Handler<PruneNow> for Pruner {
             return;
         }
         self.running = true;
-        let (store, retention) = (self.store.clone(), self.retention);
+        let (store, retention, dir) = (
+            self.store.clone(),
+            self.retention,
+            self.recording_dir.clone(),
+        );
         async move {
             let mut total = Pruned::default();
             for _ in 0..MAX_BATCHES {
@@ -69,6 +91,7 @@ impl Handler<PruneNow> for Pruner {
                     commands_before: before(retention.commands),
                     audit_before: before(retention.audit),
                     sessions_before: before(retention.sessions),
+                    recordings_before: before(retention.recordings),
                     batch: BATCH,
                 };
                 match store.run(batch).await {
@@ -78,6 +101,8 @@ impl Handler<PruneNow> for Pruner {
                         total.sessions += pruned.sessions;
                         total.viewer_tokens += pruned.viewer_tokens;
                         total.viewers += pruned.viewers;
+                        remove_recording_files(&dir, &pruned.recording_files).await;
+                        total.recording_files.extend(pruned.recording_files.iter().cloned());
                         if !pruned.full(BATCH) {
                             break;
                         }
@@ -95,10 +120,11 @@ impl Handler<PruneNow> for Pruner {
             this.running = false;
             if total != Pruned::default() {
                 log::info!(
-                    "pruned {} commands, {} audit entries and {} sessions past their retention, {} expired viewer tokens, {} stale viewer rows",
+                    "pruned {} commands, {} audit entries, {} sessions and {} recordings past their retention, {} expired viewer tokens, {} stale viewer rows",
                     total.commands,
                     total.audit,
                     total.sessions,
+                    total.recording_files.len(),
                     total.viewer_tokens,
                     total.viewers
                 );

@@ -1,4 +1,4 @@
-//! Retention: finished commands, audit entries and ended sessions older than their cutoff,
+//! Retention: finished commands, audit entries, ended sessions and recordings older than their cutoff,
 //! expired spent viewer tokens, and viewer rows that count no one (a departure recorded
 //! before its arrival, or left by a replica that is gone), are deleted in bounded batches, so no table grows forever and no delete holds locks for long.
 
@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::schema::{
-    agent_commands, audit_log, replicas, session_viewers, sessions, spent_viewer_tokens,
+    agent_commands, audit_log, recordings, replicas, session_viewers, sessions, spent_viewer_tokens,
 };
 use super::{Query, StoreError};
 use crate::model::{CommandStatus, SessionState};
@@ -19,12 +19,15 @@ pub struct Prune {
     pub audit_before: DateTime<Utc>,
     /// Terminated, failed or lost sessions last changed before this go.
     pub sessions_before: DateTime<Utc>,
+    /// Recordings that ended (or, never ended, began) before this go; their files are the
+    /// caller's to delete.
+    pub recordings_before: DateTime<Utc>,
     /// Most rows deleted from each table in this batch.
     pub batch: i64,
 }
 
 /// How many rows a batch deleted, per table.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Pruned {
     /// Commands.
     pub commands: usize,
@@ -36,6 +39,8 @@ pub struct Pruned {
     pub viewer_tokens: usize,
     /// Viewer rows that count no one.
     pub viewers: usize,
+    /// The files of the recordings deleted (relative to `RECORDING_DIR`), to delete too.
+    pub recording_files: Vec<String>,
 }
 
 impl Pruned {
@@ -47,6 +52,7 @@ impl Pruned {
             || self.sessions >= batch
             || self.viewer_tokens >= batch
             || self.viewers >= batch
+            || self.recording_files.len() >= batch
     }
 }
 
@@ -124,12 +130,27 @@ impl Prune {
         let viewers =
             diesel::delete(session_viewers::table.filter(session_viewers::id.eq_any(void)))
                 .execute(conn)?;
+        let old_recordings = recordings::table
+            .filter(
+                diesel::dsl::sql::<diesel::sql_types::Timestamptz>(
+                    "COALESCE(ended_at, started_at)",
+                )
+                .lt(self.recordings_before),
+            )
+            .select(recordings::id)
+            .limit(self.batch)
+            .load::<uuid::Uuid>(conn)?;
+        let recording_files =
+            diesel::delete(recordings::table.filter(recordings::id.eq_any(old_recordings)))
+                .returning(recordings::file)
+                .get_results(conn)?;
         Ok(Pruned {
             commands,
             audit,
             sessions,
             viewer_tokens,
             viewers,
+            recording_files,
         })
     }
 }

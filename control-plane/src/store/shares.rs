@@ -482,6 +482,7 @@ mod tests {
             commands_before: long_ago,
             audit_before: long_ago,
             sessions_before: long_ago,
+            recordings_before: long_ago,
             batch: 10,
         }
         .run(&mut conn)
