@@ -30,23 +30,9 @@ async fn running(
         .await;
     assert_eq!(status, 202, "{body}");
     let id: Uuid = body["id"].as_str().unwrap().parse().unwrap();
-    let spec = run_next(agent, id).await;
+    let spec = agent.run_created(id).await;
     session_reaches(server, id, "running").await;
     (id, spec)
-}
-
-/// Takes the next command, a `create_session` of `id`, and reports it running.
-async fn run_next(agent: &mut ScriptedAgent, id: Uuid) -> SessionSpec {
-    let (command_id, command) = agent.recv_command().await;
-    let Command::CreateSession(spec) = command else {
-        panic!("expected create_session, got {command:?}");
-    };
-    assert_eq!(spec.session_id, id);
-    let result = serde_json::to_value(report(id, AgentSessionState::Running)).unwrap();
-    agent
-        .send(&AgentMessage::Completed { command_id, result })
-        .await;
-    spec
 }
 
 /// Takes the next command, which must remove `id`'s workload (keeping its home or not), and
@@ -179,7 +165,7 @@ async fn a_hibernated_desktop_keeps_its_home_across_restarts_and_wakes_where_it_
         (200, Some("waking")),
         "{body}"
     );
-    let again = run_next(&mut agent, id).await;
+    let again = agent.run_created(id).await;
     assert_eq!(again, spec, "the same desktop, the same home");
     let awake = session_reaches(&server, id, "running").await;
     assert!(
@@ -239,7 +225,7 @@ async fn a_wake_needs_the_agent_of_its_home_and_a_failed_one_leaves_it_asleep() 
     let asleep = session_reaches(&server, id, "hibernated").await;
     assert_eq!(asleep["state_reason"], "could not wake: image not found");
     assert_eq!(post(&server, &server.admin, id, "wake").await.0, 202);
-    run_next(&mut agent, id).await;
+    agent.run_created(id).await;
     let awake = session_reaches(&server, id, "running").await;
     assert_eq!(awake["state_reason"], Value::Null);
 
@@ -262,7 +248,7 @@ async fn a_wake_needs_the_agent_of_its_home_and_a_failed_one_leaves_it_asleep() 
     session_reaches(&server, id, "hibernated").await;
     assert_eq!(post(&server, &bob, id, "wake").await.0, 403);
     assert_eq!(post(&server, &carol, id, "wake").await.0, 202);
-    run_next(&mut agent, id).await;
+    agent.run_created(id).await;
     session_reaches(&server, id, "running").await;
 
     // Deleting a hibernated desktop ends it for good.

@@ -23,15 +23,7 @@ async fn request(server: &TestServer, token: &str, persistent: bool) -> (u16, Va
 
 /// Takes the `create_session` the agent was sent and reports it running; returns its home.
 async fn run_created(server: &TestServer, agent: &mut ScriptedAgent, id: Uuid) -> Option<Uuid> {
-    let (command_id, command) = agent.recv_command().await;
-    let Command::CreateSession(spec) = command else {
-        panic!("expected create_session, got {command:?}");
-    };
-    assert_eq!(spec.session_id, id);
-    let result = serde_json::to_value(report(id, AgentSessionState::Running)).unwrap();
-    agent
-        .send(&AgentMessage::Completed { command_id, result })
-        .await;
+    let spec = agent.run_created(id).await;
     session_reaches(server, id, "running").await;
     spec.home_id
 }

@@ -421,6 +421,22 @@ impl ScriptedAgent {
         stream_id
     }
 
+    /// The next command, which must be a `create_session` of `id`: reported running at once,
+    /// as the agent would once the desktop is up; the spec it carried.
+    pub async fn run_created(&mut self, id: uuid::Uuid) -> streamspace_protocol::SessionSpec {
+        let (command_id, command) = self.recv_command().await;
+        let streamspace_protocol::Command::CreateSession(spec) = command else {
+            panic!("expected create_session, got {command:?}");
+        };
+        assert_eq!(spec.session_id, id);
+        let result =
+            serde_json::to_value(report(id, streamspace_protocol::AgentSessionState::Running))
+                .expect("a report serializes");
+        self.send(&AgentMessage::Completed { command_id, result })
+            .await;
+        spec
+    }
+
     /// Whether anything but pings arrives within `wait`.
     pub async fn quiet_for(&mut self, wait: Duration) -> bool {
         self.next_frame(wait).await.is_none()
@@ -546,12 +562,7 @@ pub async fn running_session_of(
     template: &str,
 ) -> uuid::Uuid {
     let id = create_session(server, &server.admin, template).await;
-    let (command_id, _) = agent.recv_command().await;
-    let result = serde_json::to_value(report(id, streamspace_protocol::AgentSessionState::Running))
-        .expect("a report serializes");
-    agent
-        .send(&AgentMessage::Completed { command_id, result })
-        .await;
+    agent.run_created(id).await;
     session_reaches(server, id, "running").await;
     id
 }
