@@ -265,6 +265,10 @@ export class Stack {
         if (child.exitCode === null) child.kill('SIGKILL');
       }
     }
+    // Desktops outlive their agent by design: whatever of this stack's still runs (one whose
+    // deletion did not finish, or in a state the list above does not take) is stopped here,
+    // found by this stack's own directory in its command line.
+    spawnSync('pkill', ['-KILL', '-f', this.dir]);
     this.dropDatabase?.();
     this.deleteNamespace?.();
     this.removeAccounts();
