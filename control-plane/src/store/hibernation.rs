@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::command_rows::{CommandRow, insert_command};
 use super::pick_agent::pick;
 use super::schema::{agents, sessions};
-use super::sessions::{DeleteCommand, Session, set_state};
+use super::sessions::{DeleteCommand, Session, reload, set_state};
 use super::{Query, StoreError};
 use crate::model::SessionState;
 use crate::placement;
@@ -40,15 +40,6 @@ fn locked(
         .select((Session::as_select(), sessions::spec))
         .for_update()
         .first(conn)?)
-}
-
-fn reload(conn: &mut PgConnection, id: Uuid) -> Result<Box<Session>, StoreError> {
-    Ok(Box::new(
-        sessions::table
-            .find(id)
-            .select(Session::as_select())
-            .first(conn)?,
-    ))
 }
 
 /// Whether `session` can hibernate, and if not why: `(code, message)`.
@@ -112,7 +103,7 @@ impl Query for HibernateSession {
             }
             .insert(conn)?;
             Ok(SleepChange::Requested {
-                session: reload(conn, self.id)?,
+                session: Box::new(reload(conn, self.id)?),
                 command: Box::new(command),
             })
         })
@@ -193,7 +184,7 @@ impl Query for WakeSession {
                 self.command_timeout,
             )?;
             Ok(SleepChange::Requested {
-                session: reload(conn, self.id)?,
+                session: Box::new(reload(conn, self.id)?),
                 command: Box::new(command),
             })
         })

@@ -533,7 +533,7 @@ impl Query for DeleteSession {
     }
 }
 
-fn reload(conn: &mut PgConnection, id: Uuid) -> Result<Session, StoreError> {
+pub(super) fn reload(conn: &mut PgConnection, id: Uuid) -> Result<Session, StoreError> {
     Ok(sessions::table
         .find(id)
         .select(Session::as_select())
