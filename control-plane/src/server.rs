@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix::Actor;
-use actix_web::{App, HttpServer, web};
+use actix_http::HttpService;
+use actix_service::{IntoServiceFactory, ServiceFactoryExt, map_config};
+use actix_web::dev::AppConfig;
+use actix_web::{App, web};
 use thiserror::Error;
 use utoipa_actix_web::AppExt;
 
@@ -27,6 +30,12 @@ use crate::store::{self, PgPool, StoreHandle};
 /// clients, 1,078 → 1,310 with 16, going from four to eight: `streamspace-bench
 /// --creations-only --clients N`).
 const STORE_THREADS: usize = 8;
+
+/// Connections waiting to be accepted (actix-web's default is 1,024; 10,000 agents link
+/// again at once after a restart).
+const LISTEN_BACKLOG: i32 = 4096;
+/// actix-web's default, which its server set for us before.
+const CLIENT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why the control plane could not start.
 #[derive(Debug, Error)]
@@ -124,7 +133,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         config,
     });
     let static_dir = state.config.static_dir.clone();
-    let server = HttpServer::new(move || {
+    let make_app = move || {
         App::new()
             .app_data(state.clone())
             .wrap(security_headers())
@@ -134,20 +143,40 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .into_utoipa_app()
             .configure(|cfg| crate::http::configure(cfg, &static_dir))
             .into_app()
-    })
-    // Credit frames and keystrokes are tiny: Nagle's algorithm would hold them back for a
-    // delayed ACK (~40 ms) and stall every stream.
-    .tcp_nodelay(true)
-    .bind(listen_addr)
-    .map_err(|source| StartError::Listen {
+    };
+    let cannot_listen = |source| StartError::Listen {
         addr: listen_addr,
         source,
-    })?;
+    };
+    let listener = listen(listen_addr).map_err(cannot_listen)?;
+    let addr = listener.local_addr().map_err(cannot_listen)?;
+    let builder = actix_server::Server::build();
+    let graceful = builder.graceful_shutdown_signal();
     // Shutdown is ours (see `Stopper`): agents and viewers are handed over first.
-    let server = server
+    let server = builder
         .disable_signals()
-        .shutdown_timeout(shutdown_grace.as_secs());
-    let addr = server.addrs()[0];
+        .shutdown_timeout(shutdown_grace.as_secs())
+        .listen("streamspace-http", listener, move || {
+            let graceful = graceful.clone();
+            HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let graceful = graceful.clone();
+                    async move { graceful.notified().await }
+                })
+                // Credit frames and keystrokes are tiny: Nagle's algorithm would hold them
+                // back for a delayed ACK (~40 ms) and stall every stream.
+                .tcp_nodelay(true)
+                .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+                .client_disconnect_timeout(crate::http::upgraded::LINGER)
+                .local_addr(addr)
+                .upgrade(crate::http::upgraded::factory(make_app.clone()))
+                .finish(map_config(
+                    make_app().into_factory().map_err(|e| e.error_response()),
+                    |()| AppConfig::default(),
+                ))
+                .tcp()
+        })
+        .map_err(cannot_listen)?;
     let replica = ReplicaIdentity {
         id: replica_id,
         address: configured_address.unwrap_or_else(|| replica_address(addr)),
@@ -229,6 +258,17 @@ fn replica_address(addr: SocketAddr) -> String {
 /// On every response: no page may be framed (a framed desktop could be driven by another
 /// site), no script but our own files runs, no type is guessed, no URL leaks as a referrer.
 /// Styles may be inline: noVNC sizes its canvas through the style attribute.
+/// The listening socket, as actix-web makes it, with room for a fleet of agents linking at
+/// once.
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
 fn security_headers() -> actix_web::middleware::DefaultHeaders {
     actix_web::middleware::DefaultHeaders::new()
         .add((

@@ -270,3 +270,102 @@ async fn a_stream_the_agent_lost_without_a_word_is_found_by_a_probe_and_its_view
         Some("the agent no longer has this stream")
     );
 }
+
+/// An upgrade request written by hand on a plain socket, with `then` right behind it.
+async fn raw_upgrade(
+    server: &common::TestServer,
+    token: &str,
+    then: &[u8],
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr = server.base.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!(
+        "GET /api/v1/agent/connect?agent_id=local-1 HTTP/1.1\r\nHost: {addr}\r\n\
+         Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .into_bytes();
+    request.extend_from_slice(then);
+    socket.write_all(&request).await.unwrap();
+    socket
+}
+
+/// Reads until `socket` ends (or 5 s pass); what it read.
+async fn read_to_end(socket: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut got)).await;
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[actix_web::test]
+async fn a_first_frame_sent_right_behind_the_upgrade_request_is_read() {
+    use tokio::io::AsyncReadExt;
+    let server = common::start(&[]).await;
+    let token = server.register_agent("local-1", "local").await;
+    let hello = AgentMessage::Hello {
+        protocol_version: streamspace_protocol::PROTOCOL_VERSION,
+        agent_id: "local-1".into(),
+        platform: "local".into(),
+        region: None,
+        capacity: Capacity {
+            max_sessions: 1,
+            cpu: None,
+            memory: None,
+        },
+        sessions: vec![],
+        inventory_error: None,
+    };
+    // A masked text frame (a client's frames are masked), in the same write as the request.
+    let payload = hello.to_json().into_bytes();
+    let mask = [0x11u8, 0x22, 0x33, 0x44];
+    let mut frame = vec![0x81, 0x80 | 126];
+    frame.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    let mut socket = raw_upgrade(&server, &token, &frame).await;
+    let mut got = Vec::new();
+    let welcomed = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut chunk = [0u8; 4096];
+        while !String::from_utf8_lossy(&got).contains(r#""type":"welcome""#) {
+            let n = socket.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await;
+    let got = String::from_utf8_lossy(&got);
+    assert!(welcomed.is_ok(), "no welcome: {got}");
+    assert!(
+        got.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{got}"
+    );
+    assert!(
+        got.to_ascii_lowercase()
+            .contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{got}"
+    );
+}
+
+#[actix_web::test]
+async fn a_refused_upgrade_gets_a_whole_json_answer_and_the_connection_ends() {
+    let server = common::start(&[]).await;
+    server.register_agent("local-1", "local").await;
+    let mut socket = raw_upgrade(&server, "not-a-token", b"").await;
+    let got = read_to_end(&mut socket).await;
+    let (head, body) = got.split_once("\r\n\r\n").expect("a head and a body");
+    assert!(head.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{head}");
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {}", body.len())),
+        "{head}"
+    );
+    assert!(
+        head.contains("x-request-id: "),
+        "the middleware ran: {head}"
+    );
+    let body: serde_json::Value = serde_json::from_str(body).expect("JSON");
+    assert_eq!(body["error"], "unauthorized", "{body}");
+}

@@ -21,6 +21,7 @@ pub mod request_id;
 pub mod sessions;
 pub mod shares;
 pub mod templates;
+pub mod upgraded;
 pub mod users;
 pub mod viewer_socket;
 pub mod vnc;

@@ -1,0 +1,248 @@
+//! WebSocket connections served off actix-http's HTTP/1 dispatcher.
+//!
+//! The dispatcher keeps an 8 KiB read and an 8 KiB write buffer for a connection's whole life:
+//! two thirds of what an idle agent link cost (heap profile in docs/PERFORMANCE.md). actix-http
+//! hands a request asking for an upgrade to an upgrade service together with the socket; this
+//! one passes the request through the same application (routes, middleware, extractors — the
+//! handlers cannot tell), writes the answer itself, and when it is a `101` moves the bytes with
+//! no buffer kept between them: reads allocate only once the socket is readable, and the
+//! WebSocket frames the handler sends are written as they come.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::pin::pin;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::Duration;
+
+use actix_codec::{Encoder, Framed, FramedParts};
+use actix_http::body::{BodySize, BoxBody, MessageBody};
+use actix_http::h1::{Codec, Message};
+use actix_http::{
+    BoxedPayloadStream, ConnectionType, Payload, Request, Response, StatusCode, error::PayloadError,
+};
+use actix_service::{IntoServiceFactory, ServiceFactory, fn_factory, fn_service};
+use actix_web::Error;
+use actix_web::dev::{AppConfig, Service, ServiceResponse};
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use tokio::net::TcpStream;
+
+/// The first read of a burst; each read that fills its buffer doubles the next, up to
+/// [`MAX_READ`], so a stream of VNC updates is read in large pieces and a heartbeat in small.
+const FIRST_READ: usize = 2 * 1024;
+const MAX_READ: usize = 64 * 1024;
+/// Frames written in one call (`writev`) when the handler has several ready.
+const WRITE_BATCH: usize = 32;
+/// How long a closed connection waits for its peer to close too (actix-web's default client
+/// disconnect timeout, which the HTTP server uses as well).
+pub const LINGER: Duration = Duration::from_secs(1);
+
+/// The upgrade service of a worker: an instance of the application made by `make_app`, serving
+/// the upgrade requests of that worker's connections.
+pub fn factory<F, I, S, B>(
+    make_app: F,
+) -> impl ServiceFactory<
+    (Request, Framed<TcpStream, Codec>),
+    Config = (),
+    Response = (),
+    Error = Infallible,
+    InitError = (),
+>
+where
+    F: Fn() -> I + 'static,
+    I: IntoServiceFactory<S, Request>,
+    S: ServiceFactory<
+            Request,
+            Config = AppConfig,
+            Response = ServiceResponse<B>,
+            Error = Error,
+            InitError = (),
+        > + 'static,
+    B: MessageBody + 'static,
+{
+    fn_factory(move || {
+        let app = make_app().into_factory().new_service(AppConfig::default());
+        async move {
+            let app = Rc::new(app.await?);
+            Ok(fn_service(move |(req, framed)| {
+                serve(app.clone(), req, framed)
+            }))
+        }
+    })
+}
+
+/// Serves one upgrade request on `io` with `app`, the application's service. Errors on the
+/// socket end the connection; they are the peer's doing and logged at debug level.
+async fn serve<S, B>(
+    app: Rc<S>,
+    req: Request,
+    framed: Framed<TcpStream, Codec>,
+) -> Result<(), Infallible>
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = Error>,
+    B: MessageBody + 'static,
+{
+    if let Err(e) = exchange(&app, req, framed).await {
+        log::debug!("upgraded connection ended: {e}");
+    }
+    Ok(())
+}
+
+async fn exchange<S, B>(app: &S, req: Request, framed: Framed<TcpStream, Codec>) -> io::Result<()>
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = Error>,
+    B: MessageBody + 'static,
+{
+    // The dispatcher's buffers go now, not when this connection ends.
+    let FramedParts {
+        io,
+        mut codec,
+        read_buf,
+        ..
+    } = framed.into_parts();
+    // Bytes the client sent right behind its request (a WebSocket client may, before the 101).
+    let early = (!read_buf.is_empty()).then(|| Bytes::copy_from_slice(&read_buf));
+    drop(read_buf);
+    // Shared by the handler reading (through the request's body) and this writing; both on
+    // this worker's thread.
+    let io = Rc::new(io);
+    let payload: BoxedPayloadStream = Box::pin(reader(early, io.clone()));
+    let (req, _) = req.replace_payload(Payload::Stream { payload });
+    let response: Response<BoxBody> = match app.call(req).await {
+        Ok(response) => response.into_parts().1.map_into_boxed_body().into(),
+        Err(e) => e.error_response().into(),
+    };
+    let (mut head, body) = response.into_parts();
+    let mut out = BytesMut::new();
+    if head.status() == StatusCode::SWITCHING_PROTOCOLS {
+        codec.encode(Message::Item((head, BodySize::Stream)), &mut out)?;
+        write_all(&io, &mut VecDeque::from([out.freeze()])).await?;
+        copy_body(body, &io).await?;
+    } else {
+        // A refusal (bad credential, not a WebSocket request, …): answered whole, then closed.
+        let body = actix_http::body::to_bytes(body)
+            .await
+            .map_err(|_| io::Error::other("response body failed"))?;
+        head.head_mut().set_connection_type(ConnectionType::Close);
+        codec.encode(
+            Message::Item((head, BodySize::Sized(body.len() as u64))),
+            &mut out,
+        )?;
+        codec.encode(Message::Chunk(Some(body)), &mut out)?;
+        codec.encode(Message::Chunk(None), &mut out)?;
+        write_all(&io, &mut VecDeque::from([out.freeze()])).await?;
+    }
+    linger(&io).await
+}
+
+/// Ends our side and reads what the peer still sends until it ends its own (for at most
+/// [`LINGER`]): closing a socket with unread bytes resets the connection, and the peer would
+/// lose the last frames, the close frame with its reason among them.
+async fn linger(io: &TcpStream) -> io::Result<()> {
+    socket2::SockRef::from(io).shutdown(std::net::Shutdown::Write)?;
+    let drain = async {
+        let mut scrap = [0u8; 1024];
+        loop {
+            io.readable().await?;
+            match io.try_read(&mut scrap) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    tokio::time::timeout(LINGER, drain).await.unwrap_or(Ok(()))
+}
+
+/// Writes the handler's frames as they come, several at once when several are ready.
+async fn copy_body<B: MessageBody>(body: B, io: &TcpStream) -> io::Result<()> {
+    let mut body = pin!(body);
+    let mut ready = VecDeque::new();
+    loop {
+        let ended = poll_fn(|cx| {
+            while ready.len() < WRITE_BATCH {
+                match body.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(Ok(chunk))) => ready.push_back(chunk),
+                    Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(true),
+                    Poll::Pending if ready.is_empty() => return Poll::Pending,
+                    Poll::Pending => break,
+                }
+            }
+            Poll::Ready(false)
+        })
+        .await;
+        write_all(io, &mut ready).await?;
+        if ended {
+            return Ok(());
+        }
+    }
+}
+
+/// Writes every chunk in `chunks`, emptying it.
+async fn write_all(io: &TcpStream, chunks: &mut VecDeque<Bytes>) -> io::Result<()> {
+    while !chunks.is_empty() {
+        io.writable().await?;
+        let slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
+        let mut written = match io.try_write_vectored(&slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        while let Some(front) = chunks.front_mut() {
+            if written < front.len() {
+                let _ = front.split_to(written);
+                break;
+            }
+            written -= front.len();
+            chunks.pop_front();
+        }
+    }
+    Ok(())
+}
+
+/// The request's body: what the socket brings, read only once it has something.
+fn reader(
+    early: Option<Bytes>,
+    io: Rc<TcpStream>,
+) -> impl Stream<Item = Result<Bytes, PayloadError>> {
+    futures_util::stream::unfold(Some((early, io, FIRST_READ)), |state| async move {
+        let (early, io, size) = state?;
+        if let Some(early) = early {
+            return Some((Ok(early), Some((None, io, size))));
+        }
+        match read_some(&io, size).await {
+            Ok(Some(chunk)) => {
+                let next = if chunk.len() == size {
+                    (size * 2).min(MAX_READ)
+                } else {
+                    FIRST_READ
+                };
+                Some((Ok(chunk), Some((None, io, next))))
+            }
+            Ok(None) => None,
+            Err(e) => Some((Err(PayloadError::Io(e)), None)),
+        }
+    })
+}
+
+/// Waits until `io` is readable, then reads up to `size` bytes; `None` at the end.
+async fn read_some(io: &TcpStream, size: usize) -> io::Result<Option<Bytes>> {
+    loop {
+        io.readable().await?;
+        let mut buf = BytesMut::with_capacity(size);
+        match io.try_read_buf(&mut buf) {
+            Ok(0) => return Ok(None),
+            // The WebSocket decoder keeps the chunk's allocation while it holds any of it: a
+            // small read gets an allocation of its own size rather than keep `size` bytes.
+            Ok(n) if n < size / 2 => return Ok(Some(Bytes::copy_from_slice(&buf))),
+            Ok(_) => return Ok(Some(buf.freeze())),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
