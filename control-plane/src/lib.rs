@@ -13,3 +13,4 @@ pub mod recording;
 pub mod server;
 pub mod store;
 pub mod validate;
+pub mod websocket;

@@ -170,10 +170,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 .client_disconnect_timeout(crate::http::upgraded::LINGER)
                 .local_addr(addr)
                 .upgrade(crate::http::upgraded::factory(make_app.clone()))
-                .finish(map_config(
+                // Boxed: each connection's future is allocated for its whole life, and holds
+                // the application's (large) future inline unless it is boxed.
+                .finish(actix_service::boxed::factory(map_config(
                     make_app().into_factory().map_err(|e| e.error_response()),
                     |()| AppConfig::default(),
-                ))
+                )))
                 .tcp()
         })
         .map_err(cannot_listen)?;

@@ -13,30 +13,21 @@ use streamspace_protocol::{
     AgentMessage, Command, ControlMessage, FRAME_HEADER_LEN, Frame, PLATFORMS, PROBE_SINCE,
     PROTOCOL_VERSION, ProtocolError, StreamId,
 };
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::link_messages::{
     CloseLink, LinkHandle, Outgoing, RegisterStream, SendFrame, UnregisterStream,
 };
 use super::link_streams::LinkStreams;
-use super::owed::Owed;
 use super::supervisor_messages::{
     AgentDisconnected, AgentHello, AgentRefused, FromAgent, Seen, SupervisorHandle,
 };
 use super::tunnel_messages::{StreamClosed, StreamCredit, StreamData, TunnelHandle};
 use crate::metrics::{Metrics, SocketKind};
+use crate::websocket::Outbox;
 
 /// How long a new connection may take to say `hello`.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What the writer task puts on the wire, in order.
-enum Outbound {
-    Frame(WsMessage),
-    /// A frame the agent caused (a pong, an error reply): counted in `owed` until written.
-    Owed(WsMessage),
-    Close(CloseReason),
-}
 
 /// The actor.
 pub struct AgentConnection {
@@ -46,11 +37,10 @@ pub struct AgentConnection {
     supervisor: SupervisorHandle,
     metrics: Arc<Metrics>,
     ping_interval: Duration,
-    // The writer task owns the WebSocket session; this queue keeps writes in order. Its size
-    // is bounded by the protocol: JSON messages are few and small, and stream bytes are
-    // limited by each stream's credit window.
-    outbox: mpsc::UnboundedSender<Outbound>,
-    owed: Owed,
+    // What goes out, in order. Its size is bounded by the protocol: JSON messages are few and
+    // small, stream bytes are limited by each stream's credit window, and replies the agent
+    // causes by `owed::LIMIT`.
+    outbox: Outbox,
     /// Open VNC streams on this link and the viewers they feed.
     streams: LinkStreams<TunnelHandle>,
     /// The agent understands PROBE frames (protocol 1.2 and later).
@@ -77,42 +67,11 @@ impl AgentConnection {
     pub fn new(
         agent_id: String,
         credential_id: Uuid,
-        session: actix_ws::Session,
+        outbox: Outbox,
         supervisor: SupervisorHandle,
         metrics: Arc<Metrics>,
         ping_interval: Duration,
     ) -> Self {
-        let (outbox, mut queue) = mpsc::unbounded_channel();
-        let owed = Owed::default();
-        let writer_owed = owed.clone();
-        actix::spawn(async move {
-            let mut session = session;
-            while let Some(item) = queue.recv().await {
-                let item = match item {
-                    Outbound::Owed(frame) => {
-                        writer_owed.written();
-                        Outbound::Frame(frame)
-                    }
-                    other => other,
-                };
-                let sent = match item {
-                    Outbound::Frame(WsMessage::Text(text)) => session.text(text).await,
-                    Outbound::Frame(WsMessage::Binary(bytes)) => session.binary(bytes).await,
-                    Outbound::Frame(WsMessage::Ping(bytes)) => session.ping(&bytes).await,
-                    Outbound::Frame(WsMessage::Pong(bytes)) => session.pong(&bytes).await,
-                    Outbound::Frame(_) | Outbound::Owed(_) => Ok(()),
-                    Outbound::Close(reason) => {
-                        let _ = session.close(Some(reason)).await;
-                        return;
-                    }
-                };
-                if sent.is_err() {
-                    return;
-                }
-            }
-            // The actor is gone without closing explicitly.
-            let _ = session.close(None).await;
-        });
         AgentConnection {
             agent_id,
             credential_id,
@@ -121,7 +80,6 @@ impl AgentConnection {
             metrics,
             ping_interval,
             outbox,
-            owed,
             streams: LinkStreams::default(),
             probes: false,
             last_seen_report: Instant::now(),
@@ -131,22 +89,19 @@ impl AgentConnection {
     }
 
     fn send(&self, message: &ControlMessage) {
-        let _ = self
-            .outbox
-            .send(Outbound::Frame(WsMessage::Text(message.to_json().into())));
+        self.outbox.send(WsMessage::Text(message.to_json().into()));
     }
 
     /// A reply the agent caused (an error about its message, a pong): an agent that keeps
     /// causing them while never reading is closed.
     fn send_owed(&mut self, ctx: &mut Context<Self>, frame: WsMessage) {
-        if !self.owed.add() {
-            return self.close(
+        if !self.outbox.send_owed(frame) {
+            self.close(
                 ctx,
                 CloseCode::Policy,
                 "the agent sends faster than it reads our replies",
             );
         }
-        let _ = self.outbox.send(Outbound::Owed(frame));
     }
 
     fn error_reply(&mut self, ctx: &mut Context<Self>, code: &str, message: String) {
@@ -165,7 +120,7 @@ impl AgentConnection {
         self.closing = true;
         let reason = reason.into();
         log::info!(agent_id:% = self.agent_id; "agent {}: closing link: {reason}", self.agent_id);
-        let _ = self.outbox.send(Outbound::Close(CloseReason {
+        self.outbox.close(Some(CloseReason {
             code,
             description: Some(reason),
         }));
@@ -295,9 +250,7 @@ impl Actor for AgentConnection {
             }
         });
         ctx.run_interval(self.ping_interval, |this, _| {
-            let _ = this
-                .outbox
-                .send(Outbound::Frame(WsMessage::Ping(Default::default())));
+            this.outbox.send(WsMessage::Ping(Default::default()));
             this.probe_streams();
         });
     }
@@ -390,7 +343,7 @@ impl StreamHandler<Result<AggregatedMessage, WsError>> for AgentConnection {
             Ok(AggregatedMessage::Close(reason)) => {
                 log::info!(agent_id:% = self.agent_id; "agent {} closed its link: {reason:?}", self.agent_id);
                 self.closing = true;
-                let _ = self.outbox.send(Outbound::Close(CloseReason {
+                self.outbox.close(Some(CloseReason {
                     code: CloseCode::Normal,
                     description: None,
                 }));
@@ -455,9 +408,7 @@ impl AgentConnection {
     }
 
     fn send_frame(&self, frame: Vec<u8>) {
-        let _ = self
-            .outbox
-            .send(Outbound::Frame(WsMessage::Binary(frame.into())));
+        self.outbox.send(WsMessage::Binary(frame.into()));
     }
 
     fn reset(&mut self, ctx: &mut Context<Self>, stream_id: StreamId) {

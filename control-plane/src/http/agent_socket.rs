@@ -12,10 +12,12 @@ use super::AppState;
 use super::caller::{bearer, client_ip};
 use super::error::ApiError;
 use crate::actors::agent_connection::AgentConnection;
+use crate::actors::owed;
 use crate::actors::supervisor::Supervisor;
 use crate::auth::agent_token;
 use crate::store::audit::{NewAuditEntry, Record};
 use crate::store::credentials::AuthenticateAgent;
+use crate::websocket;
 
 /// The query string.
 #[derive(Deserialize, IntoParams)]
@@ -73,19 +75,20 @@ pub async fn connect(
             "this credential belongs to another agent, not {agent_id:?}"
         )));
     }
-    let (response, session, stream) = actix_ws::handle(&req, body)
-        .map_err(|e| ApiError::invalid(format!("websocket upgrade: {e}")))?;
-    let stream = stream
-        .max_frame_size(MAX_TEXT_MESSAGE.max(FRAME_HEADER_LEN + MAX_FRAME_PAYLOAD))
-        .aggregate_continuations()
-        .max_continuation_size(MAX_TEXT_MESSAGE);
+    let (response, outbox, inbox) = websocket::accept(
+        &req,
+        body,
+        MAX_TEXT_MESSAGE.max(FRAME_HEADER_LEN + MAX_FRAME_PAYLOAD),
+        owed::LIMIT,
+    )
+    .map_err(|e| ApiError::invalid(format!("websocket upgrade: {e}")))?;
     let config = &state.config;
     AgentConnection::create(|ctx| {
-        ctx.add_stream(stream);
+        ctx.add_stream(inbox);
         AgentConnection::new(
             agent_id,
             credential.id,
-            session,
+            outbox,
             Supervisor::handle(&state.supervisor),
             state.metrics.clone(),
             config.agent_heartbeat_interval,

@@ -67,8 +67,10 @@ where
         let app = make_app().into_factory().new_service(AppConfig::default());
         async move {
             let app = Rc::new(app.await?);
+            // Boxed, so a connection's future (allocated for its whole life) holds a pointer
+            // rather than the largest state of this one.
             Ok(fn_service(move |(req, framed)| {
-                serve(app.clone(), req, framed)
+                Box::pin(serve(app.clone(), req, framed))
             }))
         }
     })
@@ -111,7 +113,8 @@ where
     let io = Rc::new(io);
     let payload: BoxedPayloadStream = Box::pin(reader(early, io.clone()));
     let (req, _) = req.replace_payload(Payload::Stream { payload });
-    let response: Response<BoxBody> = match app.call(req).await {
+    // Boxed: the application's future is large and needed only until it answers.
+    let response: Response<BoxBody> = match Box::pin(app.call(req)).await {
         Ok(response) => response.into_parts().1.map_into_boxed_body().into(),
         Err(e) => e.error_response().into(),
     };
@@ -120,7 +123,19 @@ where
     if head.status() == StatusCode::SWITCHING_PROTOCOLS {
         codec.encode(Message::Item((head, BodySize::Stream)), &mut out)?;
         write_all(&io, &mut VecDeque::from([out.freeze()])).await?;
-        copy_body(body, &io).await?;
+        // A task of its own, small, for the WebSocket's life: the connection's task ends here,
+        // and with it the HTTP/1 dispatcher it held (about 3 KiB).
+        actix_web::rt::spawn(async move {
+            if let Err(e) = async {
+                copy_body(body, &io).await?;
+                linger(&io).await
+            }
+            .await
+            {
+                log::debug!("WebSocket connection ended: {e}");
+            }
+        });
+        return Ok(());
     } else {
         // A refusal (bad credential, not a WebSocket request, …): answered whole, then closed.
         let body = actix_http::body::to_bytes(body)
@@ -144,7 +159,7 @@ where
 async fn linger(io: &TcpStream) -> io::Result<()> {
     socket2::SockRef::from(io).shutdown(std::net::Shutdown::Write)?;
     let drain = async {
-        let mut scrap = [0u8; 1024];
+        let mut scrap = vec![0u8; 1024];
         loop {
             io.readable().await?;
             match io.try_read(&mut scrap) {

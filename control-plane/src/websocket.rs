@@ -1,0 +1,429 @@
+//! A WebSocket that costs little while idle, for the agents' links (10,000 of them on one
+//! replica): frames to send wait in a queue the connection's writer (`http/upgraded.rs`) takes
+//! them from — no channel, no task — and frames received are decoded straight from the
+//! socket's reads. actix-ws gave each socket two channels and a task (about 5 KiB; heap
+//! profile in docs/PERFORMANCE.md).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker, ready};
+
+use actix_codec::{Decoder, Encoder};
+use actix_http::body::{BodySize, BoxBody, MessageBody};
+use actix_http::ws::{self, CloseReason, Codec, Frame, HandshakeError, Item, Message};
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{AggregatedMessage, ProtocolError};
+use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
+use futures_util::Stream;
+
+/// Accepts a WebSocket handshake: the `101` answer, the queue to send through and the
+/// messages received. `max_message` bounds a frame, and a message made of several;
+/// `max_owed` the replies the peer caused waiting to be written (see [`Outbox::send_owed`]).
+pub fn accept(
+    req: &HttpRequest,
+    payload: web::Payload,
+    max_message: usize,
+    max_owed: usize,
+) -> Result<(HttpResponse, Outbox, Inbox), HandshakeError> {
+    let queue = Rc::new(RefCell::new(Queue::new(max_owed)));
+    let response = ws::handshake(req.head())?
+        .message_body(BoxBody::new(OutboxBody(queue.clone())))
+        .expect("a handshake answer takes a body");
+    let inbox = Inbox {
+        payload: payload.into_inner(),
+        buf: BytesMut::new(),
+        codec: Codec::new().max_size(max_message),
+        partial: None,
+        max_message,
+        ended: false,
+    };
+    Ok((HttpResponse::from(response), Outbox(queue), inbox))
+}
+
+struct Queue {
+    /// Encoded frames, and whether each is one the peer caused (see [`Outbox::send_owed`]).
+    frames: VecDeque<(Bytes, bool)>,
+    owed: usize,
+    max_owed: usize,
+    writer: Option<Waker>,
+    closed: bool,
+}
+
+impl Queue {
+    fn new(max_owed: usize) -> Self {
+        Queue {
+            frames: VecDeque::new(),
+            owed: 0,
+            max_owed,
+            writer: None,
+            closed: false,
+        }
+    }
+}
+
+/// Where a socket's frames are queued, in order. Dropping it closes the socket (with a close
+/// frame without reason) once what is queued has been written.
+pub struct Outbox(Rc<RefCell<Queue>>);
+
+impl Outbox {
+    /// Queues a frame; nothing once closed.
+    pub fn send(&self, message: Message) {
+        self.push(message, false);
+    }
+
+    /// Queues a frame the peer caused (a pong, an error reply), unless the most allowed of
+    /// those are still waiting to be written: `false` then, and the caller closes a peer that
+    /// keeps asking while never reading.
+    pub fn send_owed(&self, message: Message) -> bool {
+        let queue = self.0.borrow();
+        if queue.owed >= queue.max_owed {
+            return false;
+        }
+        drop(queue);
+        self.push(message, true);
+        true
+    }
+
+    /// Queues a close frame; the socket ends once it is written.
+    pub fn close(&self, reason: Option<CloseReason>) {
+        self.push(Message::Close(reason), false);
+        self.0.borrow_mut().closed = true;
+    }
+
+    fn push(&self, message: Message, owed: bool) {
+        let mut queue = self.0.borrow_mut();
+        if queue.closed {
+            return;
+        }
+        let mut frame = BytesMut::new();
+        if Codec::new().encode(message, &mut frame).is_err() {
+            // Only a close reason's description can fail to encode (it is too long): the
+            // caller's bug, not the peer's; the frame is dropped.
+            log::error!("a WebSocket frame could not be encoded");
+            return;
+        }
+        queue.frames.push_back((frame.freeze(), owed));
+        queue.owed += usize::from(owed);
+        if let Some(writer) = queue.writer.take() {
+            writer.wake();
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        if !self.0.borrow().closed {
+            self.close(None);
+        }
+    }
+}
+
+/// The `101` answer's body: the queued frames, as the connection's writer asks for them.
+struct OutboxBody(Rc<RefCell<Queue>>);
+
+impl MessageBody for OutboxBody {
+    type Error = Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let mut queue = self.0.borrow_mut();
+        match queue.frames.pop_front() {
+            Some((frame, owed)) => {
+                queue.owed -= usize::from(owed);
+                if queue.frames.is_empty() && queue.frames.capacity() > 16 {
+                    // A burst is over: an idle socket keeps no room for the next.
+                    queue.frames = VecDeque::new();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            None if queue.closed => Poll::Ready(None),
+            None => {
+                queue.writer = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// The messages a socket receives, a message sent in several frames put together again.
+pub struct Inbox {
+    payload: actix_web::dev::Payload,
+    buf: BytesMut,
+    codec: Codec,
+    /// A message arriving in several frames: whether it is text, and what came so far.
+    partial: Option<(bool, BytesMut)>,
+    max_message: usize,
+    ended: bool,
+}
+
+impl Inbox {
+    /// A whole message from `frame`, or `None` while one is still arriving in pieces.
+    fn assemble(&mut self, frame: Frame) -> Result<Option<AggregatedMessage>, ProtocolError> {
+        let (first, bytes, last) = match frame {
+            Frame::Text(bytes) => return text_message(bytes).map(Some),
+            Frame::Binary(bytes) => return Ok(Some(AggregatedMessage::Binary(bytes))),
+            Frame::Ping(bytes) => return Ok(Some(AggregatedMessage::Ping(bytes))),
+            Frame::Pong(bytes) => return Ok(Some(AggregatedMessage::Pong(bytes))),
+            Frame::Close(reason) => return Ok(Some(AggregatedMessage::Close(reason))),
+            Frame::Continuation(Item::FirstText(bytes)) => (Some(true), bytes, false),
+            Frame::Continuation(Item::FirstBinary(bytes)) => (Some(false), bytes, false),
+            Frame::Continuation(Item::Continue(bytes)) => (None, bytes, false),
+            Frame::Continuation(Item::Last(bytes)) => (None, bytes, true),
+        };
+        // (The codec refuses pieces out of order.)
+        let (text, mut so_far) = match (first, self.partial.take()) {
+            (Some(text), _) => (text, BytesMut::new()),
+            (None, Some(partial)) => partial,
+            (None, None) => return Err(ProtocolError::ContinuationNotStarted),
+        };
+        if so_far.len() + bytes.len() > self.max_message {
+            return Err(ProtocolError::Overflow);
+        }
+        so_far.extend_from_slice(&bytes);
+        if !last {
+            self.partial = Some((text, so_far));
+            return Ok(None);
+        }
+        let whole = so_far.freeze();
+        if text {
+            text_message(whole).map(Some)
+        } else {
+            Ok(Some(AggregatedMessage::Binary(whole)))
+        }
+    }
+}
+
+fn text_message(bytes: Bytes) -> Result<AggregatedMessage, ProtocolError> {
+    ByteString::try_from(bytes)
+        .map(AggregatedMessage::Text)
+        .map_err(|e| ProtocolError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+}
+
+impl Stream for Inbox {
+    type Item = Result<AggregatedMessage, ProtocolError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            match this.codec.decode(&mut this.buf) {
+                Ok(Some(frame)) => match this.assemble(frame) {
+                    Ok(Some(message)) => return Poll::Ready(Some(Ok(message))),
+                    Ok(None) => continue,
+                    Err(e) => {
+                        this.ended = true;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                },
+                Ok(None) => {}
+                Err(e) => {
+                    this.ended = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+            if this.buf.is_empty() {
+                // What was read is all handed out: keep no room while idle.
+                this.buf = BytesMut::new();
+            }
+            match ready!(Pin::new(&mut this.payload).poll_next(cx)) {
+                Some(Ok(chunk)) if this.buf.is_empty() => this.buf = BytesMut::from(chunk),
+                Some(Ok(chunk)) => this.buf.extend_from_slice(&chunk),
+                Some(Err(e)) => {
+                    this.ended = true;
+                    return Poll::Ready(Some(Err(ProtocolError::Io(std::io::Error::other(e)))));
+                }
+                None => {
+                    this.ended = true;
+                    return Poll::Ready(None);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_http::ws::CloseCode;
+    use futures_util::StreamExt;
+
+    /// An inbox reading `chunks`, as a client wrote them.
+    fn inbox(chunks: Vec<Bytes>, max_message: usize) -> Inbox {
+        let stream = futures_util::stream::iter(chunks.into_iter().map(Ok));
+        Inbox {
+            payload: actix_web::dev::Payload::Stream {
+                payload: Box::pin(stream),
+            },
+            buf: BytesMut::new(),
+            codec: Codec::new().max_size(max_message),
+            partial: None,
+            max_message,
+            ended: false,
+        }
+    }
+
+    /// Frames as a client sends them (masked).
+    fn client_frames(messages: Vec<Message>) -> Bytes {
+        let mut codec = Codec::new().client_mode();
+        let mut out = BytesMut::new();
+        for message in messages {
+            codec.encode(message, &mut out).unwrap();
+        }
+        out.freeze()
+    }
+
+    #[actix_web::test]
+    async fn a_message_in_pieces_comes_out_whole_with_control_frames_between_passed_on() {
+        let wire = client_frames(vec![
+            Message::Continuation(Item::FirstText(Bytes::from_static(b"{\"type\":"))),
+            Message::Ping(Bytes::from_static(b"p")),
+            Message::Continuation(Item::Continue(Bytes::from_static(b"\"heart"))),
+            Message::Continuation(Item::Last(Bytes::from_static(b"beat\"}"))),
+            Message::Binary(Bytes::from_static(b"\x01\x02")),
+        ]);
+        // Split anywhere: a read may end inside a frame.
+        let (a, b) = (wire.slice(..5), wire.slice(5..));
+        let got: Vec<_> = inbox(vec![a, b], 1024).collect().await;
+        let got: Vec<_> = got.into_iter().map(Result::unwrap).collect();
+        assert_eq!(
+            got,
+            vec![
+                AggregatedMessage::Ping(Bytes::from_static(b"p")),
+                AggregatedMessage::Text("{\"type\":\"heartbeat\"}".into()),
+                AggregatedMessage::Binary(Bytes::from_static(b"\x01\x02")),
+            ]
+        );
+    }
+
+    #[actix_web::test]
+    async fn a_message_larger_than_allowed_ends_the_inbox_with_overflow() {
+        let wire = client_frames(vec![
+            Message::Continuation(Item::FirstBinary(Bytes::from(vec![0; 60]))),
+            Message::Continuation(Item::Last(Bytes::from(vec![0; 60]))),
+            Message::Binary(Bytes::from_static(b"never read")),
+        ]);
+        let got: Vec<_> = inbox(vec![wire], 100).collect().await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(matches!(got[0], Err(ProtocolError::Overflow)), "{got:?}");
+        let wire = client_frames(vec![Message::Binary(Bytes::from(vec![0; 101]))]);
+        let got: Vec<_> = inbox(vec![wire], 100).collect().await;
+        assert!(matches!(got[..], [Err(ProtocolError::Overflow)]), "{got:?}");
+    }
+
+    #[actix_web::test]
+    async fn unmasked_frames_and_bad_text_are_errors() {
+        let mut unmasked = BytesMut::new();
+        Codec::new()
+            .encode(Message::Text("hi".into()), &mut unmasked)
+            .unwrap();
+        let got: Vec<_> = inbox(vec![unmasked.freeze()], 100).collect().await;
+        assert!(
+            matches!(got[..], [Err(ProtocolError::UnmaskedFrame)]),
+            "{got:?}"
+        );
+        let wire = client_frames(vec![
+            Message::Continuation(Item::FirstText(Bytes::from_static(b"\xff"))),
+            Message::Continuation(Item::Last(Bytes::from_static(b"\xfe"))),
+        ]);
+        let got: Vec<_> = inbox(vec![wire], 100).collect().await;
+        assert!(matches!(got[..], [Err(ProtocolError::Io(_))]), "{got:?}");
+    }
+
+    /// What the connection's writer would take from `body` now.
+    fn written(body: &mut OutboxBody) -> (Vec<Frame>, bool) {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut wire = BytesMut::new();
+        let ended = loop {
+            match Pin::new(&mut *body).poll_next(&mut cx) {
+                Poll::Ready(Some(Ok(chunk))) => wire.extend_from_slice(&chunk),
+                Poll::Ready(None) => break true,
+                Poll::Pending => break false,
+            }
+        };
+        let mut codec = Codec::new().client_mode();
+        let mut frames = Vec::new();
+        while let Some(frame) = codec.decode(&mut wire).unwrap() {
+            frames.push(frame);
+        }
+        (frames, ended)
+    }
+
+    const MAX_OWED: usize = 8;
+
+    fn outbox() -> (Outbox, OutboxBody) {
+        let queue = Rc::new(RefCell::new(Queue::new(MAX_OWED)));
+        (Outbox(queue.clone()), OutboxBody(queue))
+    }
+
+    #[test]
+    fn frames_go_out_in_order_and_a_close_ends_the_body() {
+        let (outbox, mut body) = outbox();
+        assert_eq!(written(&mut body), (vec![], false));
+        outbox.send(Message::Text("one".into()));
+        outbox.send(Message::Binary(Bytes::from_static(b"two")));
+        let reason = CloseReason {
+            code: CloseCode::Policy,
+            description: Some("bye".into()),
+        };
+        outbox.close(Some(reason.clone()));
+        outbox.send(Message::Text("after the close".into()));
+        assert_eq!(
+            written(&mut body),
+            (
+                vec![
+                    Frame::Text(Bytes::from_static(b"one")),
+                    Frame::Binary(Bytes::from_static(b"two")),
+                    Frame::Close(Some(reason)),
+                ],
+                true
+            )
+        );
+    }
+
+    #[test]
+    fn a_dropped_outbox_closes_without_a_reason_after_what_it_queued() {
+        let (outbox, mut body) = outbox();
+        outbox.send(Message::Ping(Bytes::new()));
+        drop(outbox);
+        assert_eq!(
+            written(&mut body),
+            (vec![Frame::Ping(Bytes::new()), Frame::Close(None)], true)
+        );
+    }
+
+    #[test]
+    fn replies_a_peer_caused_are_refused_past_the_limit_until_some_are_written() {
+        let (outbox, mut body) = outbox();
+        for _ in 0..MAX_OWED {
+            assert!(outbox.send_owed(Message::Pong(Bytes::new())));
+        }
+        assert!(!outbox.send_owed(Message::Pong(Bytes::new())));
+        // Our own frames are not the peer's doing: always queued.
+        outbox.send(Message::Ping(Bytes::new()));
+        let (frames, _) = written(&mut body);
+        assert_eq!(frames.len(), MAX_OWED + 1);
+        assert!(outbox.send_owed(Message::Pong(Bytes::new())));
+    }
+
+    #[test]
+    fn an_idle_outbox_keeps_no_room_after_a_burst() {
+        let (outbox, mut body) = outbox();
+        for _ in 0..100 {
+            outbox.send(Message::Binary(Bytes::from_static(b"x")));
+        }
+        written(&mut body);
+        assert_eq!(outbox.0.borrow().frames.capacity(), 0);
+    }
+}
