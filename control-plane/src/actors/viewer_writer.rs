@@ -3,8 +3,8 @@
 //! `actix_ws::Session` queues up to 32 messages in a channel and its body then encodes all of
 //! them at once into the HTTP layer's write buffer: a sender learns nothing about what the
 //! socket really took, and a stalled viewer could hold megabytes there beyond the stream
-//! window. Here the HTTP layer pulls one frame at a time, only while its own write buffer is
-//! below its limit (32 KiB), and each frame is reported written the moment it is pulled; so the
+//! window. Here the connection's writer (`http/upgraded.rs`) pulls frames only while less than
+//! 32 KiB wait to be written, and each frame is reported written the moment it is pulled; so the
 //! tunnel returns credit to the agent only for bytes that left this process's queues, and the
 //! `streamspace_viewer_buffered_bytes` gauge counts everything held for viewers but that one
 //! buffer.

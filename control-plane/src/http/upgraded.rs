@@ -34,7 +34,11 @@ use tokio::net::TcpStream;
 /// [`MAX_READ`], so a stream of VNC updates is read in large pieces and a heartbeat in small.
 const FIRST_READ: usize = 2 * 1024;
 const MAX_READ: usize = 64 * 1024;
-/// Frames written in one call (`writev`) when the handler has several ready.
+/// Frames are taken from the handler while fewer than this many bytes, in at most
+/// [`WRITE_BATCH`] frames, wait to be written (one `writev`): a frame taken counts as written
+/// for the stream windows (`viewer_writer.rs`), so what a stalled peer can hold here stays
+/// this small. (actix-http's dispatcher buffered as much: 32 KiB.)
+const WRITE_BUFFER: usize = 32 * 1024;
 const WRITE_BATCH: usize = 32;
 /// How long a closed connection waits for its peer to close too (actix-web's default client
 /// disconnect timeout, which the HTTP server uses as well).
@@ -179,9 +183,13 @@ async fn copy_body<B: MessageBody>(body: B, io: &TcpStream) -> io::Result<()> {
     let mut ready = VecDeque::new();
     loop {
         let ended = poll_fn(|cx| {
-            while ready.len() < WRITE_BATCH {
+            let mut pending = 0;
+            while ready.len() < WRITE_BATCH && pending < WRITE_BUFFER {
                 match body.as_mut().poll_next(cx) {
-                    Poll::Ready(Some(Ok(chunk))) => ready.push_back(chunk),
+                    Poll::Ready(Some(Ok(chunk))) => {
+                        pending += chunk.len();
+                        ready.push_back(chunk);
+                    }
                     Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(true),
                     Poll::Pending if ready.is_empty() => return Poll::Pending,
                     Poll::Pending => break,
