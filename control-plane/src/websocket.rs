@@ -1,8 +1,8 @@
-//! A WebSocket that costs little while idle, for the agents' links (10,000 of them on one
-//! replica): frames to send wait in a queue the connection's writer (`http/upgraded.rs`) takes
-//! them from — no channel, no task — and frames received are decoded straight from the
-//! socket's reads. actix-ws gave each socket two channels and a task (about 5 KiB; heap
-//! profile in docs/PERFORMANCE.md).
+//! WebSockets that cost little while idle (an agent's link, 10,000 of them on one replica;
+//! a viewer's): frames received are decoded straight from the socket's reads, and an agent's
+//! frames to send wait in a queue the connection's writer (`http/upgraded.rs`) takes them from
+//! — no channel, no task. actix-ws gave each socket two channels and a task (about 5 KiB; heap
+//! profile in docs/PERFORMANCE.md). A viewer's frames are written by `viewer_writer.rs`.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -13,9 +13,8 @@ use std::task::{Context, Poll, Waker, ready};
 
 use actix_codec::{Decoder, Encoder};
 use actix_http::body::{BodySize, BoxBody, MessageBody};
-use actix_http::ws::{self, CloseReason, Codec, Frame, HandshakeError, Item, Message};
+use actix_http::ws::{self, CloseReason, Codec, Frame, HandshakeError, Item, Message, ProtocolError};
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{AggregatedMessage, ProtocolError};
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use futures_util::Stream;
@@ -29,10 +28,20 @@ pub fn accept(
     max_message: usize,
     max_owed: usize,
 ) -> Result<(HttpResponse, Outbox, Inbox), HandshakeError> {
+    let (response, inbox) = handshake(req, payload, max_message)?;
     let queue = Rc::new(RefCell::new(Queue::new(max_owed)));
-    let response = ws::handshake(req.head())?
-        .message_body(BoxBody::new(OutboxBody(queue.clone())))
-        .expect("a handshake answer takes a body");
+    let response = response.set_body(BoxBody::new(OutboxBody(queue.clone())));
+    Ok((response, Outbox(queue), inbox))
+}
+
+/// Accepts a WebSocket handshake whose frames the caller writes itself (the `101` answer's
+/// body): the answer without its body, and the messages received, bounded as in [`accept`].
+pub fn handshake(
+    req: &HttpRequest,
+    payload: web::Payload,
+    max_message: usize,
+) -> Result<(HttpResponse<()>, Inbox), HandshakeError> {
+    let response = ws::handshake(req.head())?.finish().drop_body();
     let inbox = Inbox {
         payload: payload.into_inner(),
         buf: BytesMut::new(),
@@ -41,7 +50,17 @@ pub fn accept(
         max_message,
         ended: false,
     };
-    Ok((HttpResponse::from(response), Outbox(queue), inbox))
+    Ok((HttpResponse::from(response), inbox))
+}
+
+/// A message received: a text or binary message whole, or a control frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received {
+    Text(ByteString),
+    Binary(Bytes),
+    Ping(Bytes),
+    Pong(Bytes),
+    Close(Option<CloseReason>),
 }
 
 struct Queue {
@@ -168,13 +187,13 @@ pub struct Inbox {
 
 impl Inbox {
     /// A whole message from `frame`, or `None` while one is still arriving in pieces.
-    fn assemble(&mut self, frame: Frame) -> Result<Option<AggregatedMessage>, ProtocolError> {
+    fn assemble(&mut self, frame: Frame) -> Result<Option<Received>, ProtocolError> {
         let (first, bytes, last) = match frame {
             Frame::Text(bytes) => return text_message(bytes).map(Some),
-            Frame::Binary(bytes) => return Ok(Some(AggregatedMessage::Binary(bytes))),
-            Frame::Ping(bytes) => return Ok(Some(AggregatedMessage::Ping(bytes))),
-            Frame::Pong(bytes) => return Ok(Some(AggregatedMessage::Pong(bytes))),
-            Frame::Close(reason) => return Ok(Some(AggregatedMessage::Close(reason))),
+            Frame::Binary(bytes) => return Ok(Some(Received::Binary(bytes))),
+            Frame::Ping(bytes) => return Ok(Some(Received::Ping(bytes))),
+            Frame::Pong(bytes) => return Ok(Some(Received::Pong(bytes))),
+            Frame::Close(reason) => return Ok(Some(Received::Close(reason))),
             Frame::Continuation(Item::FirstText(bytes)) => (Some(true), bytes, false),
             Frame::Continuation(Item::FirstBinary(bytes)) => (Some(false), bytes, false),
             Frame::Continuation(Item::Continue(bytes)) => (None, bytes, false),
@@ -198,19 +217,19 @@ impl Inbox {
         if text {
             text_message(whole).map(Some)
         } else {
-            Ok(Some(AggregatedMessage::Binary(whole)))
+            Ok(Some(Received::Binary(whole)))
         }
     }
 }
 
-fn text_message(bytes: Bytes) -> Result<AggregatedMessage, ProtocolError> {
+fn text_message(bytes: Bytes) -> Result<Received, ProtocolError> {
     ByteString::try_from(bytes)
-        .map(AggregatedMessage::Text)
+        .map(Received::Text)
         .map_err(|e| ProtocolError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }
 
 impl Stream for Inbox {
-    type Item = Result<AggregatedMessage, ProtocolError>;
+    type Item = Result<Received, ProtocolError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
@@ -300,9 +319,9 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                AggregatedMessage::Ping(Bytes::from_static(b"p")),
-                AggregatedMessage::Text("{\"type\":\"heartbeat\"}".into()),
-                AggregatedMessage::Binary(Bytes::from_static(b"\x01\x02")),
+                Received::Ping(Bytes::from_static(b"p")),
+                Received::Text("{\"type\":\"heartbeat\"}".into()),
+                Received::Binary(Bytes::from_static(b"\x01\x02")),
             ]
         );
     }

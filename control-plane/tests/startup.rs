@@ -331,6 +331,7 @@ async fn with_log_format_json_every_line_is_an_object_and_each_request_carries_i
 
 #[actix_web::test]
 async fn sigterm_tells_agents_to_reconnect_elsewhere_and_exits_zero_within_the_grace() {
+    const AGENTS: usize = 300;
     let db = streamspace_testkit::TestDatabase::create();
     let (mut child, base) = serving(
         &db,
@@ -338,9 +339,15 @@ async fn sigterm_tells_agents_to_reconnect_elsewhere_and_exits_zero_within_the_g
         std::process::Stdio::inherit(),
     )
     .await;
-    let token = register_agent(&base, "local-1").await;
     let ws = base.replacen("http://", "ws://", 1);
-    let mut agent = common::ScriptedAgent::connect_at(&ws, "local-1", &token, vec![]).await;
+    // Enough that the close frames are not all written by the time the HTTP server stops:
+    // the shutdown waits for them.
+    let mut agents = Vec::new();
+    for n in 0..AGENTS {
+        let agent_id = format!("local-{n}");
+        let token = register_agent(&base, &agent_id).await;
+        agents.push(common::ScriptedAgent::connect_at(&ws, &agent_id, &token, vec![]).await);
+    }
 
     let started = std::time::Instant::now();
     let status = Command::new("kill")
@@ -348,12 +355,14 @@ async fn sigterm_tells_agents_to_reconnect_elsewhere_and_exits_zero_within_the_g
         .status()
         .unwrap();
     assert!(status.success());
-    let reason = agent.closed().await.expect("a close frame with a reason");
-    assert_eq!(
-        reason.code,
-        awc::ws::CloseCode::Restart,
-        "the agent is told to reconnect at once: {reason:?}"
-    );
+    for agent in &mut agents {
+        let reason = agent.closed().await.expect("a close frame with a reason");
+        assert_eq!(
+            reason.code,
+            awc::ws::CloseCode::Restart,
+            "the agent is told to reconnect at once: {reason:?}"
+        );
+    }
     let exit = loop {
         if let Some(exit) = child.try_wait().unwrap() {
             break exit;

@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_ws::{
-    AggregatedMessage, CloseCode, CloseReason, Message as WsMessage, ProtocolError as WsError,
-};
+use actix_http::ws::{CloseCode, CloseReason, Message as WsMessage, ProtocolError as WsError};
 use bytes::Bytes;
 use streamspace_protocol::{
     AgentMessage, Command, ControlMessage, FRAME_HEADER_LEN, Frame, PLATFORMS, PROBE_SINCE,
@@ -24,7 +22,7 @@ use super::supervisor_messages::{
 };
 use super::tunnel_messages::{StreamClosed, StreamCredit, StreamData, TunnelHandle};
 use crate::metrics::{Metrics, SocketKind};
-use crate::websocket::Outbox;
+use crate::websocket::{Outbox, Received};
 
 /// How long a new connection may take to say `hello`.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -322,25 +320,25 @@ impl Handler<CloseLink> for AgentConnection {
     }
 }
 
-impl StreamHandler<Result<AggregatedMessage, WsError>> for AgentConnection {
-    fn handle(&mut self, item: Result<AggregatedMessage, WsError>, ctx: &mut Context<Self>) {
+impl StreamHandler<Result<Received, WsError>> for AgentConnection {
+    fn handle(&mut self, item: Result<Received, WsError>, ctx: &mut Context<Self>) {
         if self.closing {
             return;
         }
         match item {
-            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
-            Ok(AggregatedMessage::Binary(_)) if !self.greeted => {
+            Ok(Received::Text(text)) => self.on_text(&text, ctx),
+            Ok(Received::Binary(_)) if !self.greeted => {
                 self.refuse(ctx, "expected hello as the first message")
             }
-            Ok(AggregatedMessage::Binary(bytes)) => {
+            Ok(Received::Binary(bytes)) => {
                 self.seen();
                 self.on_frame(bytes, ctx);
             }
-            Ok(AggregatedMessage::Ping(bytes)) => {
+            Ok(Received::Ping(bytes)) => {
                 self.send_owed(ctx, WsMessage::Pong(bytes));
             }
-            Ok(AggregatedMessage::Pong(_)) => self.seen(),
-            Ok(AggregatedMessage::Close(reason)) => {
+            Ok(Received::Pong(_)) => self.seen(),
+            Ok(Received::Close(reason)) => {
                 log::info!(agent_id:% = self.agent_id; "agent {} closed its link: {reason:?}", self.agent_id);
                 self.closing = true;
                 self.outbox.close(Some(CloseReason {

@@ -2,7 +2,7 @@
 //! [`LinkHandle`], through which they send it without importing the connection.
 
 use actix::prelude::*;
-use actix_ws::CloseCode;
+use actix_http::ws::CloseCode;
 use streamspace_protocol::{ControlMessage, StreamId};
 
 use super::tunnel_messages::TunnelHandle;

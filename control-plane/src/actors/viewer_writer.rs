@@ -1,6 +1,6 @@
 //! The viewer's outgoing WebSocket, as the HTTP response body of the upgrade.
 //!
-//! `actix_ws::Session` queues up to 32 messages in a channel and its body then encodes all of
+//! actix-ws's `Session` queues up to 32 messages in a channel and its body then encodes all of
 //! them at once into the HTTP layer's write buffer: a sender learns nothing about what the
 //! socket really took, and a stalled viewer could hold megabytes there beyond the stream
 //! window. Here the connection's writer (`http/upgraded.rs`) pulls frames only while less than
@@ -13,8 +13,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use actix_http::ws::{Codec, Message};
-use actix_web::body::BoxBody;
-use actix_ws::CloseReason;
+use actix_http::ws::CloseReason;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 
@@ -44,14 +43,11 @@ pub struct ViewerWriter<Q, F> {
     buf: BytesMut,
     written: F,
     closed: bool,
-    // actix-ws ends its stream of the viewer's messages when its own body is dropped, i.e. when
-    // the connection ends: held until then, never polled.
-    _incoming_guard: BoxBody,
 }
 
 impl<Q, F: FnMut(usize)> ViewerWriter<Q, F> {
     /// A writer for `queue`; `written(n)` is called as `n` RFB bytes are handed to the socket.
-    pub fn new(queue: Q, owed: Owed, incoming_guard: BoxBody, written: F) -> Self {
+    pub fn new(queue: Q, owed: Owed, written: F) -> Self {
         ViewerWriter {
             queue,
             owed,
@@ -59,7 +55,6 @@ impl<Q, F: FnMut(usize)> ViewerWriter<Q, F> {
             buf: BytesMut::new(),
             written,
             closed: false,
-            _incoming_guard: incoming_guard,
         }
     }
 }
@@ -115,7 +110,7 @@ impl<Q: Stream<Item = ToViewer> + Unpin, F: FnMut(usize) + Unpin> Stream for Vie
 
 #[cfg(test)]
 mod tests {
-    use actix_ws::CloseCode;
+    use actix_http::ws::CloseCode;
 
     use super::*;
 

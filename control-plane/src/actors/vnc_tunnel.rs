@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError as WsError};
+use actix_http::ws::{CloseCode, CloseReason, ProtocolError as WsError};
+
+use crate::websocket::Received;
 use bytes::Bytes;
 use streamspace_protocol::{
     DEFAULT_STREAM_WINDOW, Frame, RecvWindow, RfbInput, SendWindow, StreamId,
@@ -402,13 +404,13 @@ impl Handler<EndViewer> for VncTunnel {
     }
 }
 
-impl StreamHandler<Result<AggregatedMessage, WsError>> for VncTunnel {
-    fn handle(&mut self, item: Result<AggregatedMessage, WsError>, ctx: &mut Context<Self>) {
+impl StreamHandler<Result<Received, WsError>> for VncTunnel {
+    fn handle(&mut self, item: Result<Received, WsError>, ctx: &mut Context<Self>) {
         if item.is_ok() {
             self.last_heard = Instant::now();
         }
         match item {
-            Ok(AggregatedMessage::Binary(bytes)) => {
+            Ok(Received::Binary(bytes)) => {
                 self.bytes_from_viewer += bytes.len() as u64;
                 let bytes = match self.viewer.mode {
                     ShareMode::Control => {
@@ -441,12 +443,12 @@ impl StreamHandler<Result<AggregatedMessage, WsError>> for VncTunnel {
                 }
                 self.flush();
             }
-            Ok(AggregatedMessage::Text(_)) => self.finish(
+            Ok(Received::Text(_)) => self.finish(
                 ctx,
                 CloseCode::Unsupported,
                 "this endpoint carries binary RFB only",
             ),
-            Ok(AggregatedMessage::Ping(bytes)) => {
+            Ok(Received::Ping(bytes)) => {
                 if !self.owed.add() {
                     return self.finish(
                         ctx,
@@ -456,8 +458,8 @@ impl StreamHandler<Result<AggregatedMessage, WsError>> for VncTunnel {
                 }
                 let _ = self.outbox.send(ToViewer::Pong(bytes));
             }
-            Ok(AggregatedMessage::Pong(_)) => {}
-            Ok(AggregatedMessage::Close(_)) => {
+            Ok(Received::Pong(_)) => {}
+            Ok(Received::Close(_)) => {
                 self.end_reason = Some("viewer closed".into());
                 let _ = self.outbox.send(ToViewer::Close(CloseReason {
                     code: CloseCode::Normal,

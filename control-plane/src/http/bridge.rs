@@ -10,7 +10,9 @@
 use std::task::Poll;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
+use actix_http::ws::{CloseCode, CloseReason};
+
+use crate::websocket::Received;
 use awc::ws::{Frame, Message};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
@@ -104,7 +106,7 @@ pub async fn open(
 
 /// The viewer's messages to the owner, until either side ends or this replica drains.
 async fn relay(
-    mut from_viewer: actix_ws::AggregatedMessageStream,
+    mut from_viewer: crate::websocket::Inbox,
     mut to_owner: futures_util::stream::SplitSink<
         actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>,
         Message,
@@ -117,10 +119,10 @@ async fn relay(
         // Ends when the viewer's connection does (its response body, our writer, is dropped).
         while let Some(message) = from_viewer.next().await {
             let forwarded = match message {
-                Ok(AggregatedMessage::Binary(bytes)) => Message::Binary(bytes),
-                Ok(AggregatedMessage::Text(text)) => Message::Text(text),
-                Ok(AggregatedMessage::Pong(bytes)) => Message::Pong(bytes),
-                Ok(AggregatedMessage::Ping(bytes)) => {
+                Ok(Received::Binary(bytes)) => Message::Binary(bytes),
+                Ok(Received::Text(text)) => Message::Text(text),
+                Ok(Received::Pong(bytes)) => Message::Pong(bytes),
+                Ok(Received::Ping(bytes)) => {
                     if !owed.add() {
                         let _ = ours.send(ToViewer::Close(CloseReason {
                             code: CloseCode::Policy,
@@ -131,7 +133,7 @@ async fn relay(
                     let _ = ours.send(ToViewer::Pong(bytes));
                     continue;
                 }
-                Ok(AggregatedMessage::Close(reason)) => {
+                Ok(Received::Close(reason)) => {
                     let _ = to_owner.send(Message::Close(reason)).await;
                     return;
                 }

@@ -1,15 +1,16 @@
 //! Accepting a viewer's WebSocket, the same way for a tunnel on this replica and for a bridge
-//! to another: actix-ws decodes what the viewer sends; what goes to the viewer is written by
-//! a [`ViewerWriter`] as the HTTP layer asks for it, so nothing piles up in between.
+//! to another: an [`Inbox`] decodes what the viewer sends; what goes to the viewer is written
+//! by a [`ViewerWriter`] as the connection's writer asks for it, so nothing piles up in
+//! between.
 
 use actix_web::body::{BodyStream, BoxBody};
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::AggregatedMessageStream;
 use futures_util::Stream;
 
 use super::error::ApiError;
 use crate::actors::owed::Owed;
 use crate::actors::viewer_writer::{ToViewer, ViewerWriter};
+use crate::websocket::{self, Inbox};
 
 /// Largest viewer message accepted (RFB client messages are tiny; clipboard text is the
 /// largest legitimate one).
@@ -18,29 +19,13 @@ pub const MAX_VIEWER_FRAME: usize = 1024 * 1024;
 /// The upgrade response of a viewer, still without its writer.
 pub struct Accepted {
     response: HttpResponse<()>,
-    incoming_guard: BoxBody,
 }
 
 /// Upgrades the viewer's request to a WebSocket: what the viewer sends, and the response.
-pub fn accept(
-    req: &HttpRequest,
-    body: web::Payload,
-) -> Result<(AggregatedMessageStream, Accepted), ApiError> {
-    // The session actix-ws hands out is left unused: our writer is the response body.
-    let (response, _unused, stream) = actix_ws::handle(req, body)
+pub fn accept(req: &HttpRequest, body: web::Payload) -> Result<(Inbox, Accepted), ApiError> {
+    let (response, incoming) = websocket::handshake(req, body, MAX_VIEWER_FRAME)
         .map_err(|e| ApiError::invalid(format!("websocket upgrade: {e}")))?;
-    let incoming = stream
-        .max_frame_size(MAX_VIEWER_FRAME)
-        .aggregate_continuations()
-        .max_continuation_size(MAX_VIEWER_FRAME);
-    let (response, incoming_guard) = response.into_parts();
-    Ok((
-        incoming,
-        Accepted {
-            response,
-            incoming_guard,
-        },
-    ))
+    Ok((incoming, Accepted { response }))
 }
 
 impl Accepted {
@@ -51,7 +36,7 @@ impl Accepted {
         Q: Stream<Item = ToViewer> + Unpin + 'static,
         F: FnMut(usize) + Unpin + 'static,
     {
-        let writer = ViewerWriter::new(source, owed, self.incoming_guard, written);
+        let writer = ViewerWriter::new(source, owed, written);
         self.response
             .set_body(BoxBody::new(BodyStream::new(writer)))
     }

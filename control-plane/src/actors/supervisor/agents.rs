@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use actix::prelude::*;
-use actix_ws::CloseCode;
+use actix_http::ws::CloseCode;
 use streamspace_protocol::{
     AgentMessage, ControlMessage, DEFAULT_STREAM_WINDOW, PROTOCOL_VERSION, SessionReport,
 };

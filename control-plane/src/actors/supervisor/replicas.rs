@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use actix::prelude::*;
-use actix_ws::CloseCode;
+use actix_http::ws::CloseCode;
 use uuid::Uuid;
 
 use super::streams::{ACCOUNT_ENDED, CloseStreamsOf, OpenedStream, SHARE_ENDED};
