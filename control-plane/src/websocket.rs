@@ -13,7 +13,9 @@ use std::task::{Context, Poll, Waker, ready};
 
 use actix_codec::{Decoder, Encoder};
 use actix_http::body::{BodySize, BoxBody, MessageBody};
-use actix_http::ws::{self, CloseReason, Codec, Frame, HandshakeError, Item, Message, ProtocolError};
+use actix_http::ws::{
+    self, CloseReason, Codec, Frame, HandshakeError, Item, Message, ProtocolError,
+};
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;

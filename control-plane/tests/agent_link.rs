@@ -14,6 +14,23 @@ async fn connected() -> (common::TestServer, ScriptedAgent) {
     (server, agent)
 }
 
+/// Agent `local-1`'s hello, speaking `protocol_version`.
+fn hello_of(protocol_version: ProtocolVersion) -> AgentMessage {
+    AgentMessage::Hello {
+        protocol_version,
+        agent_id: "local-1".into(),
+        platform: "local".into(),
+        region: None,
+        capacity: Capacity {
+            max_sessions: 1,
+            cpu: None,
+            memory: None,
+        },
+        sessions: vec![],
+        inventory_error: None,
+    }
+}
+
 async fn opened() -> (common::TestServer, ScriptedAgent) {
     let server = common::start(&[]).await;
     let token = server.register_agent("local-1", "local").await;
@@ -107,19 +124,7 @@ async fn garbage_and_binary_before_hello_close_the_link() {
 #[actix_web::test]
 async fn an_incompatible_protocol_version_is_refused_naming_the_compatible_ones() {
     let (server, mut agent) = opened().await;
-    let hello = AgentMessage::Hello {
-        protocol_version: ProtocolVersion { major: 2, minor: 0 },
-        agent_id: "local-1".into(),
-        platform: "local".into(),
-        region: None,
-        capacity: Capacity {
-            max_sessions: 1,
-            cpu: None,
-            memory: None,
-        },
-        sessions: vec![],
-        inventory_error: None,
-    };
+    let hello = hello_of(ProtocolVersion { major: 2, minor: 0 });
     agent.send(&hello).await;
     let reason = agent.closed().await.unwrap().description.unwrap();
     // The agent needs an admin now: its status says so, and the audit log says why.
@@ -304,19 +309,7 @@ async fn a_first_frame_sent_right_behind_the_upgrade_request_is_read() {
     use tokio::io::AsyncReadExt;
     let server = common::start(&[]).await;
     let token = server.register_agent("local-1", "local").await;
-    let hello = AgentMessage::Hello {
-        protocol_version: streamspace_protocol::PROTOCOL_VERSION,
-        agent_id: "local-1".into(),
-        platform: "local".into(),
-        region: None,
-        capacity: Capacity {
-            max_sessions: 1,
-            cpu: None,
-            memory: None,
-        },
-        sessions: vec![],
-        inventory_error: None,
-    };
+    let hello = hello_of(streamspace_protocol::PROTOCOL_VERSION);
     // A masked text frame (a client's frames are masked), in the same write as the request.
     let payload = hello.to_json().into_bytes();
     let mask = [0x11u8, 0x22, 0x33, 0x44];

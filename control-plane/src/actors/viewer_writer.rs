@@ -12,8 +12,8 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use actix_http::ws::{Codec, Message};
 use actix_http::ws::CloseReason;
+use actix_http::ws::{Codec, Message};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 

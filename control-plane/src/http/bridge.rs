@@ -9,8 +9,8 @@
 
 use std::task::Poll;
 
-use actix_web::{HttpRequest, HttpResponse, web};
 use actix_http::ws::{CloseCode, CloseReason};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::websocket::Received;
 use awc::ws::{Frame, Message};
