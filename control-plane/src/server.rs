@@ -9,7 +9,6 @@ use actix_service::{IntoServiceFactory, ServiceFactoryExt, map_config};
 use actix_web::dev::AppConfig;
 use actix_web::{App, web};
 use thiserror::Error;
-use tokio_util::task::TaskTracker;
 use utoipa_actix_web::AppExt;
 
 use crate::actors::batcher::CommandWrites;
@@ -151,40 +150,33 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     let listener = listen(listen_addr).map_err(cannot_listen)?;
     let addr = listener.local_addr().map_err(cannot_listen)?;
-    let sockets = TaskTracker::new();
     let builder = actix_server::Server::build();
     let graceful = builder.graceful_shutdown_signal();
     // Shutdown is ours (see `Stopper`): agents and viewers are handed over first.
     let server = builder
         .disable_signals()
         .shutdown_timeout(shutdown_grace.as_secs())
-        .listen("streamspace-http", listener, {
-            let sockets = sockets.clone();
-            move || {
-                let graceful = graceful.clone();
-                HttpService::build()
-                    .graceful_shutdown_signal(move || {
-                        let graceful = graceful.clone();
-                        async move { graceful.notified().await }
-                    })
-                    // Credit frames and keystrokes are tiny: Nagle's algorithm would hold them
-                    // back for a delayed ACK (~40 ms) and stall every stream.
-                    .tcp_nodelay(true)
-                    .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
-                    .client_disconnect_timeout(crate::http::upgraded::LINGER)
-                    .local_addr(addr)
-                    .upgrade(crate::http::upgraded::factory(
-                        make_app.clone(),
-                        sockets.clone(),
-                    ))
-                    // Boxed: each connection's future is allocated for its whole life, and holds
-                    // the application's (large) future inline unless it is boxed.
-                    .finish(actix_service::boxed::factory(map_config(
-                        make_app().into_factory().map_err(|e| e.error_response()),
-                        |()| AppConfig::default(),
-                    )))
-                    .tcp()
-            }
+        .listen("streamspace-http", listener, move || {
+            let graceful = graceful.clone();
+            HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let graceful = graceful.clone();
+                    async move { graceful.notified().await }
+                })
+                // Credit frames and keystrokes are tiny: Nagle's algorithm would hold them
+                // back for a delayed ACK (~40 ms) and stall every stream.
+                .tcp_nodelay(true)
+                .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+                .client_disconnect_timeout(crate::http::upgraded::LINGER)
+                .local_addr(addr)
+                .upgrade(crate::http::upgraded::factory(make_app.clone()))
+                // Boxed: each connection's future is allocated for its whole life, and holds
+                // the application's (large) future inline unless it is boxed.
+                .finish(actix_service::boxed::factory(map_config(
+                    make_app().into_factory().map_err(|e| e.error_response()),
+                    |()| AppConfig::default(),
+                )))
+                .tcp()
         })
         .map_err(cannot_listen)?;
     let replica = ReplicaIdentity {
@@ -211,8 +203,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             store,
             replica_id,
             draining,
-            sockets,
-            grace: shutdown_grace,
         },
         server,
         generated_admin_password,
@@ -232,8 +222,6 @@ pub struct Stopper {
     store: StoreHandle,
     replica_id: uuid::Uuid,
     draining: tokio::sync::watch::Sender<bool>,
-    sockets: TaskTracker,
-    grace: std::time::Duration,
 }
 
 impl Stopper {
@@ -252,18 +240,6 @@ impl Stopper {
         }
         let _ = self.supervisor.send(Drain).await;
         let _ = self.replica.send(Leave).await;
-        // Every WebSocket was just told why it closes; stopping the server ends the tasks
-        // writing those close frames, so they go out first.
-        self.sockets.close();
-        if tokio::time::timeout(self.grace, self.sockets.wait())
-            .await
-            .is_err()
-        {
-            log::warn!(
-                "{} WebSockets still open after SHUTDOWN_GRACE; closing them",
-                self.sockets.len()
-            );
-        }
         self.http.stop(true).await;
     }
 }

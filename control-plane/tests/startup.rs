@@ -340,8 +340,7 @@ async fn sigterm_tells_agents_to_reconnect_elsewhere_and_exits_zero_within_the_g
     )
     .await;
     let ws = base.replacen("http://", "ws://", 1);
-    // Enough that the close frames are not all written by the time the HTTP server stops:
-    // the shutdown waits for them.
+    // Many, so that each close frame must go out though the HTTP server stops right after.
     let mut agents = Vec::new();
     for n in 0..AGENTS {
         let agent_id = format!("local-{n}");

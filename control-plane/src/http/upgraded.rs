@@ -29,7 +29,6 @@ use actix_web::dev::{AppConfig, Service, ServiceResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use tokio::net::TcpStream;
-use tokio_util::task::TaskTracker;
 
 /// The first read of a burst; each read that fills its buffer doubles the next, up to
 /// [`MAX_READ`], so a stream of VNC updates is read in large pieces and a heartbeat in small.
@@ -46,11 +45,9 @@ const WRITE_BATCH: usize = 32;
 pub const LINGER: Duration = Duration::from_secs(1);
 
 /// The upgrade service of a worker: an instance of the application made by `make_app`, serving
-/// the upgrade requests of that worker's connections; each WebSocket's task is tracked in
-/// `sockets`.
+/// the upgrade requests of that worker's connections.
 pub fn factory<F, I, S, B>(
     make_app: F,
-    sockets: TaskTracker,
 ) -> impl ServiceFactory<
     (Request, Framed<TcpStream, Codec>),
     Config = (),
@@ -72,13 +69,12 @@ where
 {
     fn_factory(move || {
         let app = make_app().into_factory().new_service(AppConfig::default());
-        let sockets = sockets.clone();
         async move {
             let app = Rc::new(app.await?);
             // Boxed, so a connection's future (allocated for its whole life) holds a pointer
             // rather than the largest state of this one.
             Ok(fn_service(move |(req, framed)| {
-                Box::pin(serve(app.clone(), sockets.clone(), req, framed))
+                Box::pin(serve(app.clone(), req, framed))
             }))
         }
     })
@@ -88,7 +84,6 @@ where
 /// socket end the connection; they are the peer's doing and logged at debug level.
 async fn serve<S, B>(
     app: Rc<S>,
-    sockets: TaskTracker,
     req: Request,
     framed: Framed<TcpStream, Codec>,
 ) -> Result<(), Infallible>
@@ -96,18 +91,13 @@ where
     S: Service<Request, Response = ServiceResponse<B>, Error = Error>,
     B: MessageBody + 'static,
 {
-    if let Err(e) = exchange(&app, sockets, req, framed).await {
+    if let Err(e) = exchange(&app, req, framed).await {
         log::debug!("upgraded connection ended: {e}");
     }
     Ok(())
 }
 
-async fn exchange<S, B>(
-    app: &S,
-    sockets: TaskTracker,
-    req: Request,
-    framed: Framed<TcpStream, Codec>,
-) -> io::Result<()>
+async fn exchange<S, B>(app: &S, req: Request, framed: Framed<TcpStream, Codec>) -> io::Result<()>
 where
     S: Service<Request, Response = ServiceResponse<B>, Error = Error>,
     B: MessageBody + 'static,
@@ -138,9 +128,8 @@ where
         codec.encode(Message::Item((head, BodySize::Stream)), &mut out)?;
         write_all(&io, &mut VecDeque::from([out.freeze()])).await?;
         // A task of its own, small, for the WebSocket's life: the connection's task ends here,
-        // and with it the HTTP/1 dispatcher it held (about 3 KiB). The HTTP server no longer
-        // counts it, so `sockets` does: a shutdown waits for it to write its close frame.
-        actix_web::rt::spawn(sockets.track_future(async move {
+        // and with it the HTTP/1 dispatcher it held (about 3 KiB).
+        actix_web::rt::spawn(async move {
             if let Err(e) = async {
                 copy_body(body, &io).await?;
                 linger(&io).await
@@ -149,7 +138,7 @@ where
             {
                 log::debug!("WebSocket connection ended: {e}");
             }
-        }));
+        });
         return Ok(());
     } else {
         // A refusal (bad credential, not a WebSocket request, …): answered whole, then closed.
