@@ -140,20 +140,19 @@ where
             }
         });
         return Ok(());
-    } else {
-        // A refusal (bad credential, not a WebSocket request, …): answered whole, then closed.
-        let body = actix_http::body::to_bytes(body)
-            .await
-            .map_err(|_| io::Error::other("response body failed"))?;
-        head.head_mut().set_connection_type(ConnectionType::Close);
-        codec.encode(
-            Message::Item((head, BodySize::Sized(body.len() as u64))),
-            &mut out,
-        )?;
-        codec.encode(Message::Chunk(Some(body)), &mut out)?;
-        codec.encode(Message::Chunk(None), &mut out)?;
-        write_all(&io, &mut VecDeque::from([out.freeze()])).await?;
     }
+    // A refusal (bad credential, not a WebSocket request, …): answered whole, then closed.
+    let body = actix_http::body::to_bytes(body)
+        .await
+        .map_err(|_| io::Error::other("response body failed"))?;
+    head.head_mut().set_connection_type(ConnectionType::Close);
+    codec.encode(
+        Message::Item((head, BodySize::Sized(body.len() as u64))),
+        &mut out,
+    )?;
+    codec.encode(Message::Chunk(Some(body)), &mut out)?;
+    codec.encode(Message::Chunk(None), &mut out)?;
+    write_all(&io, &mut VecDeque::from([out.freeze()])).await?;
     linger(&io).await
 }
 
