@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use streamspace_k8s_agent::runtime::local::accounts::DesktopAccounts;
-use streamspace_k8s_agent::runtime::local::{LocalRuntime, LocalSettings};
+use streamspace_k8s_agent::runtime::local::{DesktopUser, LocalRuntime, LocalSettings};
 use streamspace_protocol::{AgentSessionState, Resources, SessionSpec, TemplateSpec};
 use uuid::Uuid;
 
@@ -311,6 +311,47 @@ async fn an_agent_running_as_root_runs_each_users_desktops_as_their_own_unprivil
                 .unwrap();
         }
     }
+}
+
+#[test]
+fn desktops_creating_the_same_account_at_once_share_one_the_system_knows_by_its_uid() {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    // Not `ss-test-`: the test above deletes those when it ends.
+    let name = "ss-race-test";
+    let created: Vec<Result<DesktopUser, String>> = std::thread::scope(|scope| {
+        let creating: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| DesktopUser::ensure(name, "StreamSpace race test")))
+            .collect();
+        creating
+            .into_iter()
+            .map(|thread| thread.join().unwrap())
+            .collect()
+    });
+    // Who has the uid the first creator got (setpriv looks the account up by uid).
+    let owner = created[0].as_ref().ok().map(|user| {
+        std::process::Command::new("getent")
+            .args(["passwd", &user.uid.to_string()])
+            .output()
+            .unwrap()
+            .stdout
+    });
+    std::process::Command::new("userdel")
+        .arg(name)
+        .status()
+        .unwrap();
+    let first = created[0].clone().unwrap();
+    assert!(
+        created.iter().all(|user| *user == Ok(first.clone())),
+        "{created:?}"
+    );
+    let owner = String::from_utf8(owner.unwrap()).unwrap();
+    assert!(
+        owner.starts_with(&format!("{name}:")),
+        "uid {}: {owner:?}",
+        first.uid
+    );
 }
 
 fn home_of(pid: i32) -> String {

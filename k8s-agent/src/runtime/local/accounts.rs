@@ -3,6 +3,9 @@
 //! gets an account of their own, so one user's desktop can read neither another's files, nor
 //! their X display, nor their VNC socket (all owned by that account, mode 0600/0700).
 
+use std::fs::File;
+
+use nix::fcntl::{Flock, FlockArg};
 use tokio::process::Command;
 
 /// An account to run desktops as.
@@ -70,19 +73,40 @@ impl DesktopUser {
     /// Looks `name` up, creating a system account without a login shell when it is missing
     /// (that needs root, which is when desktops must not run as the agent's user).
     pub fn ensure(name: &str, comment: &str) -> Result<DesktopUser, String> {
-        if lookup(name).is_none() {
-            let status = std::process::Command::new("useradd")
-                .args(["--system", "--user-group", "--no-create-home"])
-                .args(["--comment", comment, "--shell", "/usr/sbin/nologin", name])
-                .status()
-                .map_err(|e| format!("DESKTOP_USER: cannot run useradd: {e}"))?;
-            // Another agent starting at the same moment may have created it first.
-            if !status.success() && lookup(name).is_none() {
-                return Err(format!("DESKTOP_USER: useradd {name} failed ({status})"));
-            }
+        if let Some(user) = lookup(name) {
+            return Ok(user);
+        }
+        let _one_at_a_time = accounts_lock()?;
+        // Another agent (or another desktop of this one) may have created it meanwhile.
+        if let Some(user) = lookup(name) {
+            return Ok(user);
+        }
+        let status = std::process::Command::new("useradd")
+            .args(["--system", "--user-group", "--no-create-home"])
+            .args(["--comment", comment, "--shell", "/usr/sbin/nologin", name])
+            .status()
+            .map_err(|e| format!("DESKTOP_USER: cannot run useradd: {e}"))?;
+        if !status.success() {
+            return Err(format!("DESKTOP_USER: useradd {name} failed ({status})"));
         }
         lookup(name).ok_or_else(|| format!("DESKTOP_USER: no account {name:?}"))
     }
+}
+
+/// Held while an account is created. Two `useradd` at once on one host lost one of their
+/// writes (seen in a test run: two agents created the same account, the first with uid 999,
+/// and the second's write replaced it with uid 995 while the first's desktop started as 999),
+/// so the agents of a host create accounts one at a time.
+fn accounts_lock() -> Result<Flock<File>, String> {
+    let path = std::env::temp_dir().join("streamspace-accounts.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("DESKTOP_USER: cannot open {}: {e}", path.display()))?;
+    Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| format!("DESKTOP_USER: cannot lock {}: {e}", path.display()))
 }
 
 /// The account `name` from the system's user database (`getent passwd`).
