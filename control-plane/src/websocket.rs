@@ -17,7 +17,7 @@ use actix_http::ws::{
     self, CloseReason, Codec, Frame, HandshakeError, Item, Message, ProtocolError,
 };
 use actix_web::{HttpRequest, HttpResponse, web};
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 use futures_util::Stream;
 
@@ -49,10 +49,29 @@ pub fn handshake(
         buf: BytesMut::new(),
         codec: Codec::new().max_size(max_message),
         partial: None,
+        rest: None,
         max_message,
         ended: false,
     };
     Ok((HttpResponse::from(response), inbox))
+}
+
+/// The header of an unmasked binary frame carrying `len` bytes (a server's frame, RFC 6455
+/// §5.2), written ahead of a payload that is then sent as it is rather than copied behind it.
+pub fn binary_header(len: usize) -> Bytes {
+    let mut header = BytesMut::with_capacity(10);
+    // FIN and the binary opcode.
+    header.put_u8(0x82);
+    if len < 126 {
+        header.put_u8(len as u8);
+    } else if let Ok(len) = u16::try_from(len) {
+        header.put_u8(126);
+        header.put_u16(len);
+    } else {
+        header.put_u8(127);
+        header.put_u64(len as u64);
+    }
+    header.freeze()
 }
 
 /// A message received: a text or binary message whole, or a control frame.
@@ -183,11 +202,51 @@ pub struct Inbox {
     codec: Codec,
     /// A message arriving in several frames: whether it is text, and what came so far.
     partial: Option<(bool, BytesMut)>,
+    /// What a read brought beyond the frame that was waiting for it: decoded from there, not
+    /// copied.
+    rest: Option<Bytes>,
     max_message: usize,
     ended: bool,
 }
 
+/// The longest frame header: two bytes, a 64-bit length, a mask.
+const MAX_HEADER: usize = 14;
+
+/// How many bytes the frame begun in `buf` still lacks; `None` while its header is incomplete.
+fn missing(buf: &[u8]) -> Option<usize> {
+    let second = *buf.get(1)?;
+    let (extension, len) = match second & 0x7F {
+        126 => (
+            2,
+            u64::from(u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?)),
+        ),
+        127 => (8, u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?)),
+        len => (0, u64::from(len)),
+    };
+    let mask = if second & 0x80 != 0 { 4 } else { 0 };
+    let whole = usize::try_from(len)
+        .unwrap_or(usize::MAX)
+        .saturating_add(2 + extension + mask);
+    Some(whole.saturating_sub(buf.len()))
+}
+
 impl Inbox {
+    /// Adds a read's bytes to what waits to be decoded. Only the frame begun before them is
+    /// completed by copying (a frame is decoded from one piece of memory); what follows it is
+    /// decoded where it was read. Appending every read copied every byte received while frames
+    /// straddled reads, as VNC updates always do.
+    fn feed(&mut self, chunk: Bytes) {
+        if self.buf.is_empty() {
+            self.buf = BytesMut::from(chunk);
+            return;
+        }
+        let wanted = missing(&self.buf).unwrap_or(MAX_HEADER).min(chunk.len());
+        self.buf.extend_from_slice(&chunk[..wanted]);
+        if wanted < chunk.len() {
+            self.rest = Some(chunk.slice(wanted..));
+        }
+    }
+
     /// A whole message from `frame`, or `None` while one is still arriving in pieces.
     fn assemble(&mut self, frame: Frame) -> Result<Option<Received>, ProtocolError> {
         let (first, bytes, last) = match frame {
@@ -258,9 +317,12 @@ impl Stream for Inbox {
                 // What was read is all handed out: keep no room while idle.
                 this.buf = BytesMut::new();
             }
+            if let Some(rest) = this.rest.take() {
+                this.feed(rest);
+                continue;
+            }
             match ready!(Pin::new(&mut this.payload).poll_next(cx)) {
-                Some(Ok(chunk)) if this.buf.is_empty() => this.buf = BytesMut::from(chunk),
-                Some(Ok(chunk)) => this.buf.extend_from_slice(&chunk),
+                Some(Ok(chunk)) => this.feed(chunk),
                 Some(Err(e)) => {
                     this.ended = true;
                     return Poll::Ready(Some(Err(ProtocolError::Io(std::io::Error::other(e)))));
@@ -290,6 +352,7 @@ mod tests {
             buf: BytesMut::new(),
             codec: Codec::new().max_size(max_message),
             partial: None,
+            rest: None,
             max_message,
             ended: false,
         }
@@ -303,6 +366,20 @@ mod tests {
             codec.encode(message, &mut out).unwrap();
         }
         out.freeze()
+    }
+
+    #[test]
+    fn a_binary_header_and_its_payload_are_the_codecs_frame_at_every_length_boundary() {
+        for len in [0, 1, 125, 126, 127, 65_535, 65_536, 70_000] {
+            let payload = Bytes::from(vec![7u8; len]);
+            let mut expected = BytesMut::new();
+            Codec::new()
+                .encode(Message::Binary(payload.clone()), &mut expected)
+                .unwrap();
+            let mut ours = BytesMut::from(&binary_header(len)[..]);
+            ours.extend_from_slice(&payload);
+            assert_eq!(ours, expected, "a payload of {len} bytes");
+        }
     }
 
     #[actix_web::test]
@@ -326,6 +403,27 @@ mod tests {
                 Received::Binary(Bytes::from_static(b"\x01\x02")),
             ]
         );
+    }
+
+    #[actix_web::test]
+    async fn frames_of_every_header_size_come_out_whole_whatever_the_reads_cut() {
+        // 7-bit, 16-bit and 64-bit lengths, each frame masked.
+        let sent: Vec<Bytes> = [0, 5, 125, 126, 300, 65_535, 65_536, 100_000, 3]
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| Bytes::from(vec![i as u8; len]))
+            .collect();
+        let wire = client_frames(sent.iter().cloned().map(Message::Binary).collect());
+        for read in [1, 2, 13, 14, 15, 4096, 65_541, 200_000] {
+            let reads: Vec<Bytes> = (0..wire.len())
+                .step_by(read)
+                .map(|at| wire.slice(at..(at + read).min(wire.len())))
+                .collect();
+            let got: Vec<_> = inbox(reads, 1 << 20).collect().await;
+            let got: Vec<_> = got.into_iter().map(Result::unwrap).collect();
+            let expected: Vec<_> = sent.iter().cloned().map(Received::Binary).collect();
+            assert_eq!(got, expected, "reads of {read} bytes");
+        }
     }
 
     #[actix_web::test]

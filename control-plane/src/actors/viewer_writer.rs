@@ -18,6 +18,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 
 use super::owed::Owed;
+use crate::websocket::binary_header;
 
 /// Browsers refuse close frames whose reason exceeds the 125-byte control payload.
 const MAX_CLOSE_REASON: usize = 123;
@@ -41,6 +42,8 @@ pub struct ViewerWriter<Q, F> {
     owed: Owed,
     codec: Codec,
     buf: BytesMut,
+    /// RFB bytes whose frame header went out: written next, as they are.
+    payload: Option<Bytes>,
     written: F,
     closed: bool,
 }
@@ -53,6 +56,7 @@ impl<Q, F: FnMut(usize)> ViewerWriter<Q, F> {
             owed,
             codec: Codec::new(),
             buf: BytesMut::new(),
+            payload: None,
             written,
             closed: false,
         }
@@ -77,6 +81,9 @@ impl<Q: Stream<Item = ToViewer> + Unpin, F: FnMut(usize) + Unpin> Stream for Vie
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if let Some(payload) = this.payload.take() {
+            return Poll::Ready(Some(Ok(payload)));
+        }
         if this.closed {
             return Poll::Ready(None);
         }
@@ -87,9 +94,13 @@ impl<Q: Stream<Item = ToViewer> + Unpin, F: FnMut(usize) + Unpin> Stream for Vie
                 this.closed = true;
                 Message::Close(None)
             }
+            // The frame's header, then the payload as it came from the agent (the connection's
+            // writer sends both in one `writev`): encoding the frame whole copied every byte.
             Poll::Ready(Some(ToViewer::Bytes(bytes))) => {
                 (this.written)(bytes.len());
-                Message::Binary(bytes)
+                let header = binary_header(bytes.len());
+                this.payload = Some(bytes);
+                return Poll::Ready(Some(Ok(header)));
             }
             Poll::Ready(Some(ToViewer::Ping)) => Message::Ping(Bytes::new()),
             Poll::Ready(Some(ToViewer::Pong(bytes))) => {
