@@ -6,6 +6,7 @@ pub mod config;
 pub mod health;
 pub mod launch;
 pub mod link;
+pub mod link_codec;
 pub mod link_messages;
 pub mod metrics;
 pub mod render;

@@ -11,7 +11,7 @@ use actix::io::{SinkWrite, WriteHandler};
 use actix::prelude::*;
 use awc::BoxedSocket;
 use awc::error::WsProtocolError;
-use awc::ws::{CloseCode, CloseReason, Codec, Frame as WsFrame, Message as WsMessage};
+use awc::ws::{CloseCode, CloseReason, Frame as WsFrame, Message as WsMessage};
 use futures_util::stream::{SplitSink, StreamExt};
 use streamspace_protocol::{
     AgentMessage, Capacity, Command, ControlMessage, FRAME_HEADER_LEN, Frame, MAX_FRAME_PAYLOAD,
@@ -22,11 +22,12 @@ use uuid::Uuid;
 use crate::backoff::Backoff;
 use crate::command_book::{CommandBook, Seen};
 use crate::config::Config;
-use crate::link_messages::{LinkHandle, SendFrame, SendMessage, TunnelGone};
+use crate::link_codec::{LinkCodec, Out};
+use crate::link_messages::{LinkHandle, SendData, SendFrame, SendMessage, TunnelGone};
 use crate::runtime::Runtime;
 use crate::tunnel::{self, Tunnel};
 
-type WsSink = SplitSink<actix_codec::Framed<BoxedSocket, Codec>, WsMessage>;
+type WsSink = SplitSink<actix_codec::Framed<BoxedSocket, LinkCodec>, Out>;
 
 /// Heartbeats until `welcome` says otherwise.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
@@ -47,7 +48,7 @@ pub struct ControlPlaneLink {
     config: Arc<Config>,
     runtime: Arc<dyn Runtime>,
     linked: Arc<AtomicBool>,
-    sink: Option<SinkWrite<WsMessage, WsSink>>,
+    sink: Option<SinkWrite<Out, WsSink>>,
     generation: u64,
     backoff: Backoff,
     /// The control plane closed the link because it restarts: dial again without waiting.
@@ -141,7 +142,7 @@ impl ControlPlaneLink {
             Ok((framed, sessions, inventory_error)) => {
                 this.generation += 1;
                 let generation = this.generation;
-                let (sink, stream) = framed.split();
+                let (sink, stream) = framed.into_map_codec(LinkCodec).split();
                 this.sink = Some(SinkWrite::new(sink, ctx));
                 ctx.add_stream(
                     stream
@@ -226,7 +227,7 @@ impl ControlPlaneLink {
 
     fn send(&mut self, message: &AgentMessage) {
         if let Some(sink) = &mut self.sink {
-            let _ = sink.write(WsMessage::Text(message.to_json().into()));
+            let _ = sink.write(WsMessage::Text(message.to_json().into()).into());
         }
     }
 
@@ -302,7 +303,7 @@ impl ControlPlaneLink {
             let frame = Frame::Probe {
                 stream_id: *stream_id,
             };
-            let _ = sink.write(WsMessage::Binary(frame.encode().into()));
+            let _ = sink.write(WsMessage::Binary(frame.encode().into()).into());
         }
     }
 
@@ -312,9 +313,8 @@ impl ControlPlaneLink {
             return;
         }
         if let Some(sink) = &mut self.sink {
-            let _ = sink.write(WsMessage::Binary(
-                Frame::Reset { stream_id }.encode().into(),
-            ));
+            let _ =
+                sink.write(WsMessage::Binary(Frame::Reset { stream_id }.encode().into()).into());
         }
     }
 
@@ -561,7 +561,7 @@ impl StreamHandler<Incoming> for ControlPlaneLink {
             Some(Ok(WsFrame::Binary(bytes))) => self.on_binary(bytes),
             Some(Ok(WsFrame::Ping(bytes))) => {
                 if let Some(sink) = &mut self.sink {
-                    let _ = sink.write(WsMessage::Pong(bytes));
+                    let _ = sink.write(WsMessage::Pong(bytes).into());
                 }
             }
             Some(Ok(WsFrame::Close(reason))) => {
@@ -577,7 +577,7 @@ impl StreamHandler<Incoming> for ControlPlaneLink {
                 } else {
                     log::warn!("the control plane closed the link: {why}");
                     if let Some(sink) = &mut self.sink {
-                        let _ = sink.write(WsMessage::Close(None));
+                        let _ = sink.write(WsMessage::Close(None).into());
                     }
                 }
                 if let Some(sink) = &mut self.sink {
@@ -613,6 +613,7 @@ fn link_handle(ctx: &Context<ControlPlaneLink>) -> LinkHandle {
     LinkHandle {
         message: me.clone().recipient(),
         frame: me.clone().recipient(),
+        data: me.clone().recipient(),
         gone: me.recipient(),
     }
 }
@@ -628,7 +629,16 @@ impl Handler<SendFrame> for ControlPlaneLink {
     type Result = ();
     fn handle(&mut self, SendFrame(bytes): SendFrame, _: &mut Context<Self>) {
         if let Some(sink) = &mut self.sink {
-            let _ = sink.write(WsMessage::Binary(bytes.into()));
+            let _ = sink.write(WsMessage::Binary(bytes.into()).into());
+        }
+    }
+}
+
+impl Handler<SendData> for ControlPlaneLink {
+    type Result = ();
+    fn handle(&mut self, SendData(frame): SendData, _: &mut Context<Self>) {
+        if let Some(sink) = &mut self.sink {
+            let _ = sink.write(Out::Roomy(frame));
         }
     }
 }
@@ -650,7 +660,7 @@ impl Handler<Shutdown> for ControlPlaneLink {
             let reason = "the agent is shutting down".to_owned();
             let message = AgentMessage::VncDisconnect { stream_id, reason };
             if let Some(sink) = &mut self.sink {
-                let _ = sink.write(WsMessage::Text(message.to_json().into()));
+                let _ = sink.write(WsMessage::Text(message.to_json().into()).into());
             }
         }
         self.send(&AgentMessage::Goodbye {
@@ -661,10 +671,13 @@ impl Handler<Shutdown> for ControlPlaneLink {
             Some(sink) => {
                 // The control plane answers our close with its own and hangs up; waiting for
                 // that is what guarantees the goodbye was read, not just written.
-                let _ = sink.write(WsMessage::Close(Some(CloseReason {
-                    code: CloseCode::Away,
-                    description: Some("agent shutting down".into()),
-                })));
+                let _ = sink.write(
+                    WsMessage::Close(Some(CloseReason {
+                        code: CloseCode::Away,
+                        description: Some("agent shutting down".into()),
+                    }))
+                    .into(),
+                );
                 self.on_closed = Some(done);
             }
             None => {

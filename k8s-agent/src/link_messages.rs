@@ -15,6 +15,12 @@ pub struct SendMessage(pub AgentMessage);
 #[rtype(result = "()")]
 pub struct SendFrame(pub Vec<u8>);
 
+/// Sends a stream's data frame laid out behind [`crate::link_codec::ROOM`] free bytes (its
+/// WebSocket header is written there: no copy of the payload).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendData(pub Vec<u8>);
+
 /// A tunnel stopped.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -27,6 +33,8 @@ pub struct LinkHandle {
     pub message: Recipient<SendMessage>,
     /// Binary frames.
     pub frame: Recipient<SendFrame>,
+    /// Data frames, with room in front.
+    pub data: Recipient<SendData>,
     /// The tunnel's end.
     pub gone: Recipient<TunnelGone>,
 }

@@ -13,7 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::link_messages::{LinkHandle, SendFrame, SendMessage, TunnelGone};
+use crate::link_codec::ROOM;
+use crate::link_messages::{LinkHandle, SendData, SendFrame, SendMessage, TunnelGone};
 use crate::runtime::VncStream;
 
 /// Bytes from the control plane for the VNC server.
@@ -119,7 +120,7 @@ impl Actor for Tunnel {
                 };
                 let budget = 1 + extra;
                 // Read straight behind the frame's header: no copy of the payload.
-                let mut frame = data_frame_buffer(stream_id, budget);
+                let mut frame = data_frame_buffer(ROOM, stream_id, budget);
                 let n = match read.read_buf(&mut frame).await {
                     Ok(0) => {
                         reader_me.do_send(End("VNC server closed the connection".into()));
@@ -133,7 +134,7 @@ impl Actor for Tunnel {
                 };
                 credit.add_permits(budget - n);
                 crate::metrics::METRICS.to_viewer(n);
-                link.frame.do_send(SendFrame(frame));
+                link.data.do_send(SendData(frame));
             }
         }));
         let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();

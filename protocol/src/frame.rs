@@ -174,9 +174,12 @@ impl<'a> Frame<'a> {
 }
 
 /// A `Data` frame's header in a buffer with room for `payload` more bytes, for a reader to
-/// fill in place: the frame is encoded without copying its payload.
-pub fn data_frame_buffer(stream_id: StreamId, payload: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(FRAME_HEADER_LEN + payload);
+/// fill in place: the frame is encoded without copying its payload. The buffer starts with
+/// `room` zero bytes, left for the transport's own header (the agent writes its WebSocket
+/// header there and sends the buffer as it is).
+pub fn data_frame_buffer(room: usize, stream_id: StreamId, payload: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(room + FRAME_HEADER_LEN + payload);
+    out.resize(room, 0);
     out.push(FrameKind::Data as u8);
     out.extend_from_slice(&stream_id.to_be_bytes());
     out
@@ -205,15 +208,16 @@ mod tests {
 
     #[test]
     fn a_data_frame_filled_in_place_is_the_encoded_frame() {
-        let mut frame = data_frame_buffer(0x0102_0304, 3);
-        assert!(frame.capacity() >= FRAME_HEADER_LEN + 3);
+        let mut frame = data_frame_buffer(2, 0x0102_0304, 3);
+        assert!(frame.capacity() >= 2 + FRAME_HEADER_LEN + 3);
         frame.extend_from_slice(b"RFB");
         let encoded = Frame::Data {
             stream_id: 0x0102_0304,
             payload: b"RFB",
         }
         .encode();
-        assert_eq!(frame, encoded);
+        assert_eq!(frame[..2], [0, 0]);
+        assert_eq!(frame[2..], encoded);
     }
 
     #[test]
