@@ -1,24 +1,27 @@
-//! Store writes made in batches, as hellos are: a write waits only while the store runs the
-//! batches before it. At most [`IN_FLIGHT`] batches are in the store at once, and each takes
-//! every write that arrived meanwhile (up to [`MAX_BATCH`]), so one write alone goes at once,
-//! and a thousand a second share a few statements and commits.
+//! Store writes made in batches: a write waits only while the store runs the batches before
+//! it. At most [`IN_FLIGHT`] batches are in the store at once, and each takes every write that
+//! arrived meanwhile (up to [`MAX_BATCH`]), so one write alone goes at once, and a thousand a
+//! second share a few statements and commits.
 //!
-//! Used for agents' answers ([`RecordReplies`]) and for marking commands sent
-//! ([`MarkSent`]). A command's actor waits for each of its writes before the next (its
-//! delivery before its answers, an ack before the completion), so one command's writes keep
-//! their order.
+//! Used for agents' answers ([`RecordReplies`]), for marking commands sent ([`MarkSent`]) and
+//! for agents' hellos ([`LinkAgents`]: a fleet reconnecting after a restart links in a few
+//! transactions). A command's actor waits for each of its writes before the next (its delivery
+//! before its answers, an ack before the completion), so one command's writes keep their order.
 
 use actix::prelude::*;
 
 use crate::store::StoreError;
+use crate::store::agents::{LinkAgent, LinkAgents, Linked};
 use crate::store::commands::{MarkSent, RecordReply, ReplyEffect};
 use crate::store::reply_batch::RecordReplies;
 use crate::store::{Query, StoreHandle};
 
-/// Batches in the store at once, per batcher.
+/// Batches in the store at once, per batcher: two keep the database busy while the batch
+/// before is finished, and leave the other store threads to the API.
 const IN_FLIGHT: usize = 2;
 
-/// Writes per batch at most.
+/// Writes per batch at most (a batch of hellos adds a row to one audit insert's parameters
+/// per hello).
 const MAX_BATCH: usize = 500;
 
 /// A store call made for many items at once.
@@ -44,6 +47,14 @@ impl Batch for MarkSent {
     type Outcome = ();
     fn of(items: Vec<uuid::Uuid>) -> Self {
         MarkSent(items)
+    }
+}
+
+impl Batch for LinkAgents {
+    type Item = LinkAgent;
+    type Outcome = Linked;
+    fn of(items: Vec<LinkAgent>) -> Self {
+        LinkAgents(items)
     }
 }
 

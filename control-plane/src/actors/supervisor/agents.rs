@@ -160,14 +160,26 @@ impl Handler<AgentHello> for Supervisor {
                 None
             }
         };
-        // Recorded with the hellos that arrive meanwhile: the link, the reconciliation and
-        // what to redeliver (see `hellos.rs`).
+        // Recorded with the hellos that arrive meanwhile (the link, the reconciliation and
+        // what to redeliver): a fleet reconnecting after a restart shares a few transactions.
+        // The wait runs outside this context, which only gets the outcome as a message:
+        // actix polls every future of a context at each wake-up, and 10,000 hellos in flight
+        // there cost quadratic time.
         let link = LinkAgent {
             mark,
             audit,
             inventory,
         };
-        let answered = self.queue_hello(hello, link, ctx);
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let (hellos, me) = (self.hellos.clone(), ctx.address());
+        actix::spawn(async move {
+            let linked = batcher::submit(&hellos, link).await;
+            me.do_send(HelloRecorded {
+                hello,
+                linked,
+                answer,
+            });
+        });
         Box::pin(async move {
             answered
                 .await
@@ -176,10 +188,28 @@ impl Handler<AgentHello> for Supervisor {
     }
 }
 
+/// The store recorded a hello's link (or refused it); the agent's answer goes to `answer`.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct HelloRecorded {
+    hello: AgentHello,
+    linked: Result<Linked, StoreError>,
+    answer: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+impl Handler<HelloRecorded> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, recorded: HelloRecorded, ctx: &mut Context<Self>) {
+        let answer = self.finish_link(recorded.hello, recorded.linked, ctx);
+        let _ = recorded.answer.send(answer);
+    }
+}
+
 impl Supervisor {
     /// Finishes a hello whose link the store recorded (or refused): registers the link,
     /// welcomes the agent, acts on the reconciliation and redelivers its unfinished commands.
-    pub(super) fn finish_link(
+    fn finish_link(
         &mut self,
         hello: AgentHello,
         linked: Result<Linked, StoreError>,

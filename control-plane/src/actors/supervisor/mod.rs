@@ -2,12 +2,11 @@
 //! actors, routes messages between them and the store, and sweeps agent liveness.
 //!
 //! Message structs and their handlers live in files by topic: [`agents`] (the agent link),
-//! [`hellos`] (hellos recorded in batches), [`commands`] (dispatch and delivery) and
+//! [`commands`] (dispatch and delivery) and
 //! [`streams`] (VNC streams).
 
 mod agents;
 mod commands;
-mod hellos;
 pub mod registry;
 mod replicas;
 mod streams;
@@ -26,13 +25,14 @@ use self::registry::Registry;
 pub use self::replicas::Drain;
 use self::streams::OpenedStream;
 pub use self::streams::{ACCOUNT_ENDED, CloseStreamsOf, SHARE_ENDED};
-use super::batcher::CommandWrites;
+use super::batcher::{Batcher, CommandWrites};
 use super::command::CommandActor;
 use super::link_messages::LinkHandle;
 pub use super::supervisor_messages::SupervisorHandle;
 use crate::auth::user_cache::UserCache;
 use crate::metrics::Metrics;
 use crate::store::StoreHandle;
+use crate::store::agents::LinkAgents;
 
 /// Timings from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -77,8 +77,8 @@ pub struct Supervisor {
     draining: bool,
     /// Heartbeats not yet stamped in the store: agent → the connection it came on.
     beats: HashMap<String, String>,
-    /// Hellos waiting to be recorded together.
-    hellos: hellos::Hellos,
+    /// Where hellos are recorded, in batches.
+    hellos: Addr<Batcher<LinkAgents>>,
     /// Where command actors record deliveries and their agents' answers.
     writes: CommandWrites,
     /// Recent callers, forgotten when other replicas say they changed.
@@ -109,7 +109,7 @@ impl Supervisor {
             remote_waiters: HashMap::new(),
             draining: false,
             beats: HashMap::new(),
-            hellos: hellos::Hellos::default(),
+            hellos: Batcher::new(store.clone()).start(),
             store,
             metrics,
             timing,
