@@ -11,7 +11,7 @@ use actix_web::{App, web};
 use thiserror::Error;
 use utoipa_actix_web::AppExt;
 
-use crate::actors::batcher::CommandWrites;
+use crate::actors::batcher::{Batcher, CommandWrites};
 use crate::actors::limit_keeper::LimitKeeper;
 use crate::actors::pruner::Pruner;
 use crate::actors::replica::{Leave, ReplicaActor, ReplicaIdentity};
@@ -25,8 +25,8 @@ use crate::metrics::Metrics;
 use crate::store::users::{AnyUsers, CreateFirstAdmin};
 use crate::store::{self, PgPool, StoreHandle};
 
-/// Threads running store queries (diesel is blocking). The three batchers may hold up to six
-/// at once; with four, API requests queued behind batches (686 → 836 creations/s with 4
+/// Threads running store queries (diesel is blocking). The four batchers may hold up to eight
+/// at once (though rarely do: agents link in a storm, commands come later); with four, API requests queued behind batches (686 → 836 creations/s with 4
 /// clients, 1,078 → 1,310 with 16, going from four to eight: `streamspace-bench
 /// --creations-only --clients N`).
 const STORE_THREADS: usize = 8;
@@ -123,6 +123,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let state = web::Data::new(AppState {
         database_reachable: database_reachable.clone(),
         draining: draining_seen,
+        agent_credentials: Batcher::new(store.clone()).start(),
         store: store.clone(),
         supervisor: supervisor.clone(),
         keys: Keys::new(&config.jwt_secret),

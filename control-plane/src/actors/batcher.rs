@@ -1,11 +1,12 @@
-//! Store writes made in batches: a write waits only while the store runs the batches before
-//! it. At most [`IN_FLIGHT`] batches are in the store at once, and each takes every write that
+//! Store calls made in batches (writes, and one read): a call waits only while the store runs
+//! the batches before it. At most [`IN_FLIGHT`] batches are in the store at once, and each takes every write that
 //! arrived meanwhile (up to [`MAX_BATCH`]), so one write alone goes at once, and a thousand a
 //! second share a few statements and commits.
 //!
-//! Used for agents' answers ([`RecordReplies`]), for marking commands sent ([`MarkSent`]) and
-//! for agents' hellos ([`LinkAgents`]: a fleet reconnecting after a restart links in a few
-//! transactions). A command's actor waits for each of its writes before the next (its delivery
+//! Used for agents' answers ([`RecordReplies`]), for marking commands sent ([`MarkSent`]), and
+//! for agents connecting: their credentials ([`AuthenticateAgents`]) and their hellos
+//! ([`LinkAgents`]), so a fleet reconnecting after a restart is authenticated in a few queries
+//! and linked in a few transactions. A command's actor waits for each of its writes before the next (its delivery
 //! before its answers, an ack before the completion), so one command's writes keep their order.
 
 use actix::prelude::*;
@@ -13,6 +14,7 @@ use actix::prelude::*;
 use crate::store::StoreError;
 use crate::store::agents::{LinkAgent, LinkAgents, Linked};
 use crate::store::commands::{MarkSent, RecordReply, ReplyEffect};
+use crate::store::credentials::{AuthenticateAgents, Credential};
 use crate::store::reply_batch::RecordReplies;
 use crate::store::{Query, StoreHandle};
 
@@ -55,6 +57,15 @@ impl Batch for LinkAgents {
     type Outcome = Linked;
     fn of(items: Vec<LinkAgent>) -> Self {
         LinkAgents(items)
+    }
+}
+
+impl Batch for AuthenticateAgents {
+    /// The SHA-256 of a presented token.
+    type Item = String;
+    type Outcome = Option<Credential>;
+    fn of(items: Vec<String>) -> Self {
+        AuthenticateAgents(items)
     }
 }
 

@@ -12,11 +12,11 @@ use super::AppState;
 use super::caller::{bearer, client_ip};
 use super::error::ApiError;
 use crate::actors::agent_connection::AgentConnection;
+use crate::actors::batcher;
 use crate::actors::owed;
 use crate::actors::supervisor::Supervisor;
 use crate::auth::agent_token;
 use crate::store::audit::{NewAuditEntry, Record};
-use crate::store::credentials::AuthenticateAgent;
 use crate::websocket;
 
 /// The query string.
@@ -49,12 +49,7 @@ pub async fn connect(
     let token = bearer(&req).ok_or_else(|| {
         ApiError::Unauthorized("missing Authorization: Bearer <agent token> header".into())
     })?;
-    let credential = state
-        .store
-        .run(AuthenticateAgent {
-            token_hash: agent_token::hash(token),
-        })
-        .await?;
+    let credential = batcher::submit(&state.agent_credentials, agent_token::hash(token)).await?;
     let refused = |reason: &str| {
         state.store.spawn(Record(
             NewAuditEntry::anonymous("agent_auth_failed")

@@ -32,17 +32,21 @@ use actix::Addr;
 use actix_web::{HttpResponse, web};
 
 use self::error::ApiError;
+use crate::actors::batcher::Batcher;
 use crate::actors::supervisor::Supervisor;
 use crate::auth::login_guard::LoginGuard;
 use crate::auth::tokens::Keys;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::StoreHandle;
+use crate::store::credentials::AuthenticateAgents;
 
 /// What every handler can reach.
 pub struct AppState {
     /// The database.
     pub store: StoreHandle,
+    /// Where agents connecting are authenticated, in batches.
+    pub agent_credentials: Addr<Batcher<AuthenticateAgents>>,
     /// Routing to agents.
     pub supervisor: Addr<Supervisor>,
     /// Token signing and verification.

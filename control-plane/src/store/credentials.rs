@@ -142,23 +142,58 @@ impl Query for ListCredentials {
     }
 }
 
-/// Finds the live credential with this hash. A read: its use is stamped when the link it
-/// opens is recorded ([`super::agents::LinkAgents`]), with the others of that batch, so that
-/// a fleet reconnecting does not cost a commit per connection before it says hello.
-pub struct AuthenticateAgent {
-    /// SHA-256 of the presented token.
-    pub token_hash: String,
-}
+/// Finds the live credentials with these hashes, in one query: agents connecting together
+/// (a fleet after a restart) are authenticated in batches (`actors/batcher.rs`). A read: each
+/// credential's use is stamped when the link it opens is recorded
+/// ([`super::agents::LinkAgents`]), with the others of that batch, so that a fleet reconnecting
+/// does not cost a commit per connection before it says hello.
+pub struct AuthenticateAgents(pub Vec<String>);
 
-impl Query for AuthenticateAgent {
-    /// The credential, if it exists and is not revoked.
-    type Output = Option<Credential>;
-    fn run(self, conn: &mut PgConnection) -> Result<Option<Credential>, StoreError> {
-        Ok(agent_credentials::table
-            .filter(agent_credentials::token_hash.eq(&self.token_hash))
+impl Query for AuthenticateAgents {
+    /// For each SHA-256 of a presented token, in order: its credential, if it exists and is
+    /// not revoked.
+    type Output = Vec<Result<Option<Credential>, StoreError>>;
+    fn run(self, conn: &mut PgConnection) -> Result<Self::Output, StoreError> {
+        let found: Vec<Credential> = agent_credentials::table
+            .filter(agent_credentials::token_hash.eq_any(&self.0))
             .filter(agent_credentials::revoked_at.is_null())
             .select(Credential::as_select())
-            .first(conn)
-            .optional()?)
+            .load(conn)?;
+        let by_hash: std::collections::HashMap<&str, &Credential> = found
+            .iter()
+            .map(|credential| (credential.token_hash.as_str(), credential))
+            .collect();
+        Ok(self
+            .0
+            .iter()
+            .map(|hash| Ok(by_hash.get(hash.as_str()).map(|c| (*c).clone())))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::connection::SimpleConnection;
+
+    use super::*;
+
+    #[test]
+    fn a_batch_answers_each_token_in_order_and_finds_neither_revoked_nor_unknown_ones() {
+        let (_db, mut conn) = crate::store::migrated_database();
+        conn.batch_execute(
+            "INSERT INTO agents (agent_id, platform) VALUES ('a', 'local'), ('b', 'local');\
+             INSERT INTO agent_credentials (agent_id, token_hash, token_prefix) \
+             VALUES ('a', 'ha', 'p'), ('b', 'hb', 'p');\
+             UPDATE agent_credentials SET revoked_at = now() WHERE token_hash = 'hb'",
+        )
+        .unwrap();
+        let hashes = ["hb", "ha", "unknown", "ha"].map(String::from).to_vec();
+        let found: Vec<Option<String>> = AuthenticateAgents(hashes)
+            .run(&mut conn)
+            .unwrap()
+            .into_iter()
+            .map(|credential| credential.unwrap().map(|c| c.agent_id))
+            .collect();
+        assert_eq!(found, [None, Some("a".into()), None, Some("a".into())]);
     }
 }
