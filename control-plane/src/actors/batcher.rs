@@ -36,38 +36,24 @@ pub trait Batch: Query<Output = Vec<Result<Self::Outcome, StoreError>>> + Sized 
     fn of(items: Vec<Self::Item>) -> Self;
 }
 
-impl Batch for RecordReplies {
-    type Item = RecordReply;
-    type Outcome = ReplyEffect;
-    fn of(items: Vec<RecordReply>) -> Self {
-        RecordReplies(items)
-    }
+/// A batch call that is a tuple struct of its items: `Call(Item) -> Outcome`.
+macro_rules! batch {
+    ($call:ident($item:ty) -> $outcome:ty) => {
+        impl Batch for $call {
+            type Item = $item;
+            type Outcome = $outcome;
+            fn of(items: Vec<$item>) -> Self {
+                $call(items)
+            }
+        }
+    };
 }
 
-impl Batch for MarkSent {
-    type Item = uuid::Uuid;
-    type Outcome = ();
-    fn of(items: Vec<uuid::Uuid>) -> Self {
-        MarkSent(items)
-    }
-}
-
-impl Batch for LinkAgents {
-    type Item = LinkAgent;
-    type Outcome = Linked;
-    fn of(items: Vec<LinkAgent>) -> Self {
-        LinkAgents(items)
-    }
-}
-
-impl Batch for AuthenticateAgents {
-    /// The SHA-256 of a presented token.
-    type Item = String;
-    type Outcome = Option<Credential>;
-    fn of(items: Vec<String>) -> Self {
-        AuthenticateAgents(items)
-    }
-}
+batch!(RecordReplies(RecordReply) -> ReplyEffect);
+batch!(MarkSent(uuid::Uuid) -> ());
+batch!(LinkAgents(LinkAgent) -> Linked);
+// Each item is the SHA-256 of a presented token.
+batch!(AuthenticateAgents(String) -> Option<Credential>);
 
 /// Make this write; its outcome comes back once its batch is done.
 #[derive(Message)]
