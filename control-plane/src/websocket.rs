@@ -4,7 +4,7 @@
 //! — no channel, no task. actix-ws gave each socket two channels and a task (about 5 KiB; heap
 //! profile in docs/PERFORMANCE.md). A viewer's frames are written by `viewer_writer.rs`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -21,17 +21,41 @@ use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 use futures_util::Stream;
 
+/// Most frames a peer may have made us send (pongs to its pings, error replies to its bad
+/// messages) waiting to be written; a peer asking for more is closed.
+pub const MAX_OWED: usize = 64;
+
+/// Frames a peer makes us send fall outside the stream credit windows, so they are counted
+/// until written: a peer that keeps asking while never reading is closed instead of growing
+/// our memory. Shared by what queues such frames and the socket's writer (one worker thread).
+#[derive(Debug, Clone, Default)]
+pub struct Owed(Rc<Cell<usize>>);
+
+impl Owed {
+    /// Counts one more frame; `false` (counting nothing) once [`MAX_OWED`] are waiting.
+    pub fn add(&self) -> bool {
+        if self.0.get() >= MAX_OWED {
+            return false;
+        }
+        self.0.set(self.0.get() + 1);
+        true
+    }
+
+    /// One counted frame was written.
+    pub fn written(&self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
+}
+
 /// Accepts a WebSocket handshake: the `101` answer, the queue to send through and the
-/// messages received. `max_message` bounds a frame, and a message made of several;
-/// `max_owed` the replies the peer caused waiting to be written (see [`Outbox::send_owed`]).
+/// messages received. `max_message` bounds a frame, and a message made of several.
 pub fn accept(
     req: &HttpRequest,
     payload: web::Payload,
     max_message: usize,
-    max_owed: usize,
 ) -> Result<(HttpResponse, Outbox, Inbox), HandshakeError> {
     let (response, inbox) = handshake(req, payload, max_message)?;
-    let queue = Rc::new(RefCell::new(Queue::new(max_owed)));
+    let queue = Rc::new(RefCell::new(Queue::new()));
     let response = response.set_body(BoxBody::new(OutboxBody(queue.clone())));
     Ok((response, Outbox(queue), inbox))
 }
@@ -87,18 +111,16 @@ pub enum Received {
 struct Queue {
     /// Encoded frames, and whether each is one the peer caused (see [`Outbox::send_owed`]).
     frames: VecDeque<(Bytes, bool)>,
-    owed: usize,
-    max_owed: usize,
+    owed: Owed,
     writer: Option<Waker>,
     closed: bool,
 }
 
 impl Queue {
-    fn new(max_owed: usize) -> Self {
+    fn new() -> Self {
         Queue {
             frames: VecDeque::new(),
-            owed: 0,
-            max_owed,
+            owed: Owed::default(),
             writer: None,
             closed: false,
         }
@@ -119,12 +141,13 @@ impl Outbox {
     /// those are still waiting to be written: `false` then, and the caller closes a peer that
     /// keeps asking while never reading.
     pub fn send_owed(&self, message: Message) -> bool {
-        let queue = self.0.borrow();
-        if queue.owed >= queue.max_owed {
+        let owed = self.0.borrow().owed.clone();
+        if !owed.add() {
             return false;
         }
-        drop(queue);
-        self.push(message, true);
+        if !self.push(message, true) {
+            owed.written();
+        }
         true
     }
 
@@ -134,23 +157,24 @@ impl Outbox {
         self.0.borrow_mut().closed = true;
     }
 
-    fn push(&self, message: Message, owed: bool) {
+    /// Whether the frame was queued.
+    fn push(&self, message: Message, owed: bool) -> bool {
         let mut queue = self.0.borrow_mut();
         if queue.closed {
-            return;
+            return false;
         }
         let mut frame = BytesMut::new();
         if Codec::new().encode(message, &mut frame).is_err() {
             // Only a close reason's description can fail to encode (it is too long): the
             // caller's bug, not the peer's; the frame is dropped.
             log::error!("a WebSocket frame could not be encoded");
-            return;
+            return false;
         }
         queue.frames.push_back((frame.freeze(), owed));
-        queue.owed += usize::from(owed);
         if let Some(writer) = queue.writer.take() {
             writer.wake();
         }
+        true
     }
 }
 
@@ -179,7 +203,9 @@ impl MessageBody for OutboxBody {
         let mut queue = self.0.borrow_mut();
         match queue.frames.pop_front() {
             Some((frame, owed)) => {
-                queue.owed -= usize::from(owed);
+                if owed {
+                    queue.owed.written();
+                }
                 if queue.frames.is_empty() && queue.frames.capacity() > 16 {
                     // A burst is over: an idle socket keeps no room for the next.
                     queue.frames = VecDeque::new();
@@ -479,10 +505,8 @@ mod tests {
         (frames, ended)
     }
 
-    const MAX_OWED: usize = 8;
-
     fn outbox() -> (Outbox, OutboxBody) {
-        let queue = Rc::new(RefCell::new(Queue::new(MAX_OWED)));
+        let queue = Rc::new(RefCell::new(Queue::new()));
         (Outbox(queue.clone()), OutboxBody(queue))
     }
 
@@ -520,6 +544,17 @@ mod tests {
             written(&mut body),
             (vec![Frame::Ping(Bytes::new()), Frame::Close(None)], true)
         );
+    }
+
+    #[test]
+    fn a_peer_may_owe_at_most_the_limit() {
+        let owed = Owed::default();
+        for _ in 0..MAX_OWED {
+            assert!(owed.add());
+        }
+        assert!(!owed.add());
+        owed.written();
+        assert!(owed.add());
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub struct AgentConnection {
     ping_interval: Duration,
     // What goes out, in order. Its size is bounded by the protocol: JSON messages are few and
     // small, stream bytes are limited by each stream's credit window, and replies the agent
-    // causes by `owed::LIMIT`.
+    // causes by `websocket::MAX_OWED`.
     outbox: Outbox,
     /// Open VNC streams on this link and the viewers they feed.
     streams: LinkStreams<TunnelHandle>,

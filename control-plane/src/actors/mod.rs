@@ -11,7 +11,6 @@ pub mod command;
 pub mod limit_keeper;
 pub mod link_messages;
 pub mod link_streams;
-pub mod owed;
 pub mod pruner;
 pub mod replica;
 pub mod supervisor;

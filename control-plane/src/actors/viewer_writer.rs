@@ -17,8 +17,7 @@ use actix_http::ws::{Codec, Message};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 
-use super::owed::Owed;
-use crate::websocket::binary_header;
+use crate::websocket::{Owed, binary_header};
 
 /// Browsers refuse close frames whose reason exceeds the 125-byte control payload.
 const MAX_CLOSE_REASON: usize = 123;

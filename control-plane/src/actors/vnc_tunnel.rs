@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_http::ws::{CloseCode, CloseReason, ProtocolError as WsError};
 
-use crate::websocket::Received;
+use crate::websocket::{Owed, Received};
 use bytes::Bytes;
 use streamspace_protocol::{
     DEFAULT_STREAM_WINDOW, Frame, RecvWindow, RfbInput, SendWindow, StreamId,
@@ -27,7 +27,6 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::link_messages::{LinkHandle, SendFrame, UnregisterStream};
-use super::owed::Owed;
 use super::supervisor_messages::{CloseStream, OpenStream, SupervisorHandle};
 pub use super::tunnel_messages::{EndViewer, StreamClosed, StreamCredit, StreamData, TunnelHandle};
 use super::viewer_writer::ToViewer;

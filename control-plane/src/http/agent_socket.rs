@@ -13,7 +13,6 @@ use super::caller::{bearer, client_ip};
 use super::error::ApiError;
 use crate::actors::agent_connection::AgentConnection;
 use crate::actors::batcher;
-use crate::actors::owed;
 use crate::actors::supervisor::Supervisor;
 use crate::auth::agent_token;
 use crate::store::audit::{NewAuditEntry, Record};
@@ -74,7 +73,6 @@ pub async fn connect(
         &req,
         body,
         MAX_TEXT_MESSAGE.max(FRAME_HEADER_LEN + MAX_FRAME_PAYLOAD),
-        owed::LIMIT,
     )
     .map_err(|e| ApiError::invalid(format!("websocket upgrade: {e}")))?;
     let config = &state.config;

@@ -20,11 +20,11 @@ use tokio::sync::mpsc;
 use super::AppState;
 use super::error::ApiError;
 use super::viewer_socket::{self, MAX_VIEWER_FRAME};
-use crate::actors::owed::Owed;
 use crate::actors::viewer_writer::ToViewer;
 use crate::actors::vnc_tunnel::Viewer;
 use crate::model::Role;
 use crate::store::replicas::Replica;
+use crate::websocket::Owed;
 
 /// Header carrying the viewer's address to the owning replica (for its audit log).
 pub const VIEWER_IP_HEADER: &str = "x-streamspace-viewer-ip";

@@ -8,8 +8,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::Stream;
 
 use super::error::ApiError;
-use crate::actors::owed::Owed;
 use crate::actors::viewer_writer::{ToViewer, ViewerWriter};
+use crate::websocket::Owed;
 use crate::websocket::{self, Inbox};
 
 /// Largest viewer message accepted (RFB client messages are tiny; clipboard text is the

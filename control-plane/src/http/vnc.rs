@@ -16,13 +16,13 @@ use super::bridge;
 use super::caller::{Caller, client_ip};
 use super::error::ApiError;
 use super::viewer_socket;
-use crate::actors::owed::Owed;
 use crate::actors::supervisor::Supervisor;
 use crate::actors::supervisor_messages::LinkOf;
 use crate::actors::vnc_tunnel::{Viewer, VncTunnel, Written};
 use crate::auth::tokens::{REPLICA_AUDIENCE, TokenError, VIEWER_TTL, VNC_AUDIENCE};
 use crate::model::{SessionState, ShareMode};
 use crate::store::replicas::{AgentReplica, SpendViewerToken, dead_after};
+use crate::websocket::Owed;
 
 fn proxy_enabled(state: &AppState) -> Result<(), ApiError> {
     if state.config.vnc_proxy_enabled {
