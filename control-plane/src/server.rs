@@ -203,6 +203,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             replica: replica_actor,
             store,
             replica_id,
+            replica_heartbeat,
             draining,
         },
         server,
@@ -214,16 +215,25 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 /// Stops a running control plane in the order that loses nothing: it stops claiming to be
 /// ready (load balancers take it out), refuses new agent links, tells its agents to
 /// reconnect at once and closes its viewers with a reason (both come back through another
-/// replica), lets go of its commands (their agents' new replica drives them), removes its
-/// replica record (survivors claim what is left at once), and lets requests in flight finish.
+/// replica), lets go of its commands (their agents' new replica drives them), waits (at most
+/// [`HANDOVER_WAIT`]) while another replica can take its agents and some have not linked there
+/// yet, removes its replica record (survivors claim what is left at once), and lets requests in
+/// flight finish.
 pub struct Stopper {
     http: actix_web::dev::ServerHandle,
     supervisor: actix::Addr<Supervisor>,
     replica: actix::Addr<ReplicaActor>,
     store: StoreHandle,
     replica_id: uuid::Uuid,
+    replica_heartbeat: std::time::Duration,
     draining: tokio::sync::watch::Sender<bool>,
 }
+
+/// How long a draining replica keeps its record while its agents link to another replica.
+/// Without the record, a survivor claimed an agent still on its way (marking it `warning`,
+/// not placeable) and a session created meanwhile got `no_agent_available` (the rolling-restart
+/// test saw it); an agent told to reconnect links again within a few hundred milliseconds.
+pub const HANDOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Stopper {
     /// Stops, as above; returns when the HTTP server has.
@@ -240,8 +250,27 @@ impl Stopper {
             );
         }
         let _ = self.supervisor.send(Drain).await;
+        self.hand_over().await;
         let _ = self.replica.send(Leave).await;
         self.http.stop(true).await;
+    }
+
+    /// Waits while another replica can take this one's agents and some are still linked here
+    /// (in the store), for at most [`HANDOVER_WAIT`]; at once when there is no other replica.
+    async fn hand_over(&self) {
+        let started = std::time::Instant::now();
+        let handover = || crate::store::replicas::Handover {
+            id: self.replica_id,
+            dead_after: crate::store::replicas::dead_after(self.replica_heartbeat),
+        };
+        while started.elapsed() < HANDOVER_WAIT {
+            match self.store.run(handover()).await {
+                Ok(state) if state.takers > 0 && state.still_here > 0 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                _ => return,
+            }
+        }
     }
 }
 

@@ -258,17 +258,30 @@ async fn a_rolling_restart_of_every_replica_loses_no_request_no_link_and_no_desk
         let stopped_at = Instant::now();
         let shutting_down = actix_web::rt::spawn(stopping.shut_down());
         if held_the_link {
-            // Linked again, through the load balancer, to another replica.
+            // Linked again, through the load balancer, to another replica; meanwhile the
+            // agent stays placeable (a survivor claiming it on its way marked it `warning`,
+            // and a session created then found no agent).
+            let mut not_placeable = Vec::new();
             while linked_replica(&db, &lb, &admin)
                 .await
                 .is_none_or(|r| r == holder)
             {
+                let (_, agent) = call(&lb.base(), "GET", "/api/v1/agents/local-1", &admin, None)
+                    .await
+                    .unwrap();
+                if agent["status"] != "online" {
+                    not_placeable.push(agent["status"].to_string());
+                }
                 assert!(
                     stopped_at.elapsed() < Duration::from_secs(1),
                     "the agent is linked again within a second"
                 );
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
+            assert!(
+                not_placeable.is_empty(),
+                "while its link moved, the agent was {not_placeable:?}"
+            );
             println!(
                 "replica {i} (holding the agent's link) shut down: agent linked again after {} ms",
                 stopped_at.elapsed().as_millis()

@@ -90,6 +90,44 @@ impl Query for DrainReplica {
     }
 }
 
+/// A draining replica's handover: how many other live replicas take links, and how many agents
+/// are still recorded online as linked here (each leaves that record when its hello reaches
+/// another replica).
+pub struct Handover {
+    /// This replica.
+    pub id: Uuid,
+    /// How late a heartbeat may be.
+    pub dead_after: Duration,
+}
+
+/// What [`Handover`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandoverState {
+    /// Other live replicas that are not draining.
+    pub takers: i64,
+    /// Agents still online here.
+    pub still_here: i64,
+}
+
+impl Query for Handover {
+    type Output = HandoverState;
+    fn run(self, conn: &mut PgConnection) -> Result<HandoverState, StoreError> {
+        let live = now.into_sql::<diesel::sql_types::Timestamptz>() - interval(self.dead_after);
+        let takers = replicas::table
+            .filter(replicas::id.ne(self.id))
+            .filter(replicas::last_seen.gt(live))
+            .filter(replicas::draining.eq(false))
+            .count()
+            .get_result(conn)?;
+        let still_here = agents::table
+            .filter(agents::replica_id.eq(self.id))
+            .filter(agents::status.eq(AgentStatus::Online.as_str()))
+            .count()
+            .get_result(conn)?;
+        Ok(HandoverState { takers, still_here })
+    }
+}
+
 /// This replica stops: its row goes, so its agents are claimed at once, not after three beats.
 pub struct RemoveReplica(pub Uuid);
 
