@@ -67,14 +67,19 @@ impl Query for ReplicaBeat {
             .do_update()
             .set(replicas::last_seen.eq(now))
             .execute(conn)?;
-        let live = now.into_sql::<diesel::sql_types::Timestamptz>() - interval(self.dead_after);
-        Ok(replicas::table
-            .filter(replicas::id.ne(self.id))
-            .filter(replicas::last_seen.gt(live))
-            .filter(replicas::draining.eq(false))
-            .count()
-            .get_result(conn)?)
+        takers(conn, self.id, self.dead_after)
     }
+}
+
+/// The other live replicas that take links: those that could take over `me`'s agents.
+fn takers(conn: &mut PgConnection, me: Uuid, dead_after: Duration) -> Result<i64, StoreError> {
+    let live = now.into_sql::<diesel::sql_types::Timestamptz>() - interval(dead_after);
+    Ok(replicas::table
+        .filter(replicas::id.ne(me))
+        .filter(replicas::last_seen.gt(live))
+        .filter(replicas::draining.eq(false))
+        .count()
+        .get_result(conn)?)
 }
 
 /// Says this replica takes no new links (it is shutting down).
@@ -112,13 +117,7 @@ pub struct HandoverState {
 impl Query for Handover {
     type Output = HandoverState;
     fn run(self, conn: &mut PgConnection) -> Result<HandoverState, StoreError> {
-        let live = now.into_sql::<diesel::sql_types::Timestamptz>() - interval(self.dead_after);
-        let takers = replicas::table
-            .filter(replicas::id.ne(self.id))
-            .filter(replicas::last_seen.gt(live))
-            .filter(replicas::draining.eq(false))
-            .count()
-            .get_result(conn)?;
+        let takers = takers(conn, self.id, self.dead_after)?;
         let still_here = agents::table
             .filter(agents::replica_id.eq(self.id))
             .filter(agents::status.eq(AgentStatus::Online.as_str()))
