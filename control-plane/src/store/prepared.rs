@@ -8,9 +8,10 @@
 //! queries; Postgres then plans it once, or re-plans only where a custom plan pays.
 //!
 //! A plan Postgres keeps may date from when a table was tiny, and stays until the table is
-//! next analysed: keyed lookups and joins keep their index plans, but a statement whose best
-//! plan depends on the table's size (an ordered scan for the first match, as placement does)
-//! is planned at each call instead.
+//! next analysed: keyed lookups keep their index plans, but a statement whose best plan
+//! depends on the table's size is planned at each call instead — an ordered scan for the
+//! first match (placement), or a join of a batch's rows with a growing table (recording
+//! answers), which a plan made on a small table does by scanning the table whole.
 
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};

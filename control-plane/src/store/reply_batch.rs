@@ -15,7 +15,6 @@ use uuid::Uuid;
 use super::commands::{
     CommandRow, RecordReply, Reply, ReplyEffect, movable_by, session_moves, unmoved, written,
 };
-use super::prepared::Prepare;
 use super::{Query, StoreError};
 use crate::lifecycle::Transition;
 use crate::model::SessionState;
@@ -192,6 +191,10 @@ fn record_together(
            RETURNING sessions.id, sessions.state) \
          SELECT c.*, (SELECT s.state FROM s WHERE s.id = c.session_id) AS moved_to FROM c"
     );
+    // Planned at each call, not prepared: a plan kept from when `agent_commands` was small
+    // joins by scanning it whole, and stays until the table is next analysed — on a new
+    // database that was every batch of the first minute (683 blocks read per batch, the
+    // heaviest statement of the creation benchmark; see docs/PERFORMANCE.md).
     let recorded: Vec<Recorded> = diesel::sql_query(sql)
         .bind::<Array<SqlUuid>, _>(
             round
@@ -227,7 +230,6 @@ fn record_together(
                 .map(|(_, _, p)| p.moves_json())
                 .collect::<Vec<_>>(),
         )
-        .prepared()
         .load(conn)?;
     round
         .iter()
