@@ -17,9 +17,10 @@ use super::paging::{next_before, page_size};
 use crate::actors::supervisor::Dispatch;
 use crate::model::{Platform, ResourceAmounts, Role, SessionState};
 use crate::store::audit::Record;
+use crate::store::create_session::{CreateSession, Placed};
 use crate::store::sessions::{
-    CreateSession, DeleteSession, Deletion, ListSessions, Placed, Removal, RemoveEndedSession,
-    Session, SessionInput, SessionView,
+    DeleteSession, Deletion, ListSessions, Removal, RemoveEndedSession, Session, SessionInput,
+    SessionView,
 };
 use crate::store::templates::TemplateByName;
 use crate::validate;

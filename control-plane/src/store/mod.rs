@@ -31,6 +31,7 @@ pub mod agents;
 pub mod audit;
 mod command_rows;
 pub mod commands;
+pub mod create_session;
 pub mod credentials;
 mod error;
 pub mod hibernation;

@@ -12,7 +12,7 @@ use crate::placement::{Candidate, Request};
 
 /// Online, with room, suiting the request; in the order of the partial index
 /// `idx_agents_placement`, so the first row found is the answer.
-const PICK: &str = "SELECT agent_id, platform, region, max_sessions, active_sessions FROM agents \
+pub(super) const PICK: &str = "SELECT agent_id, platform, region, max_sessions, active_sessions FROM agents \
      WHERE status = 'online' AND active_sessions < max_sessions \
        AND ($1::text IS NULL OR platform = $1) \
        AND (cardinality($2::text[]) = 0 OR platform = ANY($2)) \

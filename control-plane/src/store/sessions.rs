@@ -3,22 +3,17 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
-use streamspace_protocol::{
-    AgentSessionState, Command, ControlMessage, SessionReport, SessionSpec,
-};
+use streamspace_protocol::{AgentSessionState, Command, ControlMessage, SessionReport};
 use uuid::Uuid;
 
 use super::command_rows::{CommandRow, deletions_in_flight, insert_command};
-use super::homes::{self, HomePlacement};
-use super::pick_agent::pick;
 use super::schema::{agents, sessions, users};
 use super::{Query, StoreError};
 use crate::lifecycle;
 use crate::model::SessionState;
-use crate::placement;
 
 /// A session as stored.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = sessions)]
 pub struct Session {
     /// Id.
@@ -180,124 +175,6 @@ impl Query for SessionInput {
             .set(sessions::last_input_at.eq(diesel::dsl::now))
             .execute(conn)?;
         Ok(())
-    }
-}
-
-/// Places a new session on an agent and persists it with its `create_session` command, in
-/// one transaction: the command exists before anything is sent.
-pub struct CreateSession {
-    /// What to run (its `session_id` becomes the row's id).
-    pub spec: SessionSpec,
-    /// Owner.
-    pub owner_id: Uuid,
-    /// Template row.
-    pub template_id: Uuid,
-    /// Required platform.
-    pub platform: Option<String>,
-    /// Required region.
-    pub region: Option<String>,
-    /// The platforms the template runs on (empty: any).
-    pub platforms: Vec<String>,
-    /// The template's idle timeout and maximum lifetime, in seconds.
-    pub limits: (Option<i32>, Option<i32>),
-    /// What the template's idle timeout does.
-    pub idle_action: crate::model::IdleAction,
-    /// Whether the template records its desktops.
-    pub recorded: bool,
-    /// Command id for `create_session`.
-    pub command_id: Uuid,
-    /// `COMMAND_TIMEOUT`.
-    pub command_timeout: std::time::Duration,
-    /// The caller's `session_create` entry, written in the same transaction (its details get
-    /// the template and the agent chosen): one commit for the creation and its record.
-    pub audit: super::audit::NewAuditEntry,
-}
-
-/// Result of [`CreateSession`].
-pub enum Placed {
-    /// Persisted; send the command.
-    Created {
-        /// The session.
-        session: Box<Session>,
-        /// Its `create_session` command.
-        command: Box<CommandRow>,
-    },
-    /// Nobody can take it; the message names what was asked for.
-    NoAgent(String),
-    /// The user's home cannot be used now: `(code, message)`; `home_in_use` and
-    /// `home_being_deleted` are conflicts, `home_unavailable` a passing outage.
-    HomeRefused(&'static str, String),
-}
-
-impl Query for CreateSession {
-    type Output = Placed;
-    fn run(self, conn: &mut PgConnection) -> Result<Placed, StoreError> {
-        conn.transaction(|conn| {
-            let request = placement::Request {
-                platform: self.platform.as_deref(),
-                region: self.region.as_deref(),
-                platforms: &self.platforms,
-            };
-            let no_agent = || Placed::NoAgent(placement::no_agent_message(&request));
-            let (agent, home_id) = if self.spec.persistent_home {
-                let template = self.spec.template.name.as_str();
-                match homes::place(conn, self.owner_id, template, &request)? {
-                    HomePlacement::Placed { agent, home_id } => (agent, Some(home_id)),
-                    HomePlacement::Refused(code, message) => {
-                        return Ok(Placed::HomeRefused(code, message));
-                    }
-                    HomePlacement::NoAgent => return Ok(no_agent()),
-                }
-            } else {
-                match pick(conn, &request, None)? {
-                    Some(agent) => (agent, None),
-                    None => return Ok(no_agent()),
-                }
-            };
-            let mut spec = self.spec;
-            spec.home_id = home_id;
-            let session = diesel::insert_into(sessions::table)
-                .values((
-                    sessions::id.eq(spec.session_id),
-                    sessions::owner_id.eq(self.owner_id),
-                    sessions::template_id.eq(self.template_id),
-                    sessions::template_name.eq(&spec.template.name),
-                    sessions::resources
-                        .eq(serde_json::to_value(&spec.resources).unwrap_or_default()),
-                    sessions::persistent_home.eq(spec.persistent_home),
-                    sessions::home_id.eq(home_id),
-                    sessions::agent_id.eq(&agent.agent_id),
-                    sessions::platform.eq(&agent.platform),
-                    sessions::region.eq(&agent.region),
-                    sessions::idle_timeout_seconds.eq(self.limits.0),
-                    sessions::max_lifetime_seconds.eq(self.limits.1),
-                    sessions::recorded.eq(self.recorded),
-                    sessions::idle_action.eq(self.idle_action.as_str()),
-                    // Kept for waking it: the command carrying it is pruned in time.
-                    sessions::spec.eq(serde_json::to_value(&spec).ok()),
-                ))
-                .returning(Session::as_returning())
-                .get_result(conn)?;
-            let message = ControlMessage::Command {
-                command_id: self.command_id,
-                command: Command::CreateSession(spec),
-            };
-            let command = insert_command(
-                conn,
-                &agent.agent_id,
-                Some(session.id),
-                &message,
-                self.command_timeout,
-            )?;
-            super::audit::Record(self.audit.target("session", session.id).details(
-                serde_json::json!({ "template": session.template_name, "agent_id": session.agent_id }),
-            ))
-            .run(conn)?;
-            Ok(Placed::Created {
-                session: Box::new(session),
-                command: Box::new(command),
-            })
-        })
     }
 }
 
