@@ -25,8 +25,8 @@ use crate::metrics::Metrics;
 use crate::store::users::{AnyUsers, CreateFirstAdmin};
 use crate::store::{self, PgPool, StoreHandle};
 
-/// Threads running store queries (diesel is blocking). The four batchers may hold up to eight
-/// at once (though rarely do: agents link in a storm, commands come later); with four, API requests queued behind batches (686 → 836 creations/s with 4
+/// Threads running store queries (diesel is blocking). The four batchers hold one each at most;
+/// with four threads, API requests queued behind batches (686 → 836 creations/s with 4
 /// clients, 1,078 → 1,310 with 16, going from four to eight: `streamspace-bench
 /// --creations-only --clients N`).
 const STORE_THREADS: usize = 8;

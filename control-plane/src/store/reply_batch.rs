@@ -49,7 +49,8 @@ impl Query for RecordReplies {
                     fresh
                 });
             together = later;
-            // One order of rows for every batch, so two in flight lock commands alike.
+            // One order of rows for every batch, so batches in flight together (one per
+            // replica) lock commands alike.
             let mut round = round;
             round.sort_by_key(|(_, reply, _)| reply.command_id);
             match retry_deadlocks(|| record_together(conn, &round)) {
