@@ -141,6 +141,23 @@ async fn a_database_that_does_not_answer_gets_503_within_the_statement_timeout()
     assert_eq!(status, 200);
 }
 
+/// Memory freed after a connection storm is given back in small pages: the serving process
+/// has transparent huge pages off (`THP_enabled: 0`), whatever the host's THP mode.
+#[cfg(target_os = "linux")]
+#[actix_web::test]
+async fn the_serving_process_runs_without_transparent_huge_pages() {
+    let db = streamspace_testkit::TestDatabase::create();
+    let (mut child, _) = serving(&db, &[], std::process::Stdio::null()).await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let thp = status
+        .lines()
+        .find_map(|line| line.strip_prefix("THP_enabled:"))
+        .expect("the kernel reports THP_enabled");
+    assert_eq!(thp.trim(), "0", "{status}");
+}
+
 fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_streamspace-control-plane"));
     command.env_clear();
