@@ -95,6 +95,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         timing,
         replica_id,
         writes,
+        Batcher::new(store.clone()).start(),
         users.clone(),
     )
     .start();

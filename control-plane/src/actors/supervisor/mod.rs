@@ -93,13 +93,14 @@ const HEARTBEAT_STAMP_EVERY: Duration = Duration::from_secs(1);
 pub type Reply = tokio::sync::oneshot::Sender<Result<serde_json::Value, String>>;
 
 impl Supervisor {
-    /// A supervisor over `store`.
+    /// A supervisor over `store`, recording hellos through `hellos`.
     pub fn new(
         store: StoreHandle,
         metrics: Arc<Metrics>,
         timing: Timing,
         replica_id: Uuid,
         writes: CommandWrites,
+        hellos: Addr<Batcher<LinkAgents>>,
         users: Arc<UserCache>,
     ) -> Self {
         Supervisor {
@@ -109,7 +110,7 @@ impl Supervisor {
             remote_waiters: HashMap::new(),
             draining: false,
             beats: HashMap::new(),
-            hellos: Batcher::new(store.clone()).start(),
+            hellos,
             store,
             metrics,
             timing,
