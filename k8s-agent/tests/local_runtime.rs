@@ -354,13 +354,25 @@ fn desktops_creating_the_same_account_at_once_share_one_the_system_knows_by_its_
     );
 }
 
-fn home_of(pid: i32) -> String {
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+fn home_of(pid: i32) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
     environ
         .split(|b| *b == 0)
         .filter_map(|v| std::str::from_utf8(v).ok())
         .find_map(|v| v.strip_prefix("HOME=").map(str::to_owned))
-        .unwrap()
+}
+
+/// The desktop's `HOME`, once its program runs. Read right after the desktop was started,
+/// `/proc/PID/environ` was once cut short (a cold run read the home's path without its last
+/// twelve characters: the process was presumably still being exec'd), so the full value is
+/// waited for, up to 5 s.
+async fn assert_home(pid: i32, expected: &Path) {
+    let expected = expected.display().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while home_of(pid).as_ref() != Some(&expected) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(home_of(pid), Some(expected));
 }
 
 #[actix_web::test]
@@ -373,7 +385,7 @@ async fn a_shared_home_outlives_its_sessions_serves_one_at_a_time_and_is_deleted
     first.home_id = Some(home_id);
     runtime.create(&first).await.unwrap();
     let desktop = pid_of(dir.path(), first.session_id, "desktop_pid");
-    assert_eq!(home_of(desktop), home.display().to_string());
+    assert_home(desktop, &home).await;
     std::fs::write(home.join("notes.txt"), "kept").unwrap();
 
     let mut second = spec("xterm");
@@ -400,7 +412,7 @@ async fn a_shared_home_outlives_its_sessions_serves_one_at_a_time_and_is_deleted
     );
     runtime.create(&second).await.unwrap();
     let desktop = pid_of(dir.path(), second.session_id, "desktop_pid");
-    assert_eq!(home_of(desktop), home.display().to_string());
+    assert_home(desktop, &home).await;
     assert_eq!(
         std::fs::read_to_string(home.join("notes.txt")).unwrap(),
         "kept"
