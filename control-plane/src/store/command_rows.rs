@@ -77,7 +77,6 @@ pub(super) fn insert_command(
     else {
         return Err(StoreError::Conflict("only commands are stored".into()));
     };
-    let timeout = chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
     Ok(diesel::insert_into(agent_commands::table)
         .values((
             agent_commands::command_id.eq(command_id),
@@ -85,10 +84,15 @@ pub(super) fn insert_command(
             agent_commands::session_id.eq(session_id),
             agent_commands::command_type.eq(command.name()),
             agent_commands::payload.eq(serde_json::to_value(message).unwrap_or_default()),
-            agent_commands::timeout_at.eq(Utc::now() + timeout),
+            agent_commands::timeout_at.eq(deadline(timeout)),
         ))
         .returning(CommandRow::as_returning())
         .get_result(conn)?)
+}
+
+/// When a command given `timeout` (`COMMAND_TIMEOUT`) from now times out.
+pub(super) fn deadline(timeout: std::time::Duration) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX)
 }
 
 pub(super) fn statuses(list: &[CommandStatus]) -> Vec<&'static str> {

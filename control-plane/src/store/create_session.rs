@@ -10,7 +10,7 @@ use diesel::sql_types::{
 use streamspace_protocol::{Command, ControlMessage, SessionSpec};
 use uuid::Uuid;
 
-use super::command_rows::CommandRow;
+use super::command_rows::{CommandRow, deadline};
 use super::homes::{self, HomePlacement};
 use super::pick_agent::{PICK, pick};
 use super::sessions::Session;
@@ -143,8 +143,7 @@ impl CreateSession {
             command,
         })
         .unwrap_or_default();
-        let timeout_at = Utc::now()
-            + chrono::Duration::from_std(self.command_timeout).unwrap_or(chrono::Duration::MAX);
+        let timeout_at = deadline(self.command_timeout);
         let audit = &self.audit;
         // Planned at each call, as placement is (`pick_agent.rs`).
         let written: Option<Written> = diesel::sql_query(format!(
