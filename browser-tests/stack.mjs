@@ -101,7 +101,10 @@ export class Stack {
     const child = this.run(`control-plane-${this.replicas.size + 1}`, join(BIN, 'streamspace-control-plane'), {
       ...this.controlPlaneEnv,
       LISTEN_ADDR: `127.0.0.1:${port}`,
-      REPLICA_HEARTBEAT_INTERVAL: '200ms',
+      // Short, so that a killed replica's agents move within seconds, but not so short that a
+      // busy machine's slow beats make replicas judge each other dead (three missed beats): at
+      // 200 ms, a replica started under load once did, and took the others' agent from them.
+      REPLICA_HEARTBEAT_INTERVAL: '500ms',
     });
     this.replicas.set(base, child);
     await until('the control plane', async () => (await fetch(`${base}/readyz`)).ok);
@@ -113,7 +116,19 @@ export class Stack {
     const port = await freePort();
     const servers = [...this.replicas.keys()].map((base, i) => `    server replica${i} ${base.replace('http://', '')} check`).join('\n');
     const config = join(this.dir, 'haproxy.cfg');
-    writeFileSync(config, `global\n    maxconn 1024\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 1h\n    timeout server 1h\n    timeout tunnel 1h\n    retries 3\n    option redispatch\nfrontend streamspace\n    bind 127.0.0.1:${port}\n    default_backend replicas\nbackend replicas\n    balance roundrobin\n    option httpchk GET /readyz\n    default-server inter 100ms fall 1 rise 1\n${servers}\n`);
+    // Checks every 100 ms so that a killed replica is out at once (its port refuses), with
+    // `timeout check` well above a check's usual time: without it HAProxy waits only `inter`
+    // for /readyz, and a debug build on a busy machine once took longer on every replica at
+    // the same moment — all three went DOWN and the viewer's scripts got 503s.
+    writeFileSync(config, [
+      'global', '    maxconn 1024', '    log stdout format raw local0',
+      'defaults', '    mode http', '    log global', '    option httplog',
+      '    timeout connect 1s', '    timeout client 1h', '    timeout server 1h', '    timeout tunnel 1h',
+      '    timeout check 2s', '    retries 3', '    option redispatch',
+      'frontend streamspace', `    bind 127.0.0.1:${port}`, '    default_backend replicas',
+      'backend replicas', '    balance roundrobin', '    option httpchk GET /readyz',
+      '    default-server inter 100ms fall 1 rise 1', servers, '',
+    ].join('\n'));
     this.run('haproxy', 'haproxy', {}, ['-db', '-f', config]);
     const base = `http://127.0.0.1:${port}`;
     await until('the load balancer', async () => (await fetch(`${base}/readyz`)).ok);
