@@ -74,6 +74,16 @@ pub struct Running {
 
 /// Connects, migrates, bootstraps and starts serving. Must run inside an actix system.
 pub async fn start(config: Config) -> Result<Running, StartError> {
+    // Bound first: a taken address is reported before anything starts. Failing after the
+    // actors had started, the process panicked on its way out (an actor dropped unpolled
+    // runs its start outside the runtime).
+    let listen_addr = config.listen_addr;
+    let cannot_listen = |source| StartError::Listen {
+        addr: listen_addr,
+        source,
+    };
+    let listener = listen(listen_addr).map_err(cannot_listen)?;
+    let addr = listener.local_addr().map_err(cannot_listen)?;
     let pool = store::connect(&config.database_url, STORE_THREADS as u32 + 2)
         .map_err(StartError::Database)?;
     migrate(&pool)?;
@@ -112,7 +122,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         config.command_timeout,
     )
     .start();
-    let listen_addr = config.listen_addr;
     let shutdown_grace = config.shutdown_grace;
     let (database_url, replica_heartbeat) = (
         config.database_url.clone(),
@@ -146,12 +155,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .configure(|cfg| crate::http::configure(cfg, &static_dir))
             .into_app()
     };
-    let cannot_listen = |source| StartError::Listen {
-        addr: listen_addr,
-        source,
-    };
-    let listener = listen(listen_addr).map_err(cannot_listen)?;
-    let addr = listener.local_addr().map_err(cannot_listen)?;
     let builder = actix_server::Server::build();
     let graceful = builder.graceful_shutdown_signal();
     // Shutdown is ours (see `Stopper`): agents and viewers are handed over first.

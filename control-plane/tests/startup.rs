@@ -84,6 +84,27 @@ fn an_unreachable_database_stops_the_binary_naming_database_url() {
     );
 }
 
+#[test]
+fn a_taken_listen_address_stops_the_binary_with_one_line_before_touching_the_database() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let output = binary()
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
+        .env("JWT_SECRET", "0123456789abcdef0123456789abcdef")
+        .env("LISTEN_ADDR", addr.to_string())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        format!(
+            "streamspace-control-plane: LISTEN_ADDR: cannot listen on {addr}: \
+             Address already in use (os error 98)\n"
+        )
+    );
+}
+
 #[actix_web::test]
 async fn without_a_configured_password_the_first_admin_gets_a_generated_one_once() {
     let _ = rustls::crypto::ring::default_provider().install_default();
