@@ -135,6 +135,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         draining: draining_seen,
         agent_credentials: Batcher::new(store.clone()).start(),
         store: store.clone(),
+        supervisor_handle: Supervisor::handle(&supervisor),
         supervisor: supervisor.clone(),
         keys: Keys::new(&config.jwt_secret),
         replica_id,

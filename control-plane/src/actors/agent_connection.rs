@@ -14,7 +14,7 @@ use streamspace_protocol::{
 use uuid::Uuid;
 
 use super::link_messages::{
-    CloseLink, LinkHandle, Outgoing, RegisterStream, SendFrame, UnregisterStream,
+    CloseLink, LinkHandle, LinkRecipients, Outgoing, RegisterStream, SendFrame, UnregisterStream,
 };
 use super::link_streams::LinkStreams;
 use super::supervisor_messages::{
@@ -51,13 +51,13 @@ pub struct AgentConnection {
 impl AgentConnection {
     /// Where the Supervisor and the tunnels send this connection what they have.
     pub fn handle(me: &Addr<AgentConnection>) -> LinkHandle {
-        LinkHandle {
+        LinkHandle::new(LinkRecipients {
             outgoing: me.clone().recipient(),
             close: me.clone().recipient(),
             register: me.clone().recipient(),
             unregister: me.clone().recipient(),
             frame: me.clone().recipient(),
-        }
+        })
     }
 
     /// Wraps an upgraded WebSocket. `agent_id` and `credential_id` were authenticated before

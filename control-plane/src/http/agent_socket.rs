@@ -13,7 +13,6 @@ use super::caller::{bearer, client_ip};
 use super::error::ApiError;
 use crate::actors::agent_connection::AgentConnection;
 use crate::actors::batcher;
-use crate::actors::supervisor::Supervisor;
 use crate::auth::agent_token;
 use crate::store::audit::{NewAuditEntry, Record};
 use crate::websocket;
@@ -82,7 +81,7 @@ pub async fn connect(
             agent_id,
             credential.id,
             outbox,
-            Supervisor::handle(&state.supervisor),
+            state.supervisor_handle.clone(),
             state.metrics.clone(),
             config.agent_heartbeat_interval,
         )

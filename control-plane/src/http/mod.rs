@@ -49,6 +49,8 @@ pub struct AppState {
     pub agent_credentials: Addr<Batcher<AuthenticateAgents>>,
     /// Routing to agents.
     pub supervisor: Addr<Supervisor>,
+    /// The same, as the connections and tunnels address it (made once, shared by all).
+    pub supervisor_handle: crate::actors::supervisor::SupervisorHandle,
     /// Token signing and verification.
     pub keys: Keys,
     /// This replica's id.

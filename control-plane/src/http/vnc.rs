@@ -16,7 +16,6 @@ use super::bridge;
 use super::caller::{Caller, client_ip};
 use super::error::ApiError;
 use super::viewer_socket;
-use crate::actors::supervisor::Supervisor;
 use crate::actors::supervisor_messages::LinkOf;
 use crate::actors::vnc_tunnel::{Viewer, VncTunnel, Written};
 use crate::auth::tokens::{REPLICA_AUDIENCE, TokenError, VIEWER_TTL, VNC_AUDIENCE};
@@ -273,7 +272,7 @@ fn tunnel(
             viewer,
             outbox,
             owed.clone(),
-            Supervisor::handle(&state.supervisor),
+            state.supervisor_handle.clone(),
             state.store.clone(),
             state.metrics.clone(),
             state.config.agent_heartbeat_interval,

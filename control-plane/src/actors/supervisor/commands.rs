@@ -48,7 +48,7 @@ impl Supervisor {
         let agent_id = command.agent_id.clone();
         let actor = CommandActor::new(
             command,
-            Supervisor::handle(&ctx.address()),
+            self.own_handle(ctx),
             self.writes.clone(),
             self.metrics.clone(),
             waiter,

@@ -28,7 +28,7 @@ pub use self::streams::{ACCOUNT_ENDED, CloseStreamsOf, SHARE_ENDED};
 use super::batcher::{Batcher, CommandWrites};
 use super::command::CommandActor;
 use super::link_messages::LinkHandle;
-pub use super::supervisor_messages::SupervisorHandle;
+pub use super::supervisor_messages::{SupervisorHandle, SupervisorRecipients};
 use crate::auth::user_cache::UserCache;
 use crate::metrics::Metrics;
 use crate::store::StoreHandle;
@@ -83,6 +83,8 @@ pub struct Supervisor {
     writes: CommandWrites,
     /// Recent callers, forgotten when other replicas say they changed.
     users: Arc<UserCache>,
+    /// Its own handle, for the command actors it starts (made once).
+    own: Option<SupervisorHandle>,
 }
 
 /// How long heartbeats are gathered before one statement stamps them (`last_heartbeat` in
@@ -119,6 +121,7 @@ impl Supervisor {
             streams: HashMap::new(),
             next_stream: 0,
             revoked: HashSet::new(),
+            own: None,
         }
     }
 }
@@ -126,7 +129,7 @@ impl Supervisor {
 impl Supervisor {
     /// Where the actors the Supervisor addresses send it what they have.
     pub fn handle(me: &Addr<Supervisor>) -> SupervisorHandle {
-        SupervisorHandle {
+        SupervisorHandle::new(SupervisorRecipients {
             hello: me.clone().recipient(),
             from_agent: me.clone().recipient(),
             seen: me.clone().recipient(),
@@ -137,7 +140,13 @@ impl Supervisor {
             command_done: me.clone().recipient(),
             open_stream: me.clone().recipient(),
             close_stream: me.clone().recipient(),
-        }
+        })
+    }
+
+    fn own_handle(&mut self, ctx: &mut Context<Self>) -> SupervisorHandle {
+        self.own
+            .get_or_insert_with(|| Supervisor::handle(&ctx.address()))
+            .clone()
     }
 }
 
