@@ -36,6 +36,24 @@ pub async fn register(api: &Api, prefix: &str, n: usize, parallel: usize) -> Vec
         .await
 }
 
+/// Waits (at most `within`) until the control plane counts at least `n` agents no longer
+/// online: the departures of a stopped fleet recorded.
+pub async fn departed(api: &Api, n: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let summary = api.call("GET", "/api/v1/agent-summary", None).await;
+        let gone: i64 = ["warning", "offline"]
+            .iter()
+            .filter_map(|s| summary.body["by_status"][s].as_i64())
+            .sum();
+        if usize::try_from(gone).unwrap_or(0) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("  (not every departure was recorded within {within:?})");
+}
+
 impl Fleet {
     /// Connects every agent at the same moment; returns once all are welcomed (or refused),
     /// with the time the last welcome took.

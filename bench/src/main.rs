@@ -8,6 +8,7 @@ mod api;
 mod baselines;
 mod commands;
 mod fleet;
+mod memory;
 mod relay;
 mod report;
 mod sim_agent;
@@ -25,6 +26,7 @@ use streamspace_testkit::{TestDatabase, free_port};
 
 use api::Api;
 use fleet::Fleet;
+use memory::{rss_kib, settled_rss_kib};
 use report::{Report, ms};
 use stats::Latencies;
 
@@ -99,16 +101,6 @@ fn control_plane_binary() -> PathBuf {
     path
 }
 
-/// Resident memory of process `pid`, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
@@ -154,6 +146,8 @@ async fn main() {
     let db = TestDatabase::create();
     let port = free_port();
     let control_plane = ReplicaProcess::spawn(&control_plane_binary(), &db, port, &[]);
+    // Before any request: the first login alone (its password hash) holds 19 MiB for seconds.
+    let idle_rss = rss_kib(control_plane.pid());
     let base = format!("http://127.0.0.1:{port}");
     let admin = Api::login(&base, "admin", ADMIN_PASSWORD).await;
     admin.template(TEMPLATE).await;
@@ -167,7 +161,6 @@ async fn main() {
 
     // Baselines on empty tables.
     let (empty_list, _) = list_agents(&admin, sizes.list_calls).await;
-    let idle_rss = rss_kib(control_plane.pid());
 
     // A few agents take the sessions.
     let few = fleet::register(&admin, "few", 8, 8).await;
@@ -242,13 +235,15 @@ async fn main() {
         ),
         storm.as_secs_f64() / health.as_secs_f64(),
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let fleet_rss = rss_kib(control_plane.pid());
+    let fleet_rss = settled_rss_kib(control_plane.pid()).await;
     let per_link = fleet_rss.saturating_sub(idle_rss) as f64 / sizes.fleet as f64;
     report.add(
         &format!("control-plane RSS with {} idle agents", sizes.fleet),
         format!("{} MiB ({per_link:.1} KiB per link)", fleet_rss / 1024),
-        format!("{} MiB with none", idle_rss / 1024),
+        format!(
+            "{} MiB with none, before its first request",
+            idle_rss / 1024
+        ),
         fleet_rss as f64 / idle_rss.max(1) as f64,
     );
     let one_by_one_many =
@@ -302,10 +297,12 @@ async fn main() {
         format!("{:.2} s for it to answer /readyz", ready.as_secs_f64()),
         relinked.map_or(f64::NAN, |t| t.as_secs_f64() / ready.as_secs_f64()),
     );
+    let left = fleet.linked;
     fleet.stop();
     drop(fleet);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let left_rss = rss_kib(control_plane.pid());
+    // Once the control plane has recorded every departure (and so let go of each link).
+    fleet::departed(&admin, left, Duration::from_secs(60)).await;
+    let left_rss = settled_rss_kib(control_plane.pid()).await;
     report.add(
         "control-plane RSS after those agents left",
         format!("{} MiB", left_rss / 1024),

@@ -4,8 +4,8 @@ use streamspace_control_plane::accounts_cli::{self, Action};
 use streamspace_control_plane::config::{Config, VARIABLES};
 use streamspace_control_plane::server;
 
-// Returns freed memory to the system (after thousands of agents leave, glibc's allocator kept
-// it all) and costs less per idle link.
+// Returns freed memory to the system (glibc's allocator kept 174 MiB after thousands of agents
+// left, 19 MiB of it in use) and costs less per idle link.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
