@@ -1,4 +1,4 @@
-//! `streamspace-bench [--quick] [--creations-only [--clients N] | --fleet-only]`: the control plane (the binary beside this one: release, or debug for the smoke run) on a
+//! `streamspace-bench [--quick] [--creations-only [--clients N] | --deletions-only | --fleet-only]`: the control plane (the binary beside this one: release, or debug for the smoke run) on a
 //! fresh database of the Postgres at `DATABASE_URL`, driven by simulated agents and viewers
 //! over the real protocol. Every figure is printed with a baseline measured in the same run
 //! and their ratio; a Markdown table of all of them ends the output. `scripts/bench` builds
@@ -177,6 +177,22 @@ async fn main() {
         let run =
             commands::create_for(&admin, TEMPLATE, clients, Duration::from_secs(20), &made).await;
         println!("{:.0} creations/s ({})", run.per_s, p50_p99(&run.latencies));
+        return;
+    }
+
+    if std::env::args().any(|a| a == "--deletions-only") {
+        // The same for deletions: sessions made first (16 clients, 10 s), then all deleted.
+        println!("control plane pid {}", control_plane.pid());
+        commands::create_for(&admin, TEMPLATE, 16, Duration::from_secs(10), &made).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let sessions = made.take();
+        let deleted = commands::delete_all(&admin, 16, sessions).await;
+        println!(
+            "{:.0} deletions/s ({}, {} errors)",
+            deleted.per_s,
+            p50_p99(&deleted.latencies),
+            deleted.errors
+        );
         return;
     }
 

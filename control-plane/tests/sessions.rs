@@ -182,6 +182,14 @@ async fn deleting_a_session_asks_its_agent_and_ends_terminated() {
         .delete(&format!("/api/v1/sessions/{id}"), &alice)
         .await;
     assert_eq!((status, body["state"].as_str()), (202, Some("terminating")));
+    let entries = server.audit("session_delete", 1).await;
+    assert_eq!(
+        (
+            entries[0]["target_id"].as_str(),
+            entries[0]["details"]["state"].as_str()
+        ),
+        (Some(id.to_string().as_str()), Some("terminating"))
+    );
     let (delete, command) = agent.recv_command().await;
     assert_eq!(
         command,
@@ -210,7 +218,8 @@ async fn deleting_a_session_asks_its_agent_and_ends_terminated() {
             .0,
         404
     );
-    server.audit("session_remove", 1).await;
+    let entries = server.audit("session_remove", 1).await;
+    assert_eq!(entries[0]["details"]["state"].as_str(), Some("terminated"));
 }
 
 #[actix_web::test]

@@ -16,7 +16,6 @@ use super::json_object::JsonObject;
 use super::paging::{next_before, page_size};
 use crate::actors::supervisor::Dispatch;
 use crate::model::{Platform, ResourceAmounts, Role, SessionState};
-use crate::store::audit::Record;
 use crate::store::create_session::{CreateSession, Placed};
 use crate::store::sessions::{
     DeleteSession, Deletion, ListSessions, Removal, RemoveEndedSession, Session, SessionInput,
@@ -51,21 +50,6 @@ pub struct NewSession {
 
 fn default_true() -> bool {
     true
-}
-
-fn audit(
-    state: &AppState,
-    caller: &Caller,
-    action: &str,
-    session: Uuid,
-    details: serde_json::Value,
-) {
-    state.store.spawn(Record(
-        caller
-            .audit(action)
-            .target("session", session)
-            .details(details),
-    ));
 }
 
 /// `POST /api/v1/sessions` → 202 with the session, placed on the least-loaded matching agent.
@@ -316,19 +300,15 @@ pub async fn remove(
                 id: view.session.id,
                 command_id: Uuid::new_v4(),
                 command_timeout: state.config.command_timeout,
+                audit: caller
+                    .audit("session_remove")
+                    .target("session", view.session.id),
             })
             .await?;
         if let Removal::Removed(cleanup) = removal {
             if let Some(command) = cleanup {
                 state.supervisor.do_send(Dispatch(*command));
             }
-            audit(
-                &state,
-                &caller,
-                "session_remove",
-                view.session.id,
-                serde_json::json!({ "state": view.session.state }),
-            );
             return Ok(HttpResponse::NoContent().finish());
         }
     }
@@ -338,6 +318,9 @@ pub async fn remove(
             id: view.session.id,
             command_id: Uuid::new_v4(),
             command_timeout: state.config.command_timeout,
+            audit: caller
+                .audit("session_delete")
+                .target("session", view.session.id),
         })
         .await?;
     let (session, accepted) = match deletion {
@@ -347,13 +330,6 @@ pub async fn remove(
         }
         Deletion::Finished(session) => (*session, false),
     };
-    audit(
-        &state,
-        &caller,
-        "session_delete",
-        session.id,
-        serde_json::json!({ "state": session.state }),
-    );
     Ok(changed(view, session, accepted))
 }
 

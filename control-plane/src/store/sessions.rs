@@ -290,6 +290,9 @@ pub struct RemoveEndedSession {
     pub command_id: Uuid,
     /// `COMMAND_TIMEOUT`.
     pub command_timeout: std::time::Duration,
+    /// The caller's `session_remove` entry, written in the same transaction with the state
+    /// the session ended in.
+    pub audit: super::audit::NewAuditEntry,
 }
 
 impl Query for RemoveEndedSession {
@@ -316,6 +319,11 @@ impl Query for RemoveEndedSession {
                 _ => None,
             };
             diesel::delete(sessions::table.find(self.id)).execute(conn)?;
+            super::audit::Record(
+                self.audit
+                    .details(serde_json::json!({ "state": session.state })),
+            )
+            .run(conn)?;
             Ok(Removal::Removed(cleanup))
         })
     }
@@ -367,45 +375,62 @@ pub struct DeleteSession {
     pub command_id: Uuid,
     /// `COMMAND_TIMEOUT`.
     pub command_timeout: std::time::Duration,
+    /// The caller's `session_delete` entry, written in the same transaction with the state the
+    /// session is left in: one commit for the deletion and its record.
+    pub audit: super::audit::NewAuditEntry,
 }
 
 impl Query for DeleteSession {
     type Output = Deletion;
     fn run(self, conn: &mut PgConnection) -> Result<Deletion, StoreError> {
         conn.transaction(|conn| {
-            let session = locked(conn, self.id)?;
-            let state = session.state();
-            let agent_id = match (&session.agent_id, state) {
-                // A failed or lost session may still hold objects on its agent (a Pod that
-                // never got ready, a claim): the agent is asked to remove them too.
-                (_, SessionState::Terminated) | (None, _) if state.is_final() => {
-                    return Ok(Deletion::Finished(Box::new(session)));
-                }
-                (None, _) => {
-                    set_state(
-                        conn,
-                        self.id,
-                        SessionState::Terminated,
-                        Some("no agent held it".into()),
-                    )?;
-                    return Ok(Deletion::Finished(Box::new(reload(conn, self.id)?)));
-                }
-                (Some(agent_id), _) => agent_id.clone(),
-            };
-            set_state(conn, self.id, SessionState::Terminating, None)?;
-            let command = DeleteCommand {
-                agent_id: &agent_id,
-                session_id: self.id,
-                keep_home: session.persistent_home,
-                tied_to: Some(self.id),
-                command_id: self.command_id,
-                timeout: self.command_timeout,
+            let deletion = self.delete(conn)?;
+            let (Deletion::Requested { session, .. } | Deletion::Finished(session)) = &deletion;
+            super::audit::Record(
+                self.audit
+                    .details(serde_json::json!({ "state": session.state })),
+            )
+            .run(conn)?;
+            Ok(deletion)
+        })
+    }
+}
+
+impl DeleteSession {
+    /// The deletion itself, inside the transaction that also records it.
+    fn delete(&self, conn: &mut PgConnection) -> Result<Deletion, StoreError> {
+        let session = locked(conn, self.id)?;
+        let state = session.state();
+        let agent_id = match (&session.agent_id, state) {
+            // A failed or lost session may still hold objects on its agent (a Pod that
+            // never got ready, a claim): the agent is asked to remove them too.
+            (_, SessionState::Terminated) | (None, _) if state.is_final() => {
+                return Ok(Deletion::Finished(Box::new(session)));
             }
-            .insert(conn)?;
-            Ok(Deletion::Requested {
-                session: Box::new(reload(conn, self.id)?),
-                command: Box::new(command),
-            })
+            (None, _) => {
+                set_state(
+                    conn,
+                    self.id,
+                    SessionState::Terminated,
+                    Some("no agent held it".into()),
+                )?;
+                return Ok(Deletion::Finished(Box::new(reload(conn, self.id)?)));
+            }
+            (Some(agent_id), _) => agent_id.clone(),
+        };
+        set_state(conn, self.id, SessionState::Terminating, None)?;
+        let command = DeleteCommand {
+            agent_id: &agent_id,
+            session_id: self.id,
+            keep_home: session.persistent_home,
+            tied_to: Some(self.id),
+            command_id: self.command_id,
+            timeout: self.command_timeout,
+        }
+        .insert(conn)?;
+        Ok(Deletion::Requested {
+            session: Box::new(reload(conn, self.id)?),
+            command: Box::new(command),
         })
     }
 }
