@@ -44,23 +44,7 @@ pub struct SendFrame(pub Vec<u8>);
 
 /// Where a connection's messages go: made once per link and shared by the Supervisor and the
 /// link's tunnels (a clone is a reference count, not five recipients).
-#[derive(Clone)]
-pub struct LinkHandle(std::sync::Arc<LinkRecipients>);
-
-impl LinkHandle {
-    /// Shares `recipients`.
-    pub fn new(recipients: LinkRecipients) -> Self {
-        LinkHandle(std::sync::Arc::new(recipients))
-    }
-}
-
-impl std::ops::Deref for LinkHandle {
-    type Target = LinkRecipients;
-
-    fn deref(&self) -> &LinkRecipients {
-        &self.0
-    }
-}
+pub type LinkHandle = std::sync::Arc<LinkRecipients>;
 
 /// A connection's recipients, one per message.
 pub struct LinkRecipients {

@@ -129,23 +129,7 @@ pub struct CloseStream {
 /// Where the Supervisor's messages go: one allocation shared by every connection, command and
 /// tunnel (a clone is a reference count; ten recipients cloned per agent link were 1.2 KiB of
 /// each idle link's memory).
-#[derive(Clone)]
-pub struct SupervisorHandle(std::sync::Arc<SupervisorRecipients>);
-
-impl SupervisorHandle {
-    /// Shares `recipients`.
-    pub fn new(recipients: SupervisorRecipients) -> Self {
-        SupervisorHandle(std::sync::Arc::new(recipients))
-    }
-}
-
-impl std::ops::Deref for SupervisorHandle {
-    type Target = SupervisorRecipients;
-
-    fn deref(&self) -> &SupervisorRecipients {
-        &self.0
-    }
-}
+pub type SupervisorHandle = std::sync::Arc<SupervisorRecipients>;
 
 /// The Supervisor's recipients, one per message.
 pub struct SupervisorRecipients {
