@@ -2,11 +2,12 @@
 // scripts/test started (DATABASE_URL), the control-plane binary, and the agent binary, and
 // stops them all again.
 
-import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFile, execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, openSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const ROOT = resolve(import.meta.dirname, '..');
@@ -162,7 +163,10 @@ export class Stack {
     if (!admin) throw new Error('STREAMSPACE_TEST_KUBECONFIG is not set: run the browser tests through scripts/test');
     const namespace = `browser-${process.pid}`;
     const kubeconfig = join(this.dir, 'agent-kubeconfig');
-    execFileSync(join(ROOT, 'scripts', 'kube-cluster'), ['agent-namespace', admin, namespace, kubeconfig]);
+    // Not execFileSync: it takes seconds, and with the event loop held that long fetch's idle
+    // connection to the control plane outlives the server's keep-alive (5 s) unnoticed — the
+    // next request went out on a closed socket ("fetch failed", UND_ERR_SOCKET).
+    await promisify(execFile)(join(ROOT, 'scripts', 'kube-cluster'), ['agent-namespace', admin, namespace, kubeconfig]);
     this.deleteNamespace = () => execFileSync(join(process.env.K8S_BIN, 'kubectl'), ['--kubeconfig', admin, 'delete', 'namespace', namespace, '--wait=false']);
     this.run('kwok-desktops', join(BIN, 'kwok-desktops'), {}, [admin, namespace]);
     return { kubeconfig, namespace };
