@@ -54,8 +54,7 @@ async fn every_response_forbids_framing_foreign_scripts_sniffing_and_referrers()
 
 #[test]
 fn a_bad_variable_stops_the_binary_with_one_line_naming_it() {
-    let output = Command::new(env!("CARGO_BIN_EXE_streamspace-control-plane"))
-        .env_clear()
+    let output = binary()
         .env("DATABASE_URL", "postgres://127.0.0.1:1/x")
         .env("JWT_SECRET", "too-short")
         .output()
@@ -70,8 +69,7 @@ fn a_bad_variable_stops_the_binary_with_one_line_naming_it() {
 
 #[test]
 fn an_unreachable_database_stops_the_binary_naming_database_url() {
-    let output = Command::new(env!("CARGO_BIN_EXE_streamspace-control-plane"))
-        .env_clear()
+    let output = binary()
         .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
         .env("JWT_SECRET", "0123456789abcdef0123456789abcdef")
         .output()

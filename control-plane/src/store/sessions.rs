@@ -319,11 +319,7 @@ impl Query for RemoveEndedSession {
                 _ => None,
             };
             diesel::delete(sessions::table.find(self.id)).execute(conn)?;
-            super::audit::Record(
-                self.audit
-                    .details(serde_json::json!({ "state": session.state })),
-            )
-            .run(conn)?;
+            record(conn, self.audit, &session)?;
             Ok(Removal::Removed(cleanup))
         })
     }
@@ -386,14 +382,20 @@ impl Query for DeleteSession {
         conn.transaction(|conn| {
             let deletion = self.delete(conn)?;
             let (Deletion::Requested { session, .. } | Deletion::Finished(session)) = &deletion;
-            super::audit::Record(
-                self.audit
-                    .details(serde_json::json!({ "state": session.state })),
-            )
-            .run(conn)?;
+            record(conn, self.audit, session)?;
             Ok(deletion)
         })
     }
+}
+
+/// Writes the caller's entry for a deletion or removal, with the state `session` is in, in
+/// the caller's transaction.
+fn record(
+    conn: &mut PgConnection,
+    audit: super::audit::NewAuditEntry,
+    session: &Session,
+) -> Result<(), StoreError> {
+    super::audit::Record(audit.details(serde_json::json!({ "state": session.state }))).run(conn)
 }
 
 impl DeleteSession {
