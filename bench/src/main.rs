@@ -1,4 +1,4 @@
-//! `streamspace-bench [--quick] [--creations-only [--clients N] | --deletions-only | --fleet-only]`: the control plane (the binary beside this one: release, or debug for the smoke run) on a
+//! `streamspace-bench [--quick] [--creations-only [--clients N] | --deletions-only | --fleet-only | --relay-only]`: the control plane (the binary beside this one: release, or debug for the smoke run) on a
 //! fresh database of the Postgres at `DATABASE_URL`, driven by simulated agents and viewers
 //! over the real protocol. Every figure is printed with a baseline measured in the same run
 //! and their ratio; a Markdown table of all of them ends the output. `scripts/bench` builds
@@ -138,6 +138,44 @@ async fn commit_baseline(url: &str, clients: usize, over: Duration) -> f64 {
     .expect("baseline thread")
 }
 
+/// Round trips of small messages through the relay against the same over direct TCP.
+async fn relay_round_trips(admin: &Api, sizes: &Sizes, report: &mut Report) {
+    println!("relay round trips");
+    let mut urls = Vec::new();
+    for _ in 0..sizes.streams {
+        let (answer, id) = admin.create_session(TEMPLATE).await;
+        let id = id.unwrap_or_else(|| panic!("create: {}", answer.body));
+        admin.session_reaches(id, "running").await;
+        urls.push(admin.viewer_url(id).await);
+    }
+    let viewers = relay::viewers(urls).await;
+    let through_relay = relay::round_trips(viewers, sizes.relay).await;
+    let echo = baselines::tcp_echo().await;
+    let mut direct = Vec::new();
+    for _ in 0..sizes.streams {
+        direct.push(
+            RfbClient::connect(("127.0.0.1", echo.port()))
+                .await
+                .expect("echo"),
+        );
+    }
+    let direct = relay::round_trips(direct, sizes.relay).await;
+    report.add(
+        &format!(
+            "round trip, {} streams × {} msg/s, through the relay to a simulated agent's echo",
+            sizes.streams, sizes.relay.per_s
+        ),
+        format!(
+            "{} (added p50 {}, p99 {})",
+            p50_p99(&through_relay),
+            ms(through_relay.p50() - direct.p50()),
+            ms(through_relay.p99() - direct.p99())
+        ),
+        format!("{} over direct TCP to an echo server", p50_p99(&direct)),
+        through_relay.p99() / direct.p99().max(1e-3),
+    );
+}
+
 #[actix_web::main]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -193,6 +231,14 @@ async fn main() {
             p50_p99(&deleted.latencies),
             deleted.errors
         );
+        return;
+    }
+
+    if std::env::args().any(|a| a == "--relay-only") {
+        // The round trips alone, with only the few agents online.
+        println!("control plane pid {}", control_plane.pid());
+        relay_round_trips(&admin, &sizes, &mut report).await;
+        println!("\n{}", report.markdown());
         return;
     }
 
@@ -326,40 +372,7 @@ async fn main() {
         left_rss as f64 / idle_rss.max(1) as f64,
     );
 
-    println!("relay round trips");
-    let mut urls = Vec::new();
-    for _ in 0..sizes.streams {
-        let (answer, id) = admin.create_session(TEMPLATE).await;
-        let id = id.unwrap_or_else(|| panic!("create: {}", answer.body));
-        admin.session_reaches(id, "running").await;
-        urls.push(admin.viewer_url(id).await);
-    }
-    let viewers = relay::viewers(urls).await;
-    let through_relay = relay::round_trips(viewers, sizes.relay).await;
-    let echo = baselines::tcp_echo().await;
-    let mut direct = Vec::new();
-    for _ in 0..sizes.streams {
-        direct.push(
-            RfbClient::connect(("127.0.0.1", echo.port()))
-                .await
-                .expect("echo"),
-        );
-    }
-    let direct = relay::round_trips(direct, sizes.relay).await;
-    report.add(
-        &format!(
-            "round trip, {} streams × {} msg/s, through the relay to a simulated agent's echo",
-            sizes.streams, sizes.relay.per_s
-        ),
-        format!(
-            "{} (added p50 {}, p99 {})",
-            p50_p99(&through_relay),
-            ms(through_relay.p50() - direct.p50()),
-            ms(through_relay.p99() - direct.p99())
-        ),
-        format!("{} over direct TCP to an echo server", p50_p99(&direct)),
-        through_relay.p99() / direct.p99().max(1e-3),
-    );
+    relay_round_trips(&admin, &sizes, &mut report).await;
     drop(few_fleet);
 
     println!("\n{}", report.markdown());
