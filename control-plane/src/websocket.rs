@@ -67,17 +67,14 @@ pub fn handshake(
     payload: web::Payload,
     max_message: usize,
 ) -> Result<(HttpResponse<()>, Inbox), HandshakeError> {
-    let response = ws::handshake(req.head())?.finish().drop_body();
-    let inbox = Inbox {
-        payload: payload.into_inner(),
-        buf: BytesMut::new(),
-        codec: Codec::new().max_size(max_message),
-        partial: None,
-        rest: None,
-        max_message,
-        ended: false,
-    };
-    Ok((HttpResponse::from(response), inbox))
+    Ok((upgrade(req)?, Inbox::new(payload.into_inner(), max_message)))
+}
+
+/// The `101` answer to a WebSocket handshake, without its body.
+pub fn upgrade(req: &HttpRequest) -> Result<HttpResponse<()>, HandshakeError> {
+    Ok(HttpResponse::from(
+        ws::handshake(req.head())?.finish().drop_body(),
+    ))
 }
 
 /// The header of an unmasked binary frame carrying `len` bytes (a server's frame, RFC 6455
@@ -257,6 +254,19 @@ fn missing(buf: &[u8]) -> Option<usize> {
 }
 
 impl Inbox {
+    /// The messages `payload` brings, bounded as in [`accept`].
+    pub fn new(payload: actix_web::dev::Payload, max_message: usize) -> Self {
+        Inbox {
+            payload,
+            buf: BytesMut::new(),
+            codec: Codec::new().max_size(max_message),
+            partial: None,
+            rest: None,
+            max_message,
+            ended: false,
+        }
+    }
+
     /// Adds a read's bytes to what waits to be decoded. Only the frame begun before them is
     /// completed by copying (a frame is decoded from one piece of memory); what follows it is
     /// decoded where it was read. Appending every read copied every byte received while frames

@@ -14,7 +14,8 @@ use streamspace_protocol::{
 use uuid::Uuid;
 
 use super::link_messages::{
-    CloseLink, LinkHandle, LinkRecipients, Outgoing, RegisterStream, SendFrame, UnregisterStream,
+    CloseLink, Home, LinkHandle, LinkRecipients, Outgoing, RegisterStream, SendFrame,
+    UnregisterStream,
 };
 use super::link_streams::LinkStreams;
 use super::supervisor_messages::{
@@ -57,6 +58,7 @@ impl AgentConnection {
             register: me.clone().recipient(),
             unregister: me.clone().recipient(),
             frame: me.clone().recipient(),
+            home: Home::current(),
         })
     }
 

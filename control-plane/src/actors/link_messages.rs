@@ -58,4 +58,28 @@ pub struct LinkRecipients {
     pub unregister: Recipient<UnregisterStream>,
     /// Binary frames for the agent.
     pub frame: Recipient<SendFrame>,
+    /// The worker the connection runs on: its viewers' streams are served there too.
+    pub home: Home,
+}
+
+/// A worker thread, and how to run work on it.
+#[derive(Clone)]
+pub struct Home {
+    thread: std::thread::ThreadId,
+    arbiter: actix::ArbiterHandle,
+}
+
+impl Home {
+    /// The worker this is called on.
+    pub fn current() -> Self {
+        Home {
+            thread: std::thread::current().id(),
+            arbiter: actix::Arbiter::current(),
+        }
+    }
+
+    /// The worker, unless it is the one this is called on.
+    pub fn elsewhere(&self) -> Option<actix::ArbiterHandle> {
+        (self.thread != std::thread::current().id()).then(|| self.arbiter.clone())
+    }
 }

@@ -6,7 +6,7 @@ use actix::prelude::*;
 use streamspace_protocol::{AgentMessage, Capacity, ControlMessage, SessionReport, StreamId};
 use uuid::Uuid;
 
-use super::link_messages::LinkHandle;
+use super::link_messages::{Home, LinkHandle};
 use super::tunnel_messages::TunnelHandle;
 
 /// An authenticated connection said `hello`. Answered with `Err(reason)` to refuse it.
@@ -87,6 +87,11 @@ pub struct SendToAgent {
 #[derive(Message)]
 #[rtype(result = "Option<String>")]
 pub struct LinkOf(pub String);
+
+/// The worker an agent's live link runs on, if it is linked to this replica.
+#[derive(Message)]
+#[rtype(result = "Option<Home>")]
+pub struct LinkHome(pub String);
 
 /// A command actor stopped.
 #[derive(Message)]

@@ -17,6 +17,7 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
 
+use actix::ArbiterHandle;
 use actix_codec::{Encoder, Framed, FramedParts};
 use actix_http::body::{BodySize, BoxBody, MessageBody};
 use actix_http::h1::{Codec, Message};
@@ -24,8 +25,8 @@ use actix_http::{
     BoxedPayloadStream, ConnectionType, Payload, Request, Response, StatusCode, error::PayloadError,
 };
 use actix_service::{IntoServiceFactory, ServiceFactory, fn_factory, fn_service};
-use actix_web::Error;
 use actix_web::dev::{AppConfig, Service, ServiceResponse};
+use actix_web::{Error, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use tokio::net::TcpStream;
@@ -115,30 +116,26 @@ where
     // Shared by the handler reading (through the request's body) and this writing; both on
     // this worker's thread.
     let io = Rc::new(io);
-    let payload: BoxedPayloadStream = Box::pin(reader(early, io.clone()));
+    let payload: BoxedPayloadStream = Box::pin(reader(early.clone(), io.clone()));
     let (req, _) = req.replace_payload(Payload::Stream { payload });
     // Boxed: the application's future is large and needed only until it answers.
-    let response: Response<BoxBody> = match Box::pin(app.call(req)).await {
-        Ok(response) => response.into_parts().1.map_into_boxed_body().into(),
-        Err(e) => e.error_response().into(),
+    let (response, deferred): (Response<BoxBody>, _) = match Box::pin(app.call(req)).await {
+        Ok(response) => {
+            let mut response = response.into_parts().1;
+            let deferred = response.extensions_mut().remove::<Deferred>();
+            (response.map_into_boxed_body().into(), deferred)
+        }
+        Err(e) => (e.error_response().into(), None),
     };
     let (mut head, body) = response.into_parts();
     let mut out = BytesMut::new();
     if head.status() == StatusCode::SWITCHING_PROTOCOLS {
         codec.encode(Message::Item((head, BodySize::Stream)), &mut out)?;
         write_all(&io, &mut VecDeque::from([out.freeze()])).await?;
-        // A task of its own, small, for the WebSocket's life: the connection's task ends here,
-        // and with it the HTTP/1 dispatcher it held (about 3 KiB).
-        actix_web::rt::spawn(async move {
-            if let Err(e) = async {
-                copy_body(body, &io).await?;
-                linger(&io).await
-            }
-            .await
-            {
-                log::debug!("WebSocket connection ended: {e}");
-            }
-        });
+        match deferred {
+            Some(deferred) => deferred.start(io, early),
+            None => spawn_copy(body, io),
+        }
         return Ok(());
     }
     // A refusal (bad credential, not a WebSocket request, …): answered whole, then closed.
@@ -154,6 +151,90 @@ where
     codec.encode(Message::Chunk(None), &mut out)?;
     write_all(&io, &mut VecDeque::from([out.freeze()])).await?;
     linger(&io).await
+}
+
+/// A `101` answer's body made once the answer is written, by `serve` from what the socket
+/// reads, on the worker `home` when one is given: a viewer's stream is served on the thread of
+/// its agent's link, so its every frame passes between the two without waking another thread
+/// (half the added round trip's p99 in docs/PERFORMANCE.md). The handler must not read the
+/// request's body: the socket's reads start again, from the first, in `serve`'s payload.
+pub struct Deferred {
+    home: Option<ArbiterHandle>,
+    serve: Box<dyn FnOnce(Payload) -> BoxBody + Send>,
+}
+
+/// `response` (a `101`) with its body made later by `serve`, on `home` or on this worker.
+pub fn deferred<F>(
+    response: HttpResponse<()>,
+    home: Option<ArbiterHandle>,
+    serve: F,
+) -> HttpResponse
+where
+    F: FnOnce(Payload) -> BoxBody + Send + 'static,
+{
+    let mut response = response.set_body(BoxBody::new(()));
+    response.extensions_mut().insert(Deferred {
+        home,
+        serve: Box::new(serve),
+    });
+    response
+}
+
+impl Deferred {
+    /// Serves the upgraded connection `io` (whose request's bytes after the head were
+    /// `early`) on its home worker, or here when it has none or the socket cannot move.
+    fn start(self, io: Rc<TcpStream>, early: Option<Bytes>) {
+        let Deferred { home, serve } = self;
+        let Some(home) = home else {
+            return serve_here(serve, io, early);
+        };
+        // The request's body (the only other owner of the socket) went with the request.
+        let io = match Rc::try_unwrap(io) {
+            Ok(io) => io,
+            Err(io) => {
+                log::warn!("an upgraded connection's socket is still shared: served here");
+                return serve_here(serve, io, early);
+            }
+        };
+        let moved = match io.into_std() {
+            Ok(moved) => moved,
+            Err(e) => return log::debug!("upgraded connection lost moving it: {e}"),
+        };
+        let spawned = home.spawn(async move {
+            match TcpStream::from_std(moved) {
+                Ok(io) => serve_here(serve, Rc::new(io), early),
+                Err(e) => log::debug!("upgraded connection lost moving it: {e}"),
+            }
+        });
+        if !spawned {
+            log::debug!("upgraded connection lost: its worker has stopped");
+        }
+    }
+}
+
+/// Serves `io` on this worker with the body `serve` makes.
+fn serve_here(
+    serve: Box<dyn FnOnce(Payload) -> BoxBody + Send>,
+    io: Rc<TcpStream>,
+    early: Option<Bytes>,
+) {
+    let payload: BoxedPayloadStream = Box::pin(reader(early, io.clone()));
+    spawn_copy(serve(Payload::Stream { payload }), io);
+}
+
+/// A task of its own, small, for the WebSocket's life, writing `body` to `io`: the
+/// connection's task ends, and with it the HTTP/1 dispatcher it held (about 3 KiB).
+fn spawn_copy<B: MessageBody + 'static>(body: B, io: Rc<TcpStream>) {
+    actix_web::rt::spawn(async move {
+        if let Err(e) = async {
+            copy_body(body, &io).await?;
+            linger(&io).await
+        }
+        .await
+        {
+            log::debug!("WebSocket connection ended: {e}");
+        }
+    });
 }
 
 /// Ends our side and reads what the peer still sends until it ends its own (for at most
@@ -266,5 +347,73 @@ async fn read_some(io: &TcpStream, size: usize) -> io::Result<Option<Bytes>> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::BodyStream;
+    use std::thread::ThreadId;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::oneshot;
+
+    /// A connection accepted here: the peer's end and ours.
+    async fn connection() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = TcpStream::connect(listener.local_addr().unwrap());
+        let (peer, accepted) = tokio::join!(peer, listener.accept());
+        (peer.unwrap(), accepted.unwrap().0)
+    }
+
+    /// A deferred body that echoes what the peer sends, and tells on which thread it was made.
+    fn echo(made_on: oneshot::Sender<ThreadId>) -> Box<dyn FnOnce(Payload) -> BoxBody + Send> {
+        Box::new(move |payload| {
+            let _ = made_on.send(std::thread::current().id());
+            BoxBody::new(BodyStream::new(payload))
+        })
+    }
+
+    #[actix_web::test]
+    async fn a_deferred_connection_is_served_on_its_home_worker_from_its_first_byte() {
+        let (mut peer, ours) = connection().await;
+        peer.write_all(b"later").await.unwrap();
+        let home = actix::Arbiter::new();
+        let (thread_of_home, home_thread) = oneshot::channel();
+        home.spawn_fn(move || {
+            let _ = thread_of_home.send(std::thread::current().id());
+        });
+        let (made_on, made) = oneshot::channel();
+        let deferred = Deferred {
+            home: Some(home.handle()),
+            serve: echo(made_on),
+        };
+        // The bytes that came behind the request's head, read before the hand-over.
+        deferred.start(Rc::new(ours), Some(Bytes::from_static(b"early, ")));
+        assert_eq!(made.await.unwrap(), home_thread.await.unwrap());
+        let mut echoed = [0; 12];
+        peer.read_exact(&mut echoed).await.unwrap();
+        assert_eq!(&echoed, b"early, later");
+        home.stop();
+    }
+
+    #[actix_web::test]
+    async fn a_socket_still_shared_is_served_where_it_is() {
+        let (mut peer, ours) = connection().await;
+        let ours = Rc::new(ours);
+        let _still_held = ours.clone();
+        let home = actix::Arbiter::new();
+        let (made_on, made) = oneshot::channel();
+        let deferred = Deferred {
+            home: Some(home.handle()),
+            serve: echo(made_on),
+        };
+        deferred.start(ours, None);
+        assert_eq!(made.await.unwrap(), std::thread::current().id());
+        peer.write_all(b"here").await.unwrap();
+        let mut echoed = [0; 4];
+        peer.read_exact(&mut echoed).await.unwrap();
+        assert_eq!(&echoed, b"here");
+        home.stop();
     }
 }

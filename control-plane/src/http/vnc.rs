@@ -16,7 +16,8 @@ use super::bridge;
 use super::caller::{Caller, client_ip};
 use super::error::ApiError;
 use super::viewer_socket;
-use crate::actors::supervisor_messages::LinkOf;
+use crate::actors::link_messages::Home;
+use crate::actors::supervisor_messages::LinkHome;
 use crate::actors::vnc_tunnel::{Viewer, VncTunnel, Written};
 use crate::auth::tokens::{REPLICA_AUDIENCE, TokenError, VIEWER_TTL, VNC_AUDIENCE};
 use crate::model::{SessionState, ShareMode};
@@ -163,14 +164,8 @@ pub async fn connect(
         ));
     }
     let viewer = viewable(&state, claims.sub, client_ip(&req), id).await?;
-    let linked_here = state
-        .supervisor
-        .send(LinkOf(viewer.agent_id.clone()))
-        .await
-        .ok()
-        .flatten()
-        .is_some();
-    if !linked_here {
+    let home = link_home(&state, &viewer).await;
+    if home.is_none() {
         let owner = AgentReplica {
             agent_id: viewer.agent_id.clone(),
             dead_after: dead_after(state.config.replica_heartbeat_interval),
@@ -181,7 +176,13 @@ pub async fn connect(
             return bridge::open(&state, &req, body, &viewer, claims.role, &replica).await;
         }
     }
-    tunnel(&state, &req, body, viewer)
+    tunnel(&state, &req, viewer, home)
+}
+
+/// The worker of the viewer's agent's link, if the agent is linked to this replica.
+async fn link_home(state: &AppState, viewer: &Viewer) -> Option<Home> {
+    let asked = state.supervisor.send(LinkHome(viewer.agent_id.clone()));
+    asked.await.ok().flatten()
 }
 
 /// `GET /internal/v1/vnc/{id}`: another replica bridging a viewer it verified to a session
@@ -190,7 +191,6 @@ pub async fn connect(
 pub async fn bridged(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Payload,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     proxy_enabled(&state)?;
@@ -218,7 +218,8 @@ pub async fn bridged(
         .map(str::to_owned)
         .or_else(|| client_ip(&req));
     let viewer = viewable(&state, claims.sub, ip, id).await?;
-    tunnel(&state, &req, body, viewer)
+    let home = link_home(&state, &viewer).await;
+    tunnel(&state, &req, viewer, home)
 }
 
 /// The viewer of a session that `user` may see, which runs on an agent.
@@ -256,29 +257,33 @@ async fn viewable(
     })
 }
 
-/// The viewer's stream through this replica's link to the agent.
+/// The viewer's stream through this replica's link to the agent, served on the link's
+/// worker (`home`) when it has one.
 fn tunnel(
     state: &web::Data<AppState>,
     req: &HttpRequest,
-    body: web::Payload,
     viewer: Viewer,
+    home: Option<Home>,
 ) -> Result<HttpResponse, ApiError> {
-    let (incoming, accepted) = viewer_socket::accept(req, body)?;
-    let (outbox, mut queue) = mpsc::unbounded_channel();
-    let owed = Owed::default();
-    let tunnel = VncTunnel::create(|ctx| {
-        ctx.add_stream(incoming);
-        VncTunnel::new(
-            viewer,
-            outbox,
-            owed.clone(),
-            state.supervisor_handle.clone(),
-            state.store.clone(),
-            state.metrics.clone(),
-            state.config.agent_heartbeat_interval,
-        )
-    });
-    let queue = futures_util::stream::poll_fn(move |cx| queue.poll_recv(cx));
-    let response = accepted.respond(queue, owed, move |n| tunnel.do_send(Written(n)));
-    Ok(response)
+    let accepted = viewer_socket::upgrade(req)?;
+    let state = state.clone();
+    let home = home.and_then(|home| home.elsewhere());
+    Ok(accepted.serve_on(home, move |incoming| {
+        let (outbox, mut queue) = mpsc::unbounded_channel();
+        let owed = Owed::default();
+        let tunnel = VncTunnel::create(|ctx| {
+            ctx.add_stream(incoming);
+            VncTunnel::new(
+                viewer,
+                outbox,
+                owed.clone(),
+                state.supervisor_handle.clone(),
+                state.store.clone(),
+                state.metrics.clone(),
+                state.config.agent_heartbeat_interval,
+            )
+        });
+        let queue = futures_util::stream::poll_fn(move |cx| queue.poll_recv(cx));
+        viewer_socket::body(queue, owed, move |n| tunnel.do_send(Written(n)))
+    }))
 }

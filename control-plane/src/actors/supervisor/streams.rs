@@ -7,8 +7,8 @@ use uuid::Uuid;
 use super::Supervisor;
 use super::commands::STREAM_COMMAND_TIMEOUT;
 use crate::actors::command::Waiter;
-use crate::actors::link_messages::{LinkHandle, RegisterStream};
-use crate::actors::supervisor_messages::{CloseStream, OpenStream};
+use crate::actors::link_messages::{Home, LinkHandle, RegisterStream};
+use crate::actors::supervisor_messages::{CloseStream, LinkHome, OpenStream};
 use crate::actors::tunnel_messages::{EndViewer, StreamClosed, TunnelHandle};
 use crate::store::commands::InsertCommand;
 
@@ -126,6 +126,14 @@ impl Handler<OpenStream> for Supervisor {
             ctx,
         );
         Ok((stream_id, link))
+    }
+}
+
+impl Handler<LinkHome> for Supervisor {
+    type Result = Option<Home>;
+
+    fn handle(&mut self, LinkHome(agent_id): LinkHome, _: &mut Context<Self>) -> Option<Home> {
+        self.registry.link(&agent_id).map(|l| l.handle.home.clone())
     }
 }
 
