@@ -3,6 +3,11 @@
 //! same Xvnc, in the same run. Each round asks for full, non-incremental framebuffer updates
 //! in the Raw encoding (width × height × 4 bytes each) and reads them completely.
 //!
+//! A second baseline takes the relay's path with nothing on it but the copies: two plain TCP
+//! forwarders in a row, each on a thread of its own as the agent and the control plane are
+//! (desktop → forwarder → forwarder → viewer). What the relay loses against it is its own
+//! work; what the forwarders lose against the raw socket, the hops every relay must make.
+//!
 //! A second control-plane replica on the same database, without the agent's link, bridges a
 //! third viewer to the first: the cost of a cross-replica viewer is measured in the same run.
 //!
@@ -55,6 +60,74 @@ async fn aggregate<T: Transport>(clients: &mut [RfbClient<T>], width: u16, heigh
     bytes as f64 / started.elapsed().as_secs_f64() / 1e6
 }
 
+/// Where a forwarder connects each connection it accepts.
+enum Upstream {
+    Unix(String),
+    Tcp(u16),
+}
+
+/// A forwarder's buffer each way: as large as the relay's largest read.
+const BUF: usize = 64 * 1024;
+
+/// A plain TCP forwarder on a thread of its own: each connection to the port it returns is
+/// joined to a new connection to `upstream`, the bytes copied both ways.
+fn forwarder(upstream: Upstream) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let upstream = std::rc::Rc::new(upstream);
+            let local = tokio::task::LocalSet::new();
+            local
+                .run_until(async move {
+                    loop {
+                        let (mut viewer, _) = listener.accept().await.unwrap();
+                        viewer.set_nodelay(true).unwrap();
+                        let upstream = upstream.clone();
+                        tokio::task::spawn_local(async move {
+                            let copied = match &*upstream {
+                                Upstream::Unix(path) => {
+                                    let mut desktop =
+                                        tokio::net::UnixStream::connect(path).await.unwrap();
+                                    tokio::io::copy_bidirectional_with_sizes(
+                                        &mut viewer,
+                                        &mut desktop,
+                                        BUF,
+                                        BUF,
+                                    )
+                                    .await
+                                }
+                                Upstream::Tcp(port) => {
+                                    let mut next =
+                                        tokio::net::TcpStream::connect(("127.0.0.1", *port))
+                                            .await
+                                            .unwrap();
+                                    next.set_nodelay(true).unwrap();
+                                    tokio::io::copy_bidirectional_with_sizes(
+                                        &mut viewer,
+                                        &mut next,
+                                        BUF,
+                                        BUF,
+                                    )
+                                    .await
+                                }
+                            };
+                            drop(copied);
+                        });
+                    }
+                })
+                .await
+        })
+    });
+    port
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
     values[values.len() / 2]
@@ -85,6 +158,9 @@ async fn main() {
     // Throughput, rounds interleaved so both see the same machine conditions.
     let mut raw = RfbClient::connect_unix(&socket).await.unwrap();
     let init = raw.handshake().await.unwrap();
+    let hops = forwarder(Upstream::Tcp(forwarder(Upstream::Unix(socket.clone()))));
+    let mut forwarded = RfbClient::connect(("127.0.0.1", hops)).await.unwrap();
+    forwarded.handshake().await.unwrap();
     let mut relay = ViewerStream::open(&viewer_url().await)
         .await
         .map_err(|e| format!("{e:?}"))
@@ -96,19 +172,24 @@ async fn main() {
         .unwrap();
     bridged.handshake().await.unwrap();
     stream_updates(&mut raw, init.width, init.height).await; // warm-up
+    stream_updates(&mut forwarded, init.width, init.height).await;
     stream_updates(&mut relay, init.width, init.height).await;
     stream_updates(&mut bridged, init.width, init.height).await;
     let (mut raw_rates, mut relay_rates, mut bridged_rates) = (Vec::new(), Vec::new(), Vec::new());
+    let mut forwarded_rates = Vec::new();
     let mut bytes = 0;
     for _ in 0..sizes().1 {
         let (n, took) = stream_updates(&mut raw, init.width, init.height).await;
         raw_rates.push(n as f64 / took.as_secs_f64() / 1e6);
+        let (n, took) = stream_updates(&mut forwarded, init.width, init.height).await;
+        forwarded_rates.push(n as f64 / took.as_secs_f64() / 1e6);
         let (n, took) = stream_updates(&mut relay, init.width, init.height).await;
         relay_rates.push(n as f64 / took.as_secs_f64() / 1e6);
         let (n, took) = stream_updates(&mut bridged, init.width, init.height).await;
         bridged_rates.push(n as f64 / took.as_secs_f64() / 1e6);
         bytes = n;
     }
+    let forwarded_rate = median(forwarded_rates);
     let (raw_rate, relay_rate, bridged_rate) = (
         median(raw_rates),
         median(relay_rates),
@@ -183,6 +264,12 @@ async fn main() {
         "    ratio        {:8.2} (relay / raw)",
         relay_rate / raw_rate
     );
+    println!("    forwarders   {forwarded_rate:8.1} MB/s (two plain TCP forwarders in a row)");
+    println!(
+        "    ratio        {:8.2} (relay / forwarders), {:.2} (forwarders / raw)",
+        relay_rate / forwarded_rate,
+        forwarded_rate / raw_rate
+    );
     println!("    bridged      {bridged_rate:8.1} MB/s (a viewer on another replica)");
     println!(
         "    ratio        {:8.2} (bridged / relay)",
@@ -205,6 +292,7 @@ async fn main() {
     cp::session_reaches(&server, id, "terminated").await;
     let figures = [
         raw_rate,
+        forwarded_rate,
         relay_rate,
         bridged_rate,
         raw_many,
