@@ -78,6 +78,59 @@ async fn back_to_back<T: Transport>(mut clients: Vec<RfbClient<T>>, over: Durati
     total as f64 / started.elapsed().as_secs_f64()
 }
 
+/// CPU time (user and system, in clock ticks) of each of this process's threads, by thread id
+/// with its name.
+fn cpu_by_thread() -> std::collections::HashMap<String, (String, u64)> {
+    let mut threads = std::collections::HashMap::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // The name is in parentheses and may hold spaces; the fields follow the last one.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // utime and stime: fields 14 and 15 of stat, 12 and 13 after the name.
+        let name = stat[open + 1..close].to_owned();
+        threads.insert(
+            task.file_name().to_string_lossy().into_owned(),
+            (name, ticks(11) + ticks(12)),
+        );
+    }
+    threads
+}
+
+/// Seconds of CPU each kind of thread spent between two readings, the busiest first: the
+/// control plane's HTTP workers (`actix-rt|system:…`) are summed.
+fn cpu_spent(
+    before: &std::collections::HashMap<String, (String, u64)>,
+    after: &std::collections::HashMap<String, (String, u64)>,
+) -> Vec<(String, f64)> {
+    let mut by_name = std::collections::BTreeMap::<String, u64>::new();
+    for (tid, (name, ticks)) in after {
+        let earlier = before.get(tid).map_or(0, |(_, t)| *t);
+        let name = match name.as_str() {
+            "streams_bench" => "main: the agent, the Supervisor".to_owned(),
+            n if n.starts_with("actix-rt|system") => "control-plane HTTP workers".to_owned(),
+            n => n.to_owned(),
+        };
+        *by_name.entry(name).or_default() += ticks.saturating_sub(earlier);
+    }
+    let mut spent: Vec<(String, f64)> = by_name
+        .into_iter()
+        .filter(|(_, ticks)| *ticks > 0)
+        // /proc counts in USER_HZ, 100 a second on Linux.
+        .map(|(name, ticks)| (name, ticks as f64 / 100.0))
+        .collect();
+    spent.sort_by(|a, b| b.1.total_cmp(&a.1));
+    spent
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == "-rfbunixpath") {
@@ -107,20 +160,36 @@ async fn run() {
     let endpoint = agent.runtime.get(id).await.unwrap().vnc.unwrap().host;
     let socket = endpoint.strip_prefix("unix:").unwrap().to_owned();
 
-    let mut relayed = Vec::with_capacity(streams);
-    let mut direct = Vec::with_capacity(streams);
+    let mut urls = Vec::with_capacity(streams);
     for _ in 0..streams {
-        let url = server.viewer_url(&server.admin, id).await;
-        relayed.push(
-            ViewerStream::open(&url)
-                .await
-                .map_err(|e| format!("{e:?}"))
-                .unwrap(),
-        );
-        direct.push(RfbClient::connect_unix(&socket).await.unwrap());
+        urls.push(server.viewer_url(&server.admin, id).await);
     }
-    let through_agent = back_to_back(relayed, over).await;
-    let baseline = back_to_back(direct, over).await;
+    // The viewers on a thread of their own (as if on other machines), so this one's CPU is
+    // the agent's and the control plane's workers' their own: which of them bounds the rate.
+    let before = cpu_by_thread();
+    let viewers = std::thread::Builder::new()
+        .name("viewers".into())
+        .spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let mut relayed = Vec::with_capacity(urls.len());
+                for url in &urls {
+                    let viewer = ViewerStream::open(url).await;
+                    relayed.push(viewer.map_err(|e| format!("{e:?}")).unwrap());
+                }
+                let through_agent = back_to_back(relayed, over).await;
+                let after = cpu_by_thread();
+                let mut direct = Vec::with_capacity(urls.len());
+                for _ in &urls {
+                    direct.push(RfbClient::connect_unix(&socket).await.unwrap());
+                }
+                (through_agent, back_to_back(direct, over).await, after)
+            })
+        })
+        .unwrap();
+    let (through_agent, baseline, after) =
+        actix_web::rt::task::spawn_blocking(move || viewers.join().expect("the viewers' thread"))
+            .await
+            .unwrap();
     println!(
         "{streams} streams back to back ({MESSAGE}-byte messages echoed, {} s each way), same run",
         over.as_secs()
@@ -131,6 +200,10 @@ async fn run() {
         "    ratio                                {:9.2} (relay / direct)",
         through_agent / baseline
     );
+    println!("  CPU seconds by thread while the relayed streams ran (viewers included)");
+    for (name, seconds) in cpu_spent(&before, &after) {
+        println!("    {name:36} {seconds:6.2}");
+    }
     server
         .delete(&format!("/api/v1/sessions/{id}"), &server.admin)
         .await;
