@@ -41,6 +41,11 @@ const MAX_READ: usize = 64 * 1024;
 /// this small. (actix-http's dispatcher buffered as much: 32 KiB.)
 const WRITE_BUFFER: usize = 32 * 1024;
 const WRITE_BATCH: usize = 32;
+/// A peer that takes none of our bytes for this long, while some wait, is gone or will not
+/// read: its connection ends (nginx's `send_timeout`, the same default). Until then a viewer
+/// or agent that vanished without closing held its socket and what waited to be written until
+/// the kernel gave up retransmitting, a quarter of an hour.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a closed connection waits for its peer to close too (actix-web's default client
 /// disconnect timeout, which the HTTP server uses as well).
 pub const LINGER: Duration = Duration::from_secs(1);
@@ -131,7 +136,7 @@ where
     let mut out = BytesMut::new();
     if head.status() == StatusCode::SWITCHING_PROTOCOLS {
         codec.encode(Message::Item((head, BodySize::Stream)), &mut out)?;
-        write_all(&io, &mut VecDeque::from([out.freeze()])).await?;
+        write_all(&io, &mut VecDeque::from([out.freeze()]), SEND_TIMEOUT).await?;
         match deferred {
             Some(deferred) => deferred.start(io, early),
             None => spawn_copy(body, io),
@@ -149,7 +154,7 @@ where
     )?;
     codec.encode(Message::Chunk(Some(body)), &mut out)?;
     codec.encode(Message::Chunk(None), &mut out)?;
-    write_all(&io, &mut VecDeque::from([out.freeze()])).await?;
+    write_all(&io, &mut VecDeque::from([out.freeze()]), SEND_TIMEOUT).await?;
     linger(&io).await
 }
 
@@ -227,7 +232,7 @@ fn serve_here(
 fn spawn_copy<B: MessageBody + 'static>(body: B, io: Rc<TcpStream>) {
     actix_web::rt::spawn(async move {
         if let Err(e) = async {
-            copy_body(body, &io).await?;
+            copy_body(body, &io, SEND_TIMEOUT).await?;
             linger(&io).await
         }
         .await
@@ -257,8 +262,9 @@ async fn linger(io: &TcpStream) -> io::Result<()> {
     tokio::time::timeout(LINGER, drain).await.unwrap_or(Ok(()))
 }
 
-/// Writes the handler's frames as they come, several at once when several are ready.
-async fn copy_body<B: MessageBody>(body: B, io: &TcpStream) -> io::Result<()> {
+/// Writes the handler's frames as they come, several at once when several are ready; fails
+/// when the peer takes nothing for `stall`.
+async fn copy_body<B: MessageBody>(body: B, io: &TcpStream, stall: Duration) -> io::Result<()> {
     let mut body = pin!(body);
     let mut ready = VecDeque::new();
     loop {
@@ -278,17 +284,24 @@ async fn copy_body<B: MessageBody>(body: B, io: &TcpStream) -> io::Result<()> {
             Poll::Ready(false)
         })
         .await;
-        write_all(io, &mut ready).await?;
+        write_all(io, &mut ready, stall).await?;
         if ended {
             return Ok(());
         }
     }
 }
 
-/// Writes every chunk in `chunks`, emptying it.
-async fn write_all(io: &TcpStream, chunks: &mut VecDeque<Bytes>) -> io::Result<()> {
+/// Writes every chunk in `chunks`, emptying it; fails when the socket takes nothing for
+/// `stall`.
+async fn write_all(
+    io: &TcpStream,
+    chunks: &mut VecDeque<Bytes>,
+    stall: Duration,
+) -> io::Result<()> {
     while !chunks.is_empty() {
-        io.writable().await?;
+        tokio::time::timeout(stall, io.writable())
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the peer stopped reading"))??;
         let slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
         let mut written = match io.try_write_vectored(&slices) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -395,6 +408,18 @@ mod tests {
         peer.read_exact(&mut echoed).await.unwrap();
         assert_eq!(&echoed, b"early, later");
         home.stop();
+    }
+
+    #[actix_web::test]
+    async fn a_peer_that_reads_nothing_is_let_go() {
+        let (_peer, ours) = connection().await;
+        let chunk = Bytes::from(vec![0u8; 64 * 1024]);
+        let endless = futures_util::stream::repeat_with(move || Ok::<_, io::Error>(chunk.clone()));
+        // The kernel's buffers fill first; then nothing more is taken.
+        let copying = copy_body(BodyStream::new(endless), &ours, Duration::from_millis(200));
+        let copied = tokio::time::timeout(Duration::from_secs(30), copying).await;
+        let copied = copied.expect("still writing to a peer that reads nothing");
+        assert_eq!(copied.unwrap_err().kind(), io::ErrorKind::TimedOut);
     }
 
     #[actix_web::test]
