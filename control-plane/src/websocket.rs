@@ -381,17 +381,8 @@ mod tests {
     /// An inbox reading `chunks`, as a client wrote them.
     fn inbox(chunks: Vec<Bytes>, max_message: usize) -> Inbox {
         let stream = futures_util::stream::iter(chunks.into_iter().map(Ok));
-        Inbox {
-            payload: actix_web::dev::Payload::Stream {
-                payload: Box::pin(stream),
-            },
-            buf: BytesMut::new(),
-            codec: Codec::new().max_size(max_message),
-            partial: None,
-            rest: None,
-            max_message,
-            ended: false,
-        }
+        let payload = Box::pin(stream);
+        Inbox::new(actix_web::dev::Payload::Stream { payload }, max_message)
     }
 
     /// Frames as a client sends them (masked).

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use streamspace_testkit::control_plane as cp;
+use streamspace_testkit::own_thread::serve_on_own_thread;
 use streamspace_testkit::rfb::{RfbClient, Transport, ViewerStream};
 
 /// Full updates per round, rounds, and connects timed; `--quick` (the test command's smoke
@@ -72,60 +73,36 @@ const BUF: usize = 64 * 1024;
 /// A plain TCP forwarder on a thread of its own: each connection to the port it returns is
 /// joined to a new connection to `upstream`, the bytes copied both ways.
 fn forwarder(upstream: Upstream) -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            let upstream = std::rc::Rc::new(upstream);
-            let local = tokio::task::LocalSet::new();
-            local
-                .run_until(async move {
-                    loop {
-                        let (mut viewer, _) = listener.accept().await.unwrap();
-                        viewer.set_nodelay(true).unwrap();
-                        let upstream = upstream.clone();
-                        tokio::task::spawn_local(async move {
-                            let copied = match &*upstream {
-                                Upstream::Unix(path) => {
-                                    let mut desktop =
-                                        tokio::net::UnixStream::connect(path).await.unwrap();
-                                    tokio::io::copy_bidirectional_with_sizes(
-                                        &mut viewer,
-                                        &mut desktop,
-                                        BUF,
-                                        BUF,
-                                    )
-                                    .await
-                                }
-                                Upstream::Tcp(port) => {
-                                    let mut next =
-                                        tokio::net::TcpStream::connect(("127.0.0.1", *port))
-                                            .await
-                                            .unwrap();
-                                    next.set_nodelay(true).unwrap();
-                                    tokio::io::copy_bidirectional_with_sizes(
-                                        &mut viewer,
-                                        &mut next,
-                                        BUF,
-                                        BUF,
-                                    )
-                                    .await
-                                }
-                            };
-                            drop(copied);
-                        });
+    let upstream = std::sync::Arc::new(upstream);
+    serve_on_own_thread(move |listener| async move {
+        while let Ok((mut viewer, _)) = listener.accept().await {
+            viewer.set_nodelay(true).unwrap();
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let copied = match &*upstream {
+                    Upstream::Unix(path) => {
+                        let mut desktop = tokio::net::UnixStream::connect(path).await.unwrap();
+                        tokio::io::copy_bidirectional_with_sizes(
+                            &mut viewer,
+                            &mut desktop,
+                            BUF,
+                            BUF,
+                        )
+                        .await
                     }
-                })
-                .await
-        })
-    });
-    port
+                    Upstream::Tcp(port) => {
+                        let mut next = tokio::net::TcpStream::connect(("127.0.0.1", *port))
+                            .await
+                            .unwrap();
+                        next.set_nodelay(true).unwrap();
+                        tokio::io::copy_bidirectional_with_sizes(&mut viewer, &mut next, BUF, BUF)
+                            .await
+                    }
+                };
+                drop(copied);
+            });
+        }
+    })
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

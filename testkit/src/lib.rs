@@ -9,6 +9,7 @@ pub mod kube_cluster;
 pub mod kwok_desktops;
 pub mod load_balancer;
 pub mod network_proxy;
+pub mod own_thread;
 pub mod replica_process;
 pub mod rfb;
 pub mod scripted_control_plane;

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
+
+use crate::own_thread::serve_on_own_thread;
 
 /// Forwards to `upstream`; [`Proxy::freeze`] stalls every connection open at that moment,
 /// and while [`Proxy::partition`] holds, new connections are dropped too.
@@ -20,37 +22,27 @@ pub struct Proxy {
 impl Proxy {
     /// Starts forwarding (in the current tokio runtime).
     pub async fn start(upstream: std::net::SocketAddr) -> Proxy {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        listener.set_nonblocking(true).unwrap();
         let epoch = Arc::new(AtomicU64::new(0));
         let partitioned = Arc::new(AtomicBool::new(false));
         let severed = Arc::new(tokio::sync::Notify::new());
         let (current, cut, sever) = (epoch.clone(), partitioned.clone(), severed.clone());
         // A thread of its own: what it forwards to may be reached by blocking code (a
         // database driver) on the caller's thread.
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = TcpListener::from_std(listener).unwrap();
-                while let Ok((client, _)) = listener.accept().await {
-                    if cut.load(Ordering::SeqCst) {
-                        drop(client);
-                        continue;
-                    }
-                    let Ok(server) = TcpStream::connect(upstream).await else {
-                        continue;
-                    };
-                    let born = current.load(Ordering::SeqCst);
-                    let (cr, cw) = client.into_split();
-                    let (sr, sw) = server.into_split();
-                    tokio::spawn(pump(cr, sw, born, current.clone(), sever.clone()));
-                    tokio::spawn(pump(sr, cw, born, current.clone(), sever.clone()));
+        let port = serve_on_own_thread(move |listener| async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if cut.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
                 }
-            });
+                let Ok(server) = TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let born = current.load(Ordering::SeqCst);
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(pump(cr, sw, born, current.clone(), sever.clone()));
+                tokio::spawn(pump(sr, cw, born, current.clone(), sever.clone()));
+            }
         });
         Proxy {
             port,
