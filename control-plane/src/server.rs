@@ -99,7 +99,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let replica_id = uuid::Uuid::new_v4();
     let writes = CommandWrites::start(&store);
     let users = Arc::new(UserCache::new(config.user_cache_ttl));
-    let supervisor = Supervisor::new(
+    // Its handle is made once, before it runs, and shared with the HTTP handlers.
+    let context = actix::Context::<Supervisor>::new();
+    let supervisor_handle = Supervisor::handle(&actix::AsyncContext::address(&context));
+    let supervisor = context.run(Supervisor::new(
         store.clone(),
         metrics.clone(),
         timing,
@@ -107,8 +110,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         writes,
         Batcher::new(store.clone()).start(),
         users.clone(),
-    )
-    .start();
+        supervisor_handle.clone(),
+    ));
     Pruner::new(
         store.clone(),
         config.retention,
@@ -135,7 +138,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         draining: draining_seen,
         agent_credentials: Batcher::new(store.clone()).start(),
         store: store.clone(),
-        supervisor_handle: Supervisor::handle(&supervisor),
+        supervisor_handle,
         supervisor: supervisor.clone(),
         keys: Keys::new(&config.jwt_secret),
         replica_id,

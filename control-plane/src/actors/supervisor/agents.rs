@@ -200,8 +200,8 @@ struct HelloRecorded {
 impl Handler<HelloRecorded> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, recorded: HelloRecorded, ctx: &mut Context<Self>) {
-        let answer = self.finish_link(recorded.hello, recorded.linked, ctx);
+    fn handle(&mut self, recorded: HelloRecorded, _: &mut Context<Self>) {
+        let answer = self.finish_link(recorded.hello, recorded.linked);
         let _ = recorded.answer.send(answer);
     }
 }
@@ -213,7 +213,6 @@ impl Supervisor {
         &mut self,
         hello: AgentHello,
         linked: Result<Linked, StoreError>,
-        ctx: &mut Context<Self>,
     ) -> Result<(), String> {
         let linked = match linked {
             Ok(linked) => linked,
@@ -252,9 +251,9 @@ impl Supervisor {
                 stream_window: DEFAULT_STREAM_WINDOW,
             }));
         if let Some(reconciled) = linked.reconciled {
-            self.after_reconcile(&hello.agent_id, Ok(reconciled), ctx);
+            self.after_reconcile(&hello.agent_id, Ok(reconciled));
         }
-        self.redeliver(&hello.conn_id, linked.unfinished, ctx);
+        self.redeliver(&hello.conn_id, linked.unfinished);
         Ok(())
     }
 }
@@ -283,12 +282,7 @@ impl Supervisor {
     }
 
     /// Dispatches the deletions a reconciliation asked for.
-    fn after_reconcile(
-        &mut self,
-        agent_id: &str,
-        reconciled: Result<Reconciled, StoreError>,
-        ctx: &mut Context<Self>,
-    ) {
+    fn after_reconcile(&mut self, agent_id: &str, reconciled: Result<Reconciled, StoreError>) {
         match reconciled {
             Ok(reconciled) => {
                 if !reconciled.changes.is_empty() {
@@ -304,7 +298,7 @@ impl Supervisor {
                         "agent {agent_id} holds a session it should not; deleting it (command {})",
                         command.command_id
                     );
-                    self.track(command, ctx);
+                    self.track(command);
                 }
             }
             Err(e) => {
@@ -324,19 +318,19 @@ impl Supervisor {
         let query = self.inventory_query(agent_id.clone(), sessions, chrono::Utc::now());
         async move { store.run(query).await }
             .into_actor(self)
-            .map(move |reconciled, this, ctx| this.after_reconcile(&agent_id, reconciled, ctx))
+            .map(move |reconciled, this, _| this.after_reconcile(&agent_id, reconciled))
             .spawn(ctx);
     }
 
     /// After `welcome`: resends what the agent has not answered.
-    fn redeliver(&mut self, conn_id: &str, unfinished: Vec<CommandRow>, ctx: &mut Context<Self>) {
+    fn redeliver(&mut self, conn_id: &str, unfinished: Vec<CommandRow>) {
         for command in unfinished {
             match self.commands.get(&command.command_id) {
                 Some((_, actor)) => actor.do_send(Deliver {
                     link: Some(conn_id.to_owned()),
                 }),
                 // Its actor starts by delivering.
-                None => self.track(command, ctx),
+                None => self.track(command),
             }
         }
     }

@@ -30,17 +30,12 @@ pub const STREAM_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Supervisor {
     /// Starts an actor for a command unless one is running.
-    pub(super) fn track(&mut self, command: CommandRow, ctx: &mut Context<Self>) {
-        self.track_notifying(command, None, ctx);
+    pub(super) fn track(&mut self, command: CommandRow) {
+        self.track_notifying(command, None);
     }
 
     /// Like [`Supervisor::track`], telling `waiter` the outcome.
-    pub(super) fn track_notifying(
-        &mut self,
-        command: CommandRow,
-        waiter: Option<Waiter>,
-        ctx: &mut Context<Self>,
-    ) {
+    pub(super) fn track_notifying(&mut self, command: CommandRow, waiter: Option<Waiter>) {
         let id = command.command_id;
         if self.commands.contains_key(&id) {
             return;
@@ -48,7 +43,7 @@ impl Supervisor {
         let agent_id = command.agent_id.clone();
         let actor = CommandActor::new(
             command,
-            self.own_handle(ctx),
+            self.own.clone(),
             self.writes.clone(),
             self.metrics.clone(),
             waiter,

@@ -83,8 +83,8 @@ pub struct Supervisor {
     writes: CommandWrites,
     /// Recent callers, forgotten when other replicas say they changed.
     users: Arc<UserCache>,
-    /// Its own handle, for the command actors it starts (made once).
-    own: Option<SupervisorHandle>,
+    /// Its own handle, for the command actors it starts (the one the HTTP handlers share).
+    own: SupervisorHandle,
 }
 
 /// How long heartbeats are gathered before one statement stamps them (`last_heartbeat` in
@@ -95,7 +95,9 @@ const HEARTBEAT_STAMP_EVERY: Duration = Duration::from_secs(1);
 pub type Reply = tokio::sync::oneshot::Sender<Result<serde_json::Value, String>>;
 
 impl Supervisor {
-    /// A supervisor over `store`, recording hellos through `hellos`.
+    /// A supervisor over `store`, recording hellos through `hellos`; `own` is its handle,
+    /// made from the address of the context it will run in ([`Supervisor::handle`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: StoreHandle,
         metrics: Arc<Metrics>,
@@ -104,6 +106,7 @@ impl Supervisor {
         writes: CommandWrites,
         hellos: Addr<Batcher<LinkAgents>>,
         users: Arc<UserCache>,
+        own: SupervisorHandle,
     ) -> Self {
         Supervisor {
             writes,
@@ -121,7 +124,7 @@ impl Supervisor {
             streams: HashMap::new(),
             next_stream: 0,
             revoked: HashSet::new(),
-            own: None,
+            own,
         }
     }
 }
@@ -141,12 +144,6 @@ impl Supervisor {
             open_stream: me.clone().recipient(),
             close_stream: me.clone().recipient(),
         })
-    }
-
-    fn own_handle(&mut self, ctx: &mut Context<Self>) -> SupervisorHandle {
-        self.own
-            .get_or_insert_with(|| Supervisor::handle(&ctx.address()))
-            .clone()
     }
 }
 

@@ -36,7 +36,7 @@ impl Supervisor {
             Ok::<_, crate::store::StoreError>((claimed, commands))
         }
         .into_actor(self)
-        .map(|claimed, this, ctx| match claimed {
+        .map(|claimed, this, _| match claimed {
             Ok((agents, commands)) => {
                 if agents.is_empty() {
                     return;
@@ -53,7 +53,7 @@ impl Supervisor {
                         this.registry.expect(&agent.agent_id, now);
                     }
                 }
-                commands.into_iter().for_each(|c| this.track(c, ctx));
+                commands.into_iter().for_each(|c| this.track(c));
             }
             Err(e) => log::error!("replica {}: cannot claim agents: {e}", this.replica_id),
         })
@@ -72,12 +72,12 @@ impl Supervisor {
         let store = self.store.clone();
         async move { store.run(UnfinishedCommands(agents)).await }
             .into_actor(self)
-            .map(|commands, this, ctx| match commands {
+            .map(|commands, this, _| match commands {
                 Ok(commands) => {
                     for command in commands {
                         // Only while its agent is still linked here: else its replica drives it.
                         if this.registry.link(&command.agent_id).is_some() {
-                            this.track(command, ctx);
+                            this.track(command);
                         }
                     }
                 }
@@ -96,7 +96,7 @@ impl Supervisor {
         ctx: &mut Context<Self>,
     ) {
         if self.registry.link(&command.agent_id).is_some() {
-            return self.track_notifying(command, reply.map(Waiter::Reply), ctx);
+            return self.track_notifying(command, reply.map(Waiter::Reply));
         }
         let store = self.store.clone();
         let owner = AgentReplica {
@@ -105,7 +105,7 @@ impl Supervisor {
         };
         async move { store.run(owner).await }
             .into_actor(self)
-            .map(move |owner, this, ctx| match owner {
+            .map(move |owner, this, _| match owner {
                 Ok(Some(replica)) if replica.id != this.replica_id => {
                     if let Some(reply) = reply {
                         this.remote_waiters.insert(command.command_id, reply);
@@ -115,7 +115,7 @@ impl Supervisor {
                         payload: command.agent_id.clone(),
                     });
                 }
-                _ => this.track_notifying(command, reply.map(Waiter::Reply), ctx),
+                _ => this.track_notifying(command, reply.map(Waiter::Reply)),
             })
             .spawn(ctx);
     }

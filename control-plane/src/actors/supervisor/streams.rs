@@ -75,8 +75,8 @@ impl Supervisor {
         // Spawned, not awaited in the mailbox: every agent's traffic passes through here.
         async move { store.run(insert).await }
             .into_actor(self)
-            .map(move |inserted, this, ctx| match inserted {
-                Ok(command) => this.track_notifying(command, waiter, ctx),
+            .map(move |inserted, this, _| match inserted {
+                Ok(command) => this.track_notifying(command, waiter),
                 Err(e) => {
                     log::error!("cannot persist a stream command: {e}");
                     if let Some(Waiter::Stream(tunnel)) = waiter {
