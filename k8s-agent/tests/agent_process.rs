@@ -276,20 +276,26 @@ async fn after_a_control_plane_restart_the_agent_is_back_at_once_and_runs_nothin
     let (user, user_token) = own_user(&server, "redelivery").await;
     let id = cp::create_session(&server, &user_token, "xterm").await;
     cp::session_reaches(&server, id, "creating").await;
+    // The agent is told to link again as the shutdown begins, and retries from then on.
+    let stopping = Instant::now();
     let db = server.stop().await;
-    let down_at = Instant::now();
-
     let server = cp::start_on(db, &[("LISTEN_ADDR", addr.as_str())]).await;
-    let restarted = down_at.elapsed();
+    let away = stopping.elapsed();
     cp::agent_reaches(&server, "local-1", "online").await;
-    let back_after = down_at.elapsed() - restarted;
+    let back_after = stopping.elapsed() - away;
     eprintln!(
-        "agent back {} ms after the control plane restarted",
-        back_after.as_millis()
+        "agent back {} ms after the control plane restarted ({} ms after the shutdown began)",
+        back_after.as_millis(),
+        away.as_millis()
     );
+    // Its retries start at 250 ms and double, with jitter: the one pending when the control
+    // plane is back is at most about twice the time it has been retrying, so the agent is back
+    // within that, not at the 30 s cap. On top: its hello, the status write and this test's
+    // polling, 0.9–2.0 s on an idle machine, 3.05 s once under the whole test command's load
+    // (where a bound of 3 s failed).
     assert!(
-        back_after < Duration::from_secs(3),
-        "agent took {back_after:?} to come back"
+        back_after < away * 2 + Duration::from_secs(6),
+        "agent took {back_after:?} to come back, retrying {away:?} before"
     );
 
     // The redelivered create is answered from the agent's record, not run again.
