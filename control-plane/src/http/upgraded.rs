@@ -121,8 +121,7 @@ where
     // Shared by the handler reading (through the request's body) and this writing; both on
     // this worker's thread.
     let io = Rc::new(io);
-    let payload: BoxedPayloadStream = Box::pin(reader(early.clone(), io.clone()));
-    let (req, _) = req.replace_payload(Payload::Stream { payload });
+    let (req, _) = req.replace_payload(payload(early.clone(), io.clone()));
     // Boxed: the application's future is large and needed only until it answers.
     let (response, deferred): (Response<BoxBody>, _) = match Box::pin(app.call(req)).await {
         Ok(response) => {
@@ -223,8 +222,13 @@ fn serve_here(
     io: Rc<TcpStream>,
     early: Option<Bytes>,
 ) {
-    let payload: BoxedPayloadStream = Box::pin(reader(early, io.clone()));
-    spawn_copy(serve(Payload::Stream { payload }), io);
+    spawn_copy(serve(payload(early, io.clone())), io);
+}
+
+/// A request's body reading `io`, starting with `early`.
+fn payload(early: Option<Bytes>, io: Rc<TcpStream>) -> Payload {
+    let payload: BoxedPayloadStream = Box::pin(reader(early, io));
+    Payload::Stream { payload }
 }
 
 /// A task of its own, small, for the WebSocket's life, writing `body` to `io`: the
