@@ -182,6 +182,91 @@ async fn refuses_beyond_capacity_and_unknown_programs_with_clear_errors() {
     }
 }
 
+/// A desktop slow to start (its Xvnc waits for a gate) while another session starts, is
+/// listed and viewed, and the capacity counts the one still starting.
+#[actix_web::test]
+async fn a_desktop_slow_to_start_holds_up_neither_other_sessions_nor_the_list() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let scripts = tempfile::tempdir().unwrap();
+    let slow = spec("xterm");
+    let (gate, waiting) = (scripts.path().join("gate"), scripts.path().join("waiting"));
+    let xvnc = scripts.path().join("gated-xvnc");
+    std::fs::write(
+        &xvnc,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *{}*) touch {}; while [ ! -e {} ]; do sleep 0.02; done;; esac\nexec Xvnc \"$@\"\n",
+            slow.session_id,
+            waiting.display(),
+            gate.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&xvnc, PermissionsExt::from_mode(0o755)).unwrap();
+    let runtime = std::sync::Arc::new(
+        LocalRuntime::open(LocalSettings {
+            data_dir: dir.path().to_owned(),
+            xvnc: xvnc.to_string_lossy().into_owned(),
+            geometry: "640x480".into(),
+            max_sessions: 2,
+            accounts: DesktopAccounts::Agent,
+        })
+        .unwrap(),
+    );
+    let starting = tokio::spawn({
+        let (runtime, slow) = (runtime.clone(), slow.clone());
+        async move { runtime.create(&slow).await }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !waiting.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gated Xvnc never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    assert!(bounded(runtime.list()).await.unwrap().is_empty());
+    let other = spec("xterm");
+    let report = bounded(runtime.create(&other)).await.unwrap();
+    assert_eq!(report.state, AgentSessionState::Running);
+    let mut stream = bounded(runtime.open_vnc(other.session_id)).await.unwrap();
+    let mut greeting = [0u8; 12];
+    tokio::io::AsyncReadExt::read_exact(&mut stream, &mut greeting)
+        .await
+        .unwrap();
+    assert_eq!(&greeting, b"RFB 003.008\n");
+    let err = bounded(runtime.create(&spec("xterm"))).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "this agent already runs its maximum of 2 sessions",
+        "the session still starting counts"
+    );
+    assert!(!starting.is_finished());
+
+    std::fs::write(&gate, "").unwrap();
+    let report = starting.await.unwrap().unwrap();
+    assert_eq!(report.state, AgentSessionState::Running);
+    let listed = runtime.list().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|s| s.state == AgentSessionState::Running));
+    assert_ne!(
+        pid_of(dir.path(), slow.session_id, "display"),
+        pid_of(dir.path(), other.session_id, "display"),
+        "two starts at once on two displays"
+    );
+    for s in [&slow, &other] {
+        runtime.delete(s.session_id, false).await.unwrap();
+    }
+}
+
+/// A regression waits for the gate, which nothing opens: bounded, so it fails.
+async fn bounded<T>(what: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), what)
+        .await
+        .expect("held up by the desktop still starting")
+}
+
 /// The real user id of a process.
 fn uid_of(pid: i32) -> u32 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

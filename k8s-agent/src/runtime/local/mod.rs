@@ -7,10 +7,11 @@
 //! session is recorded in `DATA_DIR/sessions/<id>/session.json`, and a restarted agent adopts
 //! the sessions whose Xvnc still runs and reports the others as failed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
@@ -19,11 +20,11 @@ use serde::{Deserialize, Serialize};
 use streamspace_protocol::{AgentSessionState, SessionReport, SessionSpec, VncEndpoint};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::process::Command;
-use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use self::accounts::{DesktopAccounts, command_as};
 use self::x_access::{authority_file, display_free, run_dir, vnc_socket, xauthority};
+use super::session_locks::SessionLocks;
 use super::{Runtime, RuntimeError, RuntimeFuture, VncStream};
 
 pub mod accounts;
@@ -77,8 +78,49 @@ struct Record {
 /// The runtime.
 pub struct LocalRuntime {
     settings: LocalSettings,
-    // Serializes create/delete so two commands never race for one display or one session.
-    records: Mutex<HashMap<Uuid, Record>>,
+    /// Held for a moment at a time, never across a wait: a desktop that takes seconds to
+    /// start holds up neither the other sessions nor the agent's reports.
+    held: Mutex<Held>,
+    /// One create or delete per session at a time.
+    sessions: SessionLocks,
+    /// One session starting on a home, stopping on it, or the home's deletion, at a time.
+    homes: SessionLocks,
+}
+
+/// The sessions this agent holds, and what the creates under way have claimed.
+#[derive(Default)]
+struct Held {
+    records: HashMap<Uuid, Record>,
+    /// Sessions being created: they count against `max_sessions`.
+    starting: HashSet<Uuid>,
+    /// The displays creates are trying, and whose: two creates never try the same one.
+    displays: HashMap<u32, Uuid>,
+}
+
+/// A create's place among the sessions, given up with its displays when the create ends.
+struct Starting<'a> {
+    held: &'a Mutex<Held>,
+    id: Uuid,
+}
+
+impl Starting<'_> {
+    /// Whether this create may try `display`: no other create is trying it.
+    fn claim(&self, display: u32) -> bool {
+        let mut held = lock(self.held);
+        *held.displays.entry(display).or_insert(self.id) == self.id
+    }
+}
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        let mut held = lock(self.held);
+        held.starting.remove(&self.id);
+        held.displays.retain(|_, id| *id != self.id);
+    }
+}
+
+fn lock(held: &Mutex<Held>) -> MutexGuard<'_, Held> {
+    held.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl LocalRuntime {
@@ -157,7 +199,45 @@ impl LocalRuntime {
         }
         Ok(LocalRuntime {
             settings,
-            records: Mutex::new(records),
+            held: Mutex::new(Held {
+                records,
+                ..Held::default()
+            }),
+            sessions: SessionLocks::default(),
+            homes: SessionLocks::default(),
+        })
+    }
+
+    fn held(&self) -> MutexGuard<'_, Held> {
+        lock(&self.held)
+    }
+
+    /// Counts a create against `max_sessions` and checks its home is free, both with the
+    /// creates under way; the caller holds the session's lock and its home's.
+    fn reserve(&self, id: Uuid, home_id: Option<Uuid>) -> Result<Starting<'_>, RuntimeError> {
+        let mut held = self.held();
+        let running = held.records.values().filter(|r| xvnc_alive(r)).count();
+        if running + held.starting.len() >= self.settings.max_sessions as usize {
+            return Err(RuntimeError::Start(format!(
+                "this agent already runs its maximum of {} sessions",
+                self.settings.max_sessions
+            )));
+        }
+        if let Some(home) = home_id
+            && let Some(other) = held
+                .records
+                .values()
+                .find(|r| r.home_id == Some(home) && xvnc_alive(r))
+        {
+            return Err(RuntimeError::Start(format!(
+                "home {home} is in use by session {}",
+                other.session_id
+            )));
+        }
+        held.starting.insert(id);
+        Ok(Starting {
+            held: &self.held,
+            id,
         })
     }
 
@@ -174,16 +254,9 @@ impl LocalRuntime {
 
     /// See [`super::Runtime::create`].
     pub async fn create(&self, spec: &SessionSpec) -> Result<SessionReport, RuntimeError> {
-        let mut records = self.records.lock().await;
-        if let Some(record) = records.get(&spec.session_id) {
+        let _serialized = self.sessions.lock(spec.session_id).await;
+        if let Some(record) = self.held().records.get(&spec.session_id) {
             return Ok(report(record));
-        }
-        let running = records.values().filter(|r| xvnc_alive(r)).count();
-        if running >= self.settings.max_sessions as usize {
-            return Err(RuntimeError::Start(format!(
-                "this agent already runs its maximum of {} sessions",
-                self.settings.max_sessions
-            )));
         }
         let program = spec.template.image.trim().to_owned();
         let executable = program.split_whitespace().next().unwrap_or_default();
@@ -197,16 +270,12 @@ impl LocalRuntime {
         let retried = dir.exists();
         let home_id = spec.home_id.filter(|_| spec.persistent_home);
         let home = home_id.map_or_else(|| dir.join("home"), |id| self.home_dir(id));
-        if let Some(id) = home_id
-            && let Some(other) = records
-                .values()
-                .find(|r| r.home_id == Some(id) && xvnc_alive(r))
-        {
-            return Err(RuntimeError::Start(format!(
-                "home {id} is in use by session {}",
-                other.session_id
-            )));
-        }
+        // A second session on the same home waits for the first to start, then finds it in use.
+        let _home = match home_id {
+            Some(id) => Some(self.homes.lock(id).await),
+            None => None,
+        };
+        let starting = self.reserve(spec.session_id, home_id)?;
         let accounts = self.settings.accounts.clone();
         let owner = spec.user.clone();
         let account = tokio::task::spawn_blocking(move || accounts.for_user(&owner))
@@ -248,7 +317,7 @@ impl LocalRuntime {
             kill_holders(&dir).await;
         }
         let run_as = account.as_ref();
-        let (display, xvnc_pid) = self.start_xvnc(&dir, &spec.user, run_as).await?;
+        let (display, xvnc_pid) = self.start_xvnc(&starting, &dir, &spec.user, run_as).await?;
         let desktop_pid = match start_desktop(&dir, &home, display, spec, &program, run_as) {
             Ok(pid) => pid,
             Err(e) => {
@@ -269,7 +338,7 @@ impl LocalRuntime {
         };
         write_record(&dir, &record).await?;
         let report = report(&record);
-        records.insert(spec.session_id, record);
+        self.held().records.insert(spec.session_id, record);
         Ok(report)
     }
 
@@ -278,6 +347,7 @@ impl LocalRuntime {
     /// Unix socket (it listens on no TCP port, and its display wants a fresh cookie).
     async fn start_xvnc(
         &self,
+        starting: &Starting<'_>,
         dir: &Path,
         user: &str,
         run_as: Option<&DesktopUser>,
@@ -286,7 +356,7 @@ impl LocalRuntime {
         let socket = vnc_socket(dir);
         let auth = xauthority(dir);
         for display in (FIRST_DISPLAY..=LAST_DISPLAY)
-            .filter(|d| display_free(*d))
+            .filter(|d| display_free(*d) && starting.claim(*d))
             .take(5)
         {
             let _ = std::fs::remove_file(&socket);
@@ -351,10 +421,17 @@ impl LocalRuntime {
 
     /// See [`super::Runtime::delete`].
     pub async fn delete(&self, id: Uuid, keep_home: bool) -> Result<(), RuntimeError> {
-        let mut records = self.records.lock().await;
+        let _serialized = self.sessions.lock(id).await;
+        let record = self.held().records.get(&id).cloned();
         let mut home_elsewhere = false;
-        if let Some(record) = records.remove(&id) {
+        if let Some(record) = record {
+            // A session starting on the same home waits until this one is gone.
+            let _home = match record.home_id {
+                Some(home) => Some(self.homes.lock(home).await),
+                None => None,
+            };
             stop(Some(record.xvnc_pid), record.desktop_pid).await;
+            self.held().records.remove(&id);
             home_elsewhere = record.home_id.is_some();
         }
         let dir = self.session_dir(id);
@@ -372,8 +449,10 @@ impl LocalRuntime {
 
     /// See [`super::Runtime::delete_home`].
     pub async fn delete_home(&self, home_id: Uuid) -> Result<(), RuntimeError> {
-        let records = self.records.lock().await;
-        if let Some(user) = records
+        let _serialized = self.homes.lock(home_id).await;
+        if let Some(user) = self
+            .held()
+            .records
             .values()
             .find(|r| r.home_id == Some(home_id) && xvnc_alive(r))
         {
@@ -395,8 +474,7 @@ impl LocalRuntime {
 
     /// See [`super::Runtime::list`].
     pub async fn list(&self) -> Result<Vec<SessionReport>, RuntimeError> {
-        let records = self.records.lock().await;
-        let mut reports: Vec<SessionReport> = records.values().map(report).collect();
+        let mut reports: Vec<SessionReport> = self.held().records.values().map(report).collect();
         reports.sort_by_key(|r| r.session_id);
         Ok(reports)
     }
@@ -404,8 +482,8 @@ impl LocalRuntime {
     /// See [`super::Runtime::open_vnc`].
     pub async fn open_vnc(&self, id: Uuid) -> Result<Box<dyn VncStream>, RuntimeError> {
         let (socket, port) = {
-            let records = self.records.lock().await;
-            let record = records.get(&id).ok_or(RuntimeError::NotFound(id))?;
+            let held = self.held();
+            let record = held.records.get(&id).ok_or(RuntimeError::NotFound(id))?;
             if !xvnc_alive(record) {
                 return Err(RuntimeError::Other(format!(
                     "the desktop of session {id} is not running"
@@ -630,6 +708,10 @@ impl Runtime for LocalRuntime {
 
     fn list(&self) -> RuntimeFuture<'_, Vec<SessionReport>> {
         Box::pin(LocalRuntime::list(self))
+    }
+
+    fn inventory(&self) -> RuntimeFuture<'_, Vec<SessionReport>> {
+        Box::pin(self.sessions.inventory(self.list()))
     }
 
     fn open_vnc(&self, id: Uuid) -> RuntimeFuture<'_, Box<dyn VncStream>> {
