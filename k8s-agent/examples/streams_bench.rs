@@ -2,7 +2,9 @@
 //! message and waits for its echo, again and again, through the control plane, the agent's
 //! link and tunnel, to a desktop whose "VNC server" echoes (this very program, started by the
 //! agent in place of Xvnc). Baseline in the same run: as many connections straight to the same
-//! echo server's socket. Messages per second both ways, and the ratio.
+//! echo server's socket. Messages per second both ways, and the ratio. Then the round trip at
+//! a steady rate (50 messages a second on each stream), through the relay and straight to the
+//! echo server: what the relay and the real agent add to it.
 //!
 //! Run with `scripts/bench` (it starts Postgres and builds in release mode).
 
@@ -14,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use streamspace_testkit::control_plane as cp;
-use streamspace_testkit::rfb::{RfbClient, Transport, ViewerStream};
+use streamspace_testkit::latencies::Latencies;
+use streamspace_testkit::rfb::{RawTransport, RfbClient, Transport, ViewerStream};
+use streamspace_testkit::round_trips::{Pattern, round_trips};
 
 /// Bytes per message: an RFB pointer event and a little more.
 const MESSAGE: usize = 64;
@@ -53,12 +57,19 @@ fn echo_server(path: &str) -> ! {
     }
 }
 
-/// Messages echoed per second over `clients`, each back to back for `over`.
-async fn back_to_back<T: Transport>(mut clients: Vec<RfbClient<T>>, over: Duration) -> f64 {
-    for client in &mut clients {
+/// Messages a second on each stream in the steady-rate round trips.
+const PER_S: u32 = 50;
+
+async fn greeted<T: Transport>(clients: &mut [RfbClient<T>]) {
+    for client in clients {
         let greeting = client.read_exact(GREETING.len()).await.expect("greeting");
         assert_eq!(greeting[..], GREETING[..]);
     }
+}
+
+/// Messages echoed per second over `clients`, each back to back for `over`.
+async fn back_to_back<T: Transport>(mut clients: Vec<RfbClient<T>>, over: Duration) -> f64 {
+    greeted(&mut clients).await;
     let started = Instant::now();
     let workers = clients
         .into_iter()
@@ -160,9 +171,12 @@ async fn run() {
     let endpoint = agent.runtime.get(id).await.unwrap().vnc.unwrap().host;
     let socket = endpoint.strip_prefix("unix:").unwrap().to_owned();
 
+    // A viewer's URL opens one stream: a set for the back-to-back run, one for the round trips.
     let mut urls = Vec::with_capacity(streams);
+    let mut more_urls = Vec::with_capacity(streams);
     for _ in 0..streams {
         urls.push(server.viewer_url(&server.admin, id).await);
+        more_urls.push(server.viewer_url(&server.admin, id).await);
     }
     // The viewers on a thread of their own (as if on other machines), so this one's CPU is
     // the agent's and the control plane's workers' their own: which of them bounds the rate.
@@ -171,22 +185,22 @@ async fn run() {
         .name("viewers".into())
         .spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let mut relayed = Vec::with_capacity(urls.len());
-                for url in &urls {
-                    let viewer = ViewerStream::open(url).await;
-                    relayed.push(viewer.map_err(|e| format!("{e:?}")).unwrap());
-                }
-                let through_agent = back_to_back(relayed, over).await;
+                let through_agent = back_to_back(relayed(&urls).await, over).await;
                 let after = cpu_by_thread();
-                let mut direct = Vec::with_capacity(urls.len());
-                for _ in &urls {
-                    direct.push(RfbClient::connect_unix(&socket).await.unwrap());
-                }
-                (through_agent, back_to_back(direct, over).await, after)
+                let baseline = back_to_back(direct(&socket, streams).await, over).await;
+                let pattern = Pattern { per_s: PER_S, over };
+                let mut viewers = relayed(&more_urls).await;
+                greeted(&mut viewers).await;
+                let relayed_trips = round_trips(viewers, pattern).await;
+                let mut straight = direct(&socket, streams).await;
+                greeted(&mut straight).await;
+                let direct_trips = round_trips(straight, pattern).await;
+                let trips = (relayed_trips, direct_trips);
+                (through_agent, baseline, after, trips)
             })
         })
         .unwrap();
-    let (through_agent, baseline, after) =
+    let (through_agent, baseline, after, (relayed_trips, direct_trips)) =
         actix_web::rt::task::spawn_blocking(move || viewers.join().expect("the viewers' thread"))
             .await
             .unwrap();
@@ -204,6 +218,23 @@ async fn run() {
     for (name, seconds) in cpu_spent(&before, &after) {
         println!("    {name:36} {seconds:6.2}");
     }
+    println!(
+        "{streams} streams × {PER_S} msg/s round trips ({MESSAGE}-byte messages, {} s each way), same run",
+        over.as_secs()
+    );
+    println!(
+        "    through the relay and the real agent {}",
+        p50_p99(&relayed_trips)
+    );
+    println!(
+        "    straight to the echo server's socket {}",
+        p50_p99(&direct_trips)
+    );
+    println!(
+        "    added                                p50 {:.2} ms, p99 {:.2} ms",
+        relayed_trips.p50() - direct_trips.p50(),
+        relayed_trips.p99() - direct_trips.p99()
+    );
     server
         .delete(&format!("/api/v1/sessions/{id}"), &server.admin)
         .await;
@@ -212,4 +243,36 @@ async fn run() {
         through_agent > 0.0 && baseline > 0.0,
         "a figure was not measured: {through_agent} {baseline}"
     );
+    assert!(
+        !relayed_trips.is_empty() && !direct_trips.is_empty(),
+        "no round trip was measured"
+    );
+}
+
+/// A viewer through the control plane for each URL.
+async fn relayed(urls: &[String]) -> Vec<ViewerStream> {
+    let mut viewers = Vec::with_capacity(urls.len());
+    for url in urls {
+        let viewer = ViewerStream::open(url).await;
+        viewers.push(viewer.map_err(|e| format!("{e:?}")).unwrap());
+    }
+    viewers
+}
+
+/// `n` connections straight to the echo server's socket.
+async fn direct(socket: &str, n: usize) -> Vec<RfbClient<RawTransport<tokio::net::UnixStream>>> {
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        clients.push(RfbClient::connect_unix(socket).await.unwrap());
+    }
+    clients
+}
+
+fn p50_p99(trips: &Latencies) -> String {
+    format!(
+        "p50 {:.2} ms, p99 {:.2} ms ({} round trips)",
+        trips.p50(),
+        trips.p99(),
+        trips.len()
+    )
 }
