@@ -371,6 +371,19 @@ async fn main() {
         format!("{} MiB before they came", idle_rss / 1024),
         left_rss as f64 / idle_rss.max(1) as f64,
     );
+    // The same fleet once more: what the first left behind is reused, not added to.
+    let (again, _) = Fleet::connect(&admin, &agents).await;
+    let relinked = again.linked;
+    again.stop();
+    drop(again);
+    fleet::departed(&admin, left, Duration::from_secs(60)).await;
+    let again_rss = settled_rss_kib(control_plane.pid()).await;
+    report.add(
+        &format!("control-plane RSS after {relinked} agents came and left once more"),
+        format!("{} MiB", again_rss / 1024),
+        format!("{} MiB after the first time", left_rss / 1024),
+        again_rss as f64 / left_rss.max(1) as f64,
+    );
 
     relay_round_trips(&admin, &sizes, &mut report).await;
     drop(few_fleet);
