@@ -24,6 +24,9 @@ pub fn layout(config: &Config) -> Layout {
 }
 
 /// The runtime of `config.platform`; an error says what stops it (one line).
+/// How long the start waits for the Docker engine's version, which it only logs.
+const ENGINE_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub async fn runtime(config: &Config) -> Result<Arc<dyn Runtime>, String> {
     match config.platform {
         Platform::Local => {
@@ -62,11 +65,17 @@ pub async fn runtime(config: &Config) -> Result<Arc<dyn Runtime>, String> {
                 max_sessions: config.max_sessions,
             });
             // Not fatal: the engine may come up after the agent; sessions say why meanwhile.
-            match runtime.engine_version().await {
-                Ok(version) => {
+            // Nor does one that froze hold up the start for the client's two minutes.
+            match tokio::time::timeout(ENGINE_CHECK, runtime.engine_version()).await {
+                Ok(Ok(version)) => {
                     log::info!("Docker engine {version} at {}", config.docker_host.host())
                 }
-                Err(e) => log::warn!("{e}; sessions fail until it answers"),
+                Ok(Err(e)) => log::warn!("{e}; sessions fail until it answers"),
+                Err(_) => log::warn!(
+                    "the Docker engine at {} did not answer within {} s; sessions fail until it answers",
+                    config.docker_host.host(),
+                    ENGINE_CHECK.as_secs()
+                ),
             }
             Ok(Arc::new(runtime) as Arc<dyn Runtime>)
         }

@@ -32,6 +32,11 @@ type WsSink = SplitSink<actix_codec::Framed<BoxedSocket, LinkCodec>, Out>;
 /// Heartbeats until `welcome` says otherwise.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
 
+/// How long the link waits for the runtime to list its sessions. The clients of a Kubernetes
+/// API server or a Docker engine that accepted the connection and then froze wait minutes
+/// (kube's read timeout is 295 s): the agent links without the list rather than not at all.
+pub const LIST_DEADLINE: Duration = Duration::from_secs(10);
+
 /// SIGTERM: refuse new work, close tunnels, say goodbye, close the link.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -71,6 +76,8 @@ pub struct ControlPlaneLink {
     shutting_down: bool,
     /// Fired when the link is down after a shutdown began.
     on_closed: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Sessions in the runtime's last list, for heartbeats: they never wait for the runtime.
+    active_sessions: u32,
 }
 
 impl ControlPlaneLink {
@@ -95,6 +102,7 @@ impl ControlPlaneLink {
             probes: false,
             shutting_down: false,
             on_closed: None,
+            active_sessions: 0,
         }
     }
 
@@ -124,11 +132,11 @@ impl ControlPlaneLink {
             // read before dialling, so a slow runtime cannot run past the hello deadline.
             // A runtime that cannot list (e.g. no permission in its namespace) does not keep
             // the agent offline: the hello says why, and sessions fail with the reason.
-            let (sessions, inventory_error) = match runtime.list().await {
+            let (sessions, inventory_error) = match within_deadline(runtime.list()).await {
                 Ok(sessions) => (sessions, None),
                 Err(e) => {
                     log::warn!("cannot list this agent's sessions: {e}");
-                    (Vec::new(), Some(e.to_string()))
+                    (Vec::new(), Some(e))
                 }
             };
             let (_, framed) = request
@@ -151,6 +159,9 @@ impl ControlPlaneLink {
                             Incoming(generation, None)
                         })),
                 );
+                if inventory_error.is_none() {
+                    this.active_sessions = count(&sessions);
+                }
                 let hello = AgentMessage::Hello {
                     protocol_version: PROTOCOL_VERSION,
                     agent_id: this.config.agent_id.clone(),
@@ -268,14 +279,8 @@ impl ControlPlaneLink {
                         return this.drop_silent_link(every * 2, ctx);
                     }
                     this.probe_tunnels();
-                    let runtime = this.runtime.clone();
-                    async move { runtime.list().await.map(|s| s.len()).unwrap_or(0) }
-                        .into_actor(this)
-                        .map(|active, this, _| {
-                            let active_sessions = u32::try_from(active).unwrap_or(u32::MAX);
-                            this.send(&AgentMessage::Heartbeat { active_sessions });
-                        })
-                        .spawn(ctx);
+                    let active_sessions = this.active_sessions;
+                    this.send(&AgentMessage::Heartbeat { active_sessions });
                 }));
             }
             ControlMessage::Command {
@@ -321,10 +326,13 @@ impl ControlPlaneLink {
     /// Reports every session the runtime holds, for the control plane to reconcile.
     fn send_inventory(&mut self, ctx: &mut Context<Self>) {
         let runtime = self.runtime.clone();
-        async move { runtime.inventory().await }
+        async move { within_deadline(runtime.inventory()).await }
             .into_actor(self)
             .map(|listed, this, _| match listed {
-                Ok(sessions) => this.send(&AgentMessage::Inventory { sessions }),
+                Ok(sessions) => {
+                    this.active_sessions = count(&sessions);
+                    this.send(&AgentMessage::Inventory { sessions });
+                }
                 Err(e) => log::warn!("cannot list this agent's sessions: {e}"),
             })
             .spawn(ctx);
@@ -475,6 +483,23 @@ pub fn nodelay_connector() -> impl actix_service::Service<
 }
 
 /// Carries out the commands that only need the runtime.
+/// A listing of the runtime's sessions, given up after [`LIST_DEADLINE`].
+async fn within_deadline<T>(
+    list: impl Future<Output = Result<T, crate::runtime::RuntimeError>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(LIST_DEADLINE, list).await {
+        Ok(listed) => listed.map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "the runtime did not list its sessions within {} s",
+            LIST_DEADLINE.as_secs()
+        )),
+    }
+}
+
+fn count(sessions: &[streamspace_protocol::SessionReport]) -> u32 {
+    u32::try_from(sessions.len()).unwrap_or(u32::MAX)
+}
+
 async fn run(runtime: &dyn Runtime, command: Command) -> Result<serde_json::Value, String> {
     let operation = command.name();
     let started = std::time::Instant::now();

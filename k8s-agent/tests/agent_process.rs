@@ -4,6 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use streamspace_k8s_agent::link::LIST_DEADLINE;
 use streamspace_testkit::control_plane::{self as cp, TestServer};
 use streamspace_testkit::rfb::ViewerStream;
 
@@ -312,6 +313,65 @@ async fn after_a_control_plane_restart_the_agent_is_back_at_once_and_runs_nothin
         "one session directory: the desktop was started once"
     );
     assert_eq!(desktops_of(&user), 1, "exactly one Xvnc for the session");
+}
+
+/// A Kubernetes API server or a Docker engine that took the connection and froze (their
+/// clients wait minutes for an answer) keeps the agent from listing its sessions, not from
+/// linking: once the list's deadline passes it says hello without them, and why.
+#[actix_web::test]
+async fn an_agent_whose_api_server_froze_links_without_its_list_and_says_why() {
+    // The kernel completes the connections in the listen backlog; nothing ever reads them.
+    let frozen = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let kubeconfig = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        kubeconfig.path(),
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: frozen\n  cluster:\n    server: http://{}\ncontexts:\n- name: frozen\n  context:\n    cluster: frozen\n    user: nobody\ncurrent-context: frozen\nusers:\n- name: nobody\n  user: {{}}\n",
+            frozen.local_addr().unwrap()
+        ),
+    )
+    .unwrap();
+    let kubeconfig = kubeconfig.path().to_string_lossy().into_owned();
+    links_without_its_list("kubernetes", &[("KUBECONFIG", kubeconfig.as_str())]).await;
+}
+
+#[actix_web::test]
+async fn an_agent_whose_docker_engine_froze_links_without_its_list_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    let frozen = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let host = format!("unix://{}", socket.display());
+    links_without_its_list("docker", &[("DOCKER_HOST", host.as_str())]).await;
+    drop(frozen);
+}
+
+async fn links_without_its_list(platform: &str, env: &[(&str, &str)]) {
+    let server = cp::start(&[]).await;
+    let token = server.register_agent("local-1", platform).await;
+    let mut env = env.to_vec();
+    env.push(("PLATFORM", platform));
+    let _agent = AgentProcess::start_with(&server, &token, &env);
+    let started = Instant::now();
+    loop {
+        let (status, body) = server.get("/api/v1/agents/local-1", &server.admin).await;
+        if status == 200 && body["status"] == "online" {
+            break;
+        }
+        // The start's engine check and the hello's list each wait out their deadline.
+        assert!(
+            started.elapsed() < LIST_DEADLINE * 2 + Duration::from_secs(20),
+            "the agent did not link: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let connects = server.audit("agent_connect", 1).await;
+    assert_eq!(
+        connects[0]["details"]["inventory_error"],
+        format!(
+            "the runtime did not list its sessions within {} s",
+            LIST_DEADLINE.as_secs()
+        )
+    );
 }
 
 /// A user of this test's alone (`PREFIX-` and 8 random hex digits): its name and its login.

@@ -29,9 +29,9 @@ pub enum AgentMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         inventory_error: Option<String>,
     },
-    /// Sent every heartbeat interval.
+    /// Sent every heartbeat interval, without waiting for the runtime.
     Heartbeat {
-        /// Sessions currently running on the agent.
+        /// Sessions the agent held at its runtime's last list (hello or inventory).
         active_sessions: u32,
     },
     /// The command was received and will be carried out.
