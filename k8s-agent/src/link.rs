@@ -24,18 +24,13 @@ use crate::command_book::{CommandBook, Seen};
 use crate::config::Config;
 use crate::link_codec::{LinkCodec, Out};
 use crate::link_messages::{LinkHandle, SendData, SendFrame, SendMessage, TunnelGone};
-use crate::runtime::Runtime;
+use crate::runtime::{LIST_DEADLINE, Runtime, within};
 use crate::tunnel::{self, Tunnel};
 
 type WsSink = SplitSink<actix_codec::Framed<BoxedSocket, LinkCodec>, Out>;
 
 /// Heartbeats until `welcome` says otherwise.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
-
-/// How long the link waits for the runtime to list its sessions. The clients of a Kubernetes
-/// API server or a Docker engine that accepted the connection and then froze wait minutes
-/// (kube's read timeout is 295 s): the agent links without the list rather than not at all.
-pub const LIST_DEADLINE: Duration = Duration::from_secs(10);
 
 /// SIGTERM: refuse new work, close tunnels, say goodbye, close the link.
 #[derive(Message)]
@@ -132,7 +127,7 @@ impl ControlPlaneLink {
             // read before dialling, so a slow runtime cannot run past the hello deadline.
             // A runtime that cannot list (e.g. no permission in its namespace) does not keep
             // the agent offline: the hello says why, and sessions fail with the reason.
-            let (sessions, inventory_error) = match within_deadline(runtime.list()).await {
+            let (sessions, inventory_error) = match within(LIST_DEADLINE, runtime.list()).await {
                 Ok(sessions) => (sessions, None),
                 Err(e) => {
                     log::warn!("cannot list this agent's sessions: {e}");
@@ -326,7 +321,7 @@ impl ControlPlaneLink {
     /// Reports every session the runtime holds, for the control plane to reconcile.
     fn send_inventory(&mut self, ctx: &mut Context<Self>) {
         let runtime = self.runtime.clone();
-        async move { within_deadline(runtime.inventory()).await }
+        async move { within(LIST_DEADLINE, runtime.inventory()).await }
             .into_actor(self)
             .map(|listed, this, _| match listed {
                 Ok(sessions) => {
@@ -483,19 +478,6 @@ pub fn nodelay_connector() -> impl actix_service::Service<
 }
 
 /// Carries out the commands that only need the runtime.
-/// A listing of the runtime's sessions, given up after [`LIST_DEADLINE`].
-async fn within_deadline<T>(
-    list: impl Future<Output = Result<T, crate::runtime::RuntimeError>>,
-) -> Result<T, String> {
-    match tokio::time::timeout(LIST_DEADLINE, list).await {
-        Ok(listed) => listed.map_err(|e| e.to_string()),
-        Err(_) => Err(format!(
-            "the runtime did not list its sessions within {} s",
-            LIST_DEADLINE.as_secs()
-        )),
-    }
-}
-
 fn count(sessions: &[streamspace_protocol::SessionReport]) -> u32 {
     u32::try_from(sessions.len()).unwrap_or(u32::MAX)
 }

@@ -19,6 +19,9 @@ type Labels = Vec<(&'static str, String)>;
 
 /// How long a read of the runtime's sessions serves scrapes.
 const SESSIONS_FRESH_FOR: Duration = Duration::from_secs(10);
+/// How long a scrape waits for the runtime's sessions: well inside Prometheus' default scrape
+/// timeout (10 s), so a frozen runtime leaves the other metrics readable.
+const SCRAPE_LIST_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Every metric of the process (one agent per process; tests with several share them).
 pub struct Metrics {
@@ -138,7 +141,7 @@ impl Metrics {
             .unwrap_or(true);
         if stale {
             let started = Instant::now();
-            let listed = runtime.list().await;
+            let listed = crate::runtime::within(SCRAPE_LIST_DEADLINE, runtime.list()).await;
             self.runtime_call("list", started.elapsed(), listed.is_ok());
             if let Ok(sessions) = listed {
                 self.set_sessions(&sessions);

@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use streamspace_k8s_agent::link::LIST_DEADLINE;
+use streamspace_k8s_agent::runtime::LIST_DEADLINE;
 use streamspace_testkit::control_plane::{self as cp, TestServer};
 use streamspace_testkit::rfb::ViewerStream;
 
@@ -348,8 +348,9 @@ async fn an_agent_whose_docker_engine_froze_links_without_its_list_and_says_why(
 async fn links_without_its_list(platform: &str, env: &[(&str, &str)]) {
     let server = cp::start(&[]).await;
     let token = server.register_agent("local-1", platform).await;
+    let health = format!("127.0.0.1:{}", streamspace_testkit::free_port());
     let mut env = env.to_vec();
-    env.push(("PLATFORM", platform));
+    env.extend([("PLATFORM", platform), ("HEALTH_ADDR", health.as_str())]);
     let _agent = AgentProcess::start_with(&server, &token, &env);
     let started = Instant::now();
     loop {
@@ -371,6 +372,22 @@ async fn links_without_its_list(platform: &str, env: &[(&str, &str)]) {
             "the runtime did not list its sessions within {} s",
             LIST_DEADLINE.as_secs()
         )
+    );
+    // Its metrics stay readable, the list that did not come counted as a failed call.
+    let mut response = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish()
+        .get(format!("http://{health}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = String::from_utf8(response.body().await.unwrap().to_vec()).unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with(
+            "streamspace_agent_runtime_call_seconds_count{operation=\"list\",outcome=\"error\"} "
+        )),
+        "{text}"
     );
 }
 

@@ -14,6 +14,25 @@ use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite};
 use uuid::Uuid;
 
+/// How long the agent waits for a runtime to list its sessions before going on without the
+/// list. The clients of a Kubernetes API server or a Docker engine that accepted the
+/// connection and then froze wait minutes (kube's read timeout is 295 s).
+pub const LIST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `list`, given up after `deadline`; the error says why.
+pub async fn within<T>(
+    deadline: std::time::Duration,
+    list: impl Future<Output = Result<T, RuntimeError>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(deadline, list).await {
+        Ok(listed) => listed.map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "the runtime did not list its sessions within {} s",
+            deadline.as_secs()
+        )),
+    }
+}
+
 /// A byte stream to a session's VNC server.
 pub trait VncStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> VncStream for T {}
