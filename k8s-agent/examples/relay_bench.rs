@@ -11,6 +11,9 @@
 //! A second control-plane replica on the same database, without the agent's link, bridges a
 //! third viewer to the first: the cost of a cross-replica viewer is measured in the same run.
 //!
+//! The viewers run on a thread of their own, as if on another machine: the agent (on the main
+//! thread) and the control plane's workers have theirs, as each forwarder has.
+//!
 //! Run with `scripts/bench` (it starts Postgres and builds in release mode).
 
 mod support;
@@ -105,6 +108,168 @@ fn forwarder(upstream: Upstream) -> u16 {
     })
 }
 
+/// Where the viewers go: the replica with the agent's link, another one, and the desktop's
+/// own socket; each with an admin's token.
+struct Viewers {
+    owner: (cp::Caller, String),
+    bridged: (cp::Caller, String),
+    session: uuid::Uuid,
+    socket: String,
+}
+
+impl Viewers {
+    /// Every figure, printed; returned for the check that each was measured.
+    async fn measure(self) -> [f64; 9] {
+        let viewer_url = || self.owner.0.viewer_url(&self.owner.1, self.session);
+        let bridged_url = || self.bridged.0.viewer_url(&self.bridged.1, self.session);
+        let socket = self.socket.clone();
+
+        // Throughput, rounds interleaved so both see the same machine conditions.
+        let mut raw = RfbClient::connect_unix(&socket).await.unwrap();
+        let init = raw.handshake().await.unwrap();
+        let hops = forwarder(Upstream::Tcp(forwarder(Upstream::Unix(socket.clone()))));
+        let mut forwarded = RfbClient::connect(("127.0.0.1", hops)).await.unwrap();
+        forwarded.handshake().await.unwrap();
+        let mut relay = ViewerStream::open(&viewer_url().await)
+            .await
+            .map_err(|e| format!("{e:?}"))
+            .unwrap();
+        relay.handshake().await.unwrap();
+        let mut bridged = ViewerStream::open(&bridged_url().await)
+            .await
+            .map_err(|e| format!("{e:?}"))
+            .unwrap();
+        bridged.handshake().await.unwrap();
+        stream_updates(&mut raw, init.width, init.height).await; // warm-up
+        stream_updates(&mut forwarded, init.width, init.height).await;
+        stream_updates(&mut relay, init.width, init.height).await;
+        stream_updates(&mut bridged, init.width, init.height).await;
+        let (mut raw_rates, mut relay_rates, mut bridged_rates) =
+            (Vec::new(), Vec::new(), Vec::new());
+        let mut forwarded_rates = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..sizes().1 {
+            let (n, took) = stream_updates(&mut raw, init.width, init.height).await;
+            raw_rates.push(n as f64 / took.as_secs_f64() / 1e6);
+            let (n, took) = stream_updates(&mut forwarded, init.width, init.height).await;
+            forwarded_rates.push(n as f64 / took.as_secs_f64() / 1e6);
+            let (n, took) = stream_updates(&mut relay, init.width, init.height).await;
+            relay_rates.push(n as f64 / took.as_secs_f64() / 1e6);
+            let (n, took) = stream_updates(&mut bridged, init.width, init.height).await;
+            bridged_rates.push(n as f64 / took.as_secs_f64() / 1e6);
+            bytes = n;
+        }
+        let forwarded_rate = median(forwarded_rates);
+        let (raw_rate, relay_rate, bridged_rate) = (
+            median(raw_rates),
+            median(relay_rates),
+            median(bridged_rates),
+        );
+
+        // Many streams at once: the relay's aggregate against as many raw connections.
+        let mut raws = Vec::new();
+        let mut relays = Vec::new();
+        for _ in 0..STREAMS {
+            let mut c = RfbClient::connect_unix(&socket).await.unwrap();
+            c.handshake().await.unwrap();
+            raws.push(c);
+            let mut v = ViewerStream::open(&viewer_url().await)
+                .await
+                .map_err(|e| format!("{e:?}"))
+                .unwrap();
+            v.handshake().await.unwrap();
+            relays.push(v);
+        }
+        let raw_many = aggregate(&mut raws, init.width, init.height).await;
+        let relay_many = aggregate(&mut relays, init.width, init.height).await;
+        for v in relays {
+            v.close().await;
+        }
+
+        // Connect latency: until the RFB greeting arrives. The relay's includes a fresh viewer
+        // token, the WebSocket upgrade, vnc_connect to the agent and its socket connect.
+        let (mut raw_connect, mut relay_connect, mut bridged_connect) =
+            (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..sizes().2 {
+            let started = Instant::now();
+            let mut c = RfbClient::connect_unix(&socket).await.unwrap();
+            c.read_exact(12).await.unwrap();
+            raw_connect.push(started.elapsed().as_secs_f64() * 1000.0);
+            let started = Instant::now();
+            let mut v = ViewerStream::open(&viewer_url().await)
+                .await
+                .map_err(|e| format!("{e:?}"))
+                .unwrap();
+            v.read_exact(12).await.unwrap();
+            relay_connect.push(started.elapsed().as_secs_f64() * 1000.0);
+            v.close().await;
+            let started = Instant::now();
+            let mut b = ViewerStream::open(&bridged_url().await)
+                .await
+                .map_err(|e| format!("{e:?}"))
+                .unwrap();
+            b.read_exact(12).await.unwrap();
+            bridged_connect.push(started.elapsed().as_secs_f64() * 1000.0);
+            b.close().await;
+        }
+        let (raw_ms, relay_ms, bridged_ms) = (
+            median(raw_connect),
+            median(relay_connect),
+            median(bridged_connect),
+        );
+
+        println!(
+            "VNC relay vs a raw connection to the same Xvnc's Unix socket ({}x{}, Raw encoding), same run",
+            init.width, init.height
+        );
+        println!(
+            "  throughput: {} full updates ({:.1} MB) per round, median of {} rounds",
+            sizes().0,
+            bytes as f64 / 1e6,
+            sizes().1
+        );
+        println!("    raw socket   {raw_rate:8.1} MB/s");
+        println!("    relay        {relay_rate:8.1} MB/s");
+        println!(
+            "    ratio        {:8.2} (relay / raw)",
+            relay_rate / raw_rate
+        );
+        println!("    forwarders   {forwarded_rate:8.1} MB/s (two plain TCP forwarders in a row)");
+        println!(
+            "    ratio        {:8.2} (relay / forwarders), {:.2} (forwarders / raw)",
+            relay_rate / forwarded_rate,
+            forwarded_rate / raw_rate
+        );
+        println!("    bridged      {bridged_rate:8.1} MB/s (a viewer on another replica)");
+        println!(
+            "    ratio        {:8.2} (bridged / relay)",
+            bridged_rate / relay_rate
+        );
+        println!("  aggregate of {STREAMS} streams at once (one round each)");
+        println!("    raw sockets  {raw_many:8.1} MB/s");
+        println!("    relay        {relay_many:8.1} MB/s");
+        println!(
+            "    ratio        {:8.2} (relay / raw)",
+            relay_many / raw_many
+        );
+        println!("  connect to RFB greeting, median of {}", sizes().2);
+        println!("    raw socket   {raw_ms:8.2} ms");
+        println!("    relay        {relay_ms:8.2} ms (viewer token + WebSocket + vnc_connect)");
+        println!("    bridged      {bridged_ms:8.2} ms (the same, through another replica)");
+        [
+            raw_rate,
+            forwarded_rate,
+            relay_rate,
+            bridged_rate,
+            raw_many,
+            relay_many,
+            raw_ms,
+            relay_ms,
+            bridged_ms,
+        ]
+    }
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
     values[values.len() / 2]
@@ -128,156 +293,26 @@ async fn main() {
     let endpoint = runtime.get(id).await.unwrap().vnc.unwrap().host;
     let socket = endpoint.strip_prefix("unix:").unwrap().to_owned();
 
-    let viewer_url = || server.viewer_url(&server.admin, id);
     let other = cp::start_on(server.db.clone(), &[]).await;
-    let bridged_url = || other.viewer_url(&other.admin, id);
-
-    // Throughput, rounds interleaved so both see the same machine conditions.
-    let mut raw = RfbClient::connect_unix(&socket).await.unwrap();
-    let init = raw.handshake().await.unwrap();
-    let hops = forwarder(Upstream::Tcp(forwarder(Upstream::Unix(socket.clone()))));
-    let mut forwarded = RfbClient::connect(("127.0.0.1", hops)).await.unwrap();
-    forwarded.handshake().await.unwrap();
-    let mut relay = ViewerStream::open(&viewer_url().await)
-        .await
-        .map_err(|e| format!("{e:?}"))
+    let here = Viewers {
+        owner: (server.caller(), server.admin.clone()),
+        bridged: (other.caller(), other.admin.clone()),
+        session: id,
+        socket,
+    };
+    // The viewers on a thread of their own (as if on another machine), so the agent, on
+    // this thread, has one to itself as the forwarders each have.
+    let viewers = std::thread::Builder::new()
+        .name("viewers".into())
+        .spawn(move || actix_web::rt::System::new().block_on(here.measure()))
         .unwrap();
-    relay.handshake().await.unwrap();
-    let mut bridged = ViewerStream::open(&bridged_url().await)
+    let figures = actix_web::rt::task::spawn_blocking(move || viewers.join().expect("viewers"))
         .await
-        .map_err(|e| format!("{e:?}"))
         .unwrap();
-    bridged.handshake().await.unwrap();
-    stream_updates(&mut raw, init.width, init.height).await; // warm-up
-    stream_updates(&mut forwarded, init.width, init.height).await;
-    stream_updates(&mut relay, init.width, init.height).await;
-    stream_updates(&mut bridged, init.width, init.height).await;
-    let (mut raw_rates, mut relay_rates, mut bridged_rates) = (Vec::new(), Vec::new(), Vec::new());
-    let mut forwarded_rates = Vec::new();
-    let mut bytes = 0;
-    for _ in 0..sizes().1 {
-        let (n, took) = stream_updates(&mut raw, init.width, init.height).await;
-        raw_rates.push(n as f64 / took.as_secs_f64() / 1e6);
-        let (n, took) = stream_updates(&mut forwarded, init.width, init.height).await;
-        forwarded_rates.push(n as f64 / took.as_secs_f64() / 1e6);
-        let (n, took) = stream_updates(&mut relay, init.width, init.height).await;
-        relay_rates.push(n as f64 / took.as_secs_f64() / 1e6);
-        let (n, took) = stream_updates(&mut bridged, init.width, init.height).await;
-        bridged_rates.push(n as f64 / took.as_secs_f64() / 1e6);
-        bytes = n;
-    }
-    let forwarded_rate = median(forwarded_rates);
-    let (raw_rate, relay_rate, bridged_rate) = (
-        median(raw_rates),
-        median(relay_rates),
-        median(bridged_rates),
-    );
-
-    // Many streams at once: the relay's aggregate against as many raw connections.
-    let mut raws = Vec::new();
-    let mut relays = Vec::new();
-    for _ in 0..STREAMS {
-        let mut c = RfbClient::connect_unix(&socket).await.unwrap();
-        c.handshake().await.unwrap();
-        raws.push(c);
-        let mut v = ViewerStream::open(&viewer_url().await)
-            .await
-            .map_err(|e| format!("{e:?}"))
-            .unwrap();
-        v.handshake().await.unwrap();
-        relays.push(v);
-    }
-    let raw_many = aggregate(&mut raws, init.width, init.height).await;
-    let relay_many = aggregate(&mut relays, init.width, init.height).await;
-    for v in relays {
-        v.close().await;
-    }
-
-    // Connect latency: until the RFB greeting arrives. The relay's includes a fresh viewer
-    // token, the WebSocket upgrade, vnc_connect to the agent and its socket connect.
-    let (mut raw_connect, mut relay_connect, mut bridged_connect) =
-        (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..sizes().2 {
-        let started = Instant::now();
-        let mut c = RfbClient::connect_unix(&socket).await.unwrap();
-        c.read_exact(12).await.unwrap();
-        raw_connect.push(started.elapsed().as_secs_f64() * 1000.0);
-        let started = Instant::now();
-        let mut v = ViewerStream::open(&viewer_url().await)
-            .await
-            .map_err(|e| format!("{e:?}"))
-            .unwrap();
-        v.read_exact(12).await.unwrap();
-        relay_connect.push(started.elapsed().as_secs_f64() * 1000.0);
-        v.close().await;
-        let started = Instant::now();
-        let mut b = ViewerStream::open(&bridged_url().await)
-            .await
-            .map_err(|e| format!("{e:?}"))
-            .unwrap();
-        b.read_exact(12).await.unwrap();
-        bridged_connect.push(started.elapsed().as_secs_f64() * 1000.0);
-        b.close().await;
-    }
-    let (raw_ms, relay_ms, bridged_ms) = (
-        median(raw_connect),
-        median(relay_connect),
-        median(bridged_connect),
-    );
-
-    println!(
-        "VNC relay vs a raw connection to the same Xvnc's Unix socket ({}x{}, Raw encoding), same run",
-        init.width, init.height
-    );
-    println!(
-        "  throughput: {} full updates ({:.1} MB) per round, median of {} rounds",
-        sizes().0,
-        bytes as f64 / 1e6,
-        sizes().1
-    );
-    println!("    raw socket   {raw_rate:8.1} MB/s");
-    println!("    relay        {relay_rate:8.1} MB/s");
-    println!(
-        "    ratio        {:8.2} (relay / raw)",
-        relay_rate / raw_rate
-    );
-    println!("    forwarders   {forwarded_rate:8.1} MB/s (two plain TCP forwarders in a row)");
-    println!(
-        "    ratio        {:8.2} (relay / forwarders), {:.2} (forwarders / raw)",
-        relay_rate / forwarded_rate,
-        forwarded_rate / raw_rate
-    );
-    println!("    bridged      {bridged_rate:8.1} MB/s (a viewer on another replica)");
-    println!(
-        "    ratio        {:8.2} (bridged / relay)",
-        bridged_rate / relay_rate
-    );
-    println!("  aggregate of {STREAMS} streams at once (one round each)");
-    println!("    raw sockets  {raw_many:8.1} MB/s");
-    println!("    relay        {relay_many:8.1} MB/s");
-    println!(
-        "    ratio        {:8.2} (relay / raw)",
-        relay_many / raw_many
-    );
-    println!("  connect to RFB greeting, median of {}", sizes().2);
-    println!("    raw socket   {raw_ms:8.2} ms");
-    println!("    relay        {relay_ms:8.2} ms (viewer token + WebSocket + vnc_connect)");
-    println!("    bridged      {bridged_ms:8.2} ms (the same, through another replica)");
     server
         .delete(&format!("/api/v1/sessions/{id}"), &server.admin)
         .await;
     cp::session_reaches(&server, id, "terminated").await;
-    let figures = [
-        raw_rate,
-        forwarded_rate,
-        relay_rate,
-        bridged_rate,
-        raw_many,
-        relay_many,
-        raw_ms,
-        relay_ms,
-        bridged_ms,
-    ];
     assert!(
         figures.iter().all(|f| f.is_finite() && *f > 0.0),
         "a figure was not measured: {figures:?}"

@@ -42,6 +42,78 @@ pub struct TestServer {
     stopper: streamspace_control_plane::server::Stopper,
 }
 
+/// The address of a control plane, to call it from any thread (a [`TestServer`] belongs to
+/// the actix system that started it; a benchmark's viewers run on a thread of their own).
+#[derive(Clone)]
+pub struct Caller {
+    pub base: String,
+}
+
+impl Caller {
+    pub fn ws_base(&self) -> String {
+        self.base.replacen("http://", "ws://", 1)
+    }
+
+    /// A JSON request; returns the status and the parsed body (`null` when empty).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        // Longer than the server's own deadlines, so a test sees its answer, not ours.
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .finish();
+        let url = format!("{}{path}", self.base);
+        let mut request = client.request(method.parse().unwrap(), url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let mut response = match body {
+            Some(body) => request.send_json(&body).await,
+            None => request.send().await,
+        }
+        .unwrap();
+        let bytes = response.body().limit(16 * 1024 * 1024).await.unwrap();
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        let status = response.status().as_u16();
+        if let Err(broken) = crate::api_contract::check(method, path, status, &json) {
+            panic!("{broken}");
+        }
+        (status, json)
+    }
+
+    /// A viewer's WebSocket URL for `session`, its one-use token asked for with `token`.
+    pub async fn viewer_url(&self, token: &str, session: uuid::Uuid) -> String {
+        let (status, body) = self
+            .call(
+                "POST",
+                &format!("/api/v1/sessions/{session}/viewer-token"),
+                Some(token),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body["expires_in"].as_u64().unwrap() <= 60,
+            "viewer tokens are short-lived"
+        );
+        format!(
+            "{}{}?token={}",
+            self.ws_base(),
+            body["path"].as_str().unwrap(),
+            body["token"].as_str().unwrap()
+        )
+    }
+}
+
 fn install_crypto() {
     // awc is built with rustls in this workspace; it needs a provider chosen up front.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -98,7 +170,7 @@ impl TestServer {
     }
 
     pub fn ws_base(&self) -> String {
-        self.base.replacen("http://", "ws://", 1)
+        self.caller().ws_base()
     }
 
     /// A JSON request; returns the status and the parsed body (`null` when empty).
@@ -109,32 +181,14 @@ impl TestServer {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        // Longer than the server's own deadlines, so a test sees its answer, not ours.
-        let client = awc::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .finish();
-        let url = format!("{}{path}", self.base);
-        let mut request = client.request(method.parse().unwrap(), url);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
+        self.caller().call(method, path, token, body).await
+    }
+
+    /// A handle to call this control plane from another thread.
+    pub fn caller(&self) -> Caller {
+        Caller {
+            base: self.base.clone(),
         }
-        let mut response = match body {
-            Some(body) => request.send_json(&body).await,
-            None => request.send().await,
-        }
-        .unwrap();
-        let bytes = response.body().limit(16 * 1024 * 1024).await.unwrap();
-        let json = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
-        let status = response.status().as_u16();
-        if let Err(broken) = crate::api_contract::check(method, path, status, &json) {
-            panic!("{broken}");
-        }
-        (status, json)
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
@@ -203,24 +257,7 @@ impl TestServer {
 
     /// A viewer token for `session` as `token`, turned into the proxy's WebSocket URL.
     pub async fn viewer_url(&self, token: &str, session: uuid::Uuid) -> String {
-        let (status, body) = self
-            .post(
-                &format!("/api/v1/sessions/{session}/viewer-token"),
-                token,
-                json!({}),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        assert!(
-            body["expires_in"].as_u64().unwrap() <= 60,
-            "viewer tokens are short-lived"
-        );
-        format!(
-            "{}{}?token={}",
-            self.ws_base(),
-            body["path"].as_str().unwrap(),
-            body["token"].as_str().unwrap()
-        )
+        self.caller().viewer_url(token, session).await
     }
 
     /// The audit entries of `action`, newest first, once there are at least `count` (audit
