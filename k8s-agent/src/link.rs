@@ -477,11 +477,11 @@ pub fn nodelay_connector() -> impl actix_service::Service<
     )
 }
 
-/// Carries out the commands that only need the runtime.
 fn count(sessions: &[streamspace_protocol::SessionReport]) -> u32 {
     u32::try_from(sessions.len()).unwrap_or(u32::MAX)
 }
 
+/// Carries out the commands that only need the runtime.
 async fn run(runtime: &dyn Runtime, command: Command) -> Result<serde_json::Value, String> {
     let operation = command.name();
     let started = std::time::Instant::now();
