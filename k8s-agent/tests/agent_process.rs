@@ -374,6 +374,17 @@ async fn links_without_its_list(platform: &str, env: &[(&str, &str)]) {
         )
     );
     // Its metrics stay readable, the list that did not come counted as a failed call.
+    let text = agent_metrics(&health).await;
+    assert!(
+        text.lines().any(|l| l.starts_with(
+            "streamspace_agent_runtime_call_seconds_count{operation=\"list\",outcome=\"error\"} "
+        )),
+        "{text}"
+    );
+}
+
+/// The agent's `/metrics` at `health`, which must answer 200 (a frozen runtime included).
+async fn agent_metrics(health: &str) -> String {
     let mut response = awc::Client::builder()
         .timeout(Duration::from_secs(30))
         .finish()
@@ -382,13 +393,7 @@ async fn links_without_its_list(platform: &str, env: &[(&str, &str)]) {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let text = String::from_utf8(response.body().await.unwrap().to_vec()).unwrap();
-    assert!(
-        text.lines().any(|l| l.starts_with(
-            "streamspace_agent_runtime_call_seconds_count{operation=\"list\",outcome=\"error\"} "
-        )),
-        "{text}"
-    );
+    String::from_utf8(response.body().await.unwrap().to_vec()).unwrap()
 }
 
 /// A user of this test's alone (`PREFIX-` and 8 random hex digits): its name and its login.
@@ -677,13 +682,7 @@ async fn both_metrics_endpoints_parse_and_the_agent_counts_sessions_tunnel_bytes
     let url = server.viewer_url(&alice, id).await;
     let (_viewer, _) = ViewerStream::open_showing(&url).await.unwrap();
 
-    let mut response = awc::Client::default()
-        .get(format!("http://{health}/metrics"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let agent_text = String::from_utf8(response.body().await.unwrap().to_vec()).unwrap();
+    let agent_text = agent_metrics(&health).await;
     let agent = parsed(&agent_text);
     assert_conventions(&agent, &agent_text);
     // The sum of the samples named `sample` with `label`.
