@@ -7,7 +7,7 @@
 //! session is recorded in `DATA_DIR/sessions/<id>/session.json`, and a restarted agent adopts
 //! the sessions whose Xvnc still runs and reports the others as failed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -23,11 +23,13 @@ use tokio::process::Command;
 use uuid::Uuid;
 
 use self::accounts::{DesktopAccounts, command_as};
+use self::held::{Held, Starting, lock};
 use self::x_access::{authority_file, display_free, run_dir, vnc_socket, xauthority};
 use super::session_locks::SessionLocks;
 use super::{Runtime, RuntimeError, RuntimeFuture, VncStream};
 
 pub mod accounts;
+mod held;
 mod x_access;
 
 pub use self::accounts::DesktopUser;
@@ -85,42 +87,6 @@ pub struct LocalRuntime {
     sessions: SessionLocks,
     /// One session starting on a home, stopping on it, or the home's deletion, at a time.
     homes: SessionLocks,
-}
-
-/// The sessions this agent holds, and what the creates under way have claimed.
-#[derive(Default)]
-struct Held {
-    records: HashMap<Uuid, Record>,
-    /// Sessions being created: they count against `max_sessions`.
-    starting: HashSet<Uuid>,
-    /// The displays creates are trying, and whose: two creates never try the same one.
-    displays: HashMap<u32, Uuid>,
-}
-
-/// A create's place among the sessions, given up with its displays when the create ends.
-struct Starting<'a> {
-    held: &'a Mutex<Held>,
-    id: Uuid,
-}
-
-impl Starting<'_> {
-    /// Whether this create may try `display`: no other create is trying it.
-    fn claim(&self, display: u32) -> bool {
-        let mut held = lock(self.held);
-        *held.displays.entry(display).or_insert(self.id) == self.id
-    }
-}
-
-impl Drop for Starting<'_> {
-    fn drop(&mut self) {
-        let mut held = lock(self.held);
-        held.starting.remove(&self.id);
-        held.displays.retain(|_, id| *id != self.id);
-    }
-}
-
-fn lock(held: &Mutex<Held>) -> MutexGuard<'_, Held> {
-    held.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl LocalRuntime {
