@@ -195,22 +195,8 @@ impl Viewers {
             let mut c = RfbClient::connect_unix(&socket).await.unwrap();
             c.read_exact(12).await.unwrap();
             raw_connect.push(started.elapsed().as_secs_f64() * 1000.0);
-            let started = Instant::now();
-            let mut v = ViewerStream::open(&viewer_url().await)
-                .await
-                .map_err(|e| format!("{e:?}"))
-                .unwrap();
-            v.read_exact(12).await.unwrap();
-            relay_connect.push(started.elapsed().as_secs_f64() * 1000.0);
-            v.close().await;
-            let started = Instant::now();
-            let mut b = ViewerStream::open(&bridged_url().await)
-                .await
-                .map_err(|e| format!("{e:?}"))
-                .unwrap();
-            b.read_exact(12).await.unwrap();
-            bridged_connect.push(started.elapsed().as_secs_f64() * 1000.0);
-            b.close().await;
+            relay_connect.push(greeted_after(viewer_url()).await);
+            bridged_connect.push(greeted_after(bridged_url()).await);
         }
         let (raw_ms, relay_ms, bridged_ms) = (
             median(raw_connect),
@@ -268,6 +254,19 @@ impl Viewers {
             bridged_ms,
         ]
     }
+}
+
+/// Milliseconds from asking for a viewer's URL (its token) to the RFB greeting through it.
+async fn greeted_after(url: impl Future<Output = String>) -> f64 {
+    let started = Instant::now();
+    let mut viewer = ViewerStream::open(&url.await)
+        .await
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+    viewer.read_exact(12).await.unwrap();
+    let took = started.elapsed().as_secs_f64() * 1000.0;
+    viewer.close().await;
+    took
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

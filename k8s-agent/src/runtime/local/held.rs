@@ -18,6 +18,16 @@ pub(super) struct Held {
     pub(super) displays: HashMap<u32, Uuid>,
 }
 
+impl Held {
+    /// The live session that mounts `home`, if any.
+    pub(super) fn using_home(&self, home: Uuid) -> Option<Uuid> {
+        self.records
+            .values()
+            .find(|r| r.home_id == Some(home) && super::xvnc_alive(r))
+            .map(|r| r.session_id)
+    }
+}
+
 /// A create's place among the sessions, given up with its displays when the create ends.
 pub(super) struct Starting<'a> {
     pub(super) held: &'a Mutex<Held>,

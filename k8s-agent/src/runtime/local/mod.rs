@@ -190,14 +190,10 @@ impl LocalRuntime {
             )));
         }
         if let Some(home) = home_id
-            && let Some(other) = held
-                .records
-                .values()
-                .find(|r| r.home_id == Some(home) && xvnc_alive(r))
+            && let Some(other) = held.using_home(home)
         {
             return Err(RuntimeError::Start(format!(
-                "home {home} is in use by session {}",
-                other.session_id
+                "home {home} is in use by session {other}"
             )));
         }
         held.starting.insert(id);
@@ -416,15 +412,10 @@ impl LocalRuntime {
     /// See [`super::Runtime::delete_home`].
     pub async fn delete_home(&self, home_id: Uuid) -> Result<(), RuntimeError> {
         let _serialized = self.homes.lock(home_id).await;
-        if let Some(user) = self
-            .held()
-            .records
-            .values()
-            .find(|r| r.home_id == Some(home_id) && xvnc_alive(r))
-        {
+        let user = self.held().using_home(home_id);
+        if let Some(user) = user {
             return Err(RuntimeError::Other(format!(
-                "home {home_id} is in use by session {}",
-                user.session_id
+                "home {home_id} is in use by session {user}"
             )));
         }
         let dir = self.home_dir(home_id);
