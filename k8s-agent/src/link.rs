@@ -24,7 +24,7 @@ use crate::command_book::{CommandBook, Seen};
 use crate::config::Config;
 use crate::link_codec::{LinkCodec, Out};
 use crate::link_messages::{LinkHandle, SendData, SendFrame, SendMessage, TunnelGone};
-use crate::runtime::{LIST_DEADLINE, Runtime, within};
+use crate::runtime::{LIST_DEADLINE, OPEN_DEADLINE, Runtime, within};
 use crate::tunnel::{self, Tunnel};
 
 type WsSink = SplitSink<actix_codec::Framed<BoxedSocket, LinkCodec>, Out>;
@@ -352,34 +352,42 @@ impl ControlPlaneLink {
                 window,
             } => {
                 self.opening.insert(stream_id);
-                async move { runtime.open_vnc(session_id).await }
-                    .into_actor(self)
-                    .map(move |opened, this, ctx| {
-                        this.opening.remove(&stream_id);
-                        if this.cancelled.remove(&stream_id) {
-                            // Dropping the connection closes it (and its port-forward).
-                            log::info!("stream {stream_id}: the viewer left while it opened");
-                            let error = "the viewer left before the stream opened";
-                            return this.answer(command_id, Err(error.into()));
-                        }
-                        match opened {
-                            Ok(vnc) => {
-                                let tunnel =
-                                    Tunnel::new(stream_id, window, vnc, link_handle(ctx)).start();
-                                if let Some((_, old)) =
-                                    this.tunnels.insert(stream_id, (session_id, tunnel))
-                                {
-                                    old.do_send(tunnel::Close);
-                                }
-                                this.answer(
-                                    command_id,
-                                    Ok(serde_json::json!({ "stream_id": stream_id })),
-                                );
+                async move {
+                    match tokio::time::timeout(OPEN_DEADLINE, runtime.open_vnc(session_id)).await {
+                        Ok(opened) => opened.map_err(|e| e.to_string()),
+                        Err(_) => Err(format!(
+                            "the desktop's VNC server could not be reached within {} s",
+                            OPEN_DEADLINE.as_secs()
+                        )),
+                    }
+                }
+                .into_actor(self)
+                .map(move |opened, this, ctx| {
+                    this.opening.remove(&stream_id);
+                    if this.cancelled.remove(&stream_id) {
+                        // Dropping the connection closes it (and its port-forward).
+                        log::info!("stream {stream_id}: the viewer left while it opened");
+                        let error = "the viewer left before the stream opened";
+                        return this.answer(command_id, Err(error.into()));
+                    }
+                    match opened {
+                        Ok(vnc) => {
+                            let tunnel =
+                                Tunnel::new(stream_id, window, vnc, link_handle(ctx)).start();
+                            if let Some((_, old)) =
+                                this.tunnels.insert(stream_id, (session_id, tunnel))
+                            {
+                                old.do_send(tunnel::Close);
                             }
-                            Err(e) => this.answer(command_id, Err(e.to_string())),
+                            this.answer(
+                                command_id,
+                                Ok(serde_json::json!({ "stream_id": stream_id })),
+                            );
                         }
-                    })
-                    .spawn(ctx);
+                        Err(e) => this.answer(command_id, Err(e)),
+                    }
+                })
+                .spawn(ctx);
             }
             Command::VncDisconnect { stream_id, reason } => {
                 log::info!("stream {stream_id} closed by the control plane: {reason}");

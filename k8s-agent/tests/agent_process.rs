@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use streamspace_k8s_agent::runtime::LIST_DEADLINE;
+use streamspace_k8s_agent::runtime::{LIST_DEADLINE, OPEN_DEADLINE};
 use streamspace_testkit::control_plane::{self as cp, TestServer};
 use streamspace_testkit::rfb::ViewerStream;
 
@@ -345,6 +345,42 @@ async fn an_agent_whose_docker_engine_froze_links_without_its_list_and_says_why(
     drop(frozen);
 }
 
+/// A viewer of a desktop behind a frozen engine is told why once the open deadline passes,
+/// not after the engine client's two minutes.
+#[actix_web::test]
+async fn a_viewer_of_a_desktop_behind_a_frozen_engine_is_told_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    let frozen = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let host = format!("unix://{}", socket.display());
+    let server = cp::start(&[]).await;
+    server.template("xterm").await;
+    let token = server.register_agent("local-1", "docker").await;
+    let env = [("PLATFORM", "docker"), ("DOCKER_HOST", host.as_str())];
+    let _agent = AgentProcess::start_with(&server, &token, &env);
+    linked_despite_its_runtime(&server).await;
+    let alice = server.user("alice").await;
+    let id = server.running_session_on("alice", "xterm", "local-1");
+
+    let url = server.viewer_url(&alice, id).await;
+    let mut viewer = ViewerStream::open(&url)
+        .await
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+    let reason = viewer
+        .closed_within(OPEN_DEADLINE + Duration::from_secs(20))
+        .await
+        .expect("the viewer was left waiting");
+    assert!(
+        reason.contains(&format!(
+            "could not be reached within {} s",
+            OPEN_DEADLINE.as_secs()
+        )),
+        "{reason}"
+    );
+    drop(frozen);
+}
+
 async fn links_without_its_list(platform: &str, env: &[(&str, &str)]) {
     let server = cp::start(&[]).await;
     let token = server.register_agent("local-1", platform).await;
@@ -352,19 +388,7 @@ async fn links_without_its_list(platform: &str, env: &[(&str, &str)]) {
     let mut env = env.to_vec();
     env.extend([("PLATFORM", platform), ("HEALTH_ADDR", health.as_str())]);
     let _agent = AgentProcess::start_with(&server, &token, &env);
-    let started = Instant::now();
-    loop {
-        let (status, body) = server.get("/api/v1/agents/local-1", &server.admin).await;
-        if status == 200 && body["status"] == "online" {
-            break;
-        }
-        // The start's engine check and the hello's list each wait out their deadline.
-        assert!(
-            started.elapsed() < LIST_DEADLINE * 2 + Duration::from_secs(20),
-            "the agent did not link: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    linked_despite_its_runtime(&server).await;
     let connects = server.audit("agent_connect", 1).await;
     assert_eq!(
         connects[0]["details"]["inventory_error"],
@@ -381,6 +405,23 @@ async fn links_without_its_list(platform: &str, env: &[(&str, &str)]) {
         )),
         "{text}"
     );
+}
+
+/// Waits for agent `local-1` to be online: the start's engine check and the hello's list may
+/// each wait out their deadline first.
+async fn linked_despite_its_runtime(server: &TestServer) {
+    let started = Instant::now();
+    loop {
+        let (status, body) = server.get("/api/v1/agents/local-1", &server.admin).await;
+        if status == 200 && body["status"] == "online" {
+            return;
+        }
+        assert!(
+            started.elapsed() < LIST_DEADLINE * 2 + Duration::from_secs(20),
+            "the agent did not link: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The agent's `/metrics` at `health`, which must answer 200 (a frozen runtime included).

@@ -260,6 +260,32 @@ impl TestServer {
         self.caller().viewer_url(token, session).await
     }
 
+    /// A session of `owner` from `template` that the control plane holds for running on
+    /// `agent_id`, written straight into the database: for a test whose agent cannot start one
+    /// (its runtime froze), so what happens to its viewers can be seen.
+    pub fn running_session_on(&self, owner: &str, template: &str, agent_id: &str) -> uuid::Uuid {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Made {
+            #[diesel(sql_type = diesel::sql_types::Uuid)]
+            id: uuid::Uuid,
+        }
+        let made: Made = diesel::sql_query(
+            "INSERT INTO sessions (owner_id, template_id, template_name, state, agent_id, \
+                 platform, persistent_home, started_at) \
+             SELECT u.id, t.id, t.name, 'running', a.agent_id, a.platform, false, now() \
+             FROM users u, templates t, agents a \
+             WHERE u.username = $1 AND t.name = $2 AND a.agent_id = $3 \
+             RETURNING id",
+        )
+        .bind::<diesel::sql_types::Text, _>(owner)
+        .bind::<diesel::sql_types::Text, _>(template)
+        .bind::<diesel::sql_types::Text, _>(agent_id)
+        .get_result(&mut self.db.connect())
+        .expect("the owner, the template and the agent exist");
+        made.id
+    }
+
     /// The audit entries of `action`, newest first, once there are at least `count` (audit
     /// records are written in the background, a moment after the request that caused them).
     pub async fn audit(&self, action: &str, count: usize) -> Vec<Value> {

@@ -19,6 +19,10 @@ use uuid::Uuid;
 /// connection and then froze wait minutes (kube's read timeout is 295 s).
 pub const LIST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How long the agent waits to reach a session's VNC server (a port-forward through the API
+/// server, the engine's answer, a socket) before telling the viewer why it cannot.
+pub const OPEN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// `list`, given up after `deadline`; the error says why.
 pub async fn within<T>(
     deadline: std::time::Duration,
