@@ -522,7 +522,7 @@ async fn call(runtime: &dyn Runtime, command: Command) -> Result<serde_json::Val
             Ok(serde_json::json!({}))
         }
         Command::ListSessions => {
-            let sessions = runtime.list().await.map_err(|e| e.to_string())?;
+            let sessions = within(LIST_DEADLINE, runtime.list()).await?;
             Ok(serde_json::json!({ "sessions": sessions }))
         }
         Command::GetSession { session_id } => {

@@ -397,6 +397,19 @@ async fn links_without_its_list(platform: &str, env: &[(&str, &str)]) {
             LIST_DEADLINE.as_secs()
         )
     );
+    // An admin asking it what it runs is told why it cannot say, before the query's own
+    // deadline would answer "did not answer".
+    let (status, body) = server
+        .get("/api/v1/agents/local-1/sessions", &server.admin)
+        .await;
+    assert_eq!((status, body["error"].as_str()), (503, Some("agent_error")));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("within {} s", LIST_DEADLINE.as_secs())),
+        "{body}"
+    );
     // Its metrics stay readable, the list that did not come counted as a failed call.
     let text = agent_metrics(&health).await;
     assert!(
