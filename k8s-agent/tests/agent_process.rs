@@ -337,22 +337,28 @@ async fn an_agent_whose_api_server_froze_links_without_its_list_and_says_why() {
 
 #[actix_web::test]
 async fn an_agent_whose_docker_engine_froze_links_without_its_list_and_says_why() {
+    let (_frozen, host) = frozen_engine();
+    links_without_its_list("docker", &[("DOCKER_HOST", host.as_str())]).await;
+}
+
+/// A `DOCKER_HOST` whose socket takes connections (the kernel completes them in the listen
+/// backlog) and never reads them; frozen while the first value lives.
+fn frozen_engine() -> (
+    (tempfile::TempDir, std::os::unix::net::UnixListener),
+    String,
+) {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("docker.sock");
-    let frozen = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
     let host = format!("unix://{}", socket.display());
-    links_without_its_list("docker", &[("DOCKER_HOST", host.as_str())]).await;
-    drop(frozen);
+    ((dir, listener), host)
 }
 
 /// A viewer of a desktop behind a frozen engine is told why once the open deadline passes,
 /// not after the engine client's two minutes.
 #[actix_web::test]
 async fn a_viewer_of_a_desktop_behind_a_frozen_engine_is_told_why() {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("docker.sock");
-    let frozen = std::os::unix::net::UnixListener::bind(&socket).unwrap();
-    let host = format!("unix://{}", socket.display());
+    let (_frozen, host) = frozen_engine();
     let server = cp::start(&[]).await;
     server.template("xterm").await;
     let token = server.register_agent("local-1", "docker").await;
@@ -378,7 +384,6 @@ async fn a_viewer_of_a_desktop_behind_a_frozen_engine_is_told_why() {
         )),
         "{reason}"
     );
-    drop(frozen);
 }
 
 async fn links_without_its_list(platform: &str, env: &[(&str, &str)]) {
