@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use crate::config::{Config, Platform};
-use crate::runtime::Runtime;
 use crate::runtime::docker::{self, DockerRuntime, DockerSettings};
 use crate::runtime::kubernetes::client::client;
 use crate::runtime::kubernetes::objects::Layout;
 use crate::runtime::kubernetes::{KubeRuntime, KubeSettings};
 use crate::runtime::local::accounts::DesktopAccounts;
 use crate::runtime::local::{DesktopUser, LocalRuntime, LocalSettings};
+use crate::runtime::{Runtime, within};
 
 /// How Kubernetes objects are laid out, from the configuration (also for `render`).
 pub fn layout(config: &Config) -> Layout {
@@ -23,10 +23,10 @@ pub fn layout(config: &Config) -> Layout {
     }
 }
 
-/// The runtime of `config.platform`; an error says what stops it (one line).
 /// How long the start waits for the Docker engine's version, which it only logs.
 const ENGINE_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The runtime of `config.platform`; an error says what stops it (one line).
 pub async fn runtime(config: &Config) -> Result<Arc<dyn Runtime>, String> {
     match config.platform {
         Platform::Local => {
@@ -66,16 +66,11 @@ pub async fn runtime(config: &Config) -> Result<Arc<dyn Runtime>, String> {
             });
             // Not fatal: the engine may come up after the agent; sessions say why meanwhile.
             // Nor does one that froze hold up the start for the client's two minutes.
-            match tokio::time::timeout(ENGINE_CHECK, runtime.engine_version()).await {
-                Ok(Ok(version)) => {
-                    log::info!("Docker engine {version} at {}", config.docker_host.host())
-                }
-                Ok(Err(e)) => log::warn!("{e}; sessions fail until it answers"),
-                Err(_) => log::warn!(
-                    "the Docker engine at {} did not answer within {} s; sessions fail until it answers",
-                    config.docker_host.host(),
-                    ENGINE_CHECK.as_secs()
-                ),
+            let host = config.docker_host.host();
+            let failure = format!("the Docker engine at {host} did not answer");
+            match within(ENGINE_CHECK, &failure, runtime.engine_version()).await {
+                Ok(version) => log::info!("Docker engine {version} at {host}"),
+                Err(e) => log::warn!("{e}; sessions fail until it answers"),
             }
             Ok(Arc::new(runtime) as Arc<dyn Runtime>)
         }

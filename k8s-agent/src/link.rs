@@ -24,7 +24,7 @@ use crate::command_book::{CommandBook, Seen};
 use crate::config::Config;
 use crate::link_codec::{LinkCodec, Out};
 use crate::link_messages::{LinkHandle, SendData, SendFrame, SendMessage, TunnelGone};
-use crate::runtime::{LIST_DEADLINE, OPEN_DEADLINE, Runtime, within};
+use crate::runtime::{LIST_DEADLINE, OPEN_DEADLINE, Runtime, listed, within};
 use crate::tunnel::{self, Tunnel};
 
 type WsSink = SplitSink<actix_codec::Framed<BoxedSocket, LinkCodec>, Out>;
@@ -127,7 +127,7 @@ impl ControlPlaneLink {
             // read before dialling, so a slow runtime cannot run past the hello deadline.
             // A runtime that cannot list (e.g. no permission in its namespace) does not keep
             // the agent offline: the hello says why, and sessions fail with the reason.
-            let (sessions, inventory_error) = match within(LIST_DEADLINE, runtime.list()).await {
+            let (sessions, inventory_error) = match listed(LIST_DEADLINE, runtime.list()).await {
                 Ok(sessions) => (sessions, None),
                 Err(e) => {
                     log::warn!("cannot list this agent's sessions: {e}");
@@ -321,7 +321,7 @@ impl ControlPlaneLink {
     /// Reports every session the runtime holds, for the control plane to reconcile.
     fn send_inventory(&mut self, ctx: &mut Context<Self>) {
         let runtime = self.runtime.clone();
-        async move { within(LIST_DEADLINE, runtime.inventory()).await }
+        async move { listed(LIST_DEADLINE, runtime.inventory()).await }
             .into_actor(self)
             .map(|listed, this, _| match listed {
                 Ok(sessions) => {
@@ -353,13 +353,8 @@ impl ControlPlaneLink {
             } => {
                 self.opening.insert(stream_id);
                 async move {
-                    match tokio::time::timeout(OPEN_DEADLINE, runtime.open_vnc(session_id)).await {
-                        Ok(opened) => opened.map_err(|e| e.to_string()),
-                        Err(_) => Err(format!(
-                            "the desktop's VNC server could not be reached within {} s",
-                            OPEN_DEADLINE.as_secs()
-                        )),
-                    }
+                    let failure = "the desktop's VNC server could not be reached";
+                    within(OPEN_DEADLINE, failure, runtime.open_vnc(session_id)).await
                 }
                 .into_actor(self)
                 .map(move |opened, this, ctx| {
@@ -522,7 +517,7 @@ async fn call(runtime: &dyn Runtime, command: Command) -> Result<serde_json::Val
             Ok(serde_json::json!({}))
         }
         Command::ListSessions => {
-            let sessions = within(LIST_DEADLINE, runtime.list()).await?;
+            let sessions = listed(LIST_DEADLINE, runtime.list()).await?;
             Ok(serde_json::json!({ "sessions": sessions }))
         }
         Command::GetSession { session_id } => {

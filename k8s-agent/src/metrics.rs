@@ -141,7 +141,7 @@ impl Metrics {
             .unwrap_or(true);
         if stale {
             let started = Instant::now();
-            let listed = crate::runtime::within(SCRAPE_LIST_DEADLINE, runtime.list()).await;
+            let listed = crate::runtime::listed(SCRAPE_LIST_DEADLINE, runtime.list()).await;
             self.runtime_call("list", started.elapsed(), listed.is_ok());
             if let Ok(sessions) = listed {
                 self.set_sessions(&sessions);

@@ -23,18 +23,24 @@ pub const LIST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10
 /// server, the engine's answer, a socket) before telling the viewer why it cannot.
 pub const OPEN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// `list`, given up after `deadline`; the error says why.
+/// `call`, given up after `deadline`: the error is then `failure` and how long it waited.
 pub async fn within<T>(
+    deadline: std::time::Duration,
+    failure: &str,
+    call: impl Future<Output = Result<T, RuntimeError>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(deadline, call).await {
+        Ok(done) => done.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("{failure} within {} s", deadline.as_secs())),
+    }
+}
+
+/// A list of the runtime's sessions, given up after `deadline`.
+pub async fn listed<T>(
     deadline: std::time::Duration,
     list: impl Future<Output = Result<T, RuntimeError>>,
 ) -> Result<T, String> {
-    match tokio::time::timeout(deadline, list).await {
-        Ok(listed) => listed.map_err(|e| e.to_string()),
-        Err(_) => Err(format!(
-            "the runtime did not list its sessions within {} s",
-            deadline.as_secs()
-        )),
-    }
+    within(deadline, "the runtime did not list its sessions", list).await
 }
 
 /// A byte stream to a session's VNC server.
