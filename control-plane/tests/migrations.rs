@@ -32,6 +32,9 @@ fn tables(conn: &mut PgConnection) -> Vec<String> {
     )
 }
 
+/// The migrations in `migrations/`.
+const MIGRATION_COUNT: usize = 18;
+
 const TABLES: [&str; 13] = [
     "agent_commands",
     "agent_credentials",
@@ -54,7 +57,7 @@ fn migrations_run_up_down_and_up_again() {
     let mut conn = db.connect();
 
     let applied = run_pending(&mut conn).unwrap();
-    assert_eq!(applied, 17);
+    assert_eq!(applied, MIGRATION_COUNT);
     assert_eq!(tables(&mut conn), TABLES);
 
     conn.revert_all_migrations(MIGRATIONS).unwrap();
@@ -68,7 +71,7 @@ fn migrations_run_up_down_and_up_again() {
         "down.sql left functions behind: {functions:?}"
     );
 
-    assert_eq!(run_pending(&mut conn).unwrap(), 17);
+    assert_eq!(run_pending(&mut conn).unwrap(), MIGRATION_COUNT);
     assert_eq!(tables(&mut conn), TABLES);
     assert_eq!(
         run_pending(&mut conn).unwrap(),

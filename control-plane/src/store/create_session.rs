@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use super::command_rows::{CommandRow, deadline};
 use super::homes::{self, HomePlacement};
-use super::pick_agent::{PICK, pick};
+use super::pick_agent::{PICK_SKIPPING_LOCKED, pick};
+use super::prepared::Prepare;
 use super::sessions::Session;
 use super::{Query, StoreError};
 use crate::placement;
@@ -145,9 +146,10 @@ impl CreateSession {
         .unwrap_or_default();
         let timeout_at = deadline(self.command_timeout);
         let audit = &self.audit;
-        // Planned at each call, as placement is (`pick_agent.rs`).
+        // Prepared: the placement in it is a function whose plan suits any fleet
+        // (`pick_agent.rs`), and the rest are inserts.
         let written: Option<Written> = diesel::sql_query(format!(
-            "WITH a AS ({PICK} FOR NO KEY UPDATE SKIP LOCKED), \
+            "WITH a AS ({PICK_SKIPPING_LOCKED}), \
              s AS (INSERT INTO sessions (id, owner_id, template_id, template_name, resources, \
                  persistent_home, home_id, agent_id, platform, region, idle_timeout_seconds, \
                  max_lifetime_seconds, recorded, idle_action, spec) \
@@ -191,6 +193,7 @@ impl CreateSession {
         .bind::<Nullable<Text>, _>(&audit.actor_username)
         .bind::<Nullable<Text>, _>(&audit.actor_agent_id)
         .bind::<Nullable<Text>, _>(&audit.source_ip)
+        .prepared()
         .get_result(conn)
         .optional()?;
         Ok(written.map(|w| {
@@ -370,6 +373,73 @@ mod tests {
             local.run(&mut conn).unwrap(),
             Placed::NoAgent(message) if message.contains("local")
         ));
+    }
+
+    #[derive(QueryableByName)]
+    struct Scans {
+        #[diesel(sql_type = Text)]
+        name: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        scans: i64,
+    }
+
+    /// The statement is prepared, and Postgres keeps the plan it made for the table as it was
+    /// then: a plan made on a fleet of two must still walk the placement index, not sort
+    /// every online agent, once the fleet is thousands (before the table is analysed again).
+    #[test]
+    fn a_plan_kept_from_a_small_fleet_still_walks_the_placement_index_in_a_large_one() {
+        let (_db, mut conn) = crate::store::migrated_database();
+        fleet(
+            &mut conn,
+            "('a', 'local', NULL, 'online', 100), ('b', 'local', NULL, 'online', 100)",
+        );
+        // Its statistics read, as autovacuum would have; then more calls than Postgres makes
+        // custom plans for before it keeps a generic one.
+        conn.batch_execute("ANALYZE agents").unwrap();
+        for _ in 0..10 {
+            created(&mut conn, creation(false));
+        }
+        conn.batch_execute(
+            "INSERT INTO agents (agent_id, platform, status, max_sessions) \
+             SELECT 'many-' || i, 'local', 'online', 10 FROM generate_series(1, 5000) AS i",
+        )
+        .unwrap();
+        // The scans of each index Postgres counted on this connection and not yet reported.
+        // (Not those of the table: the foreign-key checks' and the trigger's plans are kept
+        // from the small table too, and scan it until autovacuum next passes.)
+        let scans = |conn: &mut PgConnection| -> Vec<(String, i64)> {
+            diesel::sql_query(
+                "SELECT relname::text AS name, pg_stat_get_xact_numscans(oid) AS scans \
+                 FROM pg_class \
+                 WHERE relname IN ('idx_agents_placement', 'idx_agents_status') \
+                 ORDER BY relname",
+            )
+            .load::<Scans>(conn)
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.name, s.scans))
+            .collect()
+        };
+        // In one transaction, so that none of them is reported in between.
+        let (agent, before, after) = conn
+            .transaction(|conn| {
+                let before = scans(conn);
+                let Placed::Created { session, .. } = creation(false).run(conn).unwrap() else {
+                    panic!("not created");
+                };
+                diesel::QueryResult::Ok((session.agent_id, before, scans(conn)))
+            })
+            .unwrap();
+        assert_eq!(agent.as_deref(), Some("many-1"));
+        let made: Vec<(&str, i64)> = before
+            .iter()
+            .zip(&after)
+            .map(|((name, was), (_, now))| (name.as_str(), now - was))
+            .collect();
+        assert_eq!(
+            made,
+            [("idx_agents_placement", 1), ("idx_agents_status", 0)]
+        );
     }
 
     #[test]

@@ -1,0 +1,1 @@
+DROP FUNCTION streamspace_pick_agent(TEXT, TEXT[], TEXT, TEXT);
