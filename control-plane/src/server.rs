@@ -11,6 +11,7 @@ use actix_web::{App, web};
 use thiserror::Error;
 use utoipa_actix_web::AppExt;
 
+use crate::actors::analyser::Analyser;
 use crate::actors::batcher::{Batcher, CommandWrites};
 use crate::actors::limit_keeper::LimitKeeper;
 use crate::actors::pruner::Pruner;
@@ -118,6 +119,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         config.recording_dir.clone(),
     )
     .start();
+    Analyser::new(store.clone()).start();
     LimitKeeper::new(
         store.clone(),
         supervisor.clone(),

@@ -471,3 +471,39 @@ async fn an_agents_credentials_page_newest_first() {
         .await;
     assert_eq!(status, 400);
 }
+
+/// A fleet registered in bulk is analysed by the control plane within seconds, not at
+/// autovacuum's next pass (turned off for the table here, so only the control plane can).
+#[actix_web::test]
+async fn a_fleet_registered_in_bulk_is_analysed_within_seconds() {
+    use diesel::RunQueryDsl;
+    use diesel::connection::SimpleConnection;
+    #[derive(diesel::QueryableByName)]
+    struct Pages {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        relpages: i32,
+    }
+    let server = common::start(&[]).await;
+    let mut conn = server.db.connect();
+    conn.batch_execute(
+        "ALTER TABLE agents SET (autovacuum_enabled = false); ANALYZE agents; \
+         INSERT INTO agents (agent_id, platform) \
+         SELECT 'bulk-' || i, 'local' FROM generate_series(1, 3000) AS i",
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let pages = diesel::sql_query("SELECT relpages FROM pg_class WHERE relname = 'agents'")
+            .get_result::<Pages>(&mut conn)
+            .unwrap()
+            .relpages;
+        if pages > 8 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "agents still analysed as {pages} pages"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

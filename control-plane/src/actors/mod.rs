@@ -2,10 +2,12 @@
 //! [`agent_connection::AgentConnection`] per agent WebSocket, one [`command::CommandActor`]
 //! per command in flight (their store writes made in batches by
 //! [`batcher::Batcher`]s), one [`vnc_tunnel::VncTunnel`] per browser viewer, the store,
-//! one [`pruner::Pruner`] enforcing retention and one [`limit_keeper::LimitKeeper`] stopping
-//! desktops past their idle timeout or lifetime.
+//! one [`pruner::Pruner`] enforcing retention, one [`limit_keeper::LimitKeeper`] stopping
+//! desktops past their idle timeout or lifetime, and one [`analyser::Analyser`] having
+//! Postgres analyse tables that have grown.
 
 pub mod agent_connection;
+pub mod analyser;
 pub mod batcher;
 pub mod command;
 pub mod limit_keeper;

@@ -34,6 +34,7 @@ pub mod commands;
 pub mod create_session;
 pub mod credentials;
 mod error;
+pub mod grown_tables;
 pub mod hibernation;
 pub mod homes;
 pub mod migrations;
