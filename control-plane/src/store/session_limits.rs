@@ -75,7 +75,7 @@ const DUE: &str = "SELECT id, agent_id, persistent_home, \
                  AS lifetime_over \
            FROM sessions \
            WHERE (idle_timeout_seconds IS NOT NULL OR max_lifetime_seconds IS NOT NULL) \
-             AND agent_id IS NOT NULL \
+             AND terminated_at IS NULL AND agent_id IS NOT NULL \
              AND (state IN ('running', 'degraded', 'hibernated') \
                   AND started_at + make_interval(secs => max_lifetime_seconds) <= now() \
                   OR state IN ('running', 'degraded') \
@@ -149,7 +149,66 @@ impl Query for EndOverdueSessions {
 
 #[cfg(test)]
 mod tests {
+    use diesel::connection::SimpleConnection;
+
     use super::*;
+
+    #[derive(QueryableByName)]
+    struct Read {
+        #[diesel(sql_type = BigInt)]
+        entries: i64,
+        #[diesel(sql_type = BigInt)]
+        table_scans: i64,
+    }
+
+    /// What this connection has read of `sessions` and not yet reported: entries of the
+    /// sweep's index, and scans of the whole table.
+    fn read(conn: &mut PgConnection) -> (i64, i64) {
+        let read: Read = diesel::sql_query(
+            "SELECT pg_stat_get_xact_tuples_returned('idx_sessions_limited'::regclass) \
+                 AS entries, \
+             pg_stat_get_xact_numscans('sessions'::regclass) AS table_scans",
+        )
+        .get_result(conn)
+        .unwrap();
+        (read.entries, read.table_scans)
+    }
+
+    /// Ended sessions stay for their retention; the sweep reads the live ones only.
+    #[test]
+    fn the_sweep_reads_live_sessions_only_however_many_have_ended() {
+        let (_db, mut conn) = crate::store::migrated_database();
+        conn.batch_execute(
+            "INSERT INTO users (id, username, password_hash, role) \
+                 VALUES ('00000000-0000-0000-0000-000000000001', 'u', 'x', 'user');
+             INSERT INTO agents (agent_id, platform) VALUES ('a', 'local');
+             INSERT INTO sessions (owner_id, template_name, state, agent_id, started_at, \
+                 terminated_at, max_lifetime_seconds) \
+             SELECT '00000000-0000-0000-0000-000000000001', 't', 'terminated', 'a', \
+                 now() - interval '2 hours', now() - interval '1 hour', 60 \
+             FROM generate_series(1, 2000);
+             INSERT INTO sessions (owner_id, template_name, state, agent_id, started_at, \
+                 max_lifetime_seconds) \
+             VALUES ('00000000-0000-0000-0000-000000000001', 't', 'running', 'a', \
+                 now() - interval '2 hours', 60);
+             ANALYZE sessions;",
+        )
+        .unwrap();
+        let (stopped, before, after) = conn
+            .transaction(|conn| {
+                let before = read(conn);
+                let stopped = EndOverdueSessions {
+                    limit: 100,
+                    command_timeout: std::time::Duration::from_secs(30),
+                }
+                .run(conn)
+                .unwrap();
+                diesel::QueryResult::Ok((stopped, before, read(conn)))
+            })
+            .unwrap();
+        assert_eq!(stopped.len(), 1, "the one live session past its lifetime");
+        assert_eq!((after.0 - before.0, after.1 - before.1), (1, 0));
+    }
 
     #[test]
     fn limits_read_as_words() {
