@@ -3,7 +3,7 @@
 //! plans Postgres keeps for key lookups follow a fleet registered in bulk within seconds
 //! rather than at autovacuum's next pass.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
@@ -12,6 +12,17 @@ use crate::store::grown_tables::AnalyseGrownTables;
 
 /// How often the tables' sizes are compared with their statistics (a read of `pg_class`).
 pub const ANALYSE_EVERY: Duration = Duration::from_secs(5);
+/// The longest pause after failures.
+const MAX_PAUSE: Duration = Duration::from_secs(600);
+
+/// How long to leave the tables alone after `failures` failed passes in a row: an ANALYZE
+/// that cannot finish within the statement timeout (a huge table on slow disks) would
+/// otherwise be tried, and logged, every few seconds until autovacuum analyses the table.
+fn pause_after(failures: u32) -> Duration {
+    ANALYSE_EVERY
+        .saturating_mul(2u32.saturating_pow(failures))
+        .min(MAX_PAUSE)
+}
 
 /// Looks at the tables' sizes now (also sent by the timer).
 #[derive(Message)]
@@ -22,6 +33,9 @@ pub struct AnalyseNow;
 pub struct Analyser {
     store: StoreHandle,
     running: bool,
+    /// Failed passes in a row, and until when the next waits.
+    failures: u32,
+    paused_until: Option<Instant>,
 }
 
 impl Analyser {
@@ -30,6 +44,8 @@ impl Analyser {
         Analyser {
             store,
             running: false,
+            failures: 0,
+            paused_until: None,
         }
     }
 }
@@ -46,7 +62,11 @@ impl Handler<AnalyseNow> for Analyser {
     type Result = ();
 
     fn handle(&mut self, _: AnalyseNow, ctx: &mut Context<Self>) {
-        if self.running {
+        if self.running
+            || self
+                .paused_until
+                .is_some_and(|until| Instant::now() < until)
+        {
             return;
         }
         self.running = true;
@@ -56,13 +76,35 @@ impl Handler<AnalyseNow> for Analyser {
             .map(|analysed, this, _| {
                 this.running = false;
                 match analysed {
-                    Ok(tables) if !tables.is_empty() => {
-                        log::info!("analysed grown tables: {}", tables.join(", "));
+                    Ok(tables) => {
+                        (this.failures, this.paused_until) = (0, None);
+                        if !tables.is_empty() {
+                            log::info!("analysed grown tables: {}", tables.join(", "));
+                        }
                     }
-                    Ok(_) => {}
-                    Err(e) => log::warn!("analysing grown tables: {e}"),
+                    Err(e) => {
+                        this.failures = this.failures.saturating_add(1);
+                        let pause = pause_after(this.failures);
+                        this.paused_until = Some(Instant::now() + pause);
+                        log::warn!(
+                            "analysing grown tables: {e}; next try in {} s",
+                            pause.as_secs()
+                        );
+                    }
                 }
             })
             .wait(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_in_a_row_double_the_pause_up_to_ten_minutes() {
+        let pauses: Vec<u64> = (1..=9).map(|n| pause_after(n).as_secs()).collect();
+        assert_eq!(pauses, [10, 20, 40, 80, 160, 320, 600, 600, 600]);
+        assert_eq!(pause_after(u32::MAX), MAX_PAUSE);
     }
 }

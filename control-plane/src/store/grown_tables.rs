@@ -31,7 +31,8 @@ struct Grown {
 }
 
 /// Analyses each watched table at least twice as large as when its statistics were taken
-/// (and larger than [`SMALL_PAGES`]); the names of those analysed.
+/// (and larger than [`SMALL_PAGES`]); the names of those analysed (or left to whoever was
+/// analysing one at that moment).
 pub struct AnalyseGrownTables;
 
 impl Query for AnalyseGrownTables {
