@@ -38,13 +38,13 @@ pub struct AnalyseGrownTables;
 impl Query for AnalyseGrownTables {
     type Output = Vec<String>;
     fn run(self, conn: &mut PgConnection) -> Result<Vec<String>, StoreError> {
-        // Its size now, against `relpages` as the last ANALYZE (or VACUUM) left it.
+        // Its size now, against `relpages` as the last ANALYZE (or VACUUM) left it. Each
+        // name is found as `ANALYZE` below finds it (the search path), whatever the schema.
         let grown: Vec<Grown> = diesel::sql_query(
             "SELECT relname::text AS name, \
                  pg_relation_size(oid) / current_setting('block_size')::bigint AS pages \
              FROM pg_class \
-             WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace \
-               AND relname = ANY($1) \
+             WHERE oid IN (SELECT to_regclass(t) FROM unnest($1::text[]) AS t) \
                AND pg_relation_size(oid) / current_setting('block_size')::bigint \
                    > GREATEST(2 * relpages::bigint, $2)",
         )
